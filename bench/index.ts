@@ -8,6 +8,10 @@ type Bench = (argv: string[]) => Promise<Record<string, unknown>>;
 const benches: Record<string, () => Promise<Bench>> = {
   // Benchmarks register here, one line each, e.g.
   // formats: async () => (await import('./formats')).run,
+  formats: async () => (await import('./formats.js')).run,
+  quant: async () => (await import('./quant.js')).run, // node16 keeps import() as ESM resolution: the .js extension is required
+  quantalgo: async () => (await import('./quant-algorithms.js')).run,
+  stats: async () => (await import('./stats.js')).run,
 };
 
 async function main(): Promise<void> {

@@ -13,8 +13,8 @@ class SummaryReporter extends Spec {
       const s = runner.stats || {};
       const skipped = s.pending || 0;
       const line = `${label}: ${s.passes || 0} passed, ${s.failures || 0} failed` + (skipped ? `, ${skipped} skipped` : '');
-      // Printed after the spec summary.
-      process.nextTick(() => console.log(line));
+      // The spec reporter registered its epilogue first, so this prints after it.
+      Mocha.reporters.Base.consoleLog(line);
     });
   }
 }

@@ -7,6 +7,8 @@ import { CliCommand } from './cli/common';
 
 const commands: Record<string, () => CliCommand> = {
   // Subcommands register here, one line each.
+  inspect: () => require('./cli/inspect').command,
+  stats: () => require('./cli/stats').command,
 };
 
 function usage(): string {

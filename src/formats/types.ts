@@ -63,6 +63,8 @@ export interface TensorInfo {
   location: TensorLocation;
   /** Where in the model the tensor was declared. */
   source: 'initializer' | 'constant' | 'tensor';
+  /** ONNX: graph path it is declared in ("main", "main/If_0/then_branch"); names are unique only within a graph. */
+  graph?: string;
   layer: LayerLink;
 }
 

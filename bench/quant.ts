@@ -1,0 +1,100 @@
+/**
+ * Quantization engine throughput: `npm run bench -- quant [--json] [--size 4096] [--only a,b] [--reps 3]`.
+ * Figures are GB/s of float32 input (4 bytes per weight) on one core, or seconds.
+ *
+ * ADDING A FIGURE (GGUF encoders, GPTQ, ...): append one entry to `figures`
+ * below. `run` receives the shared random weight (float32 [size, size],
+ * N(0, 0.02²), row-major) and does the work once; the harness warms up, repeats
+ * and reports the median. For example:
+ *
+ *   { key: 'gguf_q8_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/q8_0.js')).quantizeRowQ8_0(t.w); } },
+ *   { key: 'gptq_4096x4096_s', unit: 's', reps: 1, run: async (t) => { ... 512 calibration tokens ... } },
+ *
+ * Use `unit: 's'` for wall-clock seconds. Keep imports inside `run` so one
+ * missing module does not break the other figures.
+ */
+import { quantize, quantizeCodes, packInt4, QuantSpec } from '../src/quant';
+
+interface BenchTensor {
+  /** float32 [rows, cols], row-major. */
+  w: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+interface Figure {
+  key: string;
+  unit: 'GB/s' | 's';
+  /** Repetitions after one warm-up run (default from --reps). */
+  reps?: number;
+  run(t: BenchTensor): void | Promise<void>;
+}
+
+const int8PerChannel: QuantSpec = { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } };
+const int4G128: QuantSpec = { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 128 } };
+
+const figures: Figure[] = [
+  // RTN figures produce what a converter stores (codes + scales), not the dequantized tensor.
+  { key: 'rtn_int8_per_channel', unit: 'GB/s', run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel); } },
+  { key: 'rtn_int4_g128_packed', unit: 'GB/s', run: (t) => { packInt4(quantizeCodes(t.w, [t.rows, t.cols], int4G128).codes); } },
+  { key: 'rtn_int8_per_channel_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel, { kernel: 'reference' }); } },
+  { key: 'mse_clip_int4_g128', unit: 'GB/s', reps: 1, run: (t) => { quantize(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }); } },
+  // GGUF encoders (byte-exact with ggml's reference quantizers), the whole tensor each run.
+  { key: 'gguf_q8_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q8_0', t.w, t.w.length); } },
+  { key: 'gguf_q4_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q4_0', t.w, t.w.length); } },
+  { key: 'gguf_q4_k', unit: 'GB/s', reps: 1, run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q4_K', t.w, t.w.length); } },
+  { key: 'gguf_q6_k', unit: 'GB/s', reps: 1, run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q6_K', t.w, t.w.length); } },
+  // GPTQ at 4096x4096 takes minutes in pure TypeScript (and this harness runs every figure twice), so a
+  // 1024x1024 layer is timed here; `npm run bench -- quantalgo` extrapolates to 4096x4096 or measures it.
+  { key: 'gptq_1024x1024_s', unit: 's', reps: 1, run: async () => { (await import('./quant-algorithms.js')).gptqOnce(1024); } },
+];
+
+/** Deterministic N(0, sigma²) weights (mulberry32 + Box-Muller), so every run measures the same data. */
+function randomWeights(n: number, seed: number, sigma: number): Float32Array {
+  let a = seed >>> 0;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(u())) * sigma;
+    const th = 2 * Math.PI * u();
+    out[i] = r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+  }
+  return out;
+}
+
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i >= 0 && i + 1 < argv.length) return argv[i + 1];
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  return eq?.slice(name.length + 3);
+}
+
+export async function run(argv: string[]): Promise<Record<string, number | string>> {
+  const size = Number(flag(argv, 'size') ?? 4096);
+  const reps = Number(flag(argv, 'reps') ?? 3);
+  const only = flag(argv, 'only')?.split(',');
+  if (!Number.isInteger(size) || size < 128) throw new Error(`bench quant: --size must be an integer >= 128, got ${flag(argv, 'size')}`);
+  const t: BenchTensor = { w: randomWeights(size * size, 1234, 0.02), rows: size, cols: size };
+  const out: Record<string, number | string> = { tensor: `${size}x${size} f32` };
+  for (const f of figures) {
+    if (only && !only.includes(f.key)) continue;
+    await f.run(t); // warm-up: JIT and allocation
+    const times: number[] = [];
+    for (let r = 0; r < (f.reps ?? reps); r++) {
+      const t0 = process.hrtime.bigint();
+      await f.run(t);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    times.sort((a, b) => a - b);
+    const sec = times[times.length >> 1];
+    out[f.key] = f.unit === 's' ? Number(sec.toFixed(3)) : Number((t.w.byteLength / sec / 1e9).toFixed(4));
+  }
+  return out;
+}

@@ -1,0 +1,171 @@
+/**
+ * `npm run bench -- stats [--json] [--small]`: statistics throughput against
+ * this machine's memory-read bandwidth. Generates (once, then reuses) a 2 GiB
+ * float32 and a 2 GiB float16 safetensors file under bench/.data/, reads them
+ * once to warm the page cache, then times the full statistics pass through
+ * the worker pool with 1 and 2 workers. Kernel figures run in place on a
+ * 256 MiB float32 region in WASM memory. Nothing is asserted.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openModel } from '../src/formats/index';
+import { analyseModel } from '../src/analysis/analyseModel';
+import { WasmKernel, f32Down, f32Up } from '../src/analysis/kernels';
+import { analyseArray } from '../src/analysis/stats';
+import { WorkerPool } from '../src/worker/pool';
+
+const DATA = path.join(__dirname, '..', '..', 'bench', '.data');
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Roughly weight-like values: a narrow bell with occasional large outliers. */
+function fillWeights(a: Float32Array, r: () => number): void {
+  for (let i = 0; i < a.length; i++) {
+    const u = r() + r() + r() + r() - 2;
+    a[i] = r() < 1e-4 ? u * 0.5 : u * 0.02;
+  }
+}
+
+const cvF = new Float32Array(1);
+const cvU = new Uint32Array(cvF.buffer);
+function f32ToF16(v: number): number {
+  // Round-to-nearest-even float32 -> float16 for |v| in the normal half range (bench data only).
+  cvF[0] = v;
+  const b = cvU[0];
+  const sign = (b >>> 16) & 0x8000;
+  const e = ((b >>> 23) & 0xff) - 127 + 15;
+  if (e <= 0) return sign;
+  if (e >= 31) return sign | 0x7c00;
+  let h = sign | (e << 10) | ((b >>> 13) & 0x3ff);
+  const rest = b & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
+  return h;
+}
+
+function ensureFile(file: string, dtype: 'F32' | 'F16', tensors: number, rows: number, cols: number): void {
+  const bpe = dtype === 'F32' ? 4 : 2;
+  const per = rows * cols * bpe;
+  const header: Record<string, unknown> = {};
+  for (let i = 0; i < tensors; i++) header[`layers.${i}.weight`] = { dtype, shape: [rows, cols], data_offsets: [i * per, (i + 1) * per] };
+  let json = JSON.stringify(header);
+  while ((json.length + 8) % 8) json += ' ';
+  const total = 8 + json.length + tensors * per;
+  if (fs.existsSync(file) && fs.statSync(file).size === total) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, Buffer.from(json));
+  // One random block, rotated and rescaled per chunk: generating 1G fresh values would dominate the bench.
+  const r = rng(42);
+  const pool = new Float32Array(1 << 22);
+  fillWeights(pool, r);
+  const chunk = new Float32Array(pool.length);
+  const h = new Uint16Array(chunk.length);
+  for (let done = 0; done < tensors * rows * cols; done += chunk.length) {
+    const rot = Math.floor(r() * pool.length), scale = 0.5 + r();
+    for (let i = 0; i < chunk.length; i++) chunk[i] = pool[(i + rot) & (pool.length - 1)] * scale;
+    if (dtype === 'F32') fs.writeSync(fd, new Uint8Array(chunk.buffer));
+    else { for (let i = 0; i < chunk.length; i++) h[i] = f32ToF16(chunk[i]); fs.writeSync(fd, new Uint8Array(h.buffer)); }
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+function warm(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  const b = Buffer.alloc(1 << 20);
+  let pos = 0;
+  for (;;) { const n = fs.readSync(fd, b, 0, b.length, pos); if (!n) break; pos += n; }
+  fs.closeSync(fd);
+}
+
+/** Best wall time of `reps` runs. */
+function best(reps: number, f: () => void): number {
+  let t = Infinity;
+  for (let i = 0; i < reps; i++) { const s = process.hrtime.bigint(); f(); t = Math.min(t, Number(process.hrtime.bigint() - s) / 1e9); }
+  return t;
+}
+/** CPU seconds (user + system, all threads of this process) spent in f: on a shared, loaded machine this is the fair per-core figure. */
+async function cpuSeconds(f: () => unknown): Promise<number> {
+  const c = process.cpuUsage();
+  await f();
+  const d = process.cpuUsage(c);
+  return (d.user + d.system) / 1e6;
+}
+
+const gbs = (bytes: number, s: number) => Math.round((bytes / 1e9 / s) * 100) / 100;
+
+export async function run(argv: string[]): Promise<Record<string, number | string>> {
+  const small = argv.includes('--small');
+  const out: Record<string, number | string> = {};
+
+  // Kernels in place on a 256 MiB region: plain sum (read bandwidth), moments, histogram.
+  const n = (small ? 16 : 64) << 20;
+  const k = new WasmKernel(65536);
+  const region = k.benchRegion(n);
+  fillWeights(region.view, rng(1));
+  const bytes = n * 4;
+  region.sum();
+  out.mem_read_wasm_simd_GBps = gbs(bytes, best(5, () => region.sum()));
+  out.moments_kernel_GBps = gbs(bytes, best(3, () => region.moments(32768, 1e-6)));
+  out.moments_kernel_per_cpu_s_GBps = gbs(bytes, await cpuSeconds(() => region.moments(32768, 1e-6)));
+  out.mem_read_per_cpu_s_GBps = gbs(bytes, await cpuSeconds(() => region.sum()));
+  const s = analyseArray(region.view.subarray(0, 1 << 20));
+  const scale = 2048 / (s.max - s.min);
+  out.hist_kernel_GBps = gbs(bytes, best(3, () => region.hist(32768, s.min, scale, f32Up(s.mean - 6 * s.std), f32Down(s.mean + 6 * s.std))));
+  // Per-output-channel pass (axis 0 and last axis) on an in-memory 4096×4096 tensor, all passes, in this thread.
+  const tensor = region.view.slice(0, 4096 * 4096);
+  for (const [label, axis] of [['full_inmem_no_channels', undefined], ['full_inmem_channels_axis0', 0], ['full_inmem_channels_lastaxis', 1]] as const) {
+    out[`${label}_GBps`] = gbs(tensor.byteLength, best(2, () => analyseArray(tensor, {}, [4096, 4096], axis)));
+    out[`${label}_per_cpu_s_GBps`] = gbs(tensor.byteLength, await cpuSeconds(() => analyseArray(tensor, {}, [4096, 4096], axis)));
+  }
+
+  // Whole files through the pool.
+  const files = {
+    f32: path.join(DATA, small ? 'stats-f32-small.safetensors' : 'stats-f32.safetensors'),
+    f16: path.join(DATA, small ? 'stats-f16-small.safetensors' : 'stats-f16.safetensors'),
+  };
+  const tensors = small ? 4 : 16;
+  ensureFile(files.f32, 'F32', tensors, 4096, small ? 2048 : 8192);
+  ensureFile(files.f16, 'F16', tensors, 8192, small ? 2048 : 8192);
+  for (const [dt, file] of Object.entries(files)) {
+    warm(file);
+    const m = openModel(file);
+    out[`${dt}_file_GB`] = Math.round((m.sizeOnDisk / 1e9) * 1000) / 1000;
+    try {
+      for (const workers of [1, 2]) {
+        const pool = new WorkerPool({ size: workers });
+        try {
+          await analyseModel(m, { pool, filter: (t) => t.name === 'layers.0.weight' }); // start the workers
+          for (const refine of [true, false]) {
+            const t0 = process.hrtime.bigint();
+            const c0 = process.cpuUsage();
+            const r = await analyseModel(m, { pool, stats: { refinePercentiles: refine } });
+            const cpu = process.cpuUsage(c0);
+            const sec = Number(process.hrtime.bigint() - t0) / 1e9;
+            if (r.failed.length) throw new Error(`bench analysis failed: ${r.failed[0].error}`);
+            const name = `${dt}_full_pass_${refine ? '3pass' : '2pass'}_${workers}w`;
+            out[`${name}_GBps`] = gbs(m.sizeOnDisk, sec);
+            out[`${name}_per_cpu_s_GBps`] = gbs(m.sizeOnDisk, (cpu.user + cpu.system) / 1e6);
+          }
+        } finally { await pool.close(); }
+      }
+    } finally { m.close(); }
+  }
+  out.loadavg_1min_at_end = Math.round(os.loadavg()[0] * 10) / 10;
+  out.cores = os.availableParallelism();
+  out.note = 'full_pass = all statistics incl. histograms/percentiles (3pass = with percentile refinement); GB/s of file bytes, page-cached';
+  return out;
+}

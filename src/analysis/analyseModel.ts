@@ -1,0 +1,228 @@
+/**
+ * Statistics for every weight tensor of a model, computed in a worker pool.
+ * Each worker opens the model by path and streams its tensor in bounded
+ * chunks, so memory stays near workers × chunk whatever the model's size.
+ * Tensors above `splitElements` are cut into ranges analysed in parallel and
+ * merged exactly (pass partials are mergeable, see stats.ts).
+ */
+import { setMaxListeners } from 'node:events';
+import type { ModelFile, TensorInfo } from '../formats/types';
+import { CancelledError, WorkerPool } from '../worker/pool';
+import { Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions } from './stats';
+import { isAnalysable } from './tensorSource';
+import type { SensitivityOptions, TensorSensitivity } from './sensitivity';
+import type { FileTensorRef, Range } from '../worker/protocol';
+
+/** Bump when any statistic's definition or computation changes: cached results are then recomputed. */
+export const ENGINE_VERSION = 1;
+
+export interface TensorEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  layer: { opType?: string; role?: string; block?: number; layerName?: string; outputChannelAxis?: number };
+  stats: TensorStats;
+}
+
+export interface ModelStats {
+  engineVersion: number;
+  file: string;
+  format: string;
+  options: StatsOptions;
+  /** In the model's tensor order. */
+  tensors: TensorEntry[];
+  skipped: { name: string; dtype: string; reason: string }[];
+  /** Tensors whose analysis failed (unreadable data, a crashed worker); the others are still reported. */
+  failed: { name: string; error: string }[];
+  seconds: number;
+}
+
+export interface AnalyseProgress {
+  tensorsDone: number;
+  tensorsTotal: number;
+  /** Elements × passes processed so far, and in total (an estimate: passes may be skipped). */
+  workDone: number;
+  workTotal: number;
+}
+
+export interface AnalyseModelOptions {
+  pool: WorkerPool;
+  stats?: StatsOptions;
+  signal?: AbortSignal;
+  /** Called as each tensor finishes (completion order). */
+  onTensor?(entry: TensorEntry, done: number, total: number): void;
+  onProgress?(p: AnalyseProgress): void;
+  /** Tensors with more elements than this are split across workers. Default 8M. */
+  splitElements?: number;
+  /** Restrict to some tensors (default: every float-like tensor). */
+  filter?(t: TensorInfo): boolean;
+}
+
+function entryOf(t: TensorInfo, stats: TensorStats): TensorEntry {
+  const l = t.layer;
+  const layer: TensorEntry['layer'] = {};
+  // Only defined keys, so an entry survives a JSON round trip unchanged (results cache).
+  if (l.opType !== undefined) layer.opType = l.opType;
+  if (l.role !== undefined) layer.role = l.role;
+  if (l.block !== undefined) layer.block = l.block;
+  if (l.layerName !== undefined) layer.layerName = l.layerName;
+  if (l.outputChannelAxis !== undefined) layer.outputChannelAxis = l.outputChannelAxis;
+  return { name: t.name, dtype: t.dtype, shape: [...t.shape], layer, stats };
+}
+
+export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions): Promise<ModelStats> {
+  const t0 = Date.now();
+  const o = resolveOptions(opts.stats);
+  const pool = opts.pool;
+  const todo: TensorInfo[] = [];
+  const skipped: ModelStats['skipped'] = [];
+  for (const t of model.tensors) {
+    if (opts.filter && !opts.filter(t)) continue;
+    if (isAnalysable(t)) todo.push(t);
+    else skipped.push({ name: t.name, dtype: t.dtype, reason: t.numel < 1 ? 'empty' : 'not a floating-point tensor' });
+  }
+  const split = opts.splitElements ?? 8 * 1024 * 1024;
+  const passes = o.refinePercentiles ? 3 : 2;
+  const workTotal = todo.reduce((a, t) => a + passes * t.numel, 0);
+  let workDone = 0, tensorsDone = 0;
+  const partial = new Map<object, number>();
+  const progress = () => {
+    let inFlight = 0;
+    for (const v of partial.values()) inFlight += v;
+    opts.onProgress?.({ tensorsDone, tensorsTotal: todo.length, workDone: workDone + inFlight, workTotal });
+  };
+  const track = (scale = 1) => {
+    const key = {};
+    return {
+      onProgress: (done: number) => { partial.set(key, done * scale); progress(); },
+      finish: (work: number) => { partial.delete(key); workDone += work; },
+    };
+  };
+
+  // Sibling jobs of a failed or cancelled analysis are aborted too.
+  const inner = new AbortController();
+  setMaxListeners(0, inner.signal); // one listener per queued job
+  const abort = () => inner.abort();
+  if (opts.signal?.aborted) throw new CancelledError(`statistics of ${model.path}`);
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  const signal = inner.signal;
+
+  const one = async (t: TensorInfo): Promise<TensorStats> => {
+    const source: FileTensorRef = { kind: 'file', path: model.path, tensor: t.name };
+    if (t.numel <= split || pool.size < 2) {
+      const tr = track(passes / 3);
+      const r = await pool.run({ kind: 'analyse', source, options: o }, { signal, onProgress: tr.onProgress });
+      tr.finish(passes * t.numel);
+      return r;
+    }
+    const parts = Math.min(pool.size * 2, Math.ceil(t.numel / split) * pool.size);
+    const ranges: Range[] = [];
+    for (let i = 0; i < parts; i++) ranges.push([Math.floor((t.numel * i) / parts), Math.floor((t.numel * (i + 1)) / parts)]);
+    const each = async <R>(mk: (r: Range) => Parameters<WorkerPool['run']>[0]): Promise<R[]> =>
+      Promise.all(ranges.map(async (r) => {
+        const tr = track();
+        const v = await pool.run(mk(r), { signal, onProgress: tr.onProgress });
+        tr.finish(r[1] - r[0]);
+        return v as R;
+      }));
+    const p1 = (await each<Pass1>((range) => ({ kind: 'pass1', source, range, options: o }))).reduce((a, b) => mergePass1(a, b, o.topK));
+    const params = pass2Params(p1, o);
+    const p2 = (await each<Pass2>((range) => ({ kind: 'pass2', source, range, options: o, params }))).reduce(mergePass2);
+    const plan = planRefine(p1, p2, params, o);
+    const p3 = plan ? (await each<Float64Array[]>((range) => ({ kind: 'pass3', source, range, options: o, plan }))).reduce(mergePass3) : undefined;
+    return finalize(p1, p2, params, plan, p3, o, channelLayout(t.shape, t.layer.outputChannelAxis));
+  };
+
+  const results = new Map<string, TensorEntry>();
+  const failed: ModelStats['failed'] = [];
+  try {
+    await Promise.all(todo.map(async (t) => {
+      let stats: TensorStats;
+      try {
+        stats = await one(t);
+      } catch (e) {
+        if (signal.aborted || e instanceof CancelledError) throw e;
+        failed.push({ name: t.name, error: e instanceof Error ? e.message : String(e) });
+        tensorsDone++;
+        progress();
+        return;
+      }
+      const e = entryOf(t, stats);
+      results.set(t.name, e);
+      tensorsDone++;
+      progress();
+      opts.onTensor?.(e, tensorsDone, todo.length);
+    }));
+  } catch (e) {
+    inner.abort();
+    if (opts.signal?.aborted) throw new CancelledError(`statistics of ${model.path}`);
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener('abort', abort);
+  }
+  return {
+    engineVersion: ENGINE_VERSION, file: model.path, format: model.format, options: o,
+    tensors: todo.filter((t) => results.has(t.name)).map((t) => results.get(t.name)!), skipped, failed, seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+export interface ModelSensitivity {
+  engineVersion: number;
+  file: string;
+  options: SensitivityOptions;
+  tensors: { name: string; dtype: string; shape: number[]; sensitivity: TensorSensitivity }[];
+  skipped: { name: string; dtype: string; reason: string }[];
+  failed: { name: string; error: string }[];
+  seconds: number;
+}
+
+/**
+ * Weight-space sensitivity of every weight matrix (rank ≥ 2 float tensors by
+ * default; 1-D norms and biases are rarely quantized) through the pool.
+ */
+export async function analyseSensitivity(model: ModelFile, opts: {
+  pool: WorkerPool; options?: SensitivityOptions; signal?: AbortSignal;
+  filter?(t: TensorInfo): boolean;
+  onTensor?(name: string, s: TensorSensitivity, done: number, total: number): void;
+}): Promise<ModelSensitivity> {
+  const t0 = Date.now();
+  const todo: TensorInfo[] = [];
+  const skipped: ModelSensitivity['skipped'] = [];
+  for (const t of model.tensors) {
+    const wanted = opts.filter ? opts.filter(t) : t.shape.length >= 2;
+    if (!wanted) continue;
+    if (isAnalysable(t)) todo.push(t); else skipped.push({ name: t.name, dtype: t.dtype, reason: 'not a floating-point tensor' });
+  }
+  const inner = new AbortController();
+  setMaxListeners(0, inner.signal);
+  const abort = () => inner.abort();
+  if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  const results = new Map<string, TensorSensitivity>();
+  const failed: ModelSensitivity['failed'] = [];
+  let done = 0;
+  try {
+    await Promise.all(todo.map(async (t) => {
+      try {
+        const s = await opts.pool.run({ kind: 'sensitivity', source: { kind: 'file', path: model.path, tensor: t.name }, options: opts.options ?? {} }, { signal: inner.signal });
+        results.set(t.name, s);
+        opts.onTensor?.(t.name, s, ++done, todo.length);
+      } catch (e) {
+        if (inner.signal.aborted || e instanceof CancelledError) throw e;
+        failed.push({ name: t.name, error: e instanceof Error ? e.message : String(e) });
+        done++;
+      }
+    }));
+  } catch (e) {
+    inner.abort();
+    if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener('abort', abort);
+  }
+  return {
+    engineVersion: ENGINE_VERSION, file: model.path, options: opts.options ?? {},
+    tensors: todo.filter((t) => results.has(t.name)).map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], sensitivity: results.get(t.name)! })),
+    skipped, failed, seconds: (Date.now() - t0) / 1000,
+  };
+}

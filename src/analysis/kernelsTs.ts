@@ -1,0 +1,166 @@
+/**
+ * Plain TypeScript twin of the WASM kernels (wasm/stats.ts). It follows the
+ * same float32 rounding steps and the same f64 lane order, so its results are
+ * bit-identical to the WASM ones; tests rely on that, and it is the fallback
+ * where WebAssembly SIMD is unavailable.
+ */
+import { ChannelRaw, ChunkMoments, HIST_BINS, LOG_BINS, MAX_REFINE_SLOTS, RefineSlot, StatsKernel, lanes4 } from './kernels';
+
+const fr = Math.fround;
+const TWO112 = fr(5.192296858534828e33);
+
+function bin(x: number, min: number, scale: number): number {
+  const t = Math.trunc(fr(fr(x - min) * scale));
+  return t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t;
+}
+
+export class TsKernel implements StatsKernel {
+  readonly kind = 'ts' as const;
+  private readonly in32: Float32Array;
+  private readonly bits: Uint32Array;
+  private readonly rawBuf: Uint8Array;
+  private lin = new Float64Array(HIST_BINS + 1);
+  private log = new Float64Array(LOG_BINS);
+  private tab = new Uint8Array(HIST_BINS);
+  private rlo = new Float32Array(MAX_REFINE_SLOTS);
+  private rsc = new Float32Array(MAX_REFINE_SLOTS);
+  private sub: Float64Array[] = [];
+  private refMin = 0; private refScale = 0;
+  private ch: ChannelRaw | undefined;
+  private C = 0;
+
+  constructor(readonly capacity = 65536) {
+    this.in32 = new Float32Array(capacity);
+    this.bits = new Uint32Array(this.in32.buffer);
+    this.rawBuf = new Uint8Array(capacity * 2);
+  }
+
+  f32(): Float32Array { return this.in32; }
+  raw(): Uint8Array { return this.rawBuf; }
+
+  decode(dtype: 'f16' | 'bf16', n: number): void {
+    const h16 = new Uint16Array(this.rawBuf.buffer, this.rawBuf.byteOffset, n);
+    const out = this.bits;
+    const tmpF = new Float32Array(1);
+    const tmpU = new Uint32Array(tmpF.buffer);
+    for (let i = 0; i < n; i++) {
+      const h = h16[i];
+      if (dtype === 'bf16') { out[i] = h << 16; continue; }
+      const em = h & 0x7fff;
+      tmpU[0] = em << 13;
+      tmpF[0] = tmpF[0] * TWO112;
+      let b = tmpU[0];
+      if (em >= 0x7c00) b |= 0x7f800000;
+      out[i] = (b | ((h & 0x8000) << 16)) >>> 0;
+    }
+  }
+
+  moments(n: number, eps: number, shiftIn: number): ChunkMoments {
+    const x = this.in32;
+    const e = fr(eps);
+    const shift = fr(shiftIn);
+    let count = 0, nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
+    const a1 = [0, 0, 0, 0], a2 = [0, 0, 0, 0], a3 = [0, 0, 0, 0], a4 = [0, 0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (v !== v) { nan++; continue; }
+      const a = Math.abs(v);
+      if (a === Infinity) continue;
+      count++;
+      if (v === 0) zeros++;
+      if (a < e) nearZeros++;
+      // Compare-and-select like the WASM pmin/pmax; zero signs are canonicalised below.
+      if (v < min) min = v;
+      if (v > max) max = v;
+      const d = v - shift;
+      const d2 = d * d;
+      const j = i & 3;
+      a1[j] += d; a2[j] += d2; a3[j] += d2 * d; a4[j] += d2 * d2;
+    }
+    return {
+      count, nan, zeros, nearZeros, min: min + 0, max: max + 0, shift,
+      s1: lanes4(a1[0], a1[1], a1[2], a1[3]), s2: lanes4(a2[0], a2[1], a2[2], a2[3]),
+      s3: lanes4(a3[0], a3[1], a3[2], a3[3]), s4: lanes4(a4[0], a4[1], a4[2], a4[3]),
+    };
+  }
+
+  histReset(): void { this.lin.fill(0); this.log.fill(0); }
+  hist(n: number, min: number, scale: number, lo: number, hi: number): number {
+    const x = this.in32, bits = this.bits;
+    const mn = fr(min), sc = fr(scale), l = fr(lo), h = fr(hi);
+    let out = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      this.log[(bits[i] >>> 23) & 0xff]++;
+      if (!(Math.abs(v) < Infinity)) { this.lin[HIST_BINS]++; continue; }
+      this.lin[bin(v, mn, sc)]++;
+      if (v > h || v < l) out++;
+    }
+    return out;
+  }
+  histRead(): { lin: Float64Array; log: Float64Array } {
+    return { lin: this.lin.slice(0, HIST_BINS), log: this.log.slice() };
+  }
+
+  refineSetup(min: number, scale: number, slots: RefineSlot[]): void {
+    if (slots.length > MAX_REFINE_SLOTS) throw new Error(`at most ${MAX_REFINE_SLOTS} refine slots`);
+    this.tab.fill(0);
+    slots.forEach((s, i) => { this.tab[s.bin] = i + 1; this.rlo[i] = s.lo; this.rsc[i] = s.scale; });
+    this.sub = slots.map(() => new Float64Array(HIST_BINS));
+    this.refMin = fr(min); this.refScale = fr(scale);
+  }
+  refine(n: number): void {
+    const x = this.in32;
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (!(Math.abs(v) < Infinity)) continue;
+      const s = this.tab[bin(v, this.refMin, this.refScale)];
+      if (s === 0) continue;
+      const t = Math.trunc(fr(fr(v - this.rlo[s - 1]) * this.rsc[s - 1]));
+      this.sub[s - 1][t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t]++;
+    }
+  }
+  refineRead(): Float64Array[] { return this.sub.map((a) => a.slice()); }
+
+  channelsSetup(channels: number): void {
+    this.C = channels;
+    this.ch = {
+      count: new Float64Array(channels), min: new Float64Array(channels).fill(Infinity),
+      max: new Float64Array(channels).fill(-Infinity), shift: new Float64Array(channels),
+      s1: new Float64Array(channels), s2: new Float64Array(channels),
+    };
+  }
+  channels(n: number, c0: number, off0: number, inner: number): void {
+    const ch = this.ch;
+    if (!ch) throw new Error('channelsSetup first');
+    const x = this.in32;
+    let c = c0, off = off0, i = 0;
+    while (i < n) {
+      const end = i + Math.min(inner - off, n - i);
+      for (let k = i; k < end; k++) {
+        const v = x[k];
+        if (!(Math.abs(v) < Infinity)) continue;
+        if (ch.count[c] === 0) ch.shift[c] = v;
+        ch.count[c] += 1;
+        if (v < ch.min[c]) ch.min[c] = v;
+        if (v > ch.max[c]) ch.max[c] = v;
+        const d = v - ch.shift[c];
+        ch.s1[c] += d;
+        ch.s2[c] += d * d;
+      }
+      i = end; off = 0; c++;
+      if (c === this.C) c = 0;
+    }
+  }
+  channelsRead(): ChannelRaw {
+    const ch = this.ch;
+    if (!ch) throw new Error('channelsSetup first');
+    return { count: ch.count.slice(), min: ch.min.slice(), max: ch.max.slice(), shift: ch.shift.slice(), s1: ch.s1.slice(), s2: ch.s2.slice() };
+  }
+
+  sum(n: number): number {
+    let s = 0;
+    for (let i = 0; i < n; i++) s = fr(s + this.in32[i]);
+    return s;
+  }
+}

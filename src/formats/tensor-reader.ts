@@ -1,0 +1,189 @@
+/**
+ * The lazy half of every ModelFile: tensor bytes are read by offset with
+ * fs.readSync in bounded chunks, decoded to float32 on demand, and never
+ * cached. Format readers only build the index and hand it to this class.
+ */
+import * as fs from 'node:fs';
+import { DType, FormatError, GraphInfo, MetadataValue, ModelFile, ModelFormat, TensorInfo } from './types';
+import { decodeToFloat32, isScalarDType, SCALAR_DTYPES } from './dtypes';
+import { canDequantizeGgml, dequantizeGgml } from '../quant/ggml/dequant';
+import { ggmlTypeByName } from '../quant/ggml/types';
+
+/** Largest single fs.readSync call. */
+export const READ_CHUNK = 1 << 20;
+/** Upper bound on iterateFloat32 chunks, whatever the caller asks for (16 MiB of float32). */
+export const MAX_CHUNK_ELEMENTS = 1 << 22;
+
+/** Read exactly `length` bytes at `position` into `dst[dstOffset..]`, in bounded chunks. */
+export function readFully(fd: number, file: string, dst: Uint8Array, dstOffset: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = Math.min(READ_CHUNK, length - done);
+    const got = fs.readSync(fd, dst, dstOffset + done, n, position + done);
+    if (got <= 0) throw new FormatError(file, `bytes ${position + done}..${position + length}`, 'unexpected end of file');
+    done += got;
+  }
+}
+
+/** Elements per decoding unit: block size for ggml block types, 1 otherwise. */
+export function elementsPerUnit(dtype: DType): { block: number; bytes: number } {
+  if (dtype.startsWith('gguf:')) {
+    const t = ggmlTypeByName(dtype.slice(5));
+    if (!t) return { block: 1, bytes: 0 };
+    return { block: t.blockSize, bytes: t.typeSize };
+  }
+  if (isScalarDType(dtype)) return { block: 1, bytes: SCALAR_DTYPES[dtype].bits / 8 };
+  return { block: 1, bytes: 0 };
+}
+
+export interface ModelIndex {
+  path: string;
+  format: ModelFormat;
+  formatVersion: string;
+  files: string[];
+  sizeOnDisk: number;
+  metadata: Record<string, MetadataValue>;
+  tensors: TensorInfo[];
+  graph?: GraphInfo;
+}
+
+export class LazyModelFile implements ModelFile {
+  readonly path: string;
+  readonly format: ModelFormat;
+  readonly formatVersion: string;
+  readonly sizeOnDisk: number;
+  readonly files: string[];
+  readonly metadata: Record<string, MetadataValue>;
+  readonly tensors: readonly TensorInfo[];
+  readonly graph?: GraphInfo;
+  private fds = new Map<string, number>();
+
+  constructor(ix: ModelIndex) {
+    this.path = ix.path;
+    this.format = ix.format;
+    this.formatVersion = ix.formatVersion;
+    this.sizeOnDisk = ix.sizeOnDisk;
+    this.files = ix.files;
+    this.metadata = ix.metadata;
+    this.tensors = ix.tensors;
+    this.graph = ix.graph;
+  }
+
+  private fd(file: string): number {
+    let fd = this.fds.get(file);
+    if (fd === undefined) {
+      try {
+        fd = fs.openSync(file, 'r');
+      } catch (e) {
+        throw new FormatError(file, 'open', (e as Error).message);
+      }
+      this.fds.set(file, fd);
+    }
+    return fd;
+  }
+
+  readBytes(t: TensorInfo, offset = 0, length?: number): Uint8Array {
+    const len = length ?? t.byteLength - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > t.byteLength) {
+      throw new FormatError(this.path, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
+    }
+    const loc = t.location;
+    if (loc.kind === 'inline') return loc.bytes.subarray(offset, offset + len);
+    const out = new Uint8Array(len);
+    readFully(this.fd(loc.file), loc.file, out, 0, len, loc.offset + offset);
+    return out;
+  }
+
+  readFloat32(t: TensorInfo, start = 0, count?: number): Float32Array {
+    const n = count ?? t.numel - start;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(n) || start < 0 || n < 0 || start + n > t.numel) {
+      throw new FormatError(this.path, `tensor ${t.name}`, `element range ${start}+${n} outside its ${t.numel} elements`);
+    }
+    const out = new Float32Array(n);
+    if (n === 0) return out;
+    const dtype = t.dtype;
+    if (dtype.startsWith('gguf:')) {
+      const name = dtype.slice(5);
+      const info = ggmlTypeByName(name);
+      if (!info || !canDequantizeGgml(name)) throw new FormatError(this.path, `tensor ${t.name}`, `unsupported GGUF type ${name.toUpperCase()}`);
+      const b0 = Math.floor(start / info.blockSize);
+      const b1 = Math.ceil((start + n) / info.blockSize);
+      const bytes = this.readBytes(t, b0 * info.typeSize, (b1 - b0) * info.typeSize);
+      if (start % info.blockSize === 0 && n % info.blockSize === 0) {
+        // Block-aligned (every iterateFloat32 chunk): decode straight into the result.
+        dequantizeGgml(info.name, bytes, out, n);
+        return out;
+      }
+      const tmp = new Float32Array((b1 - b0) * info.blockSize);
+      dequantizeGgml(info.name, bytes, tmp, tmp.length);
+      out.set(tmp.subarray(start - b0 * info.blockSize, start - b0 * info.blockSize + n));
+      return out;
+    }
+    if (!isScalarDType(dtype) || !SCALAR_DTYPES[dtype].numeric) {
+      throw new FormatError(this.path, `tensor ${t.name}`, `dtype ${dtype} has no float32 value`);
+    }
+    if (dtype === 'i4' || dtype === 'u4') {
+      const b0 = start >> 1;
+      const b1 = (start + n + 1) >> 1;
+      decodeToFloat32(dtype, this.readBytes(t, b0, b1 - b0), n, out, 0, start & 1);
+      return out;
+    }
+    const size = SCALAR_DTYPES[dtype].bits / 8;
+    decodeToFloat32(dtype, this.readBytes(t, start * size, n * size), n, out);
+    return out;
+  }
+
+  *iterateFloat32(t: TensorInfo, chunkElements = 32768): Iterable<{ start: number; values: Float32Array }> {
+    const { block } = elementsPerUnit(t.dtype);
+    // Whole blocks (and an even count for nibble types) keep every chunk a clean byte range.
+    const unit = Math.max(block, 2);
+    const chunk = Math.max(unit, Math.floor(Math.min(Math.max(1, chunkElements), MAX_CHUNK_ELEMENTS) / unit) * unit);
+    for (let start = 0; start < t.numel; start += chunk) {
+      const count = Math.min(chunk, t.numel - start);
+      yield { start, values: this.readFloat32(t, start, count) };
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) {
+      try { fs.closeSync(fd); } catch { /* already closed */ }
+    }
+    this.fds.clear();
+  }
+}
+
+/** Product of dims, checked: every dim a non-negative safe integer and the product safe. */
+export function checkedNumel(file: string, where: string, shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new FormatError(file, where, `invalid dimension ${String(d)}`);
+    n *= d;
+    if (!Number.isSafeInteger(n)) throw new FormatError(file, where, `shape [${shape.join(', ')}] has more elements than can be addressed`);
+  }
+  return n;
+}
+
+export function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch (e) {
+    throw new FormatError(file, 'open', (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message);
+  }
+}
+
+/** Read `length` bytes at `position` from a path (opens and closes it). */
+export function readAt(file: string, position: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new FormatError(file, 'open', (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message);
+  }
+  try {
+    readFully(fd, file, out, 0, length, position);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}

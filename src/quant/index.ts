@@ -1,0 +1,17 @@
+/**
+ * The quantization engine, re-exported in one place for the analysis,
+ * sensitivity, conversion and CLI code. Pure TypeScript, no `vscode`.
+ */
+
+// ---- formats, granularity, calibration, round-to-nearest, packing, metrics, mixed precision
+export * from './numberFormats';
+export * from './granularity';
+export * from './calibrators';
+export * from './rtn';
+export * from './packing';
+export * from './metrics';
+export * from './mixedPrecision';
+export { wasmAvailable } from './wasm/rtnWasm';
+
+// ---- algorithms (GPTQ, AWQ, SmoothQuant, outlier-aware, bias correction) and GGUF block encoders
+// (src/quant/algorithms/**, src/quant/ggml/**: exports are added here by their owner)

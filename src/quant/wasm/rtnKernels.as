@@ -1,0 +1,146 @@
+// AssemblyScript source of the WebAssembly SIMD fast path for symmetric
+// signed-integer round-to-nearest (src/quant/wasm/rtnWasm.ts loads it).
+// Not compiled by tsc (AssemblyScript types); rebuild the embedded binary
+// with `node src/quant/wasm/buildKernels.mjs` after editing.
+//
+// Bit-exact twin of the TypeScript reference in src/quant/rtn.ts:
+//   scale = f32((a * num) / den) in f64 (a = max |x| of the group), 1 if below FLT_MIN
+//   q     = clamp(nearest(f32(x / scale)), qmin, qmax)    (f32x4.div is IEEE single division,
+//                                                           f32x4.nearest rounds half to even)
+//   deq   = f32(q * scale)
+
+// Encode one group of g floats at xb with scale s into int8 codes at cb and
+// float32 dequantized values at db.
+@inline
+function encodeGroup(xb: usize, g: i32, s: f32, cb: usize, db: usize, qmin: f32, qmax: f32): void {
+  const sv = f32x4.splat(s);
+  const lov = f32x4.splat(qmin);
+  const hiv = f32x4.splat(qmax);
+  let i = 0;
+  for (; i + 16 <= g; i += 16) {
+    const p = xb + (<usize>i << 2);
+    const q0 = f32x4.min(f32x4.max(f32x4.nearest(f32x4.div(v128.load(p), sv)), lov), hiv);
+    const q1 = f32x4.min(f32x4.max(f32x4.nearest(f32x4.div(v128.load(p, 16), sv)), lov), hiv);
+    const q2 = f32x4.min(f32x4.max(f32x4.nearest(f32x4.div(v128.load(p, 32), sv)), lov), hiv);
+    const q3 = f32x4.min(f32x4.max(f32x4.nearest(f32x4.div(v128.load(p, 48), sv)), lov), hiv);
+    const i0 = i32x4.trunc_sat_f32x4_s(q0);
+    const i1 = i32x4.trunc_sat_f32x4_s(q1);
+    const i2 = i32x4.trunc_sat_f32x4_s(q2);
+    const i3 = i32x4.trunc_sat_f32x4_s(q3);
+    // Dequantize from the integers, not from q: nearest(-0.3) is -0, the integer code is 0, and ORT gives +0.
+    const d = db + (<usize>i << 2);
+    v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i0), sv));
+    v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i1), sv), 16);
+    v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i2), sv), 32);
+    v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i3), sv), 48);
+    const lo16 = i16x8.narrow_i32x4_s(i0, i1);
+    const hi16 = i16x8.narrow_i32x4_s(i2, i3);
+    v128.store(cb + i, i8x16.narrow_i16x8_s(lo16, hi16));
+  }
+  for (; i < g; i++) {
+    const q = <i32>min(max(nearest(load<f32>(xb + (<usize>i << 2)) / s), qmin), qmax);
+    store<i8>(cb + i, <i8>q);
+    store<f32>(db + (<usize>i << 2), <f32>q * s);
+  }
+}
+
+// max |x| over one group; NaN if the group holds a NaN (f32.max propagates it), Inf if it holds ±Inf.
+@inline
+function absMax(xb: usize, g: i32): f32 {
+  let m = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= g; i += 4) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 2))));
+  let a: f32 = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; i < g; i++) a = max(a, abs(load<f32>(xb + (<usize>i << 2))));
+  return a;
+}
+
+@inline
+function scaleOf(a: f64, num: f64, den: f64): f32 {
+  const s = <f32>((a * num) / den);
+  return s >= <f32>1.1754943508222875e-38 ? s : 1;
+}
+
+// Sum of squared round-trip errors of one group with scale s, in f64, over
+// four interleaved lanes (element i adds to lane i & 3), total (l0 + l1) + (l2 + l3):
+// the order the TypeScript reference (sseInt in rtn.ts) uses, so sums agree bit for bit.
+@inline
+function sseGroup(xb: usize, g: i32, s: f32, qmin: f32, qmax: f32): f64 {
+  const sv = f32x4.splat(s);
+  const lov = f32x4.splat(qmin);
+  const hiv = f32x4.splat(qmax);
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= g; i += 4) {
+    const v = v128.load(xb + (<usize>i << 2));
+    const q = f32x4.min(f32x4.max(f32x4.nearest(f32x4.div(v, sv)), lov), hiv);
+    const d = f32x4.mul(q, sv);
+    const vhi = i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    const dhi = i8x16.shuffle(d, d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    const r01 = f64x2.sub(f64x2.promote_low_f32x4(d), f64x2.promote_low_f32x4(v));
+    const r23 = f64x2.sub(f64x2.promote_low_f32x4(dhi), f64x2.promote_low_f32x4(vhi));
+    acc01 = f64x2.add(acc01, f64x2.mul(r01, r01));
+    acc23 = f64x2.add(acc23, f64x2.mul(r23, r23));
+  }
+  let l0 = f64x2.extract_lane(acc01, 0);
+  let l1 = f64x2.extract_lane(acc01, 1);
+  let l2 = f64x2.extract_lane(acc23, 0);
+  const l3 = f64x2.extract_lane(acc23, 1);
+  for (let lane = 0; i < g; i++, lane++) {
+    const v = load<f32>(xb + (<usize>i << 2));
+    const q = min(max(nearest(v / s), qmin), qmax);
+    const r = <f64>(q * s) - <f64>v;
+    if (lane == 0) l0 += r * r;
+    else if (lane == 1) l1 += r * r;
+    else l2 += r * r;
+  }
+  return (l0 + l1) + (l2 + l3);
+}
+
+// Quantize `n` floats at `x` in contiguous groups of `g` (n a multiple of g).
+// Writes int8 codes at `codes`, float32 dequantized values at `deq`, one
+// float32 scale per group at `scales`. Returns -1 on success, or the index of
+// the first group holding NaN or ±Inf (nothing after it is written).
+export function quantSymInt(x: usize, n: i32, g: i32, codes: usize, deq: usize, scales: usize,
+                            num: f64, den: f64, qmin: f32, qmax: f32): i32 {
+  const groups = n / g;
+  for (let k = 0; k < groups; k++) {
+    const off = <usize>k * <usize>g;
+    const xb = x + (off << 2);
+    const a = absMax(xb, g);
+    if (!(a - a == 0)) return k;
+    const s = scaleOf(<f64>a, num, den);
+    store<f32>(scales + (<usize>k << 2), s);
+    encodeGroup(xb, g, s, codes + off, deq + (off << 2), qmin, qmax);
+  }
+  return -1;
+}
+
+// As quantSymInt, but each group's range is clipped to the ratio r_k of its
+// max |x| (r_k = 1 - k(1 - minRatio)/(steps - 1), k = 0..steps-1) with the
+// least squared error, first minimum kept: MseCalibrator's search.
+export function quantSymIntMse(x: usize, n: i32, g: i32, codes: usize, deq: usize, scales: usize,
+                               num: f64, den: f64, qmin: f32, qmax: f32, steps: i32, minRatio: f64): i32 {
+  const groups = n / g;
+  for (let k = 0; k < groups; k++) {
+    const off = <usize>k * <usize>g;
+    const xb = x + (off << 2);
+    const a = absMax(xb, g);
+    if (!(a - a == 0)) return k;
+    let best = Infinity;
+    let bestS: f32 = 1;
+    for (let j = 0; j < steps; j++) {
+      const r = steps == 1 ? 1.0 : 1 - (<f64>j * (1 - minRatio)) / <f64>(steps - 1);
+      const s = scaleOf(<f64>a * r, num, den);
+      const e = sseGroup(xb, g, s, qmin, qmax);
+      if (e < best) {
+        best = e;
+        bestS = s;
+      }
+    }
+    store<f32>(scales + (<usize>k << 2), bestS);
+    encodeGroup(xb, g, bestS, codes + off, deq + (off << 2), qmin, qmax);
+  }
+  return -1;
+}

@@ -1,0 +1,53 @@
+/**
+ * Messages between the pool (main thread) and its workers. Both sides import
+ * these types, so a job kind, its payload and its result type change together.
+ */
+import type { Pass1, Pass2, Pass2Params, RefinePlan, StatsOptions, TensorStats } from '../analysis/stats';
+import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
+
+/** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
+export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
+/** An in-memory tensor, transferred to the worker without copying. */
+export interface ArrayTensorRef { kind: 'array'; data: Float32Array; shape?: number[]; outputChannelAxis?: number }
+export type TensorRef = FileTensorRef | ArrayTensorRef;
+
+export type Range = [number, number];
+
+export type JobRequest =
+  | { kind: 'analyse'; source: TensorRef; options: StatsOptions }
+  | { kind: 'pass1'; source: FileTensorRef; range: Range; options: StatsOptions }
+  | { kind: 'pass2'; source: FileTensorRef; range: Range; options: StatsOptions; params: Pass2Params }
+  | { kind: 'pass3'; source: FileTensorRef; range: Range; options: StatsOptions; plan: RefinePlan }
+  /** Weight-space quantization error of each candidate config (needs the tensor, or a sample of it, in memory). */
+  | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
+  /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
+  | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
+  /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
+  | { kind: 'test-hang'; ms: number; cooperative: boolean };
+
+export interface JobResults {
+  analyse: TensorStats;
+  pass1: Pass1;
+  pass2: Pass2;
+  pass3: Float64Array[];
+  sensitivity: TensorSensitivity;
+  'test-crash': never;
+  'test-hang': { sliced: number };
+}
+export type JobKind = JobRequest['kind'];
+export type JobOf<K extends JobKind> = Extract<JobRequest, { kind: K }>;
+
+export interface WorkerInit {
+  allowTestJobs: boolean;
+}
+
+export type ToWorker =
+  /** `cancel` is an Int32Array over a SharedArrayBuffer: the pool stores 1 to cancel. */
+  { type: 'run'; id: number; job: JobRequest; cancel: Int32Array };
+
+export interface WireError { name: string; message: string; stack?: string }
+
+export type FromWorker =
+  | { type: 'progress'; id: number; done: number; total: number }
+  | { type: 'done'; id: number; result: unknown }
+  | { type: 'failed'; id: number; error: WireError; cancelled: boolean };

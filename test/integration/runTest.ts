@@ -1,0 +1,111 @@
+/**
+ * Runs the integration suite (test/integration/suite) inside a real VS Code:
+ *  - desktop VS Code through @vscode/test-electron when QUANTSCOPE_VSCODE names
+ *    one (or QUANTSCOPE_TEST_ELECTRON=1 lets test-electron download one);
+ *  - otherwise code-server in Debian's Chromium driven by playwright-core, as on CI.
+ * Then, in the code-server path, the end-to-end UI tests (test/integration/ui.ts)
+ * in the same browser. Exits with the suites' status.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ensureCodeServer, startCodeServer, workbenchUrl, CODE_SERVER_VERSION } from './codeServer';
+import { launchBrowser } from './browser';
+import { runUiTests } from './ui';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const suitePath = path.join(root, 'out', 'test', 'integration', 'suite', 'index.js');
+const resultsDir = path.join(root, 'test-results');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { prepareSampleWorkspace } = require(path.join(root, 'scripts', 'sample-workspace.cjs')) as {
+  prepareSampleWorkspace(root: string, dir: string): string[];
+};
+
+const SUITE_TIMEOUT_MS = Number(process.env.QUANTSCOPE_SUITE_TIMEOUT_MS ?? 15 * 60_000);
+
+async function withTestElectron(workspace: string): Promise<number> {
+  const { runTests } = await import('@vscode/test-electron');
+  return runTests({
+    vscodeExecutablePath: process.env.QUANTSCOPE_VSCODE || undefined,
+    extensionDevelopmentPath: root,
+    extensionTestsPath: suitePath,
+    launchArgs: [workspace, '--disable-extensions', '--disable-workspace-trust'],
+  });
+}
+
+/** Prints what the extension host's suite writes to its log file as it arrives. */
+function follow(file: string): () => void {
+  let pos = 0;
+  const pump = () => {
+    try {
+      const size = fs.statSync(file).size;
+      if (size > pos) {
+        const fd = fs.openSync(file, 'r');
+        const buf = Buffer.alloc(size - pos);
+        fs.readSync(fd, buf, 0, buf.length, pos);
+        fs.closeSync(fd);
+        pos = size;
+        process.stdout.write(buf);
+      }
+    } catch {
+      /* not created yet */
+    }
+  };
+  const timer = setInterval(pump, 200);
+  return () => {
+    clearInterval(timer);
+    pump();
+  };
+}
+
+async function withCodeServer(workspace: string): Promise<number> {
+  ensureCodeServer(root);
+  const testLog = path.join(resultsDir, 'integration-suite.log');
+  fs.rmSync(testLog, { force: true });
+  console.log(`[integration] code-server ${CODE_SERVER_VERSION} (VS Code 1.100.3) in Chromium via playwright-core`);
+  const server = await startCodeServer(root, { workspace });
+  const browser = await launchBrowser();
+  const stopFollowing = follow(testLog);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
+    if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[browser] ${m.text()}`));
+    const exitCode = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code)));
+    });
+    await page.goto(workbenchUrl(server, workspace, root, suitePath));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<number>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the integration suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s (see ${server.logFile} and ${testLog})`)), SUITE_TIMEOUT_MS);
+    });
+    const suiteCode = await Promise.race([exitCode, timeout]).finally(() => clearTimeout(timer));
+    stopFollowing();
+    await page.close();
+    console.log(`[integration] extension-host suite exited with ${suiteCode}`);
+
+    const ui = await runUiTests({ browser, server, workspace, root, resultsDir });
+    console.log(`ui: ${ui.passed} passed, ${ui.failed} failed`);
+    return suiteCode !== 0 ? suiteCode : ui.failed > 0 ? 1 : 0;
+  } finally {
+    stopFollowing();
+    await browser.close().catch(() => undefined);
+    await server.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  if (!fs.existsSync(suitePath)) throw new Error(`${suitePath} is missing: run 'npm run compile' first`);
+  if (!fs.existsSync(path.join(root, 'dist', 'extension.js'))) throw new Error("dist/extension.js is missing: run 'npm run build' first");
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const workspace = path.join(root, '.vscode-test', 'workspace');
+  prepareSampleWorkspace(root, workspace);
+  const desktop = process.env.QUANTSCOPE_VSCODE || process.env.QUANTSCOPE_TEST_ELECTRON === '1';
+  return desktop ? withTestElectron(workspace) : withCodeServer(workspace);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`[integration] ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

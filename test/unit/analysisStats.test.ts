@@ -1,0 +1,263 @@
+import * as assert from 'node:assert/strict';
+import { PERCENTILES, analyseArray, arraySource, channelLayout, finalize, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions, runPass1, runPass2, runPass3, TensorStats } from '../../src/analysis/stats';
+import { WasmKernel } from '../../src/analysis/kernels';
+import { TsKernel } from '../../src/analysis/kernelsTs';
+
+// Deterministic PRNG (mulberry32) so failures reproduce.
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function normal(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+}
+function make(n: number, f: (i: number, r: () => number) => number, seed = 1): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = f(i, r);
+  return a;
+}
+
+/** Independent float64 reference: two-pass moments, sorting for percentiles and top-k. */
+function reference(x: Float32Array, eps = 1e-6, sigma = 6) {
+  const fin: number[] = [];
+  let nan = 0, inf = 0, zeros = 0, near = 0;
+  for (const v of x) {
+    if (Number.isNaN(v)) { nan++; continue; }
+    if (!Number.isFinite(v)) { inf++; continue; }
+    fin.push(v);
+    if (v === 0) zeros++;
+    if (Math.abs(v) < Math.fround(eps)) near++;
+  }
+  const n = fin.length;
+  let s = 0;
+  for (const v of fin) s += v;
+  const mean = s / n;
+  let m2 = 0, m3 = 0, m4 = 0;
+  for (const v of fin) { const d = v - mean; m2 += d * d; m3 += d * d * d; m4 += d * d * d * d; }
+  const std = Math.sqrt(m2 / n);
+  const sorted = Float64Array.from(fin).sort();
+  const pct = PERCENTILES.map((q) => sorted[Math.min(n, Math.max(1, Math.ceil((q / 100) * n))) - 1]);
+  let outliers = 0;
+  for (const v of fin) if (Math.abs(v - mean) > sigma * std) outliers++;
+  const idx: number[] = [];
+  x.forEach((v, i) => { if (Number.isFinite(v)) idx.push(i); });
+  idx.sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b);
+  return {
+    n, nan, inf, zeros, near, mean, std, min: sorted[0], max: sorted[n - 1],
+    skew: m2 > 0 ? Math.sqrt(n) * m3 / Math.pow(m2, 1.5) : 0,
+    kurt: m2 > 0 ? n * m4 / (m2 * m2) - 3 : 0,
+    pct, outliers, top: idx.slice(0, 16).map((i) => ({ index: i, value: x[i] })),
+  };
+}
+
+function close(a: number, b: number, rel: number, abs = 0, what = ''): void {
+  assert.ok(Math.abs(a - b) <= rel * Math.abs(b) + abs, `${what}: ${a} vs ${b}`);
+}
+
+function checkAgainstReference(x: Float32Array, s: TensorStats, label: string): void {
+  const r = reference(x);
+  assert.equal(s.count, r.n, `${label} count`);
+  assert.equal(s.nan, r.nan, `${label} nan`);
+  assert.equal(s.inf, r.inf, `${label} inf`);
+  assert.equal(s.zeros, r.zeros, `${label} zeros`);
+  assert.equal(s.nearZeros, r.near, `${label} near`);
+  assert.ok(s.min === r.min, `${label} min`); // === : the sign of a zero extreme is not specified
+  assert.ok(s.max === r.max, `${label} max`);
+  assert.equal(s.absMax, Math.max(-r.min, r.max));
+  close(s.mean, r.mean, 1e-10, 1e-12 * r.std + 1e-300, `${label} mean`);
+  close(s.std, r.std, 1e-9, 1e-300, `${label} std`);
+  close(s.skewness, r.skew, 1e-6, 1e-9, `${label} skew`);
+  close(s.kurtosis, r.kurt, 1e-6, 1e-9, `${label} kurt`);
+  assert.equal(s.outliers.count, r.outliers, `${label} outliers`);
+  assert.deepEqual(s.outliers.top, r.top, `${label} top-k`);
+  assert.equal(s.histogram.counts.reduce((a, b) => a + b, 0), r.n, `${label} histogram total`);
+  s.percentiles.forEach((p, i) => {
+    assert.ok(Math.abs(p.value - r.pct[i]) <= p.errorBound, `${label} p${p.q}: ${p.value} vs exact ${r.pct[i]} (bound ${p.errorBound})`);
+  });
+}
+
+const N = 50_000;
+const cases: Record<string, () => Float32Array> = {
+  normal: () => make(N, (_, r) => normal(r)),
+  offsetNarrow: () => make(N, (_, r) => 1000 + 1e-3 * normal(r), 2),
+  heavyTail: () => make(N, (_, r) => normal(r) / Math.max(1e-3, Math.abs(normal(r))) ** 1.5, 3),
+  constant: () => new Float32Array(N).fill(0.75),
+  allZero: () => new Float32Array(N),
+  nanInf: () => make(N, (i, r) => (i % 97 === 0 ? NaN : i % 101 === 0 ? (i % 2 ? Infinity : -Infinity) : normal(r)), 4),
+  giantOutlier: () => { const a = make(N, (_, r) => normal(r) * 0.02, 5); a[31337] = 1e30; return a; },
+  sparse: () => make(N, (_, r) => (r() < 0.7 ? 0 : r() < 0.1 ? 1e-8 : normal(r)), 6),
+};
+
+describe('analysis: statistics against a float64 reference', () => {
+  for (const [name, gen] of Object.entries(cases)) {
+    it(name, () => {
+      const x = gen();
+      checkAgainstReference(x, analyseArray(x), name);
+    });
+  }
+
+  it('refined percentile bound is ~2048x tighter than one histogram bin', () => {
+    const x = cases.normal();
+    const s = analyseArray(x);
+    const bin = (s.max - s.min) / 2048;
+    for (const p of s.percentiles) assert.ok(p.errorBound < bin / 500, `bound ${p.errorBound} vs bin ${bin}`);
+    const coarse = analyseArray(x, { refinePercentiles: false });
+    for (const p of coarse.percentiles) assert.ok(p.errorBound >= bin);
+    checkAgainstReference(x, coarse, 'unrefined');
+  });
+
+  it('histograms agree with an independent binning up to edge rounding', () => {
+    const x = cases.heavyTail();
+    const s = analyseArray(x);
+    const lin = new Array(2048).fill(0);
+    const logc = new Map<number, number>();
+    let ambiguous = 0;
+    const w = (s.max - s.min) / 2048;
+    for (const v of x) {
+      const t = (v - s.min) / w;
+      lin[Math.min(2047, Math.floor(t))]++;
+      if (Math.abs(t - Math.round(t)) * w < 4 * 2 ** -23 * Math.max(Math.abs(s.min), Math.abs(s.max))) ambiguous++;
+      const a = Math.abs(v);
+      if (a >= 2 ** -126) { let e = Math.floor(Math.log2(a)); while (2 ** e > a) e--; while (2 ** (e + 1) <= a) e++; logc.set(e, (logc.get(e) ?? 0) + 1); }
+    }
+    let l1 = 0;
+    lin.forEach((c, i) => { l1 += Math.abs(c - s.histogram.counts[i]); });
+    assert.ok(l1 <= 2 * ambiguous, `L1 ${l1} ambiguous ${ambiguous}`);
+    s.logHistogram.counts.forEach((c, i) => assert.equal(c, logc.get(s.logHistogram.lowExp + i) ?? 0, `log bin ${s.logHistogram.lowExp + i}`));
+    assert.equal([...logc.values()].reduce((a, b) => a + b, 0), s.logHistogram.counts.reduce((a, b) => a + b, 0));
+  });
+
+  it('per-output-channel stats for axis 0, a middle axis and the last axis', () => {
+    const shape = [6, 5, 7, 3];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = make(n, (i, r) => normal(r) * (1 + (i % 3)) + (i % 11 === 0 ? 30 : 0), 7);
+    for (const axis of [0, 1, 3]) {
+      const s = analyseArray(x, { chunkElements: 37, channelOutlierFactor: 2 }, shape, axis);
+      const ch = s.channels!;
+      assert.equal(ch.axis, axis);
+      assert.equal(ch.channels, shape[axis]);
+      const stride = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const vals: number[][] = Array.from({ length: shape[axis] }, () => []);
+      for (let i = 0; i < n; i++) vals[Math.floor(i / stride) % shape[axis]].push(x[i]);
+      const absmax: number[] = [];
+      vals.forEach((v, c) => {
+        const mean = v.reduce((a, b) => a + b, 0) / v.length;
+        const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+        assert.ok(ch.min[c] === Math.min(...v));
+        assert.ok(ch.max[c] === Math.max(...v));
+        close(ch.mean[c], mean, 1e-12, 1e-12, `mean ch${c}`);
+        close(ch.std[c], sd, 1e-10, 1e-12, `std ch${c}`);
+        absmax.push(Math.max(...v.map(Math.abs)));
+      });
+      const sorted = [...absmax].sort((a, b) => a - b);
+      const m = sorted.length >> 1;
+      const med = sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+      assert.equal(ch.medianAbsMax, med);
+      assert.deepEqual(ch.outlierChannels, absmax.flatMap((a, c) => (a > 2 * med ? [c] : [])));
+      const ranges = vals.map((v) => Math.max(...v) - Math.min(...v)).sort((a, b) => a - b);
+      assert.equal(ch.rangeSpread.max, ranges[ranges.length - 1]);
+      assert.equal(ch.rangeSpread.min, ranges[0]);
+    }
+  });
+
+  it('a crafted channel outlier is flagged', () => {
+    const shape = [16, 64];
+    const x = make(16 * 64, (_, r) => normal(r) * 0.1, 8);
+    x[5 * 64 + 17] = 9;
+    const s = analyseArray(x, {}, shape, 0);
+    assert.deepEqual(s.channels!.outlierChannels, [5]);
+    assert.equal(channelLayout([3], 0), undefined);
+  });
+});
+
+describe('analysis: streaming and range merging', () => {
+  it('odd chunk sizes give the same statistics as one chunk', () => {
+    for (const name of ['normal', 'nanInf', 'giantOutlier', 'offsetNarrow']) {
+      const x = cases[name]();
+      const whole = analyseArray(x, { chunkElements: x.length }, [500, 100], 0);
+      for (const chunk of [1, 333, 1000, 4097]) {
+        const xs = chunk === 1 ? x.subarray(0, 3001) : x;
+        const a = analyseArray(xs, { chunkElements: chunk }, chunk === 1 ? undefined : [500, 100], 0);
+        const b = chunk === 1 ? analyseArray(xs, { chunkElements: xs.length }) : whole;
+        for (const k of ['count', 'nan', 'inf', 'zeros', 'nearZeros', 'min', 'max'] as const) assert.equal(a[k], b[k], `${name}/${chunk} ${k}`);
+        close(a.mean, b.mean, 1e-12, 1e-13 * b.std, `${name}/${chunk} mean`);
+        close(a.std, b.std, 1e-10, 0, `${name}/${chunk} std`);
+        close(a.kurtosis, b.kurtosis, 1e-8, 1e-10, `${name}/${chunk} kurt`);
+        assert.deepEqual(a.histogram, b.histogram);
+        assert.deepEqual(a.outliers, b.outliers);
+        assert.deepEqual(a.percentiles, b.percentiles);
+        if (chunk !== 1) assert.deepEqual(a.channels!.min, b.channels!.min);
+      }
+    }
+  });
+
+  it('three ranges merged equal the whole tensor', () => {
+    const x = cases.heavyTail();
+    const o = resolveOptions({ chunkElements: 1024 });
+    const layout = channelLayout([250, 200], 1)!;
+    const src = arraySource(x);
+    const k = new WasmKernel(1024);
+    const cuts: [number, number][] = [[0, 12345], [12345, 30001], [30001, x.length]];
+    const p1 = cuts.map((r) => runPass1(src, k, r, o, layout)).reduce((a, b) => mergePass1(a, b, o.topK));
+    const params = pass2Params(p1, o);
+    const p2 = cuts.map((r) => runPass2(src, k, r, params, o)).reduce(mergePass2);
+    const plan = planRefine(p1, p2, params, o)!;
+    const p3 = cuts.map((r) => runPass3(src, k, r, plan, o)).reduce(mergePass3);
+    const merged = finalize(p1, p2, params, plan, p3, o, layout);
+    const whole = analyseArray(x, { chunkElements: 1024 }, [250, 200], 1);
+    checkAgainstReference(x, merged, 'merged');
+    assert.deepEqual(merged.histogram, whole.histogram);
+    assert.deepEqual(merged.percentiles, whole.percentiles);
+    close(merged.skewness, whole.skewness, 1e-10, 1e-12, 'skew');
+    merged.channels!.std.forEach((v, c) => close(v, whole.channels!.std[c], 1e-10, 1e-14, `ch${c}`));
+  });
+});
+
+describe('analysis: WASM kernels equal the TypeScript twin', () => {
+  it('bit-identical full statistics on every crafted tensor and odd chunk sizes', () => {
+    for (const [name, gen] of Object.entries(cases)) {
+      const x = gen().subarray(0, 20_003);
+      for (const chunk of [7, 4099]) {
+        const w = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new WasmKernel(chunk));
+        const t = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new TsKernel(chunk));
+        assert.deepEqual(w, t, `${name}/${chunk}`);
+      }
+      const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], 1, new WasmKernel(999));
+      const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], 1, new TsKernel(999));
+      assert.deepEqual(w, t, `${name} channels`);
+    }
+  });
+
+  it('f16 and bf16 decoding: all 65536 codes, against the IEEE formula', () => {
+    const n = 65536;
+    const w = new WasmKernel(n), t = new TsKernel(n);
+    for (const dt of ['f16', 'bf16'] as const) {
+      for (const k of [w, t]) {
+        const raw = new Uint16Array(k.raw().buffer, k.raw().byteOffset, n);
+        for (let i = 0; i < n; i++) raw[i] = i;
+        k.decode(dt, n - 3); // odd count exercises the scalar tail
+      }
+      const a = w.f32(), b = t.f32();
+      for (let h = 0; h < n - 3; h++) {
+        const sign = h & 0x8000 ? -1 : 1;
+        let ref: number;
+        if (dt === 'bf16') {
+          const e = (h >> 7) & 0xff, m = h & 0x7f;
+          ref = e === 255 ? (m ? NaN : sign * Infinity) : e === 0 ? sign * m * 2 ** -133 : sign * (1 + m / 128) * 2 ** (e - 127);
+        } else {
+          const e = (h >> 10) & 0x1f, m = h & 0x3ff;
+          ref = e === 31 ? (m ? NaN : sign * Infinity) : e === 0 ? sign * m * 2 ** -24 : sign * (1 + m / 1024) * 2 ** (e - 15);
+        }
+        assert.ok(Object.is(a[h], ref) || (Number.isNaN(ref) && Number.isNaN(a[h])), `${dt} wasm 0x${h.toString(16)}: ${a[h]} vs ${ref}`);
+        assert.ok(Object.is(b[h], ref) || (Number.isNaN(ref) && Number.isNaN(b[h])), `${dt} ts 0x${h.toString(16)}: ${b[h]} vs ${ref}`);
+      }
+    }
+  });
+});

@@ -1,0 +1,310 @@
+// Hot loops of the statistics pass, compiled with AssemblyScript to WASM SIMD.
+// Every function works on raw pointers into linear memory laid out by the
+// TypeScript host (src/analysis/kernels.ts); nothing here allocates.
+// src/analysis/kernelsTs.ts is the plain TypeScript twin: both must produce
+// bit-identical results, so accumulation orders here are part of the contract:
+// f64 sums keep four lane accumulators (element i goes to lane i % 4) and are
+// combined as (s0 + s1) + (s2 + s3) by the host.
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// One pass over a chunk. out (f64[24]): 0 finite, 1 nan, 2 zeros, 3 nearZeros,
+// 4 min, 5 max, 8..11 lanes of sum(d), 12..15 sum(d^2), 16..19 sum(d^3),
+// 20..23 sum(d^4), where d = x - shift over finite x. The host picks the
+// float32 shift near the mean (and redoes a chunk whose mean is far from it),
+// so the f64 power sums stay free of cancellation. Non-finite lanes are
+// replaced by the shift itself, which makes their d exactly 0.
+export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize): void {
+  const INF = f32x4.splat(Infinity);
+  const EPS = f32x4.splat(eps);
+  const ZERO = f32x4.splat(0);
+  const SH = f32x4.splat(shift);
+  const M = f64x2.splat(<f64>shift);
+  let cnt = i32x4.splat(0);
+  let nan = i32x4.splat(0);
+  let zer = i32x4.splat(0);
+  let nz = i32x4.splat(0);
+  let mn = f32x4.splat(Infinity);
+  let mx = f32x4.splat(-Infinity);
+  let a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0), a4 = f64x2.splat(0);
+  let b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0), b4 = f64x2.splat(0);
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const x = v128.load(p + (<usize>i << 2));
+    const a = f32x4.abs(x);
+    const fin = f32x4.lt(a, INF);
+    cnt = i32x4.sub(cnt, fin);
+    nan = i32x4.sub(nan, f32x4.ne(x, x));
+    zer = i32x4.sub(zer, f32x4.eq(x, ZERO));
+    nz = i32x4.sub(nz, f32x4.lt(a, EPS));
+    const xs = v128.bitselect(x, SH, fin);
+    mn = f32x4.pmin(mn, v128.bitselect(x, mn, fin));
+    mx = f32x4.pmax(mx, v128.bitselect(x, mx, fin));
+    const dl = f64x2.sub(f64x2.promote_low_f32x4(xs), M);
+    const dh = f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(xs, xs, 2, 3, 0, 1)), M);
+    const dl2 = f64x2.mul(dl, dl);
+    const dh2 = f64x2.mul(dh, dh);
+    a1 = f64x2.add(a1, dl);
+    b1 = f64x2.add(b1, dh);
+    a2 = f64x2.add(a2, dl2);
+    b2 = f64x2.add(b2, dh2);
+    a3 = f64x2.add(a3, f64x2.mul(dl2, dl));
+    b3 = f64x2.add(b3, f64x2.mul(dh2, dh));
+    a4 = f64x2.add(a4, f64x2.mul(dl2, dl2));
+    b4 = f64x2.add(b4, f64x2.mul(dh2, dh2));
+  }
+  let c: i32 = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
+  let na: i32 = i32x4.extract_lane(nan, 0) + i32x4.extract_lane(nan, 1) + i32x4.extract_lane(nan, 2) + i32x4.extract_lane(nan, 3);
+  let ze: i32 = i32x4.extract_lane(zer, 0) + i32x4.extract_lane(zer, 1) + i32x4.extract_lane(zer, 2) + i32x4.extract_lane(zer, 3);
+  let ne: i32 = i32x4.extract_lane(nz, 0) + i32x4.extract_lane(nz, 1) + i32x4.extract_lane(nz, 2) + i32x4.extract_lane(nz, 3);
+  // pmin/pmax (a plain compare-and-select) are one instruction on x86, unlike IEEE min/max;
+  // the sign of a zero extreme is therefore order-dependent and the host canonicalises it.
+  let fmin: f32 = pmin32(pmin32(f32x4.extract_lane(mn, 0), f32x4.extract_lane(mn, 1)), pmin32(f32x4.extract_lane(mn, 2), f32x4.extract_lane(mn, 3)));
+  let fmax: f32 = pmax32(pmax32(f32x4.extract_lane(mx, 0), f32x4.extract_lane(mx, 1)), pmax32(f32x4.extract_lane(mx, 2), f32x4.extract_lane(mx, 3)));
+  v128.store(out, a1, 64); v128.store(out, b1, 80);
+  v128.store(out, a2, 96); v128.store(out, b2, 112);
+  v128.store(out, a3, 128); v128.store(out, b3, 144);
+  v128.store(out, a4, 160); v128.store(out, b4, 176);
+  for (let i = n4; i < n; i++) {
+    const x = load<f32>(p + (<usize>i << 2));
+    const a = abs<f32>(x);
+    if (x != x) { na++; continue; }
+    if (a == Infinity) continue;
+    c++;
+    if (x == 0) ze++;
+    if (a < eps) ne++;
+    fmin = pmin32(fmin, x);
+    fmax = pmax32(fmax, x);
+    const d: f64 = <f64>x - <f64>shift;
+    const d2 = d * d;
+    const o: usize = out + (<usize>(i & 3) << 3);
+    store<f64>(o, load<f64>(o, 64) + d, 64);
+    store<f64>(o, load<f64>(o, 96) + d2, 96);
+    store<f64>(o, load<f64>(o, 128) + d2 * d, 128);
+    store<f64>(o, load<f64>(o, 160) + d2 * d2, 160);
+  }
+  store<f64>(out, <f64>c, 0);
+  store<f64>(out, <f64>na, 8);
+  store<f64>(out, <f64>ze, 16);
+  store<f64>(out, <f64>ne, 24);
+  store<f64>(out, <f64>fmin, 32);
+  store<f64>(out, <f64>fmax, 40);
+}
+
+// @ts-ignore: decorator
+@inline
+function pmin32(a: f32, b: f32): f32 { return b < a ? b : a; }
+// @ts-ignore: decorator
+@inline
+function pmax32(a: f32, b: f32): f32 { return a < b ? b : a; }
+
+// Linear histogram (4 interleaved copies of 2049 u32; bin 2048 catches
+// non-finite values), log2-magnitude histogram (4 copies of 256 u32, indexed
+// by the IEEE exponent field) and the count of finite x with x > hi or x < lo.
+export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, lg: usize): i32 {
+  const INF = f32x4.splat(Infinity);
+  const MIN = f32x4.splat(lo0);
+  const SC = f32x4.splat(scale);
+  const OLO = f32x4.splat(olo);
+  const OHI = f32x4.splat(ohi);
+  const TOP = i32x4.splat(2047);
+  const BOT = i32x4.splat(0);
+  const TRASH = i32x4.splat(2048);
+  const EXP = i32x4.splat(0xff);
+  const C: usize = 2049 * 4;
+  let out = i32x4.splat(0);
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const x = v128.load(p + (<usize>i << 2));
+    const fin = f32x4.lt(f32x4.abs(x), INF);
+    let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
+    b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
+    const e = v128.and(i32x4.shr_u(x, 23), EXP);
+    out = i32x4.sub(out, v128.and(v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO)), fin));
+    let a: usize = h + (<usize>i32x4.extract_lane(b, 0) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + C + (<usize>i32x4.extract_lane(b, 1) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + 2 * C + (<usize>i32x4.extract_lane(b, 2) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + 3 * C + (<usize>i32x4.extract_lane(b, 3) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = lg + (<usize>i32x4.extract_lane(e, 0) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = lg + 1024 + (<usize>i32x4.extract_lane(e, 1) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = lg + 2048 + (<usize>i32x4.extract_lane(e, 2) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = lg + 3072 + (<usize>i32x4.extract_lane(e, 3) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+  }
+  let o: i32 = i32x4.extract_lane(out, 0) + i32x4.extract_lane(out, 1) + i32x4.extract_lane(out, 2) + i32x4.extract_lane(out, 3);
+  for (let i = n4; i < n; i++) {
+    const x = load<f32>(p + (<usize>i << 2));
+    const j: usize = <usize>(i & 3);
+    const e: usize = <usize>((reinterpret<u32>(x) >>> 23) & 0xff);
+    let a = lg + j * 1024 + (e << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    let b: i32 = 2048;
+    if (abs<f32>(x) < Infinity) {
+      b = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat((x - lo0) * scale)), 0), 0), 2047);
+      if (x > ohi || x < olo) o++;
+    }
+    a = h + j * C + (<usize>b << 2);
+    store<u32>(a, load<u32>(a) + 1);
+  }
+  return o;
+}
+
+// Second-level histogram inside up to 8 chosen bins of the linear histogram:
+// tab (u8[2048]) maps a bin to slot+1 (0 = not refined); slot s has origin
+// lo[s] (f32), scale sc[s] (f32) and 2048 u32 counters at sub + s*8192.
+export function refine(p: usize, n: i32, lo0: f32, scale: f32, tab: usize, lo: usize, sc: usize, sub: usize): void {
+  const INF = f32x4.splat(Infinity);
+  const MIN = f32x4.splat(lo0);
+  const SC = f32x4.splat(scale);
+  const TOP = i32x4.splat(2047);
+  const BOT = i32x4.splat(0);
+  const TRASH = i32x4.splat(2048);
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const x = v128.load(p + (<usize>i << 2));
+    const fin = f32x4.lt(f32x4.abs(x), INF);
+    let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
+    b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
+    refineOne(f32x4.extract_lane(x, 0), i32x4.extract_lane(b, 0), tab, lo, sc, sub);
+    refineOne(f32x4.extract_lane(x, 1), i32x4.extract_lane(b, 1), tab, lo, sc, sub);
+    refineOne(f32x4.extract_lane(x, 2), i32x4.extract_lane(b, 2), tab, lo, sc, sub);
+    refineOne(f32x4.extract_lane(x, 3), i32x4.extract_lane(b, 3), tab, lo, sc, sub);
+  }
+  for (let i = n4; i < n; i++) {
+    const x = load<f32>(p + (<usize>i << 2));
+    if (!(abs<f32>(x) < Infinity)) continue;
+    const b = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat((x - lo0) * scale)), 0), 0), 2047);
+    refineOne(x, b, tab, lo, sc, sub);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function refineOne(x: f32, b: i32, tab: usize, lo: usize, sc: usize, sub: usize): void {
+  if (b >= 2048) return; // non-finite lanes carry the trash bin
+  const s = <i32>load<u8>(tab + <usize>b);
+  if (s == 0) return;
+  const k: usize = <usize>(s - 1);
+  const v = (x - load<f32>(lo + (k << 2))) * load<f32>(sc + (k << 2));
+  const t = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0), 0), 2047);
+  const a = sub + k * 8192 + (<usize>t << 2);
+  store<u32>(a, load<u32>(a) + 1);
+}
+
+// Per-output-channel accumulation. The chunk's first element belongs to
+// channel c0 at offset off0 within its run of `inner` consecutive elements.
+// ch holds six f64 arrays of length C: count, min, max, shift, sum(d), sum(d^2)
+// with d = x - shift and shift = the first finite value the channel saw (a
+// sample of the channel keeps the shifted sums free of cancellation).
+export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize): void {
+  const S: usize = <usize>C << 3;
+  let i = 0;
+  let c = c0;
+  let off = off0;
+  while (i < n) {
+    let run = inner - off;
+    if (run > n - i) run = n - i;
+    const base = ch + (<usize>c << 3);
+    let cnt = load<f64>(base);
+    let mn = load<f64>(base + S);
+    let mx = load<f64>(base + 2 * S);
+    let sh = load<f64>(base + 3 * S);
+    let s1 = load<f64>(base + 4 * S);
+    let s2 = load<f64>(base + 5 * S);
+    const end = i + run;
+    for (let k = i; k < end; k++) {
+      const x = <f64>load<f32>(p + (<usize>k << 2));
+      if (!(abs<f64>(x) < Infinity)) continue;
+      if (cnt == 0) sh = x;
+      cnt += 1;
+      if (x < mn) mn = x;
+      if (x > mx) mx = x;
+      const d = x - sh;
+      s1 += d;
+      s2 += d * d;
+    }
+    store<f64>(base, cnt);
+    store<f64>(base + S, mn);
+    store<f64>(base + 2 * S, mx);
+    store<f64>(base + 3 * S, sh);
+    store<f64>(base + 4 * S, s1);
+    store<f64>(base + 5 * S, s2);
+    i = end;
+    off = 0;
+    c++;
+    if (c == C) c = 0;
+  }
+}
+
+// IEEE binary16 -> binary32: move exponent+mantissa into place and rescale by
+// 2^112, which handles normals and subnormals alike; Inf/NaN get an all-ones exponent.
+export function f16ToF32(src: usize, dst: usize, n: i32): void {
+  const EM = i32x4.splat(0x7fff);
+  const SIGN = i32x4.splat(0x8000);
+  const MAGIC = f32x4.splat(5.192296858534828e33); // 2^112
+  const INFH = i32x4.splat(0x7c00);
+  const EXPF = i32x4.splat(0x7f800000);
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    const lo = i32x4.extend_low_i16x8_u(h);
+    const hi = i32x4.extend_high_i16x8_u(h);
+    v128.store(dst + (<usize>i << 2), halfLanes(lo, EM, SIGN, MAGIC, INFH, EXPF));
+    v128.store(dst + (<usize>i << 2), halfLanes(hi, EM, SIGN, MAGIC, INFH, EXPF), 16);
+  }
+  for (let i = n8; i < n; i++) {
+    const h = <i32>load<u16>(src + (<usize>i << 1));
+    const em = h & 0x7fff;
+    let f = reinterpret<f32>(em << 13) * <f32>5.192296858534828e33;
+    let bits = reinterpret<i32>(f);
+    if (em >= 0x7c00) bits |= 0x7f800000;
+    store<i32>(dst + (<usize>i << 2), bits | ((h & 0x8000) << 16));
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function halfLanes(h: v128, EM: v128, SIGN: v128, MAGIC: v128, INFH: v128, EXPF: v128): v128 {
+  const em = v128.and(h, EM);
+  let f = f32x4.mul(i32x4.shl(em, 13), MAGIC);
+  f = v128.or(f, v128.and(i32x4.ge_s(em, INFH), EXPF));
+  return v128.or(f, i32x4.shl(v128.and(h, SIGN), 16));
+}
+
+export function bf16ToF32(src: usize, dst: usize, n: i32): void {
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+  }
+  for (let i = n8; i < n; i++) {
+    store<u32>(dst + (<usize>i << 2), <u32>load<u16>(src + (<usize>i << 1)) << 16);
+  }
+}
+
+// Plain read-bandwidth probe: sum of float32 with four independent vector accumulators.
+export function sumF32(p: usize, n: i32): f32 {
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  const n16 = n & ~15;
+  for (let i = 0; i < n16; i += 16) {
+    const q = p + (<usize>i << 2);
+    a = f32x4.add(a, v128.load(q));
+    b = f32x4.add(b, v128.load(q, 16));
+    c = f32x4.add(c, v128.load(q, 32));
+    d = f32x4.add(d, v128.load(q, 48));
+  }
+  const s = f32x4.add(f32x4.add(a, b), f32x4.add(c, d));
+  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  for (let i = n16; i < n; i++) r += load<f32>(p + (<usize>i << 2));
+  return r;
+}
