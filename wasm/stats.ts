@@ -161,19 +161,29 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
 // Second-level histogram inside up to 8 chosen bins of the linear histogram:
 // tab (u8[2048]) maps a bin to slot+1 (0 = not refined); slot s has origin
 // lo[s] (f32), scale sc[s] (f32) and 2048 u32 counters at sub + s*8192.
-export function refine(p: usize, n: i32, lo0: f32, scale: f32, tab: usize, lo: usize, sc: usize, sub: usize): void {
+export function refine(p: usize, n: i32, lo0: f32, scale: f32, tab: usize, lo: usize, sc: usize, sub: usize, bins: usize): void {
   const INF = f32x4.splat(Infinity);
   const MIN = f32x4.splat(lo0);
   const SC = f32x4.splat(scale);
   const TOP = i32x4.splat(2047);
   const BOT = i32x4.splat(0);
   const TRASH = i32x4.splat(2048);
+  // The (up to 8) refined bins, -1 for unused slots: most vectors hit none of them
+  // and are rejected with vector compares alone.
+  const B0 = i32x4.splat(load<i32>(bins, 0)), B1 = i32x4.splat(load<i32>(bins, 4));
+  const B2 = i32x4.splat(load<i32>(bins, 8)), B3 = i32x4.splat(load<i32>(bins, 12));
+  const B4 = i32x4.splat(load<i32>(bins, 16)), B5 = i32x4.splat(load<i32>(bins, 20));
+  const B6 = i32x4.splat(load<i32>(bins, 24)), B7 = i32x4.splat(load<i32>(bins, 28));
   const n4 = n & ~3;
   for (let i = 0; i < n4; i += 4) {
     const x = v128.load(p + (<usize>i << 2));
     const fin = f32x4.lt(f32x4.abs(x), INF);
     let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
     b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
+    const hit = v128.or(
+      v128.or(v128.or(i32x4.eq(b, B0), i32x4.eq(b, B1)), v128.or(i32x4.eq(b, B2), i32x4.eq(b, B3))),
+      v128.or(v128.or(i32x4.eq(b, B4), i32x4.eq(b, B5)), v128.or(i32x4.eq(b, B6), i32x4.eq(b, B7))));
+    if (!v128.any_true(hit)) continue;
     refineOne(f32x4.extract_lane(x, 0), i32x4.extract_lane(b, 0), tab, lo, sc, sub);
     refineOne(f32x4.extract_lane(x, 1), i32x4.extract_lane(b, 1), tab, lo, sc, sub);
     refineOne(f32x4.extract_lane(x, 2), i32x4.extract_lane(b, 2), tab, lo, sc, sub);
@@ -290,6 +300,34 @@ export function bf16ToF32(src: usize, dst: usize, n: i32): void {
   for (let i = n8; i < n; i++) {
     store<u32>(dst + (<usize>i << 2), <u32>load<u16>(src + (<usize>i << 1)) << 16);
   }
+}
+
+// Counts every 16-bit code of a float16/bfloat16 chunk (two interleaved u32
+// tables of 65536 at h and h + 262144, so consecutive equal codes do not
+// serialise on one counter) and returns the largest magnitude code
+// (code & 0x7fff) that is not NaN, i.e. not above nanAbove; -1 if none.
+export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
+  let best: i32 = -1;
+  const n2 = n & ~1;
+  for (let i = 0; i < n2; i += 2) {
+    const c0 = <i32>load<u16>(src + (<usize>i << 1));
+    const c1 = <i32>load<u16>(src + (<usize>i << 1), 2);
+    let a = h + (<usize>c0 << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + 262144 + (<usize>c1 << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    const m0 = c0 & 0x7fff, m1 = c1 & 0x7fff;
+    if (m0 <= nanAbove && m0 > best) best = m0;
+    if (m1 <= nanAbove && m1 > best) best = m1;
+  }
+  if (n2 < n) {
+    const c0 = <i32>load<u16>(src + (<usize>n2 << 1));
+    const a = h + (<usize>c0 << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    const m0 = c0 & 0x7fff;
+    if (m0 <= nanAbove && m0 > best) best = m0;
+  }
+  return best;
 }
 
 // Plain read-bandwidth probe: sum of float32 with four independent vector accumulators.

@@ -50,6 +50,12 @@ export interface StatsKernel {
   channelsRead(): ChannelRaw;
   /** Plain float32 sum of the input (bandwidth probe). */
   sum(n: number): number;
+  /** Zero the 16-bit code counters. */
+  codesReset(): void;
+  /** Count the codes of raw()[0..2n); returns the largest non-NaN magnitude code (code & 0x7fff ≤ nanAbove), -1 if none. */
+  count16(n: number, nanAbove: number): number;
+  /** Counts per code, 65536 entries. */
+  codesRead(): Float64Array;
 }
 
 export function lanes4(a: number, b: number, c: number, d: number): number {
@@ -92,11 +98,12 @@ interface StatsExports {
   heapBase(): number;
   moments(p: number, n: number, eps: number, shift: number, out: number): void;
   hist(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, lg: number): number;
-  refine(p: number, n: number, min: number, scale: number, tab: number, lo: number, sc: number, sub: number): void;
+  refine(p: number, n: number, min: number, scale: number, tab: number, lo: number, sc: number, sub: number, bins: number): void;
   channels(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
   f16ToF32(src: number, dst: number, n: number): void;
   bf16ToF32(src: number, dst: number, n: number): void;
   sumF32(p: number, n: number): number;
+  count16(src: number, n: number, h: number, nanAbove: number): number;
 }
 
 let wasmModule: object | undefined;
@@ -112,9 +119,12 @@ export class WasmKernel implements StatsKernel {
   readonly kind = 'wasm' as const;
   private readonly x: StatsExports;
   private readonly OUT: number; private readonly HIST: number; private readonly LOG: number;
-  private readonly TAB: number; private readonly RLO: number; private readonly RSC: number;
+  private readonly TAB: number; private readonly RLO: number; private readonly RSC: number; private readonly RBINS: number;
   private readonly SUB: number; private readonly RAW: number; private readonly F32: number;
   private readonly CH: number;
+  private readonly CODES: number;
+  private codeAcc = new Float64Array(65536);
+  private codesSince = 0;
   private C = 0;
   private linAcc = new Float64Array(HIST_BINS + 1);
   private logAcc = new Float64Array(LOG_BINS);
@@ -131,9 +141,11 @@ export class WasmKernel implements StatsKernel {
     this.TAB = p; p = align(p + HIST_BINS);
     this.RLO = p; p = align(p + MAX_REFINE_SLOTS * 4);
     this.RSC = p; p = align(p + MAX_REFINE_SLOTS * 4);
+    this.RBINS = p; p = align(p + MAX_REFINE_SLOTS * 4);
     this.SUB = p; p = align(p + MAX_REFINE_SLOTS * HIST_BINS * 4);
     this.RAW = p; p = align(p + capacity * 2 + 16);
     this.F32 = p; p = align(p + capacity * 4 + 16);
+    this.CODES = p; p = align(p + 2 * 65536 * 4);
     this.CH = p;
     this.ensure(p);
   }
@@ -190,14 +202,16 @@ export class WasmKernel implements StatsKernel {
     tab.fill(0);
     const lo = new Float32Array(this.buf, this.RLO, MAX_REFINE_SLOTS);
     const sc = new Float32Array(this.buf, this.RSC, MAX_REFINE_SLOTS);
-    slots.forEach((s, i) => { tab[s.bin] = i + 1; lo[i] = s.lo; sc[i] = s.scale; });
+    const bins = new Int32Array(this.buf, this.RBINS, MAX_REFINE_SLOTS);
+    bins.fill(-1);
+    slots.forEach((s, i) => { tab[s.bin] = i + 1; lo[i] = s.lo; sc[i] = s.scale; bins[i] = s.bin; });
     new Uint32Array(this.buf, this.SUB, MAX_REFINE_SLOTS * HIST_BINS).fill(0);
     this.slots = slots.length;
     this.refMin = min; this.refScale = scale;
   }
   private refMin = 0; private refScale = 0;
   refine(n: number): void {
-    this.x.refine(this.F32, n, this.refMin, this.refScale, this.TAB, this.RLO, this.RSC, this.SUB);
+    this.x.refine(this.F32, n, this.refMin, this.refScale, this.TAB, this.RLO, this.RSC, this.SUB, this.RBINS);
   }
   refineRead(): Float64Array[] {
     const sub = new Uint32Array(this.buf, this.SUB, MAX_REFINE_SLOTS * HIST_BINS);
@@ -227,6 +241,27 @@ export class WasmKernel implements StatsKernel {
   }
 
   sum(n: number): number { return this.x.sumF32(this.F32, n); }
+
+  codesReset(): void {
+    new Uint32Array(this.buf, this.CODES, 2 * 65536).fill(0);
+    this.codeAcc.fill(0);
+    this.codesSince = 0;
+  }
+  count16(n: number, nanAbove: number): number {
+    if (this.codesSince + n > 2 ** 31) this.flushCodes();
+    this.codesSince += n;
+    return this.x.count16(this.RAW, n, this.CODES, nanAbove);
+  }
+  private flushCodes(): void {
+    const c = new Uint32Array(this.buf, this.CODES, 2 * 65536);
+    for (let i = 0; i < 65536; i++) this.codeAcc[i] += c[i] + c[65536 + i];
+    c.fill(0);
+    this.codesSince = 0;
+  }
+  codesRead(): Float64Array {
+    this.flushCodes();
+    return this.codeAcc.slice();
+  }
 
   /**
    * Bench only: a float32 region of `n` elements inside this instance's memory,

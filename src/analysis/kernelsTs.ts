@@ -158,6 +158,21 @@ export class TsKernel implements StatsKernel {
     return { count: ch.count.slice(), min: ch.min.slice(), max: ch.max.slice(), shift: ch.shift.slice(), s1: ch.s1.slice(), s2: ch.s2.slice() };
   }
 
+  private codes = new Float64Array(65536);
+  codesReset(): void { this.codes.fill(0); }
+  count16(n: number, nanAbove: number): number {
+    const h16 = new Uint16Array(this.rawBuf.buffer, this.rawBuf.byteOffset, n);
+    let best = -1;
+    for (let i = 0; i < n; i++) {
+      const c = h16[i];
+      this.codes[c]++;
+      const m = c & 0x7fff;
+      if (m <= nanAbove && m > best) best = m;
+    }
+    return best;
+  }
+  codesRead(): Float64Array { return this.codes.slice(); }
+
   sum(n: number): number {
     let s = 0;
     for (let i = 0; i < n; i++) s = fr(s + this.in32[i]);

@@ -5,7 +5,7 @@
  * clipping), and the bytes the tensor would take including scales and zero
  * points. This table feeds the mixed-precision search and the UI.
  *
- * Large tensors are measured on a deterministic sample of whole row blocks
+ * Large tensors (default > 1M elements) are measured on a deterministic sample of whole row blocks
  * (128 rows along axis 0, so every group of 32/64/128 stays intact); bytes
  * are always those of the full tensor.
  */
@@ -58,7 +58,7 @@ export interface TensorSensitivity {
 }
 
 export interface SensitivityOptions {
-  /** Measure on at most about this many elements (whole 128-row blocks). Default 4M. */
+  /** Measure on at most about this many elements (whole 128-row blocks). Default 1M (about 2.5 CPU-s per tensor for all configs). */
   maxElements?: number;
   /** Bytes per stored scale: 4 for float32 models, 2 for 16-bit ones. Default 4. */
   scaleBytes?: number;
@@ -130,7 +130,7 @@ export function tensorSensitivity(x: Float32Array, shape: readonly number[], ful
 
 /** Reads the (sampled) tensor from the model and measures it. */
 export function modelTensorSensitivity(model: ModelFile, t: TensorInfo, opts: SensitivityOptions = {}): TensorSensitivity {
-  const { rows, sampledShape } = sampleRows(t.shape, opts.maxElements ?? 4 * 1024 * 1024);
+  const { rows, sampledShape } = sampleRows(t.shape, opts.maxElements ?? 1024 * 1024);
   const rowSize = t.shape.length ? t.numel / t.shape[0] : 1;
   const x = new Float32Array(sampledShape.reduce((a, b) => a * b, 1));
   let o = 0;

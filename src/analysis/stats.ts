@@ -27,11 +27,17 @@ export interface StatsOptions {
   refinePercentiles?: boolean;
   /** Elements per chunk read. Default 32768 (128 KiB of float32). */
   chunkElements?: number;
+  /**
+   * float16/bfloat16 tensors read as raw codes: one pass counting each of the
+   * 65536 codes, from which every statistic follows exactly (percentiles
+   * included, error bound 0). Default true; false uses the float32 passes.
+   */
+  exact16?: boolean;
 }
 
 export interface ResolvedStatsOptions {
   nearZeroEps: number; outlierSigma: number; topK: number; channelOutlierFactor: number;
-  refinePercentiles: boolean; chunkElements: number;
+  refinePercentiles: boolean; chunkElements: number; exact16: boolean;
 }
 
 export function resolveOptions(o: StatsOptions = {}): ResolvedStatsOptions {
@@ -42,6 +48,7 @@ export function resolveOptions(o: StatsOptions = {}): ResolvedStatsOptions {
     channelOutlierFactor: o.channelOutlierFactor ?? 4,
     refinePercentiles: o.refinePercentiles ?? true,
     chunkElements: o.chunkElements ?? 32768,
+    exact16: o.exact16 ?? true,
   };
   if (!(r.chunkElements >= 1 && Number.isInteger(r.chunkElements))) throw new Error(`chunkElements must be a positive integer, got ${r.chunkElements}`);
   if (!(r.topK >= 0 && Number.isInteger(r.topK))) throw new Error(`topK must be a non-negative integer, got ${r.topK}`);
@@ -72,6 +79,29 @@ export interface ChunkSource {
   readonly numel: number;
   /** Writes elements [start, start + count) to kernel.f32()[0..count); count ≤ kernel.capacity. */
   fill(k: StatsKernel, start: number, count: number): void;
+}
+
+/** A 16-bit float source that can also deliver its raw codes. */
+export interface Raw16Source extends ChunkSource {
+  readonly dtype16: 'f16' | 'bf16';
+  /** Writes the raw codes of elements [start, start + count) to kernel.raw(). */
+  fillRaw(k: StatsKernel, start: number, count: number): void;
+}
+
+export function isRaw16(src: ChunkSource): src is Raw16Source {
+  return (src as Raw16Source).dtype16 !== undefined;
+}
+
+/** In-memory float16/bfloat16 codes. */
+export function raw16Source(codes: Uint16Array, dtype: 'f16' | 'bf16'): Raw16Source {
+  const fillRaw = (k: StatsKernel, start: number, count: number) => {
+    const raw = k.raw();
+    new Uint16Array(raw.buffer, raw.byteOffset, count).set(codes.subarray(start, start + count));
+  };
+  return {
+    numel: codes.length, dtype16: dtype, fillRaw,
+    fill(k, start, count) { fillRaw(k, start, count); k.decode(dtype, count); },
+  };
 }
 
 export function arraySource(data: Float32Array): ChunkSource {
@@ -241,35 +271,40 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
       k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
     }
   });
-  let channels: ChannelPartial | undefined;
-  if (layout) {
-    const r = k.channelsRead();
-    const C = layout.channels;
-    channels = { count: r.count, mean: new Float64Array(C), m2: new Float64Array(C), min: r.min, max: r.max };
-    for (let c = 0; c < C; c++) {
-      const n = r.count[c];
-      if (n === 0) continue;
-      r.min[c] += 0; // -0 -> +0: which zero a compare-and-select keeps depends on order
-      r.max[c] += 0;
-      channels.mean[c] = r.shift[c] + r.s1[c] / n;
-      channels.m2[c] = Math.max(0, r.s2[c] - (r.s1[c] * r.s1[c]) / n);
-    }
-  }
+  const channels = layout ? channelPartial(k, layout) : undefined;
   const numel = end - start;
   return { numel, nan, inf: numel - mom.n - nan, zeros, nearZeros, min, max, moments: mom, top: heap.sorted(), channels };
 }
 
-export function mergePass1(a: Pass1, b: Pass1, topK: number): Pass1 {
-  let channels: ChannelPartial | undefined;
-  if (a.channels && b.channels) {
-    const A = a.channels, B = b.channels, C = A.count.length;
-    channels = { count: new Float64Array(C), mean: new Float64Array(C), m2: new Float64Array(C), min: new Float64Array(C), max: new Float64Array(C) };
-    for (let c = 0; c < C; c++) {
-      const m = mergeMoments({ n: A.count[c], mean: A.mean[c], m2: A.m2[c], m3: 0, m4: 0 }, { n: B.count[c], mean: B.mean[c], m2: B.m2[c], m3: 0, m4: 0 });
-      channels.count[c] = m.n; channels.mean[c] = m.mean; channels.m2[c] = m.m2;
-      channels.min[c] = Math.min(A.min[c], B.min[c]); channels.max[c] = Math.max(A.max[c], B.max[c]);
-    }
+function channelPartial(k: StatsKernel, layout: ChannelLayout): ChannelPartial {
+  const r = k.channelsRead();
+  const C = layout.channels;
+  const channels = { count: r.count, mean: new Float64Array(C), m2: new Float64Array(C), min: r.min, max: r.max };
+  for (let c = 0; c < C; c++) {
+    const n = r.count[c];
+    if (n === 0) continue;
+    r.min[c] += 0; // -0 -> +0: which zero a compare-and-select keeps depends on order
+    r.max[c] += 0;
+    channels.mean[c] = r.shift[c] + r.s1[c] / n;
+    channels.m2[c] = Math.max(0, r.s2[c] - (r.s1[c] * r.s1[c]) / n);
   }
+  return channels;
+}
+
+function mergeChannels(A: ChannelPartial | undefined, B: ChannelPartial | undefined): ChannelPartial | undefined {
+  if (!A || !B) return undefined;
+  const C = A.count.length;
+  const channels = { count: new Float64Array(C), mean: new Float64Array(C), m2: new Float64Array(C), min: new Float64Array(C), max: new Float64Array(C) };
+  for (let c = 0; c < C; c++) {
+    const m = mergeMoments({ n: A.count[c], mean: A.mean[c], m2: A.m2[c], m3: 0, m4: 0 }, { n: B.count[c], mean: B.mean[c], m2: B.m2[c], m3: 0, m4: 0 });
+    channels.count[c] = m.n; channels.mean[c] = m.mean; channels.m2[c] = m.m2;
+    channels.min[c] = Math.min(A.min[c], B.min[c]); channels.max[c] = Math.max(A.max[c], B.max[c]);
+  }
+  return channels;
+}
+
+export function mergePass1(a: Pass1, b: Pass1, topK: number): Pass1 {
+  const channels = mergeChannels(a.channels, b.channels);
   return {
     numel: a.numel + b.numel, nan: a.nan + b.nan, inf: a.inf + b.inf, zeros: a.zeros + b.zeros, nearZeros: a.nearZeros + b.nearZeros,
     min: Math.min(a.min, b.min), max: Math.max(a.max, b.max), moments: mergeMoments(a.moments, b.moments),
@@ -506,6 +541,7 @@ export function analyseSource(src: ChunkSource, opts: StatsOptions = {}, layout?
   const o = resolveOptions(opts);
   const k = kernel ?? makeKernel('wasm', o.chunkElements);
   const range: [number, number] = [0, src.numel];
+  if (o.exact16 && isRaw16(src)) return finalizeCodes(runCodes(src, k, range, o, layout, hook), src.dtype16, o, layout);
   const p1 = runPass1(src, k, range, o, layout, hook);
   const params = pass2Params(p1, o);
   const p2 = runPass2(src, k, range, params, o, hook);
@@ -516,4 +552,130 @@ export function analyseSource(src: ChunkSource, opts: StatsOptions = {}, layout?
 
 export function analyseArray(data: Float32Array, opts: StatsOptions = {}, shape?: readonly number[], outputChannelAxis?: number, kernel?: StatsKernel): TensorStats {
   return analyseSource(arraySource(data), opts, shape ? channelLayout(shape, outputChannelAxis) : undefined, kernel);
+}
+
+// --- float16 / bfloat16: one pass over the codes ----------------------------
+
+/** Magnitude codes above these are NaN (equal is ±Inf). */
+const NAN_ABOVE = { f16: 0x7c00, bf16: 0x7f80 } as const;
+
+const decodeTables: Partial<Record<'f16' | 'bf16', Float32Array>> = {};
+/** float32 value of every 16-bit code, decoded by the same kernel code as the data. */
+export function decodeTable(dt: 'f16' | 'bf16'): Float32Array {
+  let t = decodeTables[dt];
+  if (!t) {
+    const k = new TsKernel(65536);
+    const raw = k.raw();
+    const codes = new Uint16Array(raw.buffer, raw.byteOffset, 65536);
+    for (let i = 0; i < 65536; i++) codes[i] = i;
+    k.decode(dt, 65536);
+    t = decodeTables[dt] = k.f32().slice();
+  }
+  return t;
+}
+
+export interface CodesPartial {
+  numel: number;
+  /** Occurrences of each 16-bit code. */
+  counts: Float64Array;
+  top: TopEntry[];
+  channels?: ChannelPartial;
+}
+
+export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, number], o: ResolvedStatsOptions, layout?: ChannelLayout, hook?: ChunkHook): CodesPartial {
+  const [start, end] = range;
+  const dt = src.dtype16;
+  const table = decodeTable(dt);
+  const heap = new TopHeap(o.topK);
+  k.codesReset();
+  if (layout) k.channelsSetup(layout.channels);
+  const step = Math.min(o.chunkElements, k.capacity);
+  for (let pos = start; pos < end; pos += step) {
+    const n = Math.min(step, end - pos);
+    src.fillRaw(k, pos, n);
+    const mc = k.count16(n, NAN_ABOVE[dt]);
+    let decoded = false;
+    // Values are only materialised for chunks that can change the top-k, and for per-channel stats.
+    if (o.topK > 0 && mc >= 0 && (!heap.full || Math.abs(table[mc]) > heap.floor)) {
+      k.decode(dt, n);
+      decoded = true;
+      const x = k.f32();
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        if (Math.abs(v) < Infinity && (!heap.full || Math.abs(v) > heap.floor)) heap.offer({ index: pos + i, value: v });
+      }
+    }
+    if (layout) {
+      if (!decoded) k.decode(dt, n);
+      const run = Math.floor(pos / layout.inner);
+      k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
+    }
+    hook?.(pos + n - start);
+  }
+  return { numel: end - start, counts: k.codesRead(), top: heap.sorted(), channels: layout ? channelPartial(k, layout) : undefined };
+}
+
+export function mergeCodes(a: CodesPartial, b: CodesPartial, topK: number): CodesPartial {
+  const counts = a.counts.slice();
+  for (let i = 0; i < counts.length; i++) counts[i] += b.counts[i];
+  return { numel: a.numel + b.numel, counts, top: mergeTop(a.top, b.top, topK), channels: mergeChannels(a.channels, b.channels) };
+}
+
+const fbits = new Float32Array(1);
+const ubits = new Uint32Array(fbits.buffer);
+
+/** Every statistic from the code counts: moments in two exact f64 passes over the distinct values, exact percentiles. */
+export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
+  const table = decodeTable(dt);
+  const vals: number[] = [], cnts: number[] = [];
+  let nan = 0, inf = 0, zeros = 0, nearZeros = 0, n = 0, sum = 0, min = Infinity, max = -Infinity;
+  const eps = Math.fround(o.nearZeroEps);
+  const log = new Float64Array(LOG_BINS);
+  for (let c = 0; c < 65536; c++) {
+    const cnt = p.counts[c];
+    if (cnt === 0) continue;
+    const v = table[c];
+    fbits[0] = v;
+    log[(ubits[0] >>> 23) & 0xff] += cnt;
+    if (Number.isNaN(v)) { nan += cnt; continue; }
+    if (!Number.isFinite(v)) { inf += cnt; continue; }
+    vals.push(v); cnts.push(cnt);
+    n += cnt; sum += cnt * v;
+    if (v === 0) zeros += cnt;
+    if (Math.abs(v) < eps) nearZeros += cnt;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mean = n > 0 ? sum / n : 0;
+  let m2 = 0, m3 = 0, m4 = 0;
+  for (let i = 0; i < vals.length; i++) {
+    const d = vals[i] - mean, d2 = d * d;
+    m2 += cnts[i] * d2; m3 += cnts[i] * d2 * d; m4 += cnts[i] * d2 * d2;
+  }
+  const p1: Pass1 = {
+    numel: p.numel, nan, inf, zeros, nearZeros, min: min + 0, max: max + 0,
+    moments: { n, mean, m2, m3, m4 }, top: p.top, channels: p.channels,
+  };
+  const params = pass2Params(p1, o);
+  const lin = new Float64Array(HIST_BINS);
+  const mn = Math.fround(params.min), sc = Math.fround(params.scale);
+  let outliers = 0;
+  for (let i = 0; i < vals.length; i++) {
+    const v = vals[i];
+    const t = Math.trunc(Math.fround(Math.fround(v - mn) * sc));
+    lin[t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t] += cnts[i];
+    if (v > params.hi || v < params.lo) outliers += cnts[i];
+  }
+  const stats = finalize(p1, { lin, log, outliers }, params, undefined, undefined, o, layout);
+  // Exact nearest-rank percentiles from the sorted distinct values.
+  if (n > 0) {
+    const order = vals.map((_, i) => i).sort((a, b) => vals[a] - vals[b]);
+    stats.percentiles = PERCENTILES.map((q) => {
+      const rank = Math.min(n, Math.max(1, Math.ceil((q / 100) * n)));
+      let cum = 0, j = 0;
+      while (cum + cnts[order[j]] < rank) cum += cnts[order[j++]];
+      return { q, value: vals[order[j]] + 0, errorBound: 0 };
+    });
+  }
+  return stats;
 }

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { FormatError, ModelFile, TensorInfo } from '../formats/types';
-import { ChunkSource } from './stats';
+import { ChunkSource, Raw16Source } from './stats';
 import { StatsKernel } from './kernels';
 
 const DIRECT: Record<string, 2 | 4> = { f32: 4, f16: 2, bf16: 2 };
@@ -19,8 +19,9 @@ export function isAnalysable(t: TensorInfo): boolean {
 }
 
 export interface ClosableSource extends ChunkSource { close(): void }
+export type ClosableRaw16Source = Raw16Source & { close(): void };
 
-export function tensorSource(model: ModelFile, t: TensorInfo): ClosableSource {
+export function tensorSource(model: ModelFile, t: TensorInfo): ClosableSource | ClosableRaw16Source {
   const bpe = DIRECT[t.dtype];
   if (bpe && t.location.kind === 'disk') {
     const loc = t.location;
@@ -36,7 +37,7 @@ export function tensorSource(model: ModelFile, t: TensorInfo): ClosableSource {
         got += r;
       }
     };
-    return {
+    const base = {
       numel: t.numel,
       fill(k: StatsKernel, start: number, count: number) {
         const pos = loc.offset + start * bpe;
@@ -51,6 +52,14 @@ export function tensorSource(model: ModelFile, t: TensorInfo): ClosableSource {
       },
       close() { fs.closeSync(fd); },
     };
+    if (bpe === 2) {
+      return {
+        ...base,
+        dtype16: t.dtype as 'f16' | 'bf16',
+        fillRaw(k: StatsKernel, start: number, count: number) { readInto(k.raw().subarray(0, count * 2), loc.offset + start * 2); },
+      };
+    }
+    return base;
   }
   return {
     numel: t.numel,

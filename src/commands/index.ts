@@ -1,6 +1,5 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { openModel } from '../formats';
 import { buildOverview } from '../editor/overview';
 import { MODEL_EDITOR_VIEW_TYPE, type ModelEditorProvider } from '../editor/modelEditorProvider';
 import type { ModelOverview } from '../shared/protocol';
@@ -76,6 +75,9 @@ export function registerCommands(context: vscode.ExtensionContext, editors: Mode
   reg('quantscope.getModelSummary', async (arg: unknown): Promise<ModelOverview> => {
     const uri = arg instanceof vscode.Uri ? arg : typeof arg === 'string' ? vscode.Uri.file(arg) : targetModel(undefined);
     if (!uri) throw new Error('quantscope.getModelSummary needs a model file URI');
+    // Loaded on first use so activation stays fast.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { openModel } = require('../formats') as typeof import('../formats');
     const model = openModel(uri.fsPath);
     try {
       return buildOverview(model).overview;

@@ -1,6 +1,5 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { openModel } from '../formats';
 import type { ModelFile } from '../formats/types';
 import { buildOverview } from './overview';
 import { parseFromWebview, type ToWebview, type ModelOverview } from '../shared/protocol';
@@ -37,10 +36,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     return provider;
   }
 
-  openCustomDocument(uri: vscode.Uri): ModelDocument {
+  async openCustomDocument(uri: vscode.Uri): Promise<ModelDocument> {
     const doc = new ModelDocument(uri);
     const t0 = performance.now();
     try {
+      // Loaded on first use so activation stays fast.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { openModel } = require('../formats') as typeof import('../formats');
       const model = openModel(uri.fsPath);
       doc.model = model;
       log().info(`Indexed ${uri.fsPath}: ${model.format}, ${model.tensors.length} tensors in ${(performance.now() - t0).toFixed(1)} ms`);

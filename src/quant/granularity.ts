@@ -138,8 +138,3 @@ export function scatter<T extends Float32Array | Int8Array | Uint8Array>(vals: T
     }
   }
 }
-
-/** True when the group's elements are one contiguous run, so callers can work in place. */
-export function isContiguous(r: GroupRun): boolean {
-  return r.countA === 1 ? r.strideB === 1 || r.countB <= 1 : r.strideB === 1 && r.strideA === r.countB;
-}

@@ -19,7 +19,7 @@
  *   `discretization.boundBudget` reports budget − m·u; with the default 65536
  *   cells and 200 layers that is within 0.3 % of the budget.
  */
-import { QuantSpec } from './rtn';
+import { QuantSpec, quantize } from './rtn';
 import { groupLayout } from './granularity';
 import { FORMAT_BITS } from './numberFormats';
 
@@ -263,20 +263,38 @@ export function searchMixedPrecision(layers: readonly LayerChoices[], constraint
  * otherwise each point is a real assignment, and the set is filtered to be
  * non-dominated among the points found.
  */
-export function paretoFrontier(layers: readonly LayerChoices[], constraints: Omit<SearchConstraints, 'budgetBytes' | 'averageBits'> = {}): Assignment[] {
+export function paretoFrontier(
+  layers: readonly LayerChoices[],
+  constraints: Omit<SearchConstraints, 'budgetBytes' | 'averageBits'> & {
+    /**
+     * Upper bound on returned points (default 2000): beyond it, frontier
+     * cells are sampled evenly, keeping both ends. Each point carries one
+     * option index per layer, so an unbounded frontier of a large model
+     * would cost cells × layers memory.
+     */
+    maxPoints?: number;
+  } = {},
+): Assignment[] {
   const items = buildItems(layers, constraints);
   let cap = 0;
   for (const it of items) cap += Math.max(...it.bytes);
   const d = discretize(items, cap, constraints.maxCells ?? 65536);
   const { dp, choice } = knapsack(items, d.cost, d.cells);
-  const points: Assignment[] = [];
+  const cells: number[] = [];
   let last = Infinity;
   for (let c = 0; c <= d.cells; c++) {
     if (dp[c] < last) {
       last = dp[c];
-      points.push(backtrack(layers, items, d.cost, choice, c));
+      cells.push(c);
     }
   }
+  const maxPoints = Math.max(2, constraints.maxPoints ?? 2000);
+  let picked = cells;
+  if (cells.length > maxPoints) {
+    picked = [];
+    for (let i = 0; i < maxPoints; i++) picked.push(cells[Math.round((i * (cells.length - 1)) / (maxPoints - 1))]);
+  }
+  const points = picked.map((c) => backtrack(layers, items, d.cost, choice, c));
   points.sort((a, b) => a.bytes - b.bytes || a.error - b.error);
   const out: Assignment[] = [];
   for (const p of points) {
@@ -298,4 +316,31 @@ export function storageBytes(shape: readonly number[], spec: QuantSpec, opts: { 
   const scaleBytes = opts.scaleBytes ?? (spec.scale === 'pow2' && (spec.format === 'fp4_e2m1' || spec.format === 'fp8_e4m3' || spec.format === 'fp8_e5m2') ? 1 : 4);
   const asymmetric = (spec.format === 'int' || spec.format === 'uint') && spec.symmetric === false;
   return Math.ceil((layout.numel * bits) / 8) + layout.groups * scaleBytes + (asymmetric ? Math.ceil((layout.groups * bits) / 8) : 0);
+}
+
+/**
+ * Candidate options for one layer: quantize the weight with each spec, and
+ * score it by `errorOf(weights, dequantized)` (default: summed squared
+ * weight error, which adds across layers; pass an output-error or
+ * sensitivity-weighted function when activations are known).
+ */
+export function layerOptions(
+  w: Float32Array, shape: readonly number[],
+  candidates: readonly { label: string; spec: QuantSpec; scaleBytes?: number }[],
+  errorOf: (w: Float32Array, dequantized: Float32Array) => number = sumSquaredError,
+): LayerOption[] {
+  return candidates.map(({ label, spec, scaleBytes }) => {
+    const deq = quantize(w, shape, spec).dequantized;
+    const bits = spec.format === 'int' || spec.format === 'uint' ? spec.bits ?? 8 : FORMAT_BITS[spec.format];
+    return { label, bits, bytes: storageBytes(shape, spec, { scaleBytes }), error: errorOf(w, deq) };
+  });
+}
+
+function sumSquaredError(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    s += d * d;
+  }
+  return s;
 }

@@ -9,7 +9,7 @@ import {
   MinifloatSpec, encodeMinifloat, mxSharedScale,
 } from './numberFormats';
 import { Granularity, groupLayout, newRun, gather, scatter, GroupLayout } from './granularity';
-import { quantSymIntWasm } from './wasm/rtnWasm';
+import { quantSymIntWasm, quantIntZpWasm } from './wasm/rtnWasm';
 import { RangeCalibrator, RangeTarget, CalibratorName, calibrator as calibratorByName, MinMaxCalibrator, MseCalibrator } from './calibrators';
 
 export interface QuantSpec {
@@ -348,8 +348,9 @@ function checkFinite(x: Float32Array, where: string): void {
 
 export interface QuantizeOptions {
   /**
-   * 'auto' (default) uses the WebAssembly SIMD kernel where one exists
-   * (symmetric signed int, min-max or MSE clipping, float scales, contiguous groups); it
+   * 'auto' (default) uses the WebAssembly SIMD kernels where they apply
+   * (int / uint, min-max, or MSE clipping for symmetric int; float scales;
+   * groups that are contiguous runs of equal length); they are
    * is bit-identical to the reference; 'reference' forces the TypeScript path.
    */
   kernel?: 'auto' | 'reference';
@@ -367,21 +368,34 @@ function contiguousGroupSize(shape: readonly number[], g: Granularity, numel: nu
 }
 
 function quantizeFast(x: Float32Array, layout: GroupLayout, spec: QuantSpec, cal: RangeCalibrator, withDeq = true): QuantResult | null {
-  if (spec.format !== 'int' || spec.symmetric === false || spec.scale === 'pow2') return null;
-  if (!(cal instanceof MinMaxCalibrator) && !(cal instanceof MseCalibrator)) return null;
+  if ((spec.format !== 'int' && spec.format !== 'uint') || spec.scale === 'pow2') return null;
+  const mse = cal instanceof MseCalibrator;
+  if (!(cal instanceof MinMaxCalibrator) && !mse) return null;
   const gsize = contiguousGroupSize(layout.shape, spec.granularity, layout.numel);
   if (gsize === 0) return null;
+  const signed = spec.format === 'int';
+  const symmetric = spec.symmetric ?? true;
+  if (mse && !(signed && symmetric)) return null; // the MSE kernel covers zero-point-free grids only
   const bits = spec.bits ?? 8;
-  const restricted = (spec.range ?? 'restricted') === 'restricted';
-  const { qmin, qmax } = intGrid(bits, true, restricted);
-  const codes = new Int8Array(layout.numel);
+  const restricted = symmetric && (spec.range ?? 'restricted') === 'restricted';
+  const { qmin, qmax } = intGrid(bits, signed, restricted);
+  const mid = signed ? 0 : 1 << (bits - 1);
+  const num = restricted ? 1 : 2;
+  const den = restricted ? qmax - mid : qmax - qmin;
+  const codes = signed ? new Int8Array(layout.numel) : new Uint8Array(layout.numel);
   const deq = new Float32Array(withDeq ? layout.numel : 0);
   const scales = new Float32Array(layout.groups);
-  const mseSearch = cal instanceof MseCalibrator ? { steps: cal.steps, minRatio: cal.minRatio } : null;
-  const status = quantSymIntWasm(x, gsize, restricted ? 1 : 2, restricted ? qmax : qmax - qmin, qmin, qmax, codes, withDeq ? deq : null, scales, mseSearch);
+  const zps = new Int32Array(layout.groups);
+  let status: number;
+  if (signed && symmetric) {
+    status = quantSymIntWasm(x, gsize, num, den, qmin, qmax, codes as Int8Array, withDeq ? deq : null, scales,
+      mse ? { steps: (cal as MseCalibrator).steps, minRatio: (cal as MseCalibrator).minRatio } : null);
+  } else {
+    status = quantIntZpWasm(x, gsize, num, den, qmin, qmax, !symmetric, mid, codes, withDeq ? deq : null, scales, zps);
+  }
   if (status === -2) return null;
   if (status >= 0) checkFinite(x, 'quantize'); // throws with the element's index
-  return { shape: layout.shape.slice(), spec, codes, scales, scaleShape: layout.scaleShape, zeroPoints: new Int32Array(layout.groups), dequantized: deq };
+  return { shape: layout.shape.slice(), spec, codes, scales, scaleShape: layout.scaleShape, zeroPoints: zps, dequantized: deq };
 }
 
 /**

@@ -14,6 +14,11 @@ export interface ModelOverview {
   parameterCount: number;
   bytesByDtype: Record<string, number>;
   metadataKeys: number;
+  /** Weight tensors (floating point, rank ≥ 2) that a weight-only quantizer would convert. */
+  quantizableTensors: number;
+  /** Model size if those tensors were stored as INT8 per-channel / INT4 group-128 (codes + scales + zero points); the rest kept as is. */
+  sizeAtInt8: number;
+  sizeAtInt4g128: number;
 }
 
 export interface TensorRow {
@@ -24,32 +29,118 @@ export interface TensorRow {
   bytes: number;
   layer: string;
   opType: string;
+  block?: number;
+  /** Statistics will be computed for it (a floating-point tensor with elements). */
+  analysable: boolean;
 }
+
+/** The per-tensor figures the table shows, streamed as each tensor finishes. */
+export interface StatsSummary {
+  name: string;
+  min: number; max: number; mean: number; std: number;
+  kurtosis: number;
+  /** Share of elements beyond the outlier threshold (|x − mean| > kσ). */
+  outlierShare: number;
+  nan: number; inf: number;
+}
+
+export interface ConfigResult { config: string; sqnrDb: number; relError: number; bytes: number; bitsPerWeight: number; calibrator: string }
+
+export interface SensSummary { name: string; configs: ConfigResult[] }
+
+/** Everything the tensor detail needs, sent when a tensor is selected. */
+export interface TensorDetail {
+  name: string;
+  shape: number[];
+  histogram: { min: number; max: number; counts: number[] };
+  percentiles: { q: number; value: number }[];
+  /** Largest |x| with their positions as index tuples. */
+  top: { value: number; index: number[] }[];
+  outlierSigma: number;
+  channels?: { axis: number; min: number[]; max: number[]; outlierChannels: number[] };
+  configs?: ConfigResult[];
+}
+
+export interface AnalysisProgress { tensorsDone: number; tensorsTotal: number; fraction: number; phase: 'statistics' | 'sensitivity' }
 
 /** Extension → webview. */
 export type ToWebview =
   | { type: 'loading'; fileName: string }
-  | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[] }
+  | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[]; configs: string[] }
+  | { type: 'stats'; items: StatsSummary[] }
+  | { type: 'sensitivity'; items: SensSummary[] }
+  | { type: 'progress'; progress: AnalysisProgress }
+  | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number }
+  | { type: 'detail'; detail: TensorDetail }
+  | { type: 'exported'; what: 'csv' | 'png'; path: string }
   | { type: 'error'; message: string };
+
+export type SortKey =
+  | 'name' | 'layer' | 'opType' | 'dtype' | 'shape' | 'params'
+  | 'min' | 'max' | 'mean' | 'std' | 'kurtosis' | 'outlierShare' | 'sqnr8' | 'sqnr4' | 'sqnrSel' | 'risk';
+export const SORT_KEYS: readonly SortKey[] = ['name', 'layer', 'opType', 'dtype', 'shape', 'params', 'min', 'max', 'mean', 'std', 'kurtosis', 'outlierShare', 'sqnr8', 'sqnr4', 'sqnrSel', 'risk'];
+export type GroupBy = 'none' | 'block' | 'op';
+
+/** What the table shows: the host rebuilds the same view for the CSV export. */
+export interface TableView {
+  sort: SortKey;
+  descending: boolean;
+  filter: string;
+  group: GroupBy;
+  /** Config id of the "chosen configuration" column, the risk marker and the histogram grid. */
+  config: string;
+}
 
 /** Webview → extension. */
 export type FromWebview =
   | { type: 'ready' }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
-  | { type: 'command'; command: 'quantize' | 'exportReport' };
+  | { type: 'command'; command: 'quantize' | 'exportReport' }
+  | { type: 'cancelAnalysis' }
+  | { type: 'restartAnalysis' }
+  | { type: 'selectTensor'; name: string }
+  | { type: 'exportCsv'; view: TableView }
+  | { type: 'exportPng'; chart: string; dataUrl: string };
 
 const COMMANDS = new Set(['quantize', 'exportReport']);
 const LEVELS = new Set(['info', 'warn', 'error']);
+const GROUPS = new Set<string>(['none', 'block', 'op']);
+const SORTS = new Set<string>(SORT_KEYS);
+const PNG_PREFIX = 'data:image/png;base64,';
+/** A 4k chart at 4 bytes a pixel, base64: far above any real chart, low enough to refuse a flood. */
+export const MAX_PNG_DATA_URL = 48 * 1024 * 1024;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function shortString(v: unknown, max: number): v is string {
+  return typeof v === 'string' && v.length <= max;
+}
+
+export function parseTableView(v: unknown): TableView | undefined {
+  if (!isPlainObject(v)) return undefined;
+  if (!shortString(v.sort, 32) || !SORTS.has(v.sort)) return undefined;
+  if (typeof v.descending !== 'boolean') return undefined;
+  if (!shortString(v.filter, 1000)) return undefined;
+  if (!shortString(v.group, 16) || !GROUPS.has(v.group)) return undefined;
+  if (!shortString(v.config, 64) || !/^[a-z0-9-]+$/.test(v.config)) return undefined;
+  return { sort: v.sort as SortKey, descending: v.descending, filter: v.filter, group: v.group as GroupBy, config: v.config };
+}
 
 /** Validate a message from a webview; returns undefined for anything malformed. */
 export function parseFromWebview(raw: unknown): FromWebview | undefined {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const m = raw as Record<string, unknown>;
+  if (!isPlainObject(raw)) return undefined;
+  const m = raw;
   switch (m.type) {
     case 'ready':
       return { type: 'ready' };
+    case 'cancelAnalysis':
+      return { type: 'cancelAnalysis' };
+    case 'restartAnalysis':
+      return { type: 'restartAnalysis' };
     case 'log':
-      if (typeof m.level === 'string' && LEVELS.has(m.level) && typeof m.message === 'string' && m.message.length <= 10_000) {
+      if (typeof m.level === 'string' && LEVELS.has(m.level) && shortString(m.message, 10_000)) {
         return { type: 'log', level: m.level as 'info' | 'warn' | 'error', message: m.message };
       }
       return undefined;
@@ -58,7 +149,31 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
         return { type: 'command', command: m.command as 'quantize' | 'exportReport' };
       }
       return undefined;
+    case 'selectTensor':
+      // Tensor names are looked up in the model's index, never used as paths.
+      if (shortString(m.name, 4096) && m.name.length > 0) return { type: 'selectTensor', name: m.name };
+      return undefined;
+    case 'exportCsv': {
+      const view = parseTableView(m.view);
+      return view ? { type: 'exportCsv', view } : undefined;
+    }
+    case 'exportPng':
+      if (!shortString(m.chart, 40) || !/^[a-z0-9-]+$/.test(m.chart)) return undefined;
+      if (!shortString(m.dataUrl, MAX_PNG_DATA_URL) || !m.dataUrl.startsWith(PNG_PREFIX)) return undefined;
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(m.dataUrl.slice(PNG_PREFIX.length))) return undefined;
+      return { type: 'exportPng', chart: m.chart, dataUrl: m.dataUrl };
     default:
       return undefined;
   }
+}
+
+/** The PNG bytes of a validated exportPng message; throws if they are not a PNG. */
+export function pngBytes(dataUrl: string): Uint8Array {
+  const b64 = dataUrl.slice(PNG_PREFIX.length);
+  const bin = typeof atob === 'function' ? atob(b64) : '';
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (out.length < 8 || sig.some((b, i) => out[i] !== b)) throw new Error('exported chart is not a PNG image');
+  return out;
 }

@@ -89,7 +89,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startCodeServer(root: string, opts: { workspace: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; port?: number }): Promise<RunningServer> {
+export async function startCodeServer(root: string, opts: { workspace: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; port?: number; extensionsDir?: string }): Promise<RunningServer> {
   const port = opts.port ?? (await freePort());
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-code-server-'));
   const logFile = path.join(root, 'test-results', `code-server-${port}.log`);
@@ -104,7 +104,7 @@ export async function startCodeServer(root: string, opts: { workspace: string; e
     '--disable-workspace-trust',
     '--disable-getting-started-override',
     '--user-data-dir', path.join(state, 'user-data'),
-    '--extensions-dir', path.join(state, 'extensions'),
+    '--extensions-dir', opts.extensionsDir ?? path.join(state, 'extensions'),
     opts.workspace,
   ];
   const child = spawn(process.execPath, args, {

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { ensureCodeServer, startCodeServer, workbenchUrl, CODE_SERVER_VERSION } from './codeServer';
 import { launchBrowser } from './browser';
 import { runUiTests } from './ui';
+import { runVsixTest } from './vsix';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const suitePath = path.join(root, 'out', 'test', 'integration', 'suite', 'index.js');
@@ -83,8 +84,9 @@ async function withCodeServer(workspace: string): Promise<number> {
     console.log(`[integration] extension-host suite exited with ${suiteCode}`);
 
     const ui = await runUiTests({ browser, server, workspace, root, resultsDir });
-    console.log(`ui: ${ui.passed} passed, ${ui.failed} failed`);
-    return suiteCode !== 0 ? suiteCode : ui.failed > 0 ? 1 : 0;
+    const vsix = process.env.QUANTSCOPE_SKIP_VSIX ? { passed: 0, failed: 0 } : await runVsixTest({ browser, root, workspace, resultsDir });
+    console.log(`ui: ${ui.passed + vsix.passed} passed, ${ui.failed + vsix.failed} failed`);
+    return suiteCode !== 0 ? suiteCode : ui.failed + vsix.failed > 0 ? 1 : 0;
   } finally {
     stopFollowing();
     await browser.close().catch(() => undefined);

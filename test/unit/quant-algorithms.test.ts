@@ -100,6 +100,19 @@ describe('linalg', () => {
     assert.throws(() => choleskyLower(m, 2), /not positive definite/);
   });
 
+  it('gram equals XᵀX for widths that are not a multiple of its 4-row blocking', () => {
+    for (const cols of [1, 6, 13]) {
+      const tokens = 7;
+      const x = Float32Array.from({ length: tokens * cols }, () => gauss(r));
+      const g = gram(x, tokens, cols);
+      for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) {
+        let s = 0;
+        for (let t = 0; t < tokens; t++) s += x[t * cols + i] * x[t * cols + j];
+        assert.ok(Math.abs(g[i * cols + j] - s) < 1e-12 * (1 + Math.abs(s)), `cols ${cols} (${i},${j})`);
+      }
+    }
+  });
+
   it('outputErrorFromGram equals the error of the outputs', () => {
     const rows = 5, cols = 12, tokens = 40;
     const x = Float32Array.from({ length: tokens * cols }, () => gauss(r));

@@ -4,6 +4,7 @@ import {
   encodeMinifloat, decodeMinifloat, mxSharedScale, encodeE8M0, decodeE8M0,
 } from '../../src/quant';
 import { rng } from './quant-testUtil';
+import { F8_E4M3FN, F8_E5M2 } from '../../src/formats/dtypes';
 
 /** Round half to even written the slow, obvious way. */
 function rneRef(v: number): number {
@@ -159,5 +160,15 @@ describe('quant number formats', () => {
     assert.equal(encodeE8M0(1), 127);
     assert.ok(Number.isNaN(decodeE8M0(0xff)));
     assert.throws(() => encodeE8M0(3), /power of two/);
+  });
+
+  it('FP8 decode tables agree with the model readers\' independent decoders (src/formats/dtypes.ts)', () => {
+    for (const [name, other] of [['fp8_e4m3', F8_E4M3FN], ['fp8_e5m2', F8_E5M2]] as const) {
+      for (let c = 0; c < 256; c++) {
+        const a = MINIFLOAT_DECODE[name][c];
+        const b = other[c];
+        assert.ok(Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b)), `${name} code ${c}: ${a} vs ${b}`);
+      }
+    }
   });
 });

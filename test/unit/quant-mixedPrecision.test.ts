@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { searchMixedPrecision, paretoFrontier, evaluate, LayerChoices, SearchConstraints, storageBytes, quantize, packInt4 } from '../../src/quant';
+import { searchMixedPrecision, paretoFrontier, evaluate, LayerChoices, SearchConstraints, storageBytes, quantize, packInt4, layerOptions } from '../../src/quant';
 import { randomTensor } from './quant-testUtil';
 import { rng } from './quant-testUtil';
 
@@ -193,5 +193,35 @@ describe('quant mixed-precision search', () => {
     const x = randomTensor(3 * 50, 1);
     const q = quantize(x, [3, 50], { format: 'int', bits: 4, granularity: { kind: 'tensor' } });
     assert.equal(storageBytes([3, 50], { format: 'int', bits: 4, granularity: { kind: 'tensor' } }), packInt4(q.codes).length + 4);
+  });
+
+  it('layerOptions scores each candidate by its real quantization error; more bits never cost more error here', () => {
+    const w = randomTensor(16 * 256, 3);
+    const opts = layerOptions(w, [16, 256], [
+      { label: 'int3-g64', spec: { format: 'int', bits: 3, granularity: { kind: 'group', axis: 1, size: 64 } } },
+      { label: 'int4-g64', spec: { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 64 } } },
+      { label: 'int8', spec: { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } } },
+    ]);
+    const deq = quantize(w, [16, 256], { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 64 } }).dequantized;
+    let e = 0;
+    for (let i = 0; i < w.length; i++) e += (w[i] - deq[i]) ** 2;
+    assert.equal(opts[1].error, e);
+    assert.equal(opts[1].bytes, 16 * 256 / 2 + 64 * 4);
+    assert.ok(opts[0].error > opts[1].error && opts[1].error > opts[2].error);
+    assert.deepEqual(opts.map((o) => o.bits), [3, 4, 8]);
+  });
+
+  it('frontier sampling keeps both ends and at most maxPoints points', () => {
+    const r = rng(5);
+    const layers: LayerChoices[] = Array.from({ length: 12 }, (_, i) => ({
+      name: `l${i}`,
+      options: [2, 4, 8, 16].map((b) => ({ label: `b${b}`, bits: b, bytes: b * (10 + i), error: r() * 100 / b })),
+    }));
+    const full = paretoFrontier(layers);
+    const few = paretoFrontier(layers, { maxPoints: 5 });
+    assert.ok(full.length > 5);
+    assert.equal(few.length, 5);
+    assert.deepEqual(few[0], full[0]);
+    assert.deepEqual(few[4], full[full.length - 1]);
   });
 });

@@ -70,6 +70,30 @@ describe('quant engine vs ONNX Runtime', function () {
     assert.deepEqual(Array.from(r.dequantized), Array.from(d.data as Float32Array));
   });
 
+  it('symmetric int8 per-channel through the WebAssembly fast path: ORT reproduces codes and dequantized values', async () => {
+    const rows = 8;
+    const cols = 77; // not a multiple of 16: exercises the kernel's scalar tail
+    const x = randomTensor(rows * cols, 13, 0.7);
+    for (let i = 0; i < 40; i++) x[i * 7] = (i - 20) * 0.125; // exact ties for power-of-two-ish scales
+    const r = quantize(x, [rows, cols], { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } });
+    const model = onnxModel({
+      opsets: [{ domain: '', version: 13 }],
+      inputs: [{ name: 'x', elemType: ONNX.FLOAT, dims: [rows, cols] }],
+      outputs: [{ name: 'y', elemType: ONNX.INT8, dims: [rows, cols] }, { name: 'd', elemType: ONNX.FLOAT, dims: [rows, cols] }],
+      initializers: [
+        { name: 's', dataType: ONNX.FLOAT, dims: [rows], raw: f32Bytes(r.scales) },
+        { name: 'z', dataType: ONNX.INT8, dims: [rows], raw: new Uint8Array(rows) },
+      ],
+      nodes: [
+        { opType: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['y'], attrs: { axis: 0 } },
+        { opType: 'DequantizeLinear', inputs: ['y', 's', 'z'], outputs: ['d'], attrs: { axis: 0 } },
+      ],
+    });
+    const [y, d] = await runOrt(model, { x: { data: x, dims: [rows, cols] } });
+    assert.deepEqual(Array.from(r.codes), Array.from(y.data as Int8Array));
+    assert.deepEqual(Array.from(r.dequantized), Array.from(d.data as Float32Array));
+  });
+
   it('blocked int4 (opset 21, block 16 along axis 1, ragged last block): codes and dequantized values match ORT', async () => {
     const rows = 5;
     const cols = 40; // blocks of 16: 16, 16, 8
@@ -138,13 +162,37 @@ describe('quant engine vs ONNX Runtime', function () {
     });
   }
 
+  it('per-channel FP8 (E4M3FN, E5M2): engine scales fed to ORT QuantizeLinear/DequantizeLinear reproduce the engine values', async () => {
+    const rows = 4;
+    const cols = 64;
+    const x = randomTensor(rows * cols, 41, 3);
+    for (const [format, dt] of [['fp8_e4m3', ONNX.FLOAT8E4M3FN], ['fp8_e5m2', ONNX.FLOAT8E5M2]] as const) {
+      const r = quantize(x, [rows, cols], { format, granularity: { kind: 'channel', axis: 0 } });
+      const model = onnxModel({
+        opsets: [{ domain: '', version: 19 }],
+        inputs: [{ name: 'x', elemType: ONNX.FLOAT, dims: [rows, cols] }],
+        outputs: [{ name: 'd', elemType: ONNX.FLOAT, dims: [rows, cols] }],
+        initializers: [
+          { name: 's', dataType: ONNX.FLOAT, dims: [rows], raw: f32Bytes(r.scales) },
+          { name: 'z', dataType: dt, dims: [rows], raw: new Uint8Array(rows) },
+        ],
+        nodes: [
+          { opType: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['y'], attrs: { axis: 0 } },
+          { opType: 'DequantizeLinear', inputs: ['y', 's', 'z'], outputs: ['d'], attrs: { axis: 0 } },
+        ],
+      });
+      const [d] = await runOrt(model, { x: { data: x, dims: [rows, cols] } });
+      assert.deepEqual(Array.from(r.dequantized), Array.from(d.data as Float32Array), format);
+    }
+  });
+
   it('MatMulNBits (2/4/8-bit, block 32, with and without zero points, K not a multiple of the block): ORT output equals A · dequantized weights', async () => {
-    const K = 80;
     const N = 12;
     const M = 3;
-    const w = randomTensor(K * N, 31, 0.5);
-    const a = randomTensor(M * K, 37, 1);
-    for (const [bitsN, symmetric] of [[4, false], [4, true], [8, false], [8, true], [2, false]] as const) {
+    // K = 80 leaves a ragged last block (TypeScript path); K = 96 is whole blocks (WebAssembly path).
+    for (const [K, bitsN, symmetric] of [[80, 4, false], [80, 4, true], [80, 8, false], [80, 8, true], [80, 2, false], [96, 4, false], [96, 4, true]] as const) {
+      const w = randomTensor(K * N, 31 + K, 0.5);
+      const a = randomTensor(M * K, 37, 1);
       const q = packMatMulNBits(w, K, N, { bits: bitsN, blockSize: 32, symmetric });
       // The packed bytes alone decode to the weights the engine reports.
       assert.deepEqual(Array.from(unpackMatMulNBits(q)), Array.from(q.dequantized));

@@ -42,22 +42,27 @@ describe('quant RTN WebAssembly kernel', () => {
     for (const { shape, g } of cases) {
       const n = shape.reduce((a, b) => a * b, 1);
       for (const bitsN of [2, 3, 4, 8]) {
-        for (const range of ['restricted', 'full'] as const) {
+        for (const [format, symmetric, range] of [
+          ['int', true, 'restricted'], ['int', true, 'full'], ['uint', true, 'restricted'], ['uint', true, 'full'],
+          ['uint', false, 'full'], ['int', false, 'full'],
+        ] as const) {
           const x = randomTensor(n, Math.floor(r() * 1e9), 0.1 + r());
           // Exact ties: multiples of a half step of a power-of-two scale, and small negatives that round to -0.
           for (let i = 0; i < Math.min(n, 200); i++) x[Math.floor(r() * n)] = (Math.floor(r() * 9) - 4) * 0.0625;
           for (let i = 0; i < Math.min(n, 50); i++) x[Math.floor(r() * n)] = -1e-6;
           if (g.kind === 'channel' && shape[0] > 2) x.fill(0, 0, n / shape[0]); // an all-zero channel
+          if (!symmetric) for (let i = 0; i < n; i += 3) x[i] = Math.abs(x[i]) + 0.01; // skewed groups: zero points away from the middle
           for (const calibrator of ['minmax', 'mse', new MseCalibrator(7, 0.2)] as const) {
-            const spec: QuantSpec = { format: 'int', bits: bitsN, range, granularity: g, calibrator };
+            const spec: QuantSpec = { format, symmetric, bits: bitsN, range, granularity: g, calibrator };
             const fast = quantize(x, shape, spec);
             const ref = quantize(x, shape, spec, { kernel: 'reference' });
-            const what = JSON.stringify({ shape, g, bitsN, range, calibrator });
+            const what = JSON.stringify({ shape, g, format, symmetric, bitsN, range, calibrator });
+            assert.equal(firstDiff(Int8Array.from(fast.zeroPoints!), Int8Array.from(ref.zeroPoints!)), -1, `zero points ${what}`);
             assert.equal(firstDiff(fast.codes, ref.codes), -1, `codes ${what}`);
             assert.equal(firstDiff(fast.scales, ref.scales), -1, `scales ${what}`);
             assert.equal(firstDiff(fast.dequantized, ref.dequantized), -1, `dequantized ${what}`);
             assert.equal(firstDiff(quantizeCodes(x, shape, spec).codes, ref.codes), -1, `quantizeCodes ${what}`);
-            if (calibrator !== 'minmax') {
+            if (calibrator !== 'minmax' && format === 'int' && symmetric) {
               const mm = quantize(x, shape, { ...spec, calibrator: 'minmax' }, { kernel: 'reference' });
               clipped += fast.scales.filter((v, i) => v < mm.scales[i]).length;
             }
@@ -66,7 +71,7 @@ describe('quant RTN WebAssembly kernel', () => {
         }
       }
     }
-    assert.equal(checked, 144);
+    assert.equal(checked, 432);
     assert.ok(clipped > 100, `the MSE search must actually clip some groups (clipped ${clipped})`);
   });
 

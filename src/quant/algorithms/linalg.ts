@@ -108,27 +108,39 @@ export function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array
 
 /** Gram matrix XᵀX of a tokens×cols row-major activation matrix, in float64. */
 export function gram(x: ArrayLike<number>, tokens: number, cols: number): Float64Array {
-  // Transposed copy, so every entry is one contiguous dot product over tokens and
-  // the (possibly 128 MiB) result is written once rather than updated per token.
+  // Transposed copy, so every entry is a contiguous dot product over tokens and the
+  // (possibly 128 MiB) result is written once rather than updated per token. Four
+  // rows i are done together so each streamed row j serves four dot products.
   const xt = new Float64Array(cols * tokens);
   for (let t = 0; t < tokens; t++) for (let j = 0; j < cols; j++) xt[j * tokens + t] = x[t * cols + j];
   const g = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) {
-    const oi = i * tokens;
+  const put = (i: number, j: number, v: number) => { g[i * cols + j] = v; g[j * cols + i] = v; };
+  let i = 0;
+  for (; i + 3 < cols; i += 4) {
+    const o0 = i * tokens, o1 = o0 + tokens, o2 = o1 + tokens, o3 = o2 + tokens;
     for (let j = i; j < cols; j++) {
       const oj = j * tokens;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let t = 0;
-      for (; t + 3 < tokens; t += 4) {
-        s0 += xt[oi + t] * xt[oj + t];
-        s1 += xt[oi + t + 1] * xt[oj + t + 1];
-        s2 += xt[oi + t + 2] * xt[oj + t + 2];
-        s3 += xt[oi + t + 3] * xt[oj + t + 3];
+      for (let t = 0; t < tokens; t++) {
+        const v = xt[oj + t];
+        s0 += xt[o0 + t] * v;
+        s1 += xt[o1 + t] * v;
+        s2 += xt[o2 + t] * v;
+        s3 += xt[o3 + t] * v;
       }
-      for (; t < tokens; t++) s0 += xt[oi + t] * xt[oj + t];
-      const s = (s0 + s1) + (s2 + s3);
-      g[i * cols + j] = s;
-      g[j * cols + i] = s;
+      put(i, j, s0);
+      if (j >= i + 1) put(i + 1, j, s1);
+      if (j >= i + 2) put(i + 2, j, s2);
+      if (j >= i + 3) put(i + 3, j, s3);
+    }
+  }
+  for (; i < cols; i++) {
+    const oi = i * tokens;
+    for (let j = i; j < cols; j++) {
+      const oj = j * tokens;
+      let s = 0;
+      for (let t = 0; t < tokens; t++) s += xt[oi + t] * xt[oj + t];
+      put(i, j, s);
     }
   }
   return g;

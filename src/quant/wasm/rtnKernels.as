@@ -144,3 +144,85 @@ export function quantSymIntMse(x: usize, n: i32, g: i32, codes: usize, deq: usiz
   }
   return -1;
 }
+
+// Integer RTN with a zero point, for the cases quantSymInt does not cover:
+// unsigned symmetric grids (zero point `mid`) and asymmetric grids (integer
+// zero point per group from the group's min/max, both widened to include 0),
+// signed or unsigned codes. Same rules as intCodec in rtn.ts:
+//   asymmetric: s = f32((hi - lo) / (qmax - qmin)), zp = clamp(nearest(qmin - f32(lo / s)))
+//               (s below FLT_MIN: s = 1, zp = the grid value nearest 0)
+//   symmetric:  s = f32(max|x| * num / den), zp = mid
+//   q = clamp(nearest(f32(x / s)) + zp), deq = f32((q - zp) * s)
+// Zero points go to `zps` (i32 per group). Returns -1, or the first group with NaN/Inf.
+export function quantIntZp(x: usize, n: i32, g: i32, codes: usize, deq: usize, scales: usize, zps: usize,
+                           num: f64, den: f64, qmin: f32, qmax: f32, asym: i32, mid: f32, unsignedCodes: i32): i32 {
+  const groups = n / g;
+  const lov = f32x4.splat(qmin);
+  const hiv = f32x4.splat(qmax);
+  for (let k = 0; k < groups; k++) {
+    const off = <usize>k * <usize>g;
+    const xb = x + (off << 2);
+    let s: f32;
+    let zp: f32;
+    if (asym) {
+      let mn = f32x4.splat(0);
+      let mx = f32x4.splat(0);
+      let i = 0;
+      for (; i + 4 <= g; i += 4) {
+        const v = v128.load(xb + (<usize>i << 2));
+        mn = f32x4.min(mn, v);
+        mx = f32x4.max(mx, v);
+      }
+      let lo: f32 = min(min(f32x4.extract_lane(mn, 0), f32x4.extract_lane(mn, 1)), min(f32x4.extract_lane(mn, 2), f32x4.extract_lane(mn, 3)));
+      let hi: f32 = max(max(f32x4.extract_lane(mx, 0), f32x4.extract_lane(mx, 1)), max(f32x4.extract_lane(mx, 2), f32x4.extract_lane(mx, 3)));
+      for (; i < g; i++) {
+        const v = load<f32>(xb + (<usize>i << 2));
+        lo = min(lo, v);
+        hi = max(hi, v);
+      }
+      const span = <f64>hi - <f64>lo;
+      if (!(span - span == 0)) return k;
+      s = <f32>(span / (<f64>qmax - <f64>qmin));
+      if (!(s >= <f32>1.1754943508222875e-38)) {
+        s = 1;
+        zp = qmin > 0 ? qmin : qmax < 0 ? qmax : 0;
+      } else {
+        zp = <f32>min(max(nearest(<f64>qmin - <f64>(lo / s)), <f64>qmin), <f64>qmax);
+      }
+    } else {
+      const a = absMax(xb, g);
+      if (!(a - a == 0)) return k;
+      s = scaleOf(<f64>a, num, den);
+      zp = mid;
+    }
+    store<f32>(scales + (<usize>k << 2), s);
+    store<i32>(zps + (<usize>k << 2), <i32>zp);
+    const sv = f32x4.splat(s);
+    const zv = f32x4.splat(zp);
+    const zi = i32x4.splat(<i32>zp);
+    const cb = codes + off;
+    const db = deq + (off << 2);
+    let i = 0;
+    for (; i + 16 <= g; i += 16) {
+      const p = xb + (<usize>i << 2);
+      const i0 = i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.div(v128.load(p), sv)), zv), lov), hiv));
+      const i1 = i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.div(v128.load(p, 16), sv)), zv), lov), hiv));
+      const i2 = i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.div(v128.load(p, 32), sv)), zv), lov), hiv));
+      const i3 = i32x4.trunc_sat_f32x4_s(f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.div(v128.load(p, 48), sv)), zv), lov), hiv));
+      const d = db + (<usize>i << 2);
+      v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i0, zi)), sv));
+      v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i1, zi)), sv), 16);
+      v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i2, zi)), sv), 32);
+      v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i3, zi)), sv), 48);
+      const lo16 = i16x8.narrow_i32x4_s(i0, i1);
+      const hi16 = i16x8.narrow_i32x4_s(i2, i3);
+      v128.store(cb + i, unsignedCodes ? i8x16.narrow_i16x8_u(lo16, hi16) : i8x16.narrow_i16x8_s(lo16, hi16));
+    }
+    for (; i < g; i++) {
+      const q = <i32>min(max(nearest(load<f32>(xb + (<usize>i << 2)) / s) + zp, qmin), qmax);
+      store<i8>(cb + i, <i8>q);
+      store<f32>(db + (<usize>i << 2), <f32>(q - <i32>zp) * s);
+    }
+  }
+  return -1;
+}

@@ -20,6 +20,7 @@ interface WasmMemory {
 interface Kernels {
   memory: WasmMemory;
   quantSymInt(x: number, n: number, g: number, codes: number, deq: number, scales: number, num: number, den: number, qmin: number, qmax: number): number;
+  quantIntZp(x: number, n: number, g: number, codes: number, deq: number, scales: number, zps: number, num: number, den: number, qmin: number, qmax: number, asym: number, mid: number, unsignedCodes: number): number;
   quantSymIntMse(x: number, n: number, g: number, codes: number, deq: number, scales: number, num: number, den: number, qmin: number, qmax: number, steps: number, minRatio: number): number;
 }
 
@@ -86,6 +87,46 @@ export function quantSymIntWasm(
     codes.set(new Int8Array(buf, cOff, n), e0);
     if (deq) deq.set(new Float32Array(buf, dOff, n), e0);
     scales.set(new Float32Array(buf, sOff, ng), g0);
+  }
+  return -1;
+}
+
+/**
+ * Integer RTN with zero points (unsigned symmetric grids with zero point
+ * `mid`, or asymmetric grids), contiguous groups of g; codes are written as
+ * bytes (two's complement for signed grids). Same return convention as
+ * quantSymIntWasm.
+ */
+export function quantIntZpWasm(
+  x: Float32Array, g: number, num: number, den: number, qmin: number, qmax: number, asym: boolean, mid: number,
+  codes: Int8Array | Uint8Array, deq: Float32Array | null, scales: Float32Array, zps: Int32Array,
+): number {
+  const k = load();
+  if (k === null) return -2;
+  const groupsPerChunk = Math.max(1, Math.floor(CHUNK / g));
+  const chunkElems = groupsPerChunk * g;
+  const xOff = BASE;
+  const dOff = xOff + chunkElems * 4;
+  const sOff = dOff + chunkElems * 4;
+  const zOff = sOff + ((groupsPerChunk * 4 + 15) & ~15);
+  const cOff = zOff + ((groupsPerChunk * 4 + 15) & ~15);
+  const need = cOff + chunkElems + 16;
+  if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
+  const buf = k.memory.buffer;
+  const codeBytes = new Uint8Array(codes.buffer, codes.byteOffset, codes.length);
+  const unsignedCodes = codes instanceof Uint8Array ? 1 : 0;
+  const groups = x.length / g;
+  for (let g0 = 0; g0 < groups; g0 += groupsPerChunk) {
+    const ng = Math.min(groupsPerChunk, groups - g0);
+    const n = ng * g;
+    const e0 = g0 * g;
+    new Float32Array(buf, xOff, n).set(x.subarray(e0, e0 + n));
+    const bad = k.quantIntZp(xOff, n, g, cOff, dOff, sOff, zOff, num, den, qmin, qmax, asym ? 1 : 0, mid, unsignedCodes);
+    if (bad >= 0) return g0 + bad;
+    codeBytes.set(new Uint8Array(buf, cOff, n), e0);
+    if (deq) deq.set(new Float32Array(buf, dOff, n), e0);
+    scales.set(new Float32Array(buf, sOff, ng), g0);
+    zps.set(new Int32Array(buf, zOff, ng), g0);
   }
   return -1;
 }
