@@ -13,7 +13,7 @@
  * Use `unit: 's'` for wall-clock seconds. Keep imports inside `run` so one
  * missing module does not break the other figures.
  */
-import { quantize, quantizeCodes, packInt4, packMatMulNBits, QuantSpec } from '../src/quant';
+import { quantizeCodes, packInt4, packMatMulNBits, QuantSpec } from '../src/quant';
 
 interface BenchTensor {
   /** float32 [rows, cols], row-major. */
@@ -40,7 +40,8 @@ const figures: Figure[] = [
   { key: 'rtn_int8_per_channel_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel, { kernel: 'reference' }); } },
   // A complete com.microsoft MatMulNBits weight (transpose, asymmetric uint4 per 32, packed B / scales / zero points).
   { key: 'matmulnbits_uint4_g32_asym', unit: 'GB/s', run: (t) => { packMatMulNBits(t.w, t.rows, t.cols, { bits: 4, blockSize: 32 }); } },
-  { key: 'mse_clip_int4_g128', unit: 'GB/s', reps: 1, run: (t) => { quantize(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }); } },
+  { key: 'mse_clip_int4_g128', unit: 'GB/s', reps: 2, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }); } },
+  { key: 'mse_clip_int4_g128_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }, { kernel: 'reference' }); } },
   // GGUF encoders (byte-exact with ggml's reference quantizers), the whole tensor each run.
   { key: 'gguf_q8_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q8_0', t.w, t.w.length); } },
   { key: 'gguf_q4_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q4_0', t.w, t.w.length); } },

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { openModel } from '../src/formats/index';
 import { analyseModel } from '../src/analysis/analyseModel';
 import { WasmKernel, f32Down, f32Up } from '../src/analysis/kernels';
-import { analyseArray } from '../src/analysis/stats';
+import { StatsOptions, analyseArray } from '../src/analysis/stats';
 import { WorkerPool } from '../src/worker/pool';
 
 const DATA = path.join(__dirname, '..', '..', 'bench', '.data');
@@ -149,14 +149,17 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
         const pool = new WorkerPool({ size: workers });
         try {
           await analyseModel(m, { pool, filter: (t) => t.name === 'layers.0.weight' }); // start the workers
-          for (const refine of [true, false]) {
+          const variants: [string, StatsOptions][] = dt === 'f16'
+            ? [['exact16_1pass', {}], ['3pass', { exact16: false }]]
+            : [['3pass', {}], ['2pass', { refinePercentiles: false }]];
+          for (const [label, stats] of variants) {
             const t0 = process.hrtime.bigint();
             const c0 = process.cpuUsage();
-            const r = await analyseModel(m, { pool, stats: { refinePercentiles: refine } });
+            const r = await analyseModel(m, { pool, stats });
             const cpu = process.cpuUsage(c0);
             const sec = Number(process.hrtime.bigint() - t0) / 1e9;
             if (r.failed.length) throw new Error(`bench analysis failed: ${r.failed[0].error}`);
-            const name = `${dt}_full_pass_${refine ? '3pass' : '2pass'}_${workers}w`;
+            const name = `${dt}_full_pass_${label}_${workers}w`;
             out[`${name}_GBps`] = gbs(m.sizeOnDisk, sec);
             out[`${name}_per_cpu_s_GBps`] = gbs(m.sizeOnDisk, (cpu.user + cpu.system) / 1e6);
           }
@@ -166,6 +169,6 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
   }
   out.loadavg_1min_at_end = Math.round(os.loadavg()[0] * 10) / 10;
   out.cores = os.availableParallelism();
-  out.note = 'full_pass = all statistics incl. histograms/percentiles (3pass = with percentile refinement); GB/s of file bytes, page-cached';
+  out.note = 'full_pass = every statistic incl. histograms/percentiles; 3pass = float32 passes with percentile refinement, 2pass = without, exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
   return out;
 }

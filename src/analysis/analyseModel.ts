@@ -8,7 +8,7 @@
 import { setMaxListeners } from 'node:events';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { CancelledError, WorkerPool } from '../worker/pool';
-import { Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions } from './stats';
+import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions } from './stats';
 import { isAnalysable } from './tensorSource';
 import type { SensitivityOptions, TensorSensitivity } from './sensitivity';
 import type { FileTensorRef, Range } from '../worker/protocol';
@@ -91,10 +91,11 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     for (const v of partial.values()) inFlight += v;
     opts.onProgress?.({ tensorsDone, tensorsTotal: todo.length, workDone: workDone + inFlight, workTotal });
   };
-  const track = (scale = 1) => {
+  /** Progress of one job, as a share of `work` units of the total. */
+  const track = (work: number) => {
     const key = {};
     return {
-      onProgress: (done: number) => { partial.set(key, done * scale); progress(); },
+      onProgress: (done: number, total: number) => { partial.set(key, total > 0 ? (done / total) * work : 0); progress(); },
       finish: (work: number) => { partial.delete(key); workDone += work; },
     };
   };
@@ -110,7 +111,7 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
   const one = async (t: TensorInfo): Promise<TensorStats> => {
     const source: FileTensorRef = { kind: 'file', path: model.path, tensor: t.name };
     if (t.numel <= split || pool.size < 2) {
-      const tr = track(passes / 3);
+      const tr = track(passes * t.numel);
       const r = await pool.run({ kind: 'analyse', source, options: o }, { signal, onProgress: tr.onProgress });
       tr.finish(passes * t.numel);
       return r;
@@ -120,17 +121,23 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     for (let i = 0; i < parts; i++) ranges.push([Math.floor((t.numel * i) / parts), Math.floor((t.numel * (i + 1)) / parts)]);
     const each = async <R>(mk: (r: Range) => Parameters<WorkerPool['run']>[0]): Promise<R[]> =>
       Promise.all(ranges.map(async (r) => {
-        const tr = track();
+        const tr = track(r[1] - r[0]);
         const v = await pool.run(mk(r), { signal, onProgress: tr.onProgress });
         tr.finish(r[1] - r[0]);
         return v as R;
       }));
+    const layout = channelLayout(t.shape, t.layer.outputChannelAxis);
+    if (o.exact16 && (t.dtype === 'f16' || t.dtype === 'bf16') && t.location.kind === 'disk') {
+      const parts = await each<CodesPartial>((range) => ({ kind: 'codes16', source, range, options: o }));
+      workDone += (passes - 1) * t.numel; // one pass instead of `passes`
+      return finalizeCodes(parts.reduce((a, b) => mergeCodes(a, b, o.topK)), t.dtype, o, layout);
+    }
     const p1 = (await each<Pass1>((range) => ({ kind: 'pass1', source, range, options: o }))).reduce((a, b) => mergePass1(a, b, o.topK));
     const params = pass2Params(p1, o);
     const p2 = (await each<Pass2>((range) => ({ kind: 'pass2', source, range, options: o, params }))).reduce(mergePass2);
     const plan = planRefine(p1, p2, params, o);
     const p3 = plan ? (await each<Float64Array[]>((range) => ({ kind: 'pass3', source, range, options: o, plan }))).reduce(mergePass3) : undefined;
-    return finalize(p1, p2, params, plan, p3, o, channelLayout(t.shape, t.layer.outputChannelAxis));
+    return finalize(p1, p2, params, plan, p3, o, layout);
   };
 
   const results = new Map<string, TensorEntry>();

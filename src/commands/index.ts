@@ -68,7 +68,30 @@ export function registerCommands(context: vscode.ExtensionContext, editors: Mode
   });
   reg('quantscope.runExperiment', async () => notYet('Run Quantization Experiment…', 'Experiments with charts come with the quantization engine.'));
   reg('quantscope.compareModels', async () => notYet('Compare Two Models…', 'Model comparison is planned after conversion.'));
-  reg('quantscope.exportReport', async () => notYet('Export Report…', 'Reports come with the statistics of the inspector.'));
+  // (model, target path) skips the dialogs, for tests and automation; returns the written path.
+  reg('quantscope.exportReport', async (arg: unknown, target?: unknown) => {
+    const uri = targetModel(arg) ?? (typeof arg === 'string' ? vscode.Uri.file(arg) : undefined);
+    const report = editors.reportFor(uri);
+    if (!report) {
+      const message = 'QuantScope: open the model in the inspector first; the report is built from its statistics.';
+      void vscode.window.showWarningMessage(message);
+      return undefined;
+    }
+    let dest: vscode.Uri | undefined;
+    if (typeof target === 'string' && path.isAbsolute(target)) dest = vscode.Uri.file(target);
+    else {
+      dest = await vscode.window.showSaveDialog({
+        title: 'Export the quantization readiness report',
+        defaultUri: vscode.Uri.file(`${report.path}.quantization-report.md`),
+        filters: { Markdown: ['md'] },
+      });
+    }
+    if (!dest) return undefined;
+    await vscode.workspace.fs.writeFile(dest, new TextEncoder().encode(report.markdown));
+    log().info(`Exported the quantization report of ${report.path} to ${dest.fsPath}`);
+    if (typeof target !== 'string') void vscode.window.showInformationMessage(`QuantScope: report written to ${dest.fsPath}`);
+    return dest.fsPath;
+  });
   reg('quantscope.showLog', () => log().show(true));
 
   // Scriptable: the index summary of a model file (used by tests and other extensions).

@@ -1,18 +1,59 @@
 import * as vscode from 'vscode';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelFile } from '../formats/types';
+import type { TensorStats } from '../analysis/stats';
+import type { TensorSensitivity } from '../analysis/sensitivity';
+import type { WorkerPool } from '../worker/pool';
 import { buildOverview } from './overview';
-import { parseFromWebview, type ToWebview, type ModelOverview } from '../shared/protocol';
+import { configResults, readinessReport, statsSummary, tensorDetail } from './inspectorData';
+import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
+import { toCsv, type Row } from '../shared/tableModel';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { log } from '../log';
 
 export const MODEL_EDITOR_VIEW_TYPE = 'quantscope.modelEditor';
 
+/** Config ids the sensitivity analysis measures, in the order the UI offers them. */
+const CONFIG_IDS = ['int8-channel', 'int4-g128', 'int4-g32', 'int3-g128', 'int2-g64', 'nf4-g64', 'fp8-e4m3'];
+
+type AnalysisState = 'idle' | 'running' | 'complete' | 'cancelled' | 'failed';
+
+/**
+ * One opened model and its analysis. Several panels may show the same
+ * document; the analysis runs once per document and every panel gets its results.
+ */
 class ModelDocument implements vscode.CustomDocument {
   model: ModelFile | undefined;
   error: string | undefined;
+  built: { overview: ModelOverview; tensors: TensorRow[] } | undefined;
+  readonly stats = new Map<string, TensorStats>();
+  readonly sens = new Map<string, TensorSensitivity>();
+  state: AnalysisState = 'idle';
+  stateMessage: string | undefined;
+  failedTensors = 0;
+  progress: AnalysisProgress | undefined;
+  abort: AbortController | undefined;
+  readonly panels = new Set<(m: ToWebview) => void>();
   constructor(readonly uri: vscode.Uri) {}
+
+  broadcast(m: ToWebview): void {
+    for (const p of this.panels) p(m);
+  }
+
+  rows(): Row[] {
+    return (this.built?.tensors ?? []).map((t) => {
+      const r: Row = { ...t };
+      const s = this.stats.get(t.name);
+      if (s) r.stats = statsSummary(t.name, s);
+      const c = this.sens.get(t.name);
+      if (c) r.configs = configResults(c);
+      return r;
+    });
+  }
+
   dispose(): void {
+    this.abort?.abort();
     this.model?.close();
     this.model = undefined;
   }
@@ -21,7 +62,8 @@ class ModelDocument implements vscode.CustomDocument {
 /** Read-only custom editor for .onnx / .safetensors / .gguf: the model inspector. */
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
   /** Open inspectors by file path, with what they show (used by commands and tests). */
-  readonly open = new Map<string, { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel }>();
+  readonly open = new Map<string, { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument }>();
+  private pool: WorkerPool | undefined;
 
   constructor(private readonly extensionUri: vscode.Uri) {}
 
@@ -29,8 +71,16 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const provider = new ModelEditorProvider(context.extensionUri);
     context.subscriptions.push(
       vscode.window.registerCustomEditorProvider(MODEL_EDITOR_VIEW_TYPE, provider, {
+        // State survives hiding through setState in the webview and a re-send from here.
         webviewOptions: { retainContextWhenHidden: false },
         supportsMultipleEditorsPerDocument: true,
+      }),
+      { dispose: () => void provider.pool?.close() },
+      // Scriptable exports, for tests and automation: (model file, target path[, table view]).
+      vscode.commands.registerCommand('quantscope.inspector.exportCsv', (file: unknown, target: unknown, view?: unknown) => provider.exportCsvTo(file, target, view)),
+      vscode.commands.registerCommand('quantscope.inspector.analysisState', (file: unknown) => {
+        const d = provider.documentFor(file);
+        return d && { state: d.state, analysed: d.stats.size, measured: d.sens.size, failed: d.failedTensors };
       }),
     );
     return provider;
@@ -45,6 +95,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       const { openModel } = require('../formats') as typeof import('../formats');
       const model = openModel(uri.fsPath);
       doc.model = model;
+      doc.built = buildOverview(model);
       log().info(`Indexed ${uri.fsPath}: ${model.format}, ${model.tensors.length} tensors in ${(performance.now() - t0).toFixed(1)} ms`);
     } catch (e) {
       doc.error = e instanceof Error ? e.message : String(e);
@@ -53,40 +104,220 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     return doc;
   }
 
+  private documentFor(file: unknown): ModelDocument | undefined {
+    const p = file instanceof vscode.Uri ? file.fsPath : typeof file === 'string' ? file : undefined;
+    if (p !== undefined) return this.open.get(p)?.document;
+    return [...this.open.values()].find((e) => e.panel.active)?.document;
+  }
+
+  private getPool(): WorkerPool {
+    if (!this.pool) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { WorkerPool } = require('../worker/pool') as typeof import('../worker/pool');
+      const threads = vscode.workspace.getConfiguration('quantscope').get<number>('workers.threads', 0);
+      this.pool = new WorkerPool({ workerScript: path.join(this.extensionUri.fsPath, 'dist', 'worker.js'), ...(threads > 0 ? { size: threads } : {}) });
+    }
+    return this.pool;
+  }
+
+  /** Statistics first (cheap, fills the table), then weight-space error per candidate config. */
+  private async analyse(doc: ModelDocument): Promise<void> {
+    const model = doc.model;
+    if (!model || doc.state === 'running') return;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { analyseModel, analyseSensitivity } = require('../analysis/analyseModel') as typeof import('../analysis/analyseModel');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { CancelledError } = require('../worker/pool') as typeof import('../worker/pool');
+    const abort = new AbortController();
+    doc.abort = abort;
+    doc.state = 'running';
+    doc.failedTensors = 0;
+    const pool = this.getPool();
+    const t0 = performance.now();
+    // Results are batched so a 10,000-tensor model does not post 10,000 messages.
+    let statsBuf: StatsSummary[] = [];
+    let sensBuf: SensSummary[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      if (statsBuf.length) doc.broadcast({ type: 'stats', items: statsBuf });
+      if (sensBuf.length) doc.broadcast({ type: 'sensitivity', items: sensBuf });
+      if (doc.progress) doc.broadcast({ type: 'progress', progress: doc.progress });
+      statsBuf = [];
+      sensBuf = [];
+    };
+    const soon = () => { timer ??= setTimeout(flush, 100); };
+    const quantizable = (doc.built?.tensors ?? []).filter((t) => t.analysable && t.shape.length >= 2).length;
+    try {
+      const skip = new Set([...doc.stats.keys()]);
+      const stats = await analyseModel(model, {
+        pool, signal: abort.signal,
+        filter: (t) => !skip.has(t.name),
+        onTensor: (e) => {
+          doc.stats.set(e.name, e.stats);
+          statsBuf.push(statsSummary(e.name, e.stats));
+          soon();
+        },
+        onProgress: (p) => {
+          doc.progress = { phase: 'statistics', tensorsDone: p.tensorsDone, tensorsTotal: p.tensorsTotal, fraction: p.workTotal > 0 ? p.workDone / p.workTotal : 1 };
+          soon();
+        },
+      });
+      doc.failedTensors += stats.failed.length;
+      const sensSkip = new Set([...doc.sens.keys()]);
+      const todo = quantizable - sensSkip.size;
+      doc.progress = { phase: 'sensitivity', tensorsDone: 0, tensorsTotal: todo, fraction: 0 };
+      soon();
+      const sens = await analyseSensitivity(model, {
+        pool, signal: abort.signal,
+        filter: (t) => t.shape.length >= 2 && !sensSkip.has(t.name),
+        onTensor: (name, s, done, total) => {
+          doc.sens.set(name, s);
+          sensBuf.push({ name, configs: configResults(s) });
+          doc.progress = { phase: 'sensitivity', tensorsDone: done, tensorsTotal: total, fraction: total > 0 ? done / total : 1 };
+          soon();
+        },
+      });
+      doc.failedTensors += sens.failed.length;
+      for (const f of [...stats.failed, ...sens.failed]) log().warn(`${model.path}: ${f.name}: ${f.error}`);
+      doc.state = 'complete';
+      doc.stateMessage = undefined;
+      log().info(`Analysed ${model.path}: ${doc.stats.size} tensors, ${doc.sens.size} measured in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      const cancelled = e instanceof CancelledError || abort.signal.aborted;
+      doc.state = cancelled ? 'cancelled' : 'failed';
+      doc.stateMessage = cancelled ? undefined : e instanceof Error ? e.message : String(e);
+      if (!cancelled) log().error(`Analysis of ${model.path} failed: ${doc.stateMessage}`);
+    } finally {
+      if (timer) clearTimeout(timer);
+      flush();
+      if (doc.abort === abort) doc.abort = undefined;
+      doc.broadcast(this.doneMessage(doc));
+    }
+  }
+
+  private doneMessage(doc: ModelDocument): ToWebview {
+    const state = doc.state === 'complete' || doc.state === 'cancelled' || doc.state === 'failed' ? doc.state : 'failed';
+    const m: ToWebview = { type: 'analysisDone', state, failed: doc.failedTensors };
+    if (doc.stateMessage) m.message = doc.stateMessage;
+    return m;
+  }
+
+  /** Everything a (re)created webview needs: the index, then the results known so far. */
+  private sendAll(doc: ModelDocument, post: (m: ToWebview) => void): void {
+    if (!doc.built) {
+      post({ type: 'error', message: doc.error ?? 'unknown error' });
+      return;
+    }
+    post({ type: 'overview', ...doc.built, configs: CONFIG_IDS });
+    const stats = [...doc.stats].map(([n, s]) => statsSummary(n, s));
+    if (stats.length) post({ type: 'stats', items: stats });
+    const sens = [...doc.sens].map(([name, s]) => ({ name, configs: configResults(s) }));
+    if (sens.length) post({ type: 'sensitivity', items: sens });
+    if (doc.state === 'running') {
+      if (doc.progress) post({ type: 'progress', progress: doc.progress });
+    } else if (doc.state !== 'idle') post(this.doneMessage(doc));
+  }
+
   resolveCustomEditor(document: ModelDocument, panel: vscode.WebviewPanel): void {
     const key = document.uri.fsPath;
     panel.webview.options = webviewOptions(this.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'inspector', path.basename(key));
-    const entry: { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel } = { panel };
+    const entry = { panel, document } as { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument };
     this.open.set(key, entry);
     const post = (m: ToWebview) => void panel.webview.postMessage(m);
-    panel.webview.onDidReceiveMessage((raw: unknown) => {
+    document.panels.add(post);
+    panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const msg = parseFromWebview(raw);
       if (!msg) {
         log().warn(`Ignored a malformed message from the inspector webview for ${key}`);
         return;
       }
-      switch (msg.type) {
-        case 'ready':
-          if (document.model) {
-            const built = buildOverview(document.model);
-            entry.overview = built.overview;
-            post({ type: 'overview', ...built });
-          } else {
-            entry.error = document.error ?? 'unknown error';
-            post({ type: 'error', message: entry.error });
+      try {
+        switch (msg.type) {
+          case 'ready':
+            if (document.built) entry.overview = document.built.overview;
+            else entry.error = document.error ?? 'unknown error';
+            this.sendAll(document, post);
+            if (document.state === 'idle') void this.analyse(document);
+            break;
+          case 'log':
+            log()[msg.level](`[webview] ${msg.message}`);
+            break;
+          case 'command':
+            void vscode.commands.executeCommand(msg.command === 'quantize' ? 'quantscope.quantizeModel' : 'quantscope.exportReport', document.uri);
+            break;
+          case 'cancelAnalysis':
+            document.abort?.abort();
+            break;
+          case 'restartAnalysis':
+            if (document.state !== 'running') void this.analyse(document);
+            break;
+          case 'selectTensor': {
+            const t = document.built?.tensors.find((x) => x.name === msg.name);
+            if (!t) {
+              log().warn(`Inspector asked for an unknown tensor '${msg.name}' of ${key}`);
+              return;
+            }
+            post({ type: 'detail', detail: tensorDetail(t.name, t.shape, document.stats.get(t.name), document.sens.get(t.name)) });
+            break;
           }
-          break;
-        case 'log':
-          log()[msg.level](`[webview] ${msg.message}`);
-          break;
-        case 'command':
-          void vscode.commands.executeCommand(msg.command === 'quantize' ? 'quantscope.quantizeModel' : 'quantscope.exportReport', document.uri);
-          break;
+          case 'exportCsv': {
+            const target = await vscode.window.showSaveDialog({
+              title: 'Export the tensor table as CSV',
+              defaultUri: vscode.Uri.file(path.join(path.dirname(key), `${path.basename(key)}.tensors.csv`)),
+              filters: { CSV: ['csv'] },
+            });
+            if (!target) return;
+            this.writeCsv(document, target.fsPath, msg.view);
+            post({ type: 'exported', what: 'csv', path: target.fsPath });
+            break;
+          }
+          case 'exportPng': {
+            const bytes = pngBytes(msg.dataUrl);
+            const target = await vscode.window.showSaveDialog({
+              title: 'Export the chart as PNG',
+              defaultUri: vscode.Uri.file(path.join(path.dirname(key), `${path.basename(key)}.${msg.chart}.png`)),
+              filters: { PNG: ['png'] },
+            });
+            if (!target) return;
+            await vscode.workspace.fs.writeFile(target, bytes);
+            log().info(`Exported chart ${msg.chart} to ${target.fsPath}`);
+            post({ type: 'exported', what: 'png', path: target.fsPath });
+            break;
+          }
+        }
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        log().error(`Inspector (${key}): ${message}`);
+        void vscode.window.showErrorMessage(`QuantScope: ${message}`);
       }
     });
     panel.onDidDispose(() => {
+      document.panels.delete(post);
       if (this.open.get(key) === entry) this.open.delete(key);
     });
+  }
+
+  private writeCsv(doc: ModelDocument, target: string, view: TableView): void {
+    fs.writeFileSync(target, toCsv(doc.rows(), view));
+    log().info(`Exported the tensor table of ${doc.uri.fsPath} to ${target}`);
+  }
+
+  private exportCsvTo(file: unknown, target: unknown, view?: unknown): string {
+    const doc = this.documentFor(file);
+    if (!doc) throw new Error('quantscope.inspector.exportCsv: no open inspector for that model');
+    if (typeof target !== 'string' || !path.isAbsolute(target)) throw new Error('quantscope.inspector.exportCsv: the target must be an absolute path');
+    const v: TableView | undefined = view === undefined ? { sort: 'name', descending: false, filter: '', group: 'none', config: 'int8-channel' } : parseTableView(view);
+    if (!v) throw new Error('quantscope.inspector.exportCsv: malformed table view');
+    this.writeCsv(doc, target, v);
+    return target;
+  }
+
+  /** The Markdown readiness report of an open model (undefined if it is not open in an inspector). */
+  reportFor(file: vscode.Uri | string | undefined): { markdown: string; path: string } | undefined {
+    const doc = this.documentFor(file);
+    if (!doc?.built) return undefined;
+    return { markdown: readinessReport(doc.built.overview, doc.rows(), { complete: doc.state === 'complete', generated: new Date() }), path: doc.uri.fsPath };
   }
 }

@@ -1,15 +1,55 @@
 import * as path from 'node:path';
-import type { ModelFile } from '../formats/types';
+import type { ModelFile, TensorInfo } from '../formats/types';
 import type { ModelOverview, TensorRow } from '../shared/protocol';
+import { isAnalysable } from '../analysis/tensorSource';
+
+const FLOAT = new Set(['f64', 'f32', 'f16', 'bf16']);
+
+/** Tensors a weight-only quantizer converts: float matrices and kernels (norms and biases stay as they are). */
+export function isQuantizableWeight(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel'>): boolean {
+  return (FLOAT.has(t.dtype) || t.dtype.startsWith('f8_')) && t.shape.length >= 2 && t.numel > 0;
+}
+
+/** Scales are stored in the model's precision: float32 for float32/64 weights, 16 bits otherwise. */
+function scaleBytes(dtype: string): number {
+  return dtype === 'f32' || dtype === 'f64' ? 4 : 2;
+}
+
+/** Output-channel and reduction axes, as the sensitivity analysis chooses them. */
+function axes(t: Pick<TensorInfo, 'shape' | 'layer'>): { channelAxis: number; groupAxis: number } {
+  const r = t.shape.length;
+  const a = t.layer.outputChannelAxis;
+  const c = a === undefined ? 0 : a < 0 ? a + r : a;
+  return { channelAxis: c, groupAxis: c === 0 ? 1 : 0 };
+}
+
+/** INT8 symmetric per output channel: one code byte per weight and one scale per channel. */
+export function int8ChannelBytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel' | 'layer'>): number {
+  return t.numel + t.shape[axes(t).channelAxis] * scaleBytes(t.dtype);
+}
+
+/** INT4 asymmetric, groups of 128 along the reduction axis: packed codes, a scale and a packed 4-bit zero point per group. */
+export function int4g128Bytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel' | 'layer'>): number {
+  const k = t.shape[axes(t).groupAxis];
+  const groups = k > 0 ? (t.numel / k) * Math.ceil(k / 128) : 0;
+  return Math.ceil(t.numel / 2) + groups * scaleBytes(t.dtype) + Math.ceil(groups / 2);
+}
 
 /** What the inspector's overview shows, from the index alone (no tensor bytes are read). */
 export function buildOverview(model: ModelFile): { overview: ModelOverview; tensors: TensorRow[] } {
   const bytesByDtype: Record<string, number> = {};
   let params = 0;
+  let quantizable = 0, int8 = 0, int4 = 0, kept = 0;
   const tensors: TensorRow[] = model.tensors.map((t) => {
     params += t.numel;
     bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.byteLength;
-    return {
+    const q = isQuantizableWeight(t);
+    if (q) {
+      quantizable++;
+      int8 += int8ChannelBytes(t);
+      int4 += int4g128Bytes(t);
+    } else kept += t.byteLength;
+    const row: TensorRow = {
       name: t.name,
       dtype: t.dtype,
       shape: t.shape.slice(),
@@ -17,8 +57,15 @@ export function buildOverview(model: ModelFile): { overview: ModelOverview; tens
       bytes: t.byteLength,
       layer: t.layer.layerName ?? t.layer.consumers[0]?.node ?? '',
       opType: t.layer.opType ?? '',
+      analysable: isAnalysable(t),
+      quantizable: q,
     };
+    if (t.layer.block !== undefined) row.block = t.layer.block;
+    return row;
   });
+  const tensorBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
+  // Whatever is not tensor data (graph, metadata, headers) is carried over unchanged.
+  const other = Math.max(0, model.sizeOnDisk - tensorBytes);
   return {
     overview: {
       fileName: path.basename(model.path),
@@ -30,6 +77,9 @@ export function buildOverview(model: ModelFile): { overview: ModelOverview; tens
       parameterCount: params,
       bytesByDtype,
       metadataKeys: Object.keys(model.metadata).length,
+      quantizableTensors: quantizable,
+      sizeAtInt8: other + kept + int8,
+      sizeAtInt4g128: other + kept + int4,
     },
     tensors,
   };

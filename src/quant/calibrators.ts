@@ -80,14 +80,19 @@ export class HistogramCollector {
   /** Add a batch; non-finite values are an error (they make every range meaningless). */
   add(x: ArrayLike<number>): this {
     let amax = 0;
+    let mn = this.min;
+    let mx = this.max;
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       if (!Number.isFinite(v)) throw new RangeError(`histogram: non-finite activation ${v} at index ${i}`);
-      if (v < this.min) this.min = v;
-      if (v > this.max) this.max = v;
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
       const a = v < 0 ? -v : v;
       if (a > amax) amax = a;
     }
+    // Only a fully valid batch changes the collector.
+    this.min = mn;
+    this.max = mx;
     if (amax > 0) {
       if (this.range === 0) this.range = pow2Above(amax);
       while (amax >= this.range) this.grow();

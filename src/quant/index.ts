@@ -15,3 +15,13 @@ export { wasmAvailable } from './wasm/rtnWasm';
 
 // ---- algorithms (GPTQ, AWQ, SmoothQuant, outlier-aware, bias correction) and GGUF block encoders
 // (src/quant/algorithms/**, src/quant/ggml/**: exports are added here by their owner)
+export * from './algorithms/gptq';
+export * from './algorithms/awq';
+export * from './algorithms/smoothquant';
+export * from './algorithms/outlierDecomposition';
+export * from './algorithms/biasCorrection';
+export { NotPositiveDefiniteError, choleskyLower, upperCholeskyOfInverse, gram, outputErrorFromGram } from './algorithms/linalg';
+export { rtnQuantize as gridRtnQuantize, type IntGridConfig, type GridQuantized } from './algorithms/intGrid';
+export * from './ggml/types';
+export * from './ggml/quantize';
+export * from './ggml/dequant';

@@ -9,7 +9,7 @@
  *   zero points packed the same way per column, [N * ceil(n_blocks_per_col * bits / 8)];
  *   without zero points the kernel uses 2^(bits-1).
  */
-import { quantize, QuantSpec, QuantResult } from './rtn';
+import { quantizeCodes, QuantSpec } from './rtn';
 import { CalibratorName, RangeCalibrator } from './calibrators';
 
 /** Pack codes of `bits` (1, 2, 4 or 8) per element, low bits first; signed codes keep their two's-complement low bits. */
@@ -87,8 +87,8 @@ export interface MatMulNBitsWeights {
   scales: Float32Array;
   /** uint8 [N * ceil(nBlocksPerCol * bits / 8)], or null when symmetric (the op's default zero point applies). */
   zeroPoints: Uint8Array | null;
-  /** What the op computes with: the dequantized weight, float32 [K, N]. */
-  dequantized: Float32Array;
+  /** What the op computes with: the weight decoded from B / scales / zero points, float32 [K, N] (computed on first access). */
+  readonly dequantized: Float32Array;
 }
 
 /**
@@ -104,27 +104,32 @@ export function packMatMulNBits(w: Float32Array, K: number, N: number, opts: Mat
   if (w.length !== K * N) throw new RangeError(`MatMulNBits: weight has ${w.length} elements, expected K*N = ${K}*${N}`);
   const symmetric = opts.symmetric ?? false;
   // Quantize the transpose [N, K] so each column's K-blocks are contiguous groups.
-  const wt = new Float32Array(K * N);
-  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * K + k] = w[k * N + n];
+  const wt = transpose(w, K, N);
   const spec: QuantSpec = {
     format: 'uint', bits, symmetric, range: 'full',
     granularity: { kind: 'group', axis: 1, size: blockSize },
     calibrator: opts.calibrator,
   };
-  const q: QuantResult = quantize(wt, [N, K], spec);
+  const q = quantizeCodes(wt, [N, K], spec);
   const nb = Math.ceil(K / blockSize);
   const blobSize = (blockSize * bits) / 8;
   const B = new Uint8Array(N * nb * blobSize);
   const perByte = 8 / bits;
   const zpDefault = 1 << (bits - 1);
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < nb; b++) {
-      const zp = q.zeroPoints![n * nb + b];
-      const off = (n * nb + b) * blobSize;
-      for (let j = 0; j < blockSize; j++) {
-        const k = b * blockSize + j;
-        const c = k < K ? q.codes[n * K + k] : zp;
-        B[off + ((j / perByte) | 0)] |= c << ((j % perByte) * bits);
+  const codes = q.codes;
+  if (bits === 4 && K % blockSize === 0) {
+    // Whole blocks: B is the [N, K] code matrix packed two per byte, in order.
+    for (let j = 0, e = (N * K) >> 1; j < e; j++) B[j] = codes[2 * j] | (codes[2 * j + 1] << 4);
+  } else {
+    for (let n = 0; n < N; n++) {
+      for (let b = 0; b < nb; b++) {
+        const zp = q.zeroPoints![n * nb + b];
+        const off = (n * nb + b) * blobSize;
+        for (let j = 0; j < blockSize; j++) {
+          const k = b * blockSize + j;
+          const c = k < K ? codes[n * K + k] : zp;
+          B[off + ((j / perByte) | 0)] |= c << ((j % perByte) * bits);
+        }
       }
     }
   }
@@ -142,9 +147,14 @@ export function packMatMulNBits(w: Float32Array, K: number, N: number, opts: Mat
       if (q.zeroPoints![g] !== zpDefault) throw new Error(`MatMulNBits: symmetric zero point ${q.zeroPoints![g]} differs from the op default ${zpDefault}`);
     }
   }
-  const dequantized = new Float32Array(K * N);
-  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) dequantized[k * N + n] = q.dequantized[n * K + k];
-  return { K, N, bits, blockSize, nBlocksPerCol: nb, blobSize, B, scales: q.scales, zeroPoints, dequantized };
+  const out = { K, N, bits, blockSize, nBlocksPerCol: nb, blobSize, B, scales: q.scales, zeroPoints };
+  // Dequantized weights are decoded from the packed bytes on first use: a converter rarely needs
+  // them, and for a 4096x4096 layer they are 64 MB of fresh memory.
+  let deq: Float32Array | undefined;
+  return Object.defineProperty(out, 'dequantized', {
+    enumerable: true,
+    get: () => (deq ??= unpackMatMulNBits(out)),
+  }) as MatMulNBitsWeights;
 }
 
 /** Dequantize MatMulNBits inputs back to float32 [K, N], reading only the packed bytes (as the op does). */
@@ -171,6 +181,23 @@ export function unpackMatMulNBits(
         if (k >= K) break;
         const c = (m.B[off + ((j / perByte) | 0)] >> ((j % perByte) * bits)) & mask;
         out[k * N + n] = Math.fround((c - zp) * s);
+      }
+    }
+  }
+  return out;
+}
+
+/** Transpose a row-major [rows, cols] matrix, in 32x32 tiles so both sides stay in cache. */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        const src = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = a[src + c];
       }
     }
   }

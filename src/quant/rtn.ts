@@ -9,7 +9,7 @@ import {
   MinifloatSpec, encodeMinifloat, mxSharedScale,
 } from './numberFormats';
 import { Granularity, groupLayout, newRun, gather, scatter, GroupLayout } from './granularity';
-import { quantSymIntWasm, quantIntZpWasm } from './wasm/rtnWasm';
+import { quantSymIntWasm, quantIntZpWasm, WASM_MAX_GROUP } from './wasm/rtnWasm';
 import { RangeCalibrator, RangeTarget, CalibratorName, calibrator as calibratorByName, MinMaxCalibrator, MseCalibrator } from './calibrators';
 
 export interface QuantSpec {
@@ -143,7 +143,8 @@ function intCodec(spec: QuantSpec): Codec {
         scale = restricted ? a / (qmax - mid) : (2 * a) / (qmax - qmin);
         zp = mid;
       } else {
-        scale = (hi - lo) / (qmax - qmin);
+        // In float32 like ORT's DynamicQuantizeLinear: the span is rounded before the division.
+        scale = Math.fround(hi - lo) / (qmax - qmin);
         zp = 0;
       }
       scale = Math.fround(scale);
@@ -154,7 +155,7 @@ function intCodec(spec: QuantSpec): Codec {
       } else {
         if (pow2) scale = pow2Ceil(scale);
         if (!symmetric) {
-          zp = roundHalfEven(qmin - Math.fround(lo / scale));
+          zp = roundHalfEven(Math.fround(qmin - Math.fround(lo / scale)));
           if (zp < qmin) zp = qmin;
           else if (zp > qmax) zp = qmax;
         }
@@ -372,7 +373,9 @@ function quantizeFast(x: Float32Array, layout: GroupLayout, spec: QuantSpec, cal
   const mse = cal instanceof MseCalibrator;
   if (!(cal instanceof MinMaxCalibrator) && !mse) return null;
   const gsize = contiguousGroupSize(layout.shape, spec.granularity, layout.numel);
-  if (gsize === 0) return null;
+  // A group must fit one kernel chunk; WebAssembly memory never shrinks, so a huge
+  // per-tensor group would pin ~9 bytes per element for the life of the process.
+  if (gsize === 0 || gsize > WASM_MAX_GROUP) return null;
   const signed = spec.format === 'int';
   const symmetric = spec.symmetric ?? true;
   if (mse && !(signed && symmetric)) return null; // the MSE kernel covers zero-point-free grids only

@@ -32,6 +32,8 @@ export interface TensorRow {
   block?: number;
   /** Statistics will be computed for it (a floating-point tensor with elements). */
   analysable: boolean;
+  /** A weight-only quantizer would convert it (a float tensor of rank ≥ 2). */
+  quantizable: boolean;
 }
 
 /** The per-tensor figures the table shows, streamed as each tensor finishes. */

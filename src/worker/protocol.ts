@@ -2,7 +2,7 @@
  * Messages between the pool (main thread) and its workers. Both sides import
  * these types, so a job kind, its payload and its result type change together.
  */
-import type { Pass1, Pass2, Pass2Params, RefinePlan, StatsOptions, TensorStats } from '../analysis/stats';
+import type { CodesPartial, Pass1, Pass2, Pass2Params, RefinePlan, StatsOptions, TensorStats } from '../analysis/stats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
@@ -18,6 +18,8 @@ export type JobRequest =
   | { kind: 'pass1'; source: FileTensorRef; range: Range; options: StatsOptions }
   | { kind: 'pass2'; source: FileTensorRef; range: Range; options: StatsOptions; params: Pass2Params }
   | { kind: 'pass3'; source: FileTensorRef; range: Range; options: StatsOptions; plan: RefinePlan }
+  /** float16/bfloat16 on disk: count the codes of a range (see runCodes). */
+  | { kind: 'codes16'; source: FileTensorRef; range: Range; options: StatsOptions }
   /** Weight-space quantization error of each candidate config (needs the tensor, or a sample of it, in memory). */
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
@@ -30,6 +32,7 @@ export interface JobResults {
   pass1: Pass1;
   pass2: Pass2;
   pass3: Float64Array[];
+  codes16: CodesPartial;
   sensitivity: TensorSensitivity;
   'test-crash': never;
   'test-hang': { sliced: number };

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openModel } from '../formats/index';
 import type { ModelFile } from '../formats/types';
 import { StatsKernel, WasmKernel } from '../analysis/kernels';
-import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, resolveOptions, runPass1, runPass2, runPass3, ResolvedStatsOptions } from '../analysis/stats';
+import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, runPass3, ResolvedStatsOptions } from '../analysis/stats';
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
 import type { FileTensorRef, FromWorker, JobRequest, ToWorker, WorkerInit } from './protocol';
@@ -78,15 +78,16 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
       if (job.source.kind === 'array') {
         const src = arraySource(job.source.data);
         const layout = job.source.shape ? channelLayout(job.source.shape, job.source.outputChannelAxis) : undefined;
-        return analyseSource(src, o, layout, k, multiPass(progress, src.numel));
+        return analyseSource(src, o, layout, k, multiPass(progress, src.numel, o.refinePercentiles ? 3 : 2));
       }
       const { m, t } = fileTensor(job.source);
       const src = tensorSource(m, t);
       try {
-        return analyseSource(src, o, channelLayout(t.shape, t.layer.outputChannelAxis), k, multiPass(progress, t.numel));
+        const passes = o.exact16 && isRaw16(src) ? 1 : o.refinePercentiles ? 3 : 2;
+        return analyseSource(src, o, channelLayout(t.shape, t.layer.outputChannelAxis), k, multiPass(progress, t.numel, passes));
       } finally { src.close(); }
     }
-    case 'pass1': case 'pass2': case 'pass3': {
+    case 'pass1': case 'pass2': case 'pass3': case 'codes16': {
       const o = resolveOptions(job.options);
       const k = kernelFor(o);
       const { m, t } = fileTensor(job.source);
@@ -97,6 +98,10 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
       const src: ChunkSource & { close(): void } = tensorSource(m, t);
       const hook = progress(b - a);
       try {
+        if (job.kind === 'codes16') {
+          if (!isRaw16(src)) throw new Error(`${job.source.path}: tensor ${t.name}: codes16 needs a float16/bfloat16 tensor stored on disk, not ${t.dtype}`);
+          return runCodes(src, k, job.range, o, channelLayout(t.shape, t.layer.outputChannelAxis), hook);
+        }
         if (job.kind === 'pass1') return runPass1(src, k, job.range, o, channelLayout(t.shape, t.layer.outputChannelAxis), hook);
         if (job.kind === 'pass2') return runPass2(src, k, job.range, job.params, o, hook);
         return runPass3(src, k, job.range, job.plan, o, hook);
@@ -132,13 +137,13 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
 }
 
 /** analyseSource makes up to three passes; report progress over all of them. */
-function multiPass(progress: (total: number) => ChunkHook, numel: number): ChunkHook {
-  const hook = progress(3 * numel);
+function multiPass(progress: (total: number) => ChunkHook, numel: number, passes: number): ChunkHook {
+  const hook = progress(passes * numel);
   let base = 0, prev = 0;
   return (done) => {
     if (done <= prev) base += numel; // a new pass started
     prev = done;
-    hook(Math.min(base + done, 3 * numel));
+    hook(Math.min(base + done, passes * numel));
   };
 }
 

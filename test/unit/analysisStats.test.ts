@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { PERCENTILES, analyseArray, arraySource, channelLayout, finalize, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions, runPass1, runPass2, runPass3, TensorStats } from '../../src/analysis/stats';
+import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions, runPass1, runPass2, runPass3, TensorStats } from '../../src/analysis/stats';
 import { WasmKernel } from '../../src/analysis/kernels';
 import { TsKernel } from '../../src/analysis/kernelsTs';
 
@@ -259,5 +259,65 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
         assert.ok(Object.is(b[h], ref) || (Number.isNaN(ref) && Number.isNaN(b[h])), `${dt} ts 0x${h.toString(16)}: ${b[h]} vs ${ref}`);
       }
     }
+  });
+});
+
+describe('analysis: float16/bfloat16 exact path (code counting)', () => {
+  function halfCodes(n: number, seed: number, special: boolean): Uint16Array {
+    const r = rng(seed);
+    const a = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      // Weight-like halves: exponents around 2^-6..2^-2, both signs, some exact zeros and one large value.
+      a[i] = ((r() < 0.5 ? 0x8000 : 0) | ((9 + Math.floor(r() * 5)) << 10) | Math.floor(r() * 1024));
+      if (r() < 0.01) a[i] = r() < 0.5 ? 0 : 0x8000;
+    }
+    a[4321 % n] = 0x5a00; // 192
+    if (special) { a[10] = 0x7e00; a[11] = 0x7c00; a[12] = 0xfc00; a[13] = 0x0001; }
+    return a;
+  }
+  const decode = (codes: Uint16Array, dt: 'f16' | 'bf16') => {
+    const k = new TsKernel(codes.length);
+    new Uint16Array(k.raw().buffer, 0, codes.length).set(codes);
+    k.decode(dt, codes.length);
+    return k.f32().slice(0, codes.length);
+  };
+
+  for (const dt of ['f16', 'bf16'] as const) {
+    for (const special of [false, true]) {
+      it(`${dt}${special ? ' with NaN/Inf/subnormal' : ''}: one pass equals the float32 path and exact percentiles`, () => {
+        const codes = halfCodes(30_011, 21, special);
+        const x = decode(codes, dt);
+        const shape = [30_011];
+        const exact = analyseSource(raw16Source(codes, dt), { chunkElements: 4099 }, undefined, new WasmKernel(4099));
+        checkAgainstReference(x, exact, `${dt} exact`);
+        const r = reference(x);
+        exact.percentiles.forEach((p, i) => { assert.equal(p.errorBound, 0); assert.ok(p.value === r.pct[i], `p${p.q} ${p.value} vs ${r.pct[i]}`); });
+        const f = analyseArray(x, {}, shape);
+        for (const key of ['count', 'nan', 'inf', 'zeros', 'nearZeros', 'min', 'max'] as const) assert.equal(exact[key], f[key], key);
+        assert.deepEqual(exact.histogram, f.histogram);
+        assert.deepEqual(exact.logHistogram, f.logHistogram);
+        assert.deepEqual(exact.outliers.top, f.outliers.top);
+        assert.equal(exact.outliers.count, f.outliers.count);
+        const t = analyseSource(raw16Source(codes, dt), { chunkElements: 4099 }, undefined, new TsKernel(4099));
+        assert.deepEqual(t, exact, 'TS twin equals WASM');
+      });
+    }
+  }
+
+  it('ranges merged equal the whole; per-channel stats match the float32 path', () => {
+    const codes = halfCodes(200 * 150, 5, true);
+    const layout = channelLayout([200, 150], 0)!;
+    const o = resolveOptions({ chunkElements: 777 });
+    const k = new WasmKernel(777);
+    const src = raw16Source(codes, 'f16');
+    const merged = finalizeCodes([[0, 9999], [9999, 20000], [20000, 30000]].map((r) => runCodes(src, k, r as [number, number], o, layout)).reduce((a, b) => mergeCodes(a, b, o.topK)), 'f16', o, layout);
+    const whole = analyseSource(src, { chunkElements: 777 }, layout);
+    assert.deepEqual(merged.histogram, whole.histogram);
+    assert.deepEqual(merged.percentiles, whole.percentiles);
+    assert.deepEqual(merged.outliers, whole.outliers);
+    assert.equal(merged.mean, whole.mean);
+    const f = analyseArray(decode(codes, 'f16'), {}, [200, 150], 0);
+    assert.deepEqual(merged.channels!.max, f.channels!.max);
+    merged.channels!.std.forEach((v, c) => close(v, f.channels!.std[c], 1e-10, 1e-14, `ch${c}`));
   });
 });

@@ -46,6 +46,28 @@ describe('quant engine vs ONNX Runtime', function () {
     }
   });
 
+  it('asymmetric uint8 per tensor equals DynamicQuantizeLinear: scale, zero point and codes, over 60 tensors', async () => {
+    for (let t = 0; t < 60; t++) {
+      const n = 97;
+      const x = t === 0 ? new Float32Array(n) : randomTensor(n, 1000 + t, 0.1 + t * 0.05);
+      for (let i = 0; i < n; i += 5) x[i] += (t % 3) * 0.7; // some all-positive-leaning tensors
+      const model = onnxModel({
+        opsets: [{ domain: '', version: 13 }],
+        inputs: [{ name: 'x', elemType: ONNX.FLOAT, dims: [n] }],
+        outputs: [{ name: 'y', elemType: ONNX.UINT8, dims: [n] }, { name: 's', elemType: ONNX.FLOAT, dims: [] }, { name: 'z', elemType: ONNX.UINT8, dims: [] }],
+        initializers: [],
+        nodes: [{ opType: 'DynamicQuantizeLinear', inputs: ['x'], outputs: ['y', 's', 'z'] }],
+      });
+      const [y, s, z] = await runOrt(model, { x: { data: x, dims: [n] } });
+      for (const kernel of ['auto', 'reference'] as const) {
+        const r = quantize(x, [n], { format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }, { kernel });
+        if (t > 0) assert.equal(r.scales[0], Number(s.data[0]), `tensor ${t} scale (${kernel})`);
+        assert.equal(r.zeroPoints![0], Number(z.data[0]), `tensor ${t} zero point (${kernel})`);
+        assert.deepEqual(Array.from(r.codes), Array.from(y.data as Uint8Array), `tensor ${t} codes (${kernel})`);
+      }
+    }
+  });
+
   it('per-channel asymmetric uint8: engine scales/zero points fed to ORT reproduce the engine codes', async () => {
     const rows = 6;
     const cols = 50;

@@ -54,14 +54,18 @@ describe('quant packing', () => {
         }
       }
     }
-    assert.deepEqual(Array.from(unpackMatMulNBits(m)), Array.from(m.dequantized));
-    const sym = packMatMulNBits(w, K, N, { bits: 4, blockSize: 32, symmetric: true });
-    assert.equal(sym.zeroPoints, null);
-    assert.deepEqual(Array.from(unpackMatMulNBits(sym)), Array.from(sym.dequantized));
-    const b8 = packMatMulNBits(w, K, N, { bits: 8, blockSize: 16 });
-    assert.deepEqual(Array.from(unpackMatMulNBits(b8)), Array.from(b8.dequantized));
-    const b2 = packMatMulNBits(w, K, N, { bits: 2, blockSize: 16 });
-    assert.deepEqual(Array.from(unpackMatMulNBits(b2)), Array.from(b2.dequantized));
+    // Decoding the packed inputs gives what blocked quantization of each column gives, for every width and both modes.
+    for (const [bitsN, bs, symmetric, KK] of [[4, 32, false, K], [4, 32, true, K], [8, 16, false, K], [2, 16, false, K], [4, 32, false, 96], [4, 16, true, 96]] as const) {
+      const ww = randomTensor(KK * N, 9 + KK);
+      const p = packMatMulNBits(ww, KK, N, { bits: bitsN, blockSize: bs, symmetric });
+      if (symmetric) assert.equal(p.zeroPoints, null);
+      const wt = new Float32Array(KK * N);
+      for (let k = 0; k < KK; k++) for (let n = 0; n < N; n++) wt[n * KK + k] = ww[k * N + n];
+      const ref = quantize(wt, [N, KK], { format: 'uint', bits: bitsN, symmetric, range: 'full', granularity: { kind: 'group', axis: 1, size: bs } }, { kernel: 'reference' });
+      const dec = unpackMatMulNBits(p);
+      for (let k = 0; k < KK; k++) for (let n = 0; n < N; n++) assert.equal(dec[k * N + n], ref.dequantized[n * KK + k], `bits ${bitsN} K ${KK} k=${k} n=${n}`);
+      assert.equal(p.dequantized[5], dec[5]);
+    }
     assert.throws(() => packMatMulNBits(w, K, N, { blockSize: 24 }), /power of two >= 16/);
     assert.throws(() => packMatMulNBits(w, K, N + 1), /expected K\*N/);
   });

@@ -234,13 +234,13 @@ describe('quant round-to-nearest', () => {
     assert.deepEqual(Array.from(zeros.dequantized), new Array(16).fill(0));
   });
 
-  it('paramsFromRange matches the ORT formula for asymmetric uint8', () => {
+  it('paramsFromRange follows the float32 ORT formula for asymmetric uint8', () => {
     const r = rng(4);
     for (let i = 0; i < 1000; i++) {
       const lo = -r() * 5;
       const hi = r() * 5;
       const p = paramsFromRange({ format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }, lo, hi);
-      const s = Math.fround((hi - lo) / 255);
+      const s = Math.fround(Math.fround(hi - lo) / 255); // float32 span, float32 division (as ORT)
       assert.equal(p.scale, s);
       const z = 0 - lo / s;
       assert.ok(Math.abs(p.zeroPoint - z) <= 0.5 + 1e-9);

@@ -149,7 +149,7 @@ export function quantSymIntMse(x: usize, n: i32, g: i32, codes: usize, deq: usiz
 // unsigned symmetric grids (zero point `mid`) and asymmetric grids (integer
 // zero point per group from the group's min/max, both widened to include 0),
 // signed or unsigned codes. Same rules as intCodec in rtn.ts:
-//   asymmetric: s = f32((hi - lo) / (qmax - qmin)), zp = clamp(nearest(qmin - f32(lo / s)))
+//   asymmetric: s = (hi - lo) / (qmax - qmin) and zp = clamp(nearest(qmin - lo / s)), all in f32
 //               (s below FLT_MIN: s = 1, zp = the grid value nearest 0)
 //   symmetric:  s = f32(max|x| * num / den), zp = mid
 //   q = clamp(nearest(f32(x / s)) + zp), deq = f32((q - zp) * s)
@@ -180,14 +180,14 @@ export function quantIntZp(x: usize, n: i32, g: i32, codes: usize, deq: usize, s
         lo = min(lo, v);
         hi = max(hi, v);
       }
-      const span = <f64>hi - <f64>lo;
+      const span: f32 = hi - lo;
       if (!(span - span == 0)) return k;
-      s = <f32>(span / (<f64>qmax - <f64>qmin));
+      s = span / (qmax - qmin);
       if (!(s >= <f32>1.1754943508222875e-38)) {
         s = 1;
         zp = qmin > 0 ? qmin : qmax < 0 ? qmax : 0;
       } else {
-        zp = <f32>min(max(nearest(<f64>qmin - <f64>(lo / s)), <f64>qmin), <f64>qmax);
+        zp = min(max(nearest(qmin - lo / s), qmin), qmax);
       }
     } else {
       const a = absMax(xb, g);

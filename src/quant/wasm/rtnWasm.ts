@@ -47,6 +47,8 @@ export function wasmAvailable(): boolean {
 /** First byte the kernels may use; below it lies AssemblyScript's static data. */
 const BASE = 65536;
 const CHUNK = 1 << 20;
+/** Largest group the kernels take (one group per chunk at most). */
+export const WASM_MAX_GROUP = CHUNK;
 
 /**
  * Quantize x in contiguous groups of g (x.length a multiple of g) to a
