@@ -32,7 +32,8 @@ const builds = [
     // Activation time in the log counts module loading as well.
     banner: { js: 'globalThis.__quantscopeLoadStart = performance.now();' },
   },
-  { ...nodeCommon, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+  // src/cli.ts starts with its own #! line, which esbuild keeps.
+  { ...nodeCommon, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' },
   {
     bundle: true,
     platform: 'browser',

@@ -7,6 +7,16 @@ import * as path from 'node:path';
 import type { Browser, Frame, Page } from 'playwright-core';
 import { workbenchUrl } from './codeServer';
 
+// Functions passed to frame.evaluate run in the webview; this Node-side build has no DOM typings.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+declare const window: any;
+declare function getComputedStyle(e: unknown): any;
+type HTMLElement = any;
+type HTMLCanvasElement = any;
+type HTMLSelectElement = any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
 interface Ctx {
   browser: Browser;
   server: { url: string; port: number };
@@ -45,12 +55,60 @@ async function quickOpen(page: Page, fileName: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
+const PPOCR_REC = 'ppocr/ch_PP-OCRv4_rec_infer.onnx';
+
+/** The reader's view of a model, computed in this process: the independent count the UI is checked against. */
+function readerFacts(file: string): { tensors: string[]; analysable: number; quantizable: number } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { openModel } = require('../../src/formats') as typeof import('../../src/formats');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { isAnalysable } = require('../../src/analysis/tensorSource') as typeof import('../../src/analysis/tensorSource');
+  const m = openModel(file);
+  try {
+    const a = m.tensors.filter((t) => isAnalysable(t));
+    return { tensors: m.tensors.map((t) => t.name), analysable: a.length, quantizable: a.filter((t) => t.shape.length >= 2).length };
+  } finally {
+    m.close();
+  }
+}
+
+async function inspectorFrame(page: Page): Promise<Frame> {
+  return findFrame(page, '#qs-grid');
+}
+
+/** Texts of a column in the rendered (virtualized) rows, by tensor name. */
+async function columnByName(frame: Frame, col: string): Promise<Map<string, string>> {
+  const pairs = await frame.$$eval(`.qs-data`, (rows, c) => rows.map((r) => [(r as HTMLElement).dataset.name ?? '', r.querySelector(`[data-col="${c}"]`)?.textContent?.trim() ?? '']), col);
+  return new Map(pairs as [string, string][]);
+}
+
+/** Pixels of a canvas that something was drawn on (the canvas starts transparent). */
+async function drawnPixels(frame: Frame, canvasId: string): Promise<{ drawn: number; total: number }> {
+  return frame.$eval(`#${canvasId}`, (c) => {
+    const canvas = c as HTMLCanvasElement;
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let drawn = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) drawn++;
+    return { drawn, total: data.length / 4 };
+  });
+}
+
+async function setColorTheme(ctx: Ctx, frame: Frame, theme: string | undefined, bodyClass: string): Promise<void> {
+  const file = path.join(ctx.workspace, '.vscode', 'settings.json');
+  const settings = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (theme) settings['workbench.colorTheme'] = theme;
+  else delete settings['workbench.colorTheme'];
+  fs.writeFileSync(file, JSON.stringify(settings, null, 2));
+  await frame.waitForFunction((cls) => document.body.classList.contains(cls), bodyClass, { timeout: 30_000 });
+  // Charts redraw on the class change; give them a frame.
+  await frame.waitForTimeout(500);
+}
+
 const tests: UiTest[] = [
   {
     name: 'opening a real ONNX model shows its name, format, size and tensor count in the inspector',
     async fn(page, ctx) {
-      const rel = 'ppocr/ch_PP-OCRv4_rec_infer.onnx';
-      const file = path.join(ctx.workspace, rel);
+      const file = path.join(ctx.workspace, PPOCR_REC);
       await quickOpen(page, path.basename(file));
       const frame = await findFrame(page, '#qs-filename');
       await frame.locator('#qs-tensors').waitFor();
@@ -66,9 +124,126 @@ const tests: UiTest[] = [
       // 325 Constant tensors holding 2,690,312 values: facts of this published export.
       if (tensors !== '325') throw new Error(`tensor count shown: ${tensors}`);
       if (params !== '2,690,312') throw new Error(`parameter count shown: ${params}`);
-      const rows = await frame.locator('.qs-table tbody tr').count();
-      if (rows !== 325) throw new Error(`table rows: ${rows}`);
+      // The grid is virtualized: its ARIA row count (header + rows) says how many rows it holds.
+      const rowCount = await frame.locator('#qs-grid').getAttribute('aria-rowcount');
+      if (rowCount !== '326') throw new Error(`grid aria-rowcount: ${rowCount}`);
+      const inDom = await frame.locator('.qs-data').count();
+      if (!(inDom > 5 && inDom < 100)) throw new Error(`rows in the DOM: ${inDom} (virtualization should render only the rows in view)`);
       await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-ppocr-rec.png') });
+    },
+  },
+  {
+    name: 'statistics stream in for every weight tensor; selecting a row draws its histogram; INT4 changes the SQNR column; CSV export has every row',
+    async fn(page, ctx) {
+      const file = path.join(ctx.workspace, PPOCR_REC);
+      const facts = readerFacts(file);
+      const frame = await inspectorFrame(page);
+      // Sensitivity of 47 matrices × 7 configs takes seconds of CPU; CI machines are slow.
+      await frame.waitForFunction(() => document.body.dataset.analysis === 'complete', undefined, { timeout: 240_000 });
+      await frame.waitForFunction((n) => document.getElementById('qs-table-status')?.dataset.measured === String(n), facts.quantizable, { timeout: 10_000 });
+      const status = await frame.locator('#qs-table-status').evaluate((e) => ({ ...(e as HTMLElement).dataset }));
+      if (Number(status.rows) !== facts.tensors.length) throw new Error(`table rows ${status.rows}, reader has ${facts.tensors.length} tensors`);
+      if (Number(status.analysed) !== facts.analysable) throw new Error(`rows with statistics ${status.analysed}, reader has ${facts.analysable} float tensors`);
+      const rowCount = await frame.locator('#qs-grid').getAttribute('aria-rowcount');
+      if (Number(rowCount) !== facts.tensors.length + 1) throw new Error(`grid aria-rowcount ${rowCount}`);
+
+      // Select a weight through the filter, as a user would.
+      const target = 'conv2d_184.w_0';
+      await frame.locator('#qs-filter').fill(`^${target.replace(/\./g, '\\.')}$`);
+      const row = frame.locator(`.qs-data[data-name="${target}"]`);
+      await row.waitFor({ timeout: 10_000 });
+      await row.click();
+      await frame.waitForFunction((n) => document.body.dataset.detail === n, target, { timeout: 15_000 });
+      await frame.waitForTimeout(300);
+      const px = await drawnPixels(frame, 'qs-chart-histogram');
+      if (px.drawn < 0.02 * px.total) throw new Error(`histogram canvas: only ${px.drawn} of ${px.total} pixels drawn`);
+      const cfgPx = await drawnPixels(frame, 'qs-chart-configs');
+      if (cfgPx.drawn < 0.02 * cfgPx.total) throw new Error(`config chart canvas: only ${cfgPx.drawn} of ${cfgPx.total} pixels drawn`);
+
+      await frame.locator('#qs-filter').fill('');
+      await frame.waitForFunction(() => Number(document.getElementById('qs-table-status')?.dataset.matched) > 300, undefined, { timeout: 10_000 });
+      await frame.locator('#qs-filter').fill('conv2d');
+      await frame.waitForTimeout(500);
+      const before = await columnByName(frame, 'sqnrSel');
+      const int4 = await columnByName(frame, 'sqnr4');
+      await frame.locator('#qs-config').selectOption('int4-g128');
+      await frame.waitForFunction(() => document.querySelector('.qs-head [data-sort="sqnrSel"]')?.textContent?.includes('int4-g128'), undefined, { timeout: 5_000 });
+      const after = await columnByName(frame, 'sqnrSel');
+      let compared = 0;
+      for (const [name, b] of before) {
+        if (!b || !after.has(name)) continue;
+        if (after.get(name) === b) throw new Error(`${name}: SQNR column still ${b} after switching to INT4`);
+        if (after.get(name) !== int4.get(name)) throw new Error(`${name}: chosen-config column ${after.get(name)} differs from the INT4 column ${int4.get(name)}`);
+        compared++;
+      }
+      if (compared < 5) throw new Error(`only ${compared} rows with SQNR figures were compared`);
+      await frame.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-detail-dark.png') });
+      await frame.evaluate(() => document.querySelector('.qs-model')?.scrollIntoView());
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-model-charts-dark.png') });
+      await frame.evaluate(() => window.scrollTo(0, 0));
+
+      // CSV export through the save dialog (code-server's simple dialog takes a typed path).
+      await frame.locator('#qs-filter').fill('');
+      await frame.waitForTimeout(400);
+      const csvPath = path.join(ctx.resultsDir, `ppocr-rec-tensors-${Date.now()}.csv`);
+      await frame.locator('#qs-export-csv').click();
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 15_000 });
+      await input.fill(csvPath);
+      await page.keyboard.press('Enter');
+      const t0 = Date.now();
+      while (!fs.existsSync(csvPath)) {
+        if (Date.now() - t0 > 20_000) throw new Error(`CSV not written to ${csvPath}`);
+        await page.waitForTimeout(200);
+      }
+      await page.waitForTimeout(300);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { parseCsv } = require('../../src/shared/tableModel') as typeof import('../../src/shared/tableModel');
+      const csv = parseCsv(fs.readFileSync(csvPath, 'utf8'));
+      const header = csv[0];
+      if (header[0] !== 'Tensor' || header[14] !== 'SQNR int4-g128') throw new Error(`CSV header: ${header.join(',')}`);
+      const names = csv.slice(1).map((r) => r[0]);
+      if (names.length !== facts.tensors.length) throw new Error(`CSV has ${names.length} rows, the model ${facts.tensors.length} tensors`);
+      const missing = facts.tensors.filter((n) => !names.includes(n));
+      if (missing.length) throw new Error(`CSV lacks ${missing.slice(0, 5).join(', ')}`);
+      const withSqnr = csv.slice(1).filter((r) => r[13] !== '');
+      if (withSqnr.length !== facts.quantizable) throw new Error(`CSV rows with an INT4 SQNR: ${withSqnr.length}, expected ${facts.quantizable}`);
+      const shown = int4.get(target) ?? (await columnByName(frame, 'sqnr4')).get(target);
+      const inCsv = csv.find((r) => r[0] === target)?.[13];
+      if (shown && inCsv && Number(inCsv).toFixed(1) !== shown) throw new Error(`${target}: CSV INT4 SQNR ${inCsv}, table shows ${shown}`);
+    },
+  },
+  {
+    name: 'the inspector keeps its state when hidden and restored, and follows light and dark themes',
+    async fn(page, ctx) {
+      let frame = await inspectorFrame(page);
+      // Hide the inspector behind another file's editor, then bring it back.
+      await quickOpen(page, 'silero_vad_v5.onnx');
+      await page.waitForTimeout(1500);
+      await quickOpen(page, path.basename(PPOCR_REC));
+      const t0 = Date.now();
+      for (;;) {
+        frame = await inspectorFrame(page);
+        const ok = await frame.evaluate(() => document.body.dataset.detail === 'conv2d_184.w_0' && (document.getElementById('qs-config') as HTMLSelectElement | null)?.value === 'int4-g128').catch(() => false);
+        if (ok) break;
+        if (Date.now() - t0 > 30_000) throw new Error('the restored inspector lost its selected tensor or format');
+        await page.waitForTimeout(300);
+      }
+      const px = await drawnPixels(frame, 'qs-chart-histogram');
+      if (px.drawn < 0.02 * px.total) throw new Error('restored histogram did not draw');
+      await frame.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
+      await setColorTheme(ctx, frame, 'Default Light Modern', 'vscode-light');
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-detail-light.png') });
+      const bg = await frame.evaluate(() => getComputedStyle(document.body).getPropertyValue('--vscode-charts-blue').trim());
+      if (!bg) throw new Error('no --vscode-charts-blue in the light theme');
+      await frame.evaluate(() => window.scrollTo(0, 0));
+      await page.waitForTimeout(200);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-table-light.png') });
+      await setColorTheme(ctx, frame, undefined, 'vscode-dark');
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-table-dark.png') });
     },
   },
 ];

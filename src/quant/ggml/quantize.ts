@@ -15,6 +15,7 @@
  */
 import { f32ToF16, f16Lookup } from '../../formats/dtypes';
 import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from './types';
+import { GGML_WASM_TYPES, ggmlWasmSupports, quantizeGgmlWasm } from './wasm/ggmlWasm';
 
 const fr = Math.fround;
 const F16 = f16Lookup();
@@ -40,6 +41,14 @@ export interface GgmlQuantizeOptions {
    */
   importance?: Float32Array;
   rowLength?: number;
+  /**
+   * Which encoder runs: 'auto' (default) takes the WebAssembly SIMD kernels
+   * (wasm/ggmlWasm.ts) where one exists for the type and no importance is
+   * given, else this file's TypeScript reference; 'ts' forces the reference;
+   * 'wasm' demands the kernel and throws where there is none. All give the
+   * same bytes (test/unit/quant-ggml-wasm.test.ts).
+   */
+  impl?: 'auto' | 'ts' | 'wasm';
 }
 
 function resolve(type: GgmlTypeName | number | string): GgmlTypeInfo {
@@ -89,6 +98,19 @@ export function quantizeGgmlInto(
   const nb = nElements / info.blockSize;
   const bytes = nb * info.typeSize;
   if (dstOffset + bytes > dst.length) throw new RangeError(`quantizeGgml: ${info.name} needs ${bytes} bytes, destination has ${dst.length - dstOffset}`);
+
+  const impl = opts.impl ?? 'auto';
+  const wantImportance = IMPORTANCE_AWARE.has(info.name) && opts.importance !== undefined;
+  if (impl === 'wasm' && (wantImportance || !ggmlWasmSupports(info.name))) {
+    throw new RangeError(`quantizeGgml: no WebAssembly kernel for ${info.name}${wantImportance ? ' with importance weights' : ''}` +
+      ` (kernels: ${[...GGML_WASM_TYPES].join(', ')}, without importance, WebAssembly SIMD required)`);
+  }
+  if (impl !== 'ts' && !wantImportance) {
+    // The kernel checks finiteness chunk by chunk; a bad value leaves earlier chunks written.
+    const bad = quantizeGgmlWasm(info.name, src, srcOffset, dst, dstOffset, nElements);
+    if (bad >= 0) throw new RangeError(`quantizeGgml: element ${bad} is ${src[srcOffset + bad]}; ${info.name} blocks need finite values`);
+    if (bad === -1) return bytes;
+  }
 
   // ggml would silently write garbage blocks for NaN/Inf; say where the bad value is instead.
   for (let i = srcOffset, end = srcOffset + nElements; i < end; i++) {

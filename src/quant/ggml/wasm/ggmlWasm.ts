@@ -1,0 +1,93 @@
+/**
+ * WebAssembly SIMD fast path for the GGUF block encoders (ggmlKernels.as).
+ * It is a twin of the TypeScript reference in ../quantize.ts and the tests
+ * hold the two byte-identical (and both equal to bytes made by ggml itself).
+ * Data goes through the module's memory in chunks of 256K values, so memory
+ * stays small whatever the tensor size.
+ */
+import { GgmlTypeName, ggmlTypeByName } from '../types';
+import { GGML_KERNELS_WASM_BASE64 } from './ggmlKernels.generated';
+
+// ES2022 + @types/node 20 carry no WebAssembly typings; this is the part used here.
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+};
+interface WasmMemory {
+  buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface Kernels {
+  memory: WasmMemory;
+  heapBase(): number;
+  encode(type: number, x: number, n: number, y: number): number;
+}
+
+/** Types with a WASM kernel, without importance weights (those stay on the TypeScript path). */
+export const GGML_WASM_TYPES: ReadonlySet<GgmlTypeName> = new Set<GgmlTypeName>([
+  'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K',
+]);
+
+let kernels: Kernels | null | undefined;
+let xOff = 0;
+let yOff = 0;
+
+/** Values per call into the module: a multiple of every block size (32, 256). */
+const CHUNK = 1 << 18;
+
+function load(): Kernels | null {
+  if (kernels !== undefined) return kernels;
+  try {
+    const bytes = Uint8Array.from(Buffer.from(GGML_KERNELS_WASM_BASE64, 'base64'));
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { abort: () => { throw new Error('ggml wasm kernel aborted'); } },
+    });
+    const k = inst.exports as unknown as Kernels;
+    xOff = (k.heapBase() + 15) & ~15;
+    yOff = xOff + CHUNK * 4;
+    // Largest block (Q8_0: 34 bytes per 32 values) plus slack for 16-byte stores past the end.
+    const need = yOff + Math.ceil((CHUNK / 32) * 34) + 64;
+    if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
+    kernels = k;
+  } catch {
+    kernels = null; // no WebAssembly SIMD here: callers use the TypeScript reference
+  }
+  return kernels;
+}
+
+/** Whether the WebAssembly module loads here (SIMD support). */
+export function ggmlWasmAvailable(): boolean {
+  return load() !== null;
+}
+
+/** Whether `quantizeGgmlWasm` can encode this type on this machine. */
+export function ggmlWasmSupports(type: GgmlTypeName): boolean {
+  return GGML_WASM_TYPES.has(type) && load() !== null;
+}
+
+/**
+ * Encode `src[srcOffset .. srcOffset + nElements)` (a whole number of blocks,
+ * already range-checked by the caller) into `dst` at `dstOffset`. Returns -1
+ * when done, the index (relative to srcOffset) of the first non-finite value
+ * (the chunks before it are already written), or -2 when the type has no
+ * kernel or WebAssembly SIMD is unavailable.
+ */
+export function quantizeGgmlWasm(
+  type: GgmlTypeName, src: Float32Array, srcOffset: number, dst: Uint8Array, dstOffset: number, nElements: number,
+): number {
+  const k = GGML_WASM_TYPES.has(type) ? load() : null;
+  const info = ggmlTypeByName(type);
+  if (k === null || !info) return -2;
+  const bytesPer = info.typeSize / info.blockSize;
+  for (let e0 = 0; e0 < nElements; e0 += CHUNK) {
+    const n = Math.min(CHUNK, nElements - e0);
+    const buf = k.memory.buffer;
+    new Float32Array(buf, xOff, n).set(src.subarray(srcOffset + e0, srcOffset + e0 + n));
+    const r = k.encode(info.id, xOff, n, yOff);
+    if (r >= 0) return e0 + r;
+    if (r !== -1) throw new Error(`ggml wasm kernel: unexpected result ${r} for ${type}`);
+    const nb = n * bytesPer;
+    dst.set(new Uint8Array(buf, yOff, nb), dstOffset + e0 * bytesPer);
+  }
+  return -1;
+}
