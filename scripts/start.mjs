@@ -9,10 +9,12 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 execSync('npm run --silent build', { cwd: root, stdio: 'inherit' });
-execSync('npm run --silent compile', { cwd: root, stdio: 'inherit' });
+// The code-server launcher is shared with the integration tests; bundle it on the fly.
+const launcher = join(root, '.vscode-test', 'start', 'codeServer.cjs');
+await (await import('esbuild')).build({ entryPoints: [join(root, 'test/integration/codeServer.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: launcher, logLevel: 'warning' });
 
 const { prepareSampleWorkspace } = require('./sample-workspace.cjs');
-const cs = require(join(root, 'out/test/integration/codeServer.js'));
+const cs = require(launcher);
 const workspace = join(root, 'sample-workspace');
 const models = prepareSampleWorkspace(root, workspace);
 cs.ensureCodeServer(root);

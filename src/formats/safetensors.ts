@@ -82,7 +82,7 @@ export function readSafetensorsHeader(file: string): ShardIndex {
       name, dtype, shape: (shape as number[]).slice(), numel, byteLength: expect,
       location: { kind: 'disk', file, offset: dataStart + begin, length: expect },
       source: 'tensor',
-      layer: { consumers: [], ...parseTensorName(name) },
+      layer: { consumers: [], ...parseTensorName(name), outputChannelAxis: outputChannelAxis(name, shape as number[]) },
     });
   }
   // The spec requires the data section to be covered exactly, without holes or overlaps.
@@ -187,4 +187,15 @@ export function openSafetensorsIndex(indexFile: string, opened?: string): ModelF
     path: opened ?? indexFile, format: 'safetensors', formatVersion: `safetensors (${shardNames.length} shards)`,
     files: opened ? [opened, ...files.filter((f) => f !== opened)] : files, sizeOnDisk, metadata, tensors,
   });
+}
+
+/**
+ * PyTorch stores Linear, Conv and Embedding weights output-channel first
+ * ([out, in, ...]); GPT-2's Conv1D layers (c_attn, c_proj, c_fc under
+ * transformer.h.N) are the exception, stored [in, out].
+ */
+export function outputChannelAxis(name: string, shape: number[]): number | undefined {
+  if (shape.length < 2) return undefined;
+  if (shape.length === 2 && /(?:^|\.)h\.\d+\.(?:attn|mlp)\.c_(?:attn|proj|fc)\.weight$/.test(name)) return 1;
+  return 0;
 }
