@@ -1,9 +1,11 @@
 /**
  * `npm run bench -- formats [--keep] [--small]`: open-and-index time and peak RSS for
  * every fixture, the npm models, and generated large files (a 4 GB
- * safetensors, a 3 GB ONNX with external data, a 2 GB GGUF). Large files are
- * sparse: headers written for real, data extended with ftruncate, under
- * bench/.data/. Each file is opened in a fresh process so peak RSS is its own.
+ * safetensors, a 3 GB ONNX with external data, a 1.5 GB ONNX with every weight
+ * inline in raw_data, a 2 GB GGUF). Large files are sparse: headers written
+ * for real, data left as holes, under bench/.data/. Each file is opened in a
+ * fresh process so peak RSS is its own. The inline ONNX is also opened with
+ * the previous whole-file decoder (openOnnxInMemory) for comparison.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -104,15 +106,52 @@ function makeOnnx(file: string): void {
   sparse(path.join(path.dirname(file), dataName), new Uint8Array(0), off);
 }
 
+/** Protobuf wire helpers for writing a ModelProto piece by piece. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) { out.push((n % 128) | 0x80); n = Math.floor(n / 128); }
+  out.push(n);
+  return out;
+}
+const key = (no: number, wire: number): number[] => varint(no * 8 + wire);
+const lenField = (no: number, body: number[]): number[] => [...key(no, 2), ...varint(body.length), ...body];
+const strField = (no: number, s: string): number[] => lenField(no, [...Buffer.from(s)]);
+
+function makeInlineOnnx(file: string): void {
+  // 10 blocks of width 1536, f32 in raw_data: about 1.5 GB in one protobuf, under its 2 GiB limit.
+  const ts = llamaTensors(10, 1536, 4096, 32000);
+  const heads = ts.map(([name, shape]) => {
+    const n = numel(shape) * 4;
+    const head = [...shape.flatMap((d) => [...key(1, 0), ...varint(d)]), ...key(2, 0), 1, ...strField(8, name), ...key(9, 2), ...varint(n)];
+    return { bytes: [...key(5, 2), ...varint(head.length + n), ...head], payload: n };
+  });
+  const nodes = ts.filter(([, s]) => s.length === 2).map(([name], i) => lenField(1, [
+    ...strField(1, `x${i}`), ...strField(1, name), ...strField(2, `y${i}`), ...strField(3, `/${name.replace(/\.weight$/, '').replace(/\./g, '/')}/MatMul`), ...strField(4, 'MatMul')]));
+  const graphLen = heads.reduce((s, h) => s + h.bytes.length + h.payload, 0) + nodes.reduce((s, n) => s + n.length, 0) + strField(2, 'inline').length;
+  const top = [...key(1, 0), 8, ...lenField(8, [...key(2, 0), 17]), ...key(7, 2), ...varint(graphLen), ...strField(2, 'inline')];
+  const fd = fs.openSync(file, 'w');
+  try {
+    let pos = 0;
+    const put = (b: number[]): void => { fs.writeSync(fd, Uint8Array.from(b), 0, b.length, pos); pos += b.length; };
+    put(top);
+    for (const h of heads) { put(h.bytes); pos += h.payload; }
+    for (const n of nodes) put(n);
+    fs.ftruncateSync(fd, pos);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 interface Probe { ms: number; peakRssMiB: number; baseRssMiB: number; tensors: number; params: number; readMiBps?: number; readPeakRssMiB?: number }
 
 /** Open (and optionally stream the largest tensor of) `file` in a fresh node process. */
-function probe(file: string, read: boolean): Probe {
+function probe(file: string, read: boolean, inMemory = false): Probe {
   const formats = path.join(root, 'out/src/formats/index.js');
+  const onnx = path.join(root, 'out/src/formats/onnx.js');
   const script = `
     const t0 = process.hrtime.bigint();
     const base = process.resourceUsage().maxRSS;
-    const { openModel } = require(${JSON.stringify(formats)});
+    const openModel = ${inMemory ? `require(${JSON.stringify(onnx)}).openOnnxInMemory` : `require(${JSON.stringify(formats)}).openModel`};
     const loaded = process.hrtime.bigint();
     const m = openModel(${JSON.stringify(file)});
     const t1 = process.hrtime.bigint();
@@ -158,6 +197,7 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
   const large: [string, string, (f: string) => void, string[]][] = [
     ['safetensors 4 GB', path.join(dataDir, 'large.safetensors'), makeSafetensors, []],
     ['onnx 3 GB external', path.join(dataDir, 'large.onnx'), makeOnnx, [path.join(dataDir, 'large.onnx.data')]],
+    ['onnx 1.5 GB inline', path.join(dataDir, 'inline.onnx'), makeInlineOnnx, []],
     ['gguf 2 GB', path.join(dataDir, 'large.gguf'), makeGguf, []],
   ];
   for (const [label, f, make, extra] of large) {
@@ -174,6 +214,11 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
     out[`${label}: node baseline RSS MiB`] = round(p.baseRssMiB);
     out[`${label}: stream largest tensor MiB/s`] = round(p.readMiBps ?? 0);
     out[`${label}: peak RSS after stream MiB`] = round(p.readPeakRssMiB ?? 0);
+    if (make === makeInlineOnnx) {
+      const old = probe(f, false, true);
+      out[`${label}: whole-file decoder open ms`] = round(old.ms);
+      out[`${label}: whole-file decoder peak RSS MiB`] = round(old.peakRssMiB);
+    }
     if (!keep) for (const x of [f, ...extra]) fs.rmSync(x, { force: true });
   }
   return out;

@@ -1,10 +1,14 @@
 /**
  * ONNX: a protobuf ModelProto decoded with protobufjs and the official schema
- * (onnx-schema.ts). Tensor bytes are not kept: a raw_data field is recorded as
- * an offset and length into the .onnx file (protobufjs hands back views into
- * the file buffer, so the view's position is the field's position on disk),
- * external data as offset and length into the file beside the model, and only
- * small typed fields (float_data, int32_data, ...) are kept decoded in memory.
+ * (onnx-schema.ts). Tensor bytes are not read: protobufScan.ts walks the file
+ * through a small buffer and hands protobufjs a compact copy in which every
+ * TensorProto.raw_data payload is a placeholder, so a raw_data field becomes an
+ * offset and length into the .onnx file without its bytes ever being loaded.
+ * External data is an offset and length into the file beside the model, and
+ * only small typed fields (float_data, int32_data, ...) are kept decoded in
+ * memory: a single field over 64 MiB, or more than 256 MiB of non-raw_data
+ * content in total, is a FormatError rather than a large allocation (typed
+ * fields that big do not occur in exported models; raw_data is the norm).
  * Weights are initializers and Constant-node values, in the main graph and in
  * every If/Loop/Scan subgraph; each is linked to the nodes that consume it.
  */
@@ -18,6 +22,7 @@ import {
 import { ONNX_DTYPES, ONNX_DTYPE_NAMES, scalarByteLength } from './dtypes';
 import { LazyModelFile, checkedNumel, fileSize, readFully } from './tensor-reader';
 import { parseTensorName } from './naming';
+import { scanProtobufFile } from './protobufScan';
 
 /** protobuf messages are limited to 2 GiB; larger models must use external data. */
 export const MAX_ONNX_BYTES = 2 ** 31 - 1;
@@ -100,7 +105,7 @@ class OnnxIndexer {
   readonly nodes: GraphNode[] = [];
   readonly extraFiles = new Map<string, number>();
 
-  constructor(private file: string, private buf: Uint8Array) {}
+  constructor(private file: string, private locateRaw: (raw: Uint8Array, w: string) => { offset: number; length: number }) {}
 
   walkGraph(g: PGraph, gpath: string, parent: GraphCtx | undefined, depth: number): GraphCtx {
     if (depth > MAX_GRAPH_DEPTH) throw new FormatError(this.file, gpath, `subgraphs nested deeper than ${MAX_GRAPH_DEPTH}`);
@@ -126,9 +131,9 @@ class OnnxIndexer {
       ctx.nodes.push({ node: n, info });
       for (const o of n.output ?? []) if (o) ctx.defined.add(o);
       if (opType === 'Constant' && (n.domain ?? '') === '') {
-        const va = (n.attribute ?? []).find((a) => a.name === 'value' && a.t);
         const out = (n.output ?? [])[0];
-        if (va?.t && out) this.addWeight(ctx, this.tensorFromProto(va.t, out, 'constant', `${gpath}/${nodeName}`));
+        const t = out ? this.constantValue(n, out, `${gpath}/${nodeName}`) : undefined;
+        if (t) this.addWeight(ctx, t);
       }
     });
     // Subgraphs after this graph's names are known, so their references resolve outward.
@@ -140,6 +145,37 @@ class OnnxIndexer {
       }
     });
     return ctx;
+  }
+
+  /** The tensor a Constant node holds: `value`, or the scalar / list forms that become f32 or i64 tensors. */
+  private constantValue(n: PNode, out: string, where: string): TensorInfo | undefined {
+    const w = `tensor ${out} (in ${where})`;
+    for (const a of n.attribute ?? []) {
+      const inline = (dtype: 'f32' | 'i64', shape: number[], bytes: Uint8Array): TensorInfo => ({
+        name: out, dtype, shape, numel: shape.length ? shape[0] : 1, byteLength: bytes.byteLength, source: 'constant',
+        location: { kind: 'inline', bytes }, layer: { consumers: [] },
+      });
+      const i64 = (vals: Int64[]): Uint8Array => {
+        const b = new Uint8Array(vals.length * 8);
+        const dv = new DataView(b.buffer);
+        vals.forEach((v, i) => {
+          if (typeof v === 'number') {
+            if (!Number.isSafeInteger(v)) throw new FormatError(this.file, w, `integer ${v} is not exact`);
+            dv.setBigInt64(i * 8, BigInt(v), true);
+          } else { dv.setUint32(i * 8, v.low >>> 0, true); dv.setUint32(i * 8 + 4, v.high >>> 0, true); }
+        });
+        return b;
+      };
+      switch (a.name) {
+        case 'value': if (a.t) return this.tensorFromProto(a.t, out, 'constant', where); break;
+        case 'value_float': return inline('f32', [], u8(Float32Array.of(a.f ?? 0)));
+        case 'value_floats': return inline('f32', [(a.floats ?? []).length], u8(Float32Array.from(a.floats ?? [])));
+        case 'value_int': return inline('i64', [], i64([a.i ?? 0]));
+        case 'value_ints': return inline('i64', [(a.ints ?? []).length], i64(a.ints ?? []));
+        default: break;
+      }
+    }
+    return undefined;
   }
 
   private addWeight(ctx: GraphCtx, t: TensorInfo): void {
@@ -196,12 +232,10 @@ class OnnxIndexer {
     const expect = scalarByteLength(dtype, numel);
     if (t.data_location === 1) return { ...base, byteLength: expect, location: this.external(t, w, expect) };
     if (has(t, 'raw_data') && t.raw_data) {
-      const raw = t.raw_data;
-      if (raw.byteLength !== expect) {
-        throw new FormatError(this.file, w, `raw_data holds ${raw.byteLength} bytes but ${dtype} [${shape.join(', ')}] needs ${expect}`);
+      const { offset, length } = this.locateRaw(t.raw_data, w);
+      if (length !== expect) {
+        throw new FormatError(this.file, w, `raw_data holds ${length} bytes but ${dtype} [${shape.join(', ')}] needs ${expect}`);
       }
-      if (raw.buffer !== this.buf.buffer) throw new Error('protobuf decoder copied raw_data; cannot locate it in the file');
-      const offset = raw.byteOffset - this.buf.byteOffset;
       return { ...base, byteLength: expect, location: { kind: 'disk', file: this.file, offset, length: expect } };
     }
     const bytes = this.typedFieldBytes(t, dtype, numel, w);
@@ -400,6 +434,32 @@ export function openOnnx(file: string): ModelFile {
   const abs = path.resolve(file);
   const size = fileSize(abs);
   if (size > MAX_ONNX_BYTES) throw new FormatError(abs, 'file', `${size} bytes is over the 2 GiB protobuf limit (large models keep weights in external data)`);
+  let scan;
+  try {
+    scan = scanProtobufFile(abs, onnxRoot().lookupType('onnx.ModelProto'), { splice: RAW_DATA_FIELD, label: 'ModelProto' });
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(abs, 'file', `cannot be read: ${(e as Error).message}`);
+  }
+  const { compact, spliced } = scan;
+  return indexModel(abs, size, compact, (raw, w) => {
+    const at = spliced.get(raw.byteOffset - compact.byteOffset);
+    if (raw.buffer !== compact.buffer || raw.byteLength !== 1 || !at) throw new FormatError(abs, `${w} raw_data`, 'not found where the scan left it');
+    return { offset: at.fileOffset, length: at.length };
+  });
+}
+
+const RAW_DATA_FIELD: ReadonlySet<string> = new Set(['onnx.TensorProto.raw_data']);
+
+/**
+ * The previous reader: the whole file in memory, raw_data located through the
+ * decoder's views into it. Kept as the reference the streaming reader is
+ * tested and benchmarked against; not used to open models.
+ */
+export function openOnnxInMemory(file: string): ModelFile {
+  const abs = path.resolve(file);
+  const size = fileSize(abs);
+  if (size > MAX_ONNX_BYTES) throw new FormatError(abs, 'file', `${size} bytes is over the 2 GiB protobuf limit (large models keep weights in external data)`);
   const buf = new Uint8Array(size);
   const fd = fs.openSync(abs, 'r');
   try {
@@ -407,6 +467,13 @@ export function openOnnx(file: string): ModelFile {
   } finally {
     fs.closeSync(fd);
   }
+  return indexModel(abs, size, buf, (raw, w) => {
+    if (raw.byteLength > 0 && raw.buffer !== buf.buffer) throw new FormatError(abs, `${w} raw_data`, 'decoder copied raw_data; cannot locate it in the file');
+    return { offset: raw.byteLength > 0 ? raw.byteOffset - buf.byteOffset : 0, length: raw.byteLength };
+  });
+}
+
+function indexModel(abs: string, size: number, buf: Uint8Array, locateRaw: (raw: Uint8Array, w: string) => { offset: number; length: number }): ModelFile {
   let model: PModel;
   try {
     model = onnxRoot().lookupType('onnx.ModelProto').decode(buf) as unknown as PModel;
@@ -414,7 +481,7 @@ export function openOnnx(file: string): ModelFile {
     throw new FormatError(abs, 'protobuf', `malformed ModelProto: ${(e as Error).message}`);
   }
   if (!model.graph) throw new FormatError(abs, 'ModelProto', 'has no graph (not an ONNX model?)');
-  const ix = new OnnxIndexer(abs, buf);
+  const ix = new OnnxIndexer(abs, locateRaw);
   try {
     ix.walkGraph(model.graph, 'main', undefined, 0);
   } catch (e) {

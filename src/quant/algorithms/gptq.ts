@@ -33,6 +33,8 @@ export interface GptqResult extends GridQuantized {
   permutation?: Int32Array;
   /** Σ (w − q)² / (2·[H⁻¹]_jj²): GPTQ's own estimate of the added output error, in units of H. */
   loss: number;
+  /** The same per output row; loss is their sum in row order. */
+  rowLoss: Float64Array;
   /** Columns whose H diagonal was zero (never active); their weights are quantized as 0. */
   deadColumns: number;
   /** Damping actually added to the diagonal. */
@@ -118,7 +120,10 @@ export function gptq(
  * GPTQ on `rows` rows of W (rows×plan.cols, row-major) with a shared plan.
  * `weights` may be a row range of a larger matrix; the result covers those rows.
  */
-export function gptqRows(plan: GptqPlan, weights: ArrayLike<number>, rows: number, opts: GptqOptions): GptqResult {
+export function gptqRows(
+  plan: GptqPlan, weights: ArrayLike<number>, rows: number, opts: GptqOptions,
+  onProgress?: (columnsDone: number, cols: number) => void,
+): GptqResult {
   const cols = plan.cols;
   checkGridConfig(opts, cols, 'gptq');
   if (weights.length < rows * cols) throw new RangeError(`gptq: weights hold ${weights.length} < ${rows}×${cols} values`);
@@ -165,7 +170,9 @@ export function gptqRows(plan: GptqPlan, weights: ArrayLike<number>, rows: numbe
   const W1 = new Float64Array(rows * bs);
   const E1 = new Float64Array(rows * bs);
   const Ut = new Float64Array(Math.max(0, cols - bs) * bs);
-  let loss = 0;
+  // Per row, so a result split over workers sums to the same bits as one run.
+  const rowLoss = new Float64Array(rows);
+  const mixed = gs && !staticParams ? new Float64Array(gs) : undefined;
   for (let i1 = 0; i1 < cols; i1 += bs) {
     const i2 = Math.min(i1 + bs, cols);
     const count = i2 - i1;
@@ -178,7 +185,7 @@ export function gptqRows(plan: GptqPlan, weights: ArrayLike<number>, rows: numbe
       if (gs && !staticParams && pos % gs === 0) {
         // Group scale from the current (already error-corrected) weights of this group.
         for (let r = 0; r < rows; r++) {
-          groupParamsFromMixed(opts, W1, W, r, bs, cols, i1, i2, pos, Math.min(pos + gs, cols), p);
+          groupParamsFromMixed(opts, W1, W, r, bs, cols, i1, i2, pos, Math.min(pos + gs, cols), mixed!, p);
           scales[r * nGroups + gi] = p.scale;
           zeros[r * nGroups + gi] = p.zero;
         }
@@ -192,37 +199,14 @@ export function gptqRows(plan: GptqPlan, weights: ArrayLike<number>, rows: numbe
         codesP[r * cols + pos] = u;
         const q = Math.fround(s * (u - z));
         const err = (w - q) / d;
-        loss += (w - q) * (w - q) / (d * d) / 2;
+        rowLoss[r] += (w - q) * (w - q) / (d * d) / 2;
         E1[r * bs + i] = err;
         const wo = r * bs;
         for (let k = i + 1; k < count; k++) W1[wo + k] -= err * U[urow + i1 + k];
       }
     }
-    // Lazy batch update: W[:, i2:] -= E1 · U[i1:i2, i2:], the whole block's error at once.
-    // With the U block transposed, each later weight is one contiguous dot product of
-    // length `count` and is written once, instead of being streamed `count` times.
-    if (i2 < cols) {
-      const rest = cols - i2;
-      for (let j = 0; j < rest; j++) {
-        for (let k = 0; k < count; k++) Ut[j * bs + k] = U[(i1 + k) * cols + i2 + j];
-      }
-      for (let r = 0; r < rows; r++) {
-        const wo = r * cols + i2, eo = r * bs;
-        for (let j = 0; j < rest; j++) {
-          const uo = j * bs;
-          let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          let k = 0;
-          for (; k + 3 < count; k += 4) {
-            s0 += E1[eo + k] * Ut[uo + k];
-            s1 += E1[eo + k + 1] * Ut[uo + k + 1];
-            s2 += E1[eo + k + 2] * Ut[uo + k + 2];
-            s3 += E1[eo + k + 3] * Ut[uo + k + 3];
-          }
-          for (; k < count; k++) s0 += E1[eo + k] * Ut[uo + k];
-          W[wo + j] -= (s0 + s1) + (s2 + s3);
-        }
-      }
-    }
+    if (i2 < cols) lazyBlockUpdate(W, rows, cols, E1, bs, count, U, i1, i2, Ut);
+    onProgress?.(i2, cols);
   }
 
   // Back to the original column order.
@@ -242,7 +226,7 @@ export function gptqRows(plan: GptqPlan, weights: ArrayLike<number>, rows: numbe
   }
   return {
     rows, cols, codes, scales, zeroPoints: zeros, groupIndex, nGroups, dequantized,
-    permutation: perm, loss, deadColumns: plan.deadColumns, damp: plan.damp,
+    permutation: perm, loss: sumInOrder(rowLoss), rowLoss, deadColumns: plan.deadColumns, damp: plan.damp,
   };
 }
 
@@ -258,14 +242,90 @@ function permuteColumns(W: Float64Array, rows: number, cols: number, perm: Int32
 /** Grid parameters over positions [from, to) of row r, reading the in-block copy where it is current. */
 function groupParamsFromMixed(
   c: IntGridConfig, W1: Float64Array, W: Float64Array, r: number, bs: number, cols: number,
-  i1: number, i2: number, from: number, to: number, out: { scale: number; zero: number },
+  i1: number, i2: number, from: number, to: number, tmp: Float64Array, out: { scale: number; zero: number },
 ): void {
   const n = to - from;
   if (to <= i2) { gridParams(c, W1, r * bs + (from - i1), n, 1, out); return; }
-  const tmp = new Float64Array(n);
   for (let k = 0; k < n; k++) {
     const pos = from + k;
     tmp[k] = pos < i2 ? W1[r * bs + pos - i1] : W[r * cols + pos];
   }
   gridParams(c, tmp, 0, n, 1, out);
+}
+
+/** Left-to-right sum, so the total of concatenated row ranges does not depend on how rows were split. */
+export function sumInOrder(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i];
+  return s;
+}
+
+/**
+ * Lazy batch update W[:, i2:] −= E1 · U[i1:i2, i2:]: the whole block's error at
+ * once, the O(rows·cols²) bulk of GPTQ. With the U block transposed into Ut,
+ * every later weight is a dot product over the block's `count` columns,
+ * written once. Four rows against two weights at a time (6 loads per 8
+ * multiply-adds) because the JIT does not vectorise and loads are the limit.
+ * Each dot product is one sequential sum over k whichever path computes it, so
+ * the result of a row does not depend on which other rows share the call;
+ * that is what lets a worker pool split rows and still match bit for bit.
+ */
+function lazyBlockUpdate(
+  W: Float64Array, rows: number, cols: number, E1: Float64Array, bs: number, count: number,
+  U: Float64Array, i1: number, i2: number, Ut: Float64Array,
+): void {
+  const rest = cols - i2;
+  // Transposed in tiles of 16 later columns: reading U down a column would miss the cache per element.
+  for (let j0 = 0; j0 < rest; j0 += 16) {
+    const jEnd = Math.min(j0 + 16, rest);
+    for (let k = 0; k < count; k++) {
+      const src = (i1 + k) * cols + i2;
+      for (let j = j0; j < jEnd; j++) Ut[j * bs + k] = U[src + j];
+    }
+  }
+  // Later columns in tiles of 64, so a tile of Ut (64 KiB at bs = 128) stays in L2
+  // across all rows instead of the whole of Ut (up to 4 MiB) being re-read per 4 rows.
+  for (let jt = 0; jt < rest; jt += 64) {
+    const jEnd = Math.min(jt + 64, rest);
+    let r = 0;
+    for (; r + 3 < rows; r += 4) {
+      const e0 = r * bs, e1 = e0 + bs, e2 = e1 + bs, e3 = e2 + bs;
+      const w0 = r * cols + i2, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+      let j = jt;
+      for (; j + 1 < jEnd; j += 2) {
+        const ua = j * bs, ub = ua + bs;
+        let s0a = 0, s0b = 0, s1a = 0, s1b = 0, s2a = 0, s2b = 0, s3a = 0, s3b = 0;
+        for (let k = 0; k < count; k++) {
+          const a = Ut[ua + k], b = Ut[ub + k];
+          const x0 = E1[e0 + k], x1 = E1[e1 + k], x2 = E1[e2 + k], x3 = E1[e3 + k];
+          s0a += x0 * a; s0b += x0 * b;
+          s1a += x1 * a; s1b += x1 * b;
+          s2a += x2 * a; s2b += x2 * b;
+          s3a += x3 * a; s3b += x3 * b;
+        }
+        W[w0 + j] -= s0a; W[w0 + j + 1] -= s0b;
+        W[w1 + j] -= s1a; W[w1 + j + 1] -= s1b;
+        W[w2 + j] -= s2a; W[w2 + j + 1] -= s2b;
+        W[w3 + j] -= s3a; W[w3 + j + 1] -= s3b;
+      }
+      for (; j < jEnd; j++) {
+        const ua = j * bs;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let k = 0; k < count; k++) {
+          const a = Ut[ua + k];
+          s0 += E1[e0 + k] * a; s1 += E1[e1 + k] * a; s2 += E1[e2 + k] * a; s3 += E1[e3 + k] * a;
+        }
+        W[w0 + j] -= s0; W[w1 + j] -= s1; W[w2 + j] -= s2; W[w3 + j] -= s3;
+      }
+    }
+    for (; r < rows; r++) {
+      const e0 = r * bs, w0 = r * cols + i2;
+      for (let j = jt; j < jEnd; j++) {
+        const ua = j * bs;
+        let s = 0;
+        for (let k = 0; k < count; k++) s += E1[e0 + k] * Ut[ua + k];
+        W[w0 + j] -= s;
+      }
+    }
+  }
 }
