@@ -33,6 +33,17 @@ interface Figure {
 const int8PerChannel: QuantSpec = { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } };
 const int4G128: QuantSpec = { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 128 } };
 
+// GGUF figures encode into an output reused across repetitions, as a converter reuses its
+// buffers: page-faulting a fresh 17-53 MB output costs more than encoding Q8_0 on a busy VM.
+const ggufDst = new Map<string, Uint8Array>();
+async function gguf(type: string, t: BenchTensor, impl: 'auto' | 'ts'): Promise<void> {
+  const q = await import('../src/quant/ggml/quantize.js');
+  const bytes = q.ggmlQuantizedSize(type, t.w.length);
+  let dst = ggufDst.get(type);
+  if (!dst || dst.length !== bytes) ggufDst.set(type, (dst = new Uint8Array(bytes)));
+  q.quantizeGgmlInto(type, t.w, 0, dst, 0, t.w.length, { impl });
+}
+
 const figures: Figure[] = [
   // RTN figures produce what a converter stores (codes + scales), not the dequantized tensor.
   { key: 'rtn_int8_per_channel', unit: 'GB/s', run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel); } },
@@ -43,10 +54,15 @@ const figures: Figure[] = [
   { key: 'mse_clip_int4_g128', unit: 'GB/s', reps: 2, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }); } },
   { key: 'mse_clip_int4_g128_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }, { kernel: 'reference' }); } },
   // GGUF encoders (byte-exact with ggml's reference quantizers), the whole tensor each run.
-  { key: 'gguf_q8_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q8_0', t.w, t.w.length); } },
-  { key: 'gguf_q4_0', unit: 'GB/s', run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q4_0', t.w, t.w.length); } },
-  { key: 'gguf_q4_k', unit: 'GB/s', reps: 1, run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q4_K', t.w, t.w.length); } },
-  { key: 'gguf_q6_k', unit: 'GB/s', reps: 1, run: async (t) => { (await import('../src/quant/ggml/quantize.js')).quantizeGgml('Q6_K', t.w, t.w.length); } },
+  { key: 'gguf_q8_0', unit: 'GB/s', run: (t) => gguf('Q8_0', t, 'auto') },
+  { key: 'gguf_q4_0', unit: 'GB/s', run: (t) => gguf('Q4_0', t, 'auto') },
+  { key: 'gguf_q4_k', unit: 'GB/s', reps: 2, run: (t) => gguf('Q4_K', t, 'auto') },
+  { key: 'gguf_q6_k', unit: 'GB/s', reps: 2, run: (t) => gguf('Q6_K', t, 'auto') },
+  // The same encoders on the TypeScript reference path (what the WebAssembly kernels are tested against).
+  { key: 'gguf_q8_0_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q8_0', t, 'ts') },
+  { key: 'gguf_q4_0_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_0', t, 'ts') },
+  { key: 'gguf_q4_k_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_K', t, 'ts') },
+  { key: 'gguf_q6_k_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q6_K', t, 'ts') },
   // GPTQ at 4096x4096 takes minutes in pure TypeScript (and this harness runs every figure twice), so a
   // 1024x1024 layer is timed here; `npm run bench -- quantalgo` extrapolates to 4096x4096 or measures it.
   { key: 'gptq_1024x1024_s', unit: 's', reps: 1, run: async () => { (await import('./quant-algorithms.js')).gptqOnce(1024); } },

@@ -15,7 +15,7 @@
  */
 import { f32ToF16, f16Lookup } from '../../formats/dtypes';
 import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from './types';
-import { GGML_WASM_TYPES, ggmlWasmSupports, quantizeGgmlWasm } from './wasm/ggmlWasm';
+import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, quantizeGgmlWasm } from './wasm/ggmlWasm';
 
 const fr = Math.fround;
 const F16 = f16Lookup();
@@ -43,10 +43,11 @@ export interface GgmlQuantizeOptions {
   rowLength?: number;
   /**
    * Which encoder runs: 'auto' (default) takes the WebAssembly SIMD kernels
-   * (wasm/ggmlWasm.ts) where one exists for the type and no importance is
-   * given, else this file's TypeScript reference; 'ts' forces the reference;
-   * 'wasm' demands the kernel and throws where there is none. All give the
-   * same bytes (test/unit/quant-ggml-wasm.test.ts).
+   * (wasm/ggmlWasm.ts) where one exists for the type (with importance
+   * weights: where the kernel has that path too), else this file's
+   * TypeScript reference; 'ts' forces the reference; 'wasm' demands the
+   * kernel and throws where there is none. All give the same bytes
+   * (test/unit/quant-ggml-wasm.test.ts).
    */
   impl?: 'auto' | 'ts' | 'wasm';
 }
@@ -100,16 +101,27 @@ export function quantizeGgmlInto(
   if (dstOffset + bytes > dst.length) throw new RangeError(`quantizeGgml: ${info.name} needs ${bytes} bytes, destination has ${dst.length - dstOffset}`);
 
   const impl = opts.impl ?? 'auto';
-  const wantImportance = IMPORTANCE_AWARE.has(info.name) && opts.importance !== undefined;
-  if (impl === 'wasm' && (wantImportance || !ggmlWasmSupports(info.name))) {
-    throw new RangeError(`quantizeGgml: no WebAssembly kernel for ${info.name}${wantImportance ? ' with importance weights' : ''}` +
-      ` (kernels: ${[...GGML_WASM_TYPES].join(', ')}, without importance, WebAssembly SIMD required)`);
+  const qw = IMPORTANCE_AWARE.has(info.name) ? opts.importance : undefined;
+  let row = 0;
+  if (qw) {
+    for (let i = 0; i < qw.length; i++) {
+      if (!(qw[i] >= 0) || qw[i] === Infinity) throw new RangeError(`quantizeGgml: importance[${i}] is ${qw[i]}; importance weights must be finite and >= 0`);
+    }
+    row = opts.rowLength ?? qw.length;
+    if (row <= 0 || row % info.blockSize !== 0) throw new RangeError(`quantizeGgml: row length ${row} is not a whole number of ${info.name} blocks`);
+    if (qw.length < row) throw new RangeError(`quantizeGgml: importance has ${qw.length} values, rows have ${row}`);
+    if (nElements % row !== 0) throw new RangeError(`quantizeGgml: ${nElements} elements is not a whole number of rows of ${row}`);
   }
-  if (impl !== 'ts' && !wantImportance) {
+  if (impl !== 'ts') {
     // The kernel checks finiteness chunk by chunk; a bad value leaves earlier chunks written.
-    const bad = quantizeGgmlWasm(info.name, src, srcOffset, dst, dstOffset, nElements);
+    const bad = quantizeGgmlWasm(info.name, src, srcOffset, dst, dstOffset, nElements, qw, row);
     if (bad >= 0) throw new RangeError(`quantizeGgml: element ${bad} is ${src[srcOffset + bad]}; ${info.name} blocks need finite values`);
     if (bad === -1) return bytes;
+    if (impl === 'wasm') {
+      throw new RangeError(`quantizeGgml: no WebAssembly kernel for ${info.name}${qw ? ' with importance weights' : ''}` +
+        ` (kernels: ${[...GGML_WASM_TYPES].join(', ')}; with importance: ${[...GGML_WASM_IMPORTANCE_TYPES].join(', ')};` +
+        ` WebAssembly SIMD required)`);
+    }
   }
 
   // ggml would silently write garbage blocks for NaN/Inf; say where the bad value is instead.
@@ -117,20 +129,10 @@ export function quantizeGgmlInto(
     const v = src[i];
     if (v - v !== 0) throw new RangeError(`quantizeGgml: element ${i - srcOffset} is ${v}; ${info.name} blocks need finite values`);
   }
-  const qw = IMPORTANCE_AWARE.has(info.name) ? opts.importance : undefined;
-  if (qw) {
-    for (let i = 0; i < qw.length; i++) {
-      if (!(qw[i] >= 0) || qw[i] === Infinity) throw new RangeError(`quantizeGgml: importance[${i}] is ${qw[i]}; importance weights must be finite and >= 0`);
-    }
-  }
   if (!qw) {
     encodeBlocks(info.name, src, srcOffset, dst, dstOffset, nb, undefined);
     return bytes;
   }
-  const row = opts.rowLength ?? qw.length;
-  if (row <= 0 || row % info.blockSize !== 0) throw new RangeError(`quantizeGgml: row length ${row} is not a whole number of ${info.name} blocks`);
-  if (qw.length < row) throw new RangeError(`quantizeGgml: importance has ${qw.length} values, rows have ${row}`);
-  if (nElements % row !== 0) throw new RangeError(`quantizeGgml: ${nElements} elements is not a whole number of rows of ${row}`);
   const rowBytes = (row / info.blockSize) * info.typeSize;
   for (let r = 0; r < nElements / row; r++) {
     encodeBlocks(info.name, src, srcOffset + r * row, dst, dstOffset + r * rowBytes, row / info.blockSize, qw, row);
@@ -388,7 +390,7 @@ function makeQxQuants(
     sumlx = fr(sumlx + fr(fr(w * xi) * l));
     suml2 = fr(suml2 + fr(fr(w * l) * l));
   }
-  let scale = suml2 ? fr(sumlx / suml2) : 0;
+  let scale = suml2 !== 0 ? fr(sumlx / suml2) : 0; // C's `suml2 ?`: a NaN sum (Inf·0 weights) divides
   let best = fr(scale * sumlx);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
@@ -671,7 +673,8 @@ function q2_k(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
 function requantQ2(x: Float32Array, b: number, y: Uint8Array, o: number, dAll: number, mAll: number): void {
   for (let j = 0; j < 16; j++) {
     const d = fr(dAll * (y[o + j] & 0xf));
-    if (!d) continue;
+    // ggml's `if (!d)` is `d == 0` in C; a NaN d (Inf scale times code 0) is not skipped there, so not here either.
+    if (d === 0) continue;
     const dm = fr(mAll * (y[o + j] >> 4));
     for (let ii = 0; ii < 16; ii++) LU[16 * j + ii] = clamp(nearestInt(fr(fr(x[b + 16 * j + ii] + dm) / d)), 0, 3);
   }
@@ -754,7 +757,7 @@ function q3_k(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     const dAll = F16[dh];
     for (let j = 0; j < 16; j++) {
       const d = fr(dAll * q3Scale(y, so, j));
-      if (!d) continue;
+      if (d === 0) continue; // C's `!d`: NaN is not skipped
       for (let ii = 0; ii < 16; ii++) LI[16 * j + ii] = clamp(nearestInt(fr(x[b + 16 * j + ii] / d)), -4, 3) + 4;
     }
     for (let k = 0; k < 32; k++) y[o + k] = 0;
@@ -838,7 +841,7 @@ function q45_k(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: numbe
         m = (y[so + j + 4] >> 4) | ((y[so + j] >> 6) << 4);
       }
       const d = fr(dAll * sc);
-      if (!d) continue;
+      if (d === 0) continue; // C's `!d`: NaN is not skipped
       const dm = fr(mAll * m);
       for (let ii = 0; ii < 32; ii++) LU[32 * j + ii] = clamp(nearestInt(fr(fr(x[b + 32 * j + ii] + dm) / d)), 0, nmax);
     }
@@ -886,7 +889,7 @@ function q6_k(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     const dAll = F16[dh];
     for (let j = 0; j < 16; j++) {
       const d = fr(dAll * LS8[j]);
-      if (!d) continue;
+      if (d === 0) continue; // C's `!d`: NaN is not skipped
       for (let ii = 0; ii < 16; ii++) LI[16 * j + ii] = clamp(nearestInt(fr(x[b + 16 * j + ii] / d)), -32, 31) + 32;
     }
     for (let j = 0; j < QK_K; j += 128) {

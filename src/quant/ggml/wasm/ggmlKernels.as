@@ -90,25 +90,36 @@ function hmin(v: v128): f32 {
   return min(min(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), min(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
 }
 
-// Index of the first element of a 32-block (at p) with |x| == a.
-@inline
-function firstAbsEq(p: usize, a: f32): i32 {
-  const A = f32x4.splat(a);
-  let bits = 0;
-  for (let k = 0; k < 8; k++) bits |= i32x4.bitmask(f32x4.eq(f32x4.abs(v128.load(p + (<usize>k << 4))), A)) << (k << 2);
-  return ctz(bits);
-}
-
-// Max |x| of a 32-block and the signed value first reaching it (ggml: `if (amax < fabsf(v))`,
+// Max |x| of a 32-block, found on the float bits: for non-negative floats the
+// integer order is the float order, and NaN/Inf sort above every finite value,
+// so the same reduction flags a non-finite block (result >= 0x7f800000).
+// `signedMax` receives the value first reaching it (ggml: `if (amax < fabsf(v))`,
 // so the first occurrence wins and an all-zero block gives +0).
 let signedMax: f32 = 0;
 @inline
-function blockAbsMax(p: usize): f32 {
-  let m = f32x4.abs(v128.load(p));
-  for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(p + (<usize>k << 4))));
-  const a = hmax(m);
-  signedMax = a > 0 ? load<f32>(p + (<usize>firstAbsEq(p, a) << 2)) : 0;
-  return a;
+function blockAbsMaxBits(p: usize, withSigned: bool): i32 {
+  const A = i32x4.splat(0x7fffffff);
+  const a0 = v128.and(v128.load(p), A), a1 = v128.and(v128.load(p, 16), A);
+  const a2 = v128.and(v128.load(p, 32), A), a3 = v128.and(v128.load(p, 48), A);
+  const a4 = v128.and(v128.load(p, 64), A), a5 = v128.and(v128.load(p, 80), A);
+  const a6 = v128.and(v128.load(p, 96), A), a7 = v128.and(v128.load(p, 112), A);
+  let m = i32x4.max_s(i32x4.max_s(i32x4.max_s(a0, a1), i32x4.max_s(a2, a3)), i32x4.max_s(i32x4.max_s(a4, a5), i32x4.max_s(a6, a7)));
+  m = i32x4.max_s(m, i8x16.shuffle(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  m = i32x4.max_s(m, i8x16.shuffle(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+  const bits = i32x4.extract_lane(m, 0);
+  if (withSigned) {
+    if (bits == 0 || bits >= 0x7f800000) {
+      signedMax = 0;
+    } else {
+      const M = i32x4.splat(bits);
+      const mask = i32x4.bitmask(i32x4.eq(a0, M)) | (i32x4.bitmask(i32x4.eq(a1, M)) << 4) |
+        (i32x4.bitmask(i32x4.eq(a2, M)) << 8) | (i32x4.bitmask(i32x4.eq(a3, M)) << 12) |
+        (i32x4.bitmask(i32x4.eq(a4, M)) << 16) | (i32x4.bitmask(i32x4.eq(a5, M)) << 20) |
+        (i32x4.bitmask(i32x4.eq(a6, M)) << 24) | (i32x4.bitmask(i32x4.eq(a7, M)) << 28);
+      signedMax = load<f32>(p + (<usize>ctz(mask) << 2));
+    }
+  }
+  return bits;
 }
 
 // min and max of a 32-block as ggml's sequential `if (v < min)` / `if (v > max)` scan
@@ -137,6 +148,14 @@ function blockMinMax(p: usize): void {
   blockMinV = mn; blockMaxV = mx;
 }
 
+// float → int32 as ggml's casts run on x86 (cvttss2si): ±Inf and NaN become
+// 0x80000000, whose low byte is 0. Reached only when a subnormal scale makes
+// 1/d overflow; the TypeScript reference stores 0 there too.
+@inline
+function truncX86(v: v128): v128 {
+  return v128.andnot(i32x4.trunc_sat_f32x4_s(v), f32x4.eq(f32x4.abs(v), f32x4.splat(Infinity)));
+}
+
 // Four i32x4 code vectors (16 codes, each 0..255) → 16 bytes.
 @inline
 function narrow16(a: v128, b: v128, c: v128, d: v128): v128 {
@@ -160,34 +179,48 @@ export function firstNonFinite(p: usize, n: i32): i32 {
 // 32-element blocks
 
 // block_q8_0 { half d; int8 qs[32]; }, codes roundf(x/d) (half away from zero).
-export function q8_0(x: usize, y: usize, nb: i32): void {
-  const HALF = f32x4.splat(0.5);
-  const ONE = f32x4.splat(1);
+// Returns the first block holding a non-finite value (earlier blocks written), or -1.
+export function q8_0(x: usize, y: usize, nb: i32): i32 {
+  // roundf(v) == trunc(v + copysign(0.5 - 2^-25, v)) for finite |v| < 2^23: the sum is
+  // exact or rounds onto the right side of every integer, and ties (k + 1/2) reach k + 1
+  // (with 0.5 itself v + 0.5 would carry 0.5 - 2^-25 up to 1).
+  const H = f32x4.splat(reinterpret<f32>(0x3effffff));
   const SIGN = i32x4.splat(0x80000000);
   for (let i = 0; i < nb; i++) {
     const b = x + (<usize>i << 7), o = y + <usize>i * 34;
-    let m = f32x4.abs(v128.load(b));
-    for (let k = 1; k < 8; k++) m = f32x4.max(m, f32x4.abs(v128.load(b + (<usize>k << 4))));
-    const d: f32 = hmax(m) / 127;
+    const bits = blockAbsMaxBits(b, false);
+    if (bits >= 0x7f800000) return i;
+    const d: f32 = reinterpret<f32>(bits) / 127;
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(o, <u16>toHalf(d));
     const ID = f32x4.splat(id);
+    if (id == Infinity) {
+      // A subnormal d: x·id overflows, and ggml's x86 cast turns ±Inf into byte 0.
+      for (let h = 0; h < 2; h++) {
+        const p = b + (<usize>h << 6);
+        v128.store(o + 2 + (<usize>h << 4), i8x16.narrow_i16x8_s(
+          i16x8.narrow_i32x4_s(truncX86(roundAway(f32x4.mul(v128.load(p), ID), H, SIGN)), truncX86(roundAway(f32x4.mul(v128.load(p, 16), ID), H, SIGN))),
+          i16x8.narrow_i32x4_s(truncX86(roundAway(f32x4.mul(v128.load(p, 32), ID), H, SIGN)), truncX86(roundAway(f32x4.mul(v128.load(p, 48), ID), H, SIGN)))));
+      }
+      continue;
+    }
     for (let h = 0; h < 2; h++) {
       const p = b + (<usize>h << 6);
-      // roundf: trunc, then one step away from zero when the dropped part is >= 1/2
-      // (v - trunc(v) is exact, so the comparison sees the true fraction).
-      const v0 = f32x4.mul(v128.load(p), ID), v1 = f32x4.mul(v128.load(p, 16), ID);
-      const v2 = f32x4.mul(v128.load(p, 32), ID), v3 = f32x4.mul(v128.load(p, 48), ID);
-      const t0 = f32x4.trunc(v0), t1 = f32x4.trunc(v1), t2 = f32x4.trunc(v2), t3 = f32x4.trunc(v3);
-      const r0 = f32x4.add(t0, v128.and(v128.or(ONE, v128.and(v0, SIGN)), f32x4.ge(f32x4.abs(f32x4.sub(v0, t0)), HALF)));
-      const r1 = f32x4.add(t1, v128.and(v128.or(ONE, v128.and(v1, SIGN)), f32x4.ge(f32x4.abs(f32x4.sub(v1, t1)), HALF)));
-      const r2 = f32x4.add(t2, v128.and(v128.or(ONE, v128.and(v2, SIGN)), f32x4.ge(f32x4.abs(f32x4.sub(v2, t2)), HALF)));
-      const r3 = f32x4.add(t3, v128.and(v128.or(ONE, v128.and(v3, SIGN)), f32x4.ge(f32x4.abs(f32x4.sub(v3, t3)), HALF)));
       v128.store(o + 2 + (<usize>h << 4), i8x16.narrow_i16x8_s(
-        i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(r0), i32x4.trunc_sat_f32x4_s(r1)),
-        i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(r2), i32x4.trunc_sat_f32x4_s(r3))));
+        i16x8.narrow_i32x4_s(
+          i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p), ID), H, SIGN)),
+          i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 16), ID), H, SIGN))),
+        i16x8.narrow_i32x4_s(
+          i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 32), ID), H, SIGN)),
+          i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 48), ID), H, SIGN)))));
     }
   }
+  return -1;
+}
+
+@inline
+function roundAway(v: v128, H: v128, SIGN: v128): v128 {
+  return f32x4.add(v, v128.or(H, v128.and(v, SIGN)));
 }
 
 // Codes of 16 elements at p: min(top, trunc(f32(f32((x - sub) * id) + add))), as i8x16.
@@ -217,17 +250,18 @@ function packQ5(qh: usize, qs: usize, lo: v128, hi: v128): void {
 }
 
 // block_q4_0 { half d; uint8 qs[16]; }
-export function q4_0(x: usize, y: usize, nb: i32): void {
+export function q4_0(x: usize, y: usize, nb: i32): i32 {
   const ADD = f32x4.splat(8.5), TOP = i32x4.splat(15), Z = f32x4.splat(0);
   for (let i = 0; i < nb; i++) {
     const b = x + (<usize>i << 7), o = y + <usize>i * 18;
-    blockAbsMax(b);
+    if (blockAbsMaxBits(b, true) >= 0x7f800000) return i;
     const d: f32 = signedMax / -8;
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(o, <u16>toHalf(d));
     const ID = f32x4.splat(id);
     v128.store(o + 2, packNibbles(codes16(b, ID, Z, ADD, TOP, false), codes16(b + 64, ID, Z, ADD, TOP, false)));
   }
+  return -1;
 }
 
 // block_q4_1 { half d; half m; uint8 qs[16]; }
@@ -247,17 +281,18 @@ export function q4_1(x: usize, y: usize, nb: i32): void {
 }
 
 // block_q5_0 { half d; uint8 qh[4]; uint8 qs[16]; }
-export function q5_0(x: usize, y: usize, nb: i32): void {
+export function q5_0(x: usize, y: usize, nb: i32): i32 {
   const ADD = f32x4.splat(16.5), TOP = i32x4.splat(31), Z = f32x4.splat(0);
   for (let i = 0; i < nb; i++) {
     const b = x + (<usize>i << 7), o = y + <usize>i * 22;
-    blockAbsMax(b);
+    if (blockAbsMaxBits(b, true) >= 0x7f800000) return i;
     const d: f32 = signedMax / -16;
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(o, <u16>toHalf(d));
     const ID = f32x4.splat(id);
     packQ5(o + 2, o + 6, codes16(b, ID, Z, ADD, TOP, false), codes16(b + 64, ID, Z, ADD, TOP, false));
   }
+  return -1;
 }
 
 // block_q5_1 { half d; half m; uint8 qh[4]; uint8 qs[16]; }; ggml does not clamp here,
@@ -284,10 +319,10 @@ export function q5_1(x: usize, y: usize, nb: i32): void {
 @inline
 function codesLowByte16(p: usize, ID: v128, SUB: v128, ADD: v128, B: v128): v128 {
   return narrow16(
-    v128.and(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p), SUB), ID), ADD)), B),
-    v128.and(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 16), SUB), ID), ADD)), B),
-    v128.and(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 32), SUB), ID), ADD)), B),
-    v128.and(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 48), SUB), ID), ADD)), B));
+    v128.and(truncX86(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p), SUB), ID), ADD)), B),
+    v128.and(truncX86(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 16), SUB), ID), ADD)), B),
+    v128.and(truncX86(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 32), SUB), ID), ADD)), B),
+    v128.and(truncX86(f32x4.add(f32x4.mul(f32x4.sub(v128.load(p, 48), SUB), ID), ADD)), B));
 }
 
 // ---------------------------------------------------------------------------
@@ -302,8 +337,8 @@ const TA = memory.data(256 * 4, 16);  // transposed codes (i32) of the current c
 const SC = memory.data(16 * 4, 16);   // per-sub-block scale
 const MN = memory.data(16 * 4, 16);   // per-sub-block min (as ggml's positive offset)
 const LU = memory.data(256, 16);      // final codes, natural order
-const LS = memory.data(16, 16);       // 6-bit sub-block scales (Q4_K/Q5_K)
-const LM = memory.data(16, 16);       // 6-bit sub-block mins (Q4_K/Q5_K)
+const LS = memory.data(16, 16);       // sub-block scale codes (Q2_K, Q4_K, Q5_K)
+const LM = memory.data(16, 16);       // sub-block min codes (Q2_K, Q4_K, Q5_K)
 const LS8 = memory.data(16, 16);      // int8 sub-block scales (Q6_K)
 
 @inline
@@ -313,8 +348,10 @@ function transpose(b: usize, S: i32, n: i32): void {
   }
 }
 
-// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+3,
-// n elements each, stride S floats in T/TW/TL/TA. Writes scale to SC[g..], -min to MN[g..].
+// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+7
+// (two vectors, A = g..g+3 and B = g+4..g+7, interleaved for instruction-level
+// parallelism), n elements each, stride S floats in T/TW/TL/TA. Writes scale to
+// SC[g..], -min to MN[g..].
 function qkxLanes(
   g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, useMad: bool, x3: bool,
 ): void {
@@ -325,83 +362,109 @@ function qkxLanes(
   const NMAXI = i32x4.splat(nmax);
   const ZI = i32x4.splat(0);
   const Z = f32x4.splat(0);
-  let mn = v128.load(xp), mx = mn;
-  let sumW = v128.load(wp);
-  let sumX = f32x4.mul(sumW, mn);
+  let mnA = v128.load(xp), mxA = mnA, mnB = v128.load(xp, 16), mxB = mnB;
+  let sumWA = v128.load(wp), sumWB = v128.load(wp, 16);
+  let sumXA = f32x4.mul(sumWA, mnA), sumXB = f32x4.mul(sumWB, mnB);
   for (let i = 1; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const wi = v128.load(wp + <usize>i * st);
-    mn = f32x4.pmin(mn, xi); // xi < mn ? xi : mn, as ggml's scan
-    mx = f32x4.pmax(mx, xi);
-    sumW = f32x4.add(sumW, wi);
-    sumX = f32x4.add(sumX, f32x4.mul(wi, xi));
+    const q = <usize>i * st;
+    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
+    const wA = v128.load(wp + q), wB = v128.load(wp + q, 16);
+    mnA = f32x4.pmin(mnA, xA); mnB = f32x4.pmin(mnB, xB); // xi < mn ? xi : mn, as ggml's scan
+    mxA = f32x4.pmax(mxA, xA); mxB = f32x4.pmax(mxB, xB);
+    sumWA = f32x4.add(sumWA, wA); sumWB = f32x4.add(sumWB, wB);
+    sumXA = f32x4.add(sumXA, f32x4.mul(wA, xA)); sumXB = f32x4.add(sumXB, f32x4.mul(wB, xB));
   }
-  mn = v128.bitselect(Z, mn, f32x4.gt(mn, Z));
-  const dead = x3 ? f32x4.le(mx, mn) : f32x4.eq(mx, mn);
-  let iscale = f32x4.div(NMAXF, f32x4.sub(mx, mn));
-  let scale = f32x4.div(f32x4.splat(1), iscale);
-  let bestErr = Z;
+  mnA = v128.bitselect(Z, mnA, f32x4.gt(mnA, Z));
+  mnB = v128.bitselect(Z, mnB, f32x4.gt(mnB, Z));
+  const deadA = x3 ? f32x4.le(mxA, mnA) : f32x4.eq(mxA, mnA);
+  const deadB = x3 ? f32x4.le(mxB, mnB) : f32x4.eq(mxB, mnB);
+  let iscaleA = f32x4.div(NMAXF, f32x4.sub(mxA, mnA)), iscaleB = f32x4.div(NMAXF, f32x4.sub(mxB, mnB));
+  let scaleA = f32x4.div(f32x4.splat(1), iscaleA), scaleB = f32x4.div(f32x4.splat(1), iscaleB);
+  let bestA = Z, bestB = Z;
   for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const l = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, f32x4.sub(xi, mn))), ZI), NMAXI);
-    v128.store(lp + <usize>i * st, l);
-    let diff = f32x4.sub(f32x4.add(f32x4.mul(scale, f32x4.convert_i32x4_s(l)), mn), xi);
-    diff = useMad ? f32x4.abs(diff) : f32x4.mul(diff, diff);
-    bestErr = f32x4.add(bestErr, f32x4.mul(v128.load(wp + <usize>i * st), diff));
+    const q = <usize>i * st;
+    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
+    const lA = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleA, f32x4.sub(xA, mnA))), ZI), NMAXI);
+    const lB = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleB, f32x4.sub(xB, mnB))), ZI), NMAXI);
+    v128.store(lp + q, lA); v128.store(lp + q, lB, 16);
+    let dA = f32x4.sub(f32x4.add(f32x4.mul(scaleA, f32x4.convert_i32x4_s(lA)), mnA), xA);
+    let dB = f32x4.sub(f32x4.add(f32x4.mul(scaleB, f32x4.convert_i32x4_s(lB)), mnB), xB);
+    dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
+    dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
+    bestA = f32x4.add(bestA, f32x4.mul(v128.load(wp + q), dA));
+    bestB = f32x4.add(bestB, f32x4.mul(v128.load(wp + q, 16), dB));
   }
-  if (nstep >= 1) {
-    for (let is = 0; is <= nstep; is++) {
-      iscale = f32x4.div(f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF), f32x4.sub(mx, mn));
-      let sumL = Z, sumL2 = Z, sumXL = Z;
-      for (let i = 0; i < n; i++) {
-        const xi = v128.load(xp + <usize>i * st);
-        const v = f32x4.mul(iscale, f32x4.sub(xi, mn));
-        let l: v128;
-        if (x3) l = v128.and(nearestV(f32x4.pmin(NMAXF, v)), f32x4.gt(v, Z));
-        else l = i32x4.min_s(i32x4.max_s(nearestV(v), ZI), NMAXI);
-        v128.store(ap + <usize>i * st, l);
-        const wl = f32x4.mul(v128.load(wp + <usize>i * st), f32x4.convert_i32x4_s(l));
-        sumL = f32x4.add(sumL, wl);
-        sumL2 = f32x4.add(sumL2, f32x4.mul(wl, f32x4.convert_i32x4_s(l)));
-        sumXL = f32x4.add(sumXL, f32x4.mul(wl, xi));
+  for (let is = 0; is <= nstep && nstep >= 1; is++) {
+    const num = f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF);
+    iscaleA = f32x4.div(num, f32x4.sub(mxA, mnA));
+    iscaleB = f32x4.div(num, f32x4.sub(mxB, mnB));
+    let sLA = Z, sL2A = Z, sXLA = Z, sLB = Z, sL2B = Z, sXLB = Z;
+    for (let i = 0; i < n; i++) {
+      const q = <usize>i * st;
+      const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
+      const vA = f32x4.mul(iscaleA, f32x4.sub(xA, mnA));
+      const vB = f32x4.mul(iscaleB, f32x4.sub(xB, mnB));
+      let lA: v128, lB: v128;
+      if (x3) {
+        lA = v128.and(nearestV(f32x4.pmin(NMAXF, vA)), f32x4.gt(vA, Z));
+        lB = v128.and(nearestV(f32x4.pmin(NMAXF, vB)), f32x4.gt(vB, Z));
+      } else {
+        lA = i32x4.min_s(i32x4.max_s(nearestV(vA), ZI), NMAXI);
+        lB = i32x4.min_s(i32x4.max_s(nearestV(vB), ZI), NMAXI);
       }
-      const D = f32x4.sub(f32x4.mul(sumW, sumL2), f32x4.mul(sumL, sumL));
-      const okD = f32x4.gt(D, Z);
-      if (!v128.any_true(okD)) continue;
-      let thisScale = f32x4.div(f32x4.sub(f32x4.mul(sumW, sumXL), f32x4.mul(sumX, sumL)), D);
-      let thisMin = f32x4.div(f32x4.sub(f32x4.mul(sumL2, sumX), f32x4.mul(sumL, sumXL)), D);
-      const pos = f32x4.gt(thisMin, Z);
-      thisMin = v128.bitselect(Z, thisMin, pos);
-      thisScale = v128.bitselect(f32x4.div(sumXL, sumL2), thisScale, pos);
-      let err = Z;
-      for (let i = 0; i < n; i++) {
-        const xi = v128.load(xp + <usize>i * st);
-        let diff = f32x4.sub(f32x4.add(f32x4.mul(thisScale, f32x4.convert_i32x4_s(v128.load(ap + <usize>i * st))), thisMin), xi);
-        diff = useMad ? f32x4.abs(diff) : f32x4.mul(diff, diff);
-        err = f32x4.add(err, f32x4.mul(v128.load(wp + <usize>i * st), diff));
-      }
-      // Degenerate lanes compute garbage here; they must not adopt it.
-      const better = v128.andnot(v128.and(okD, f32x4.lt(err, bestErr)), dead);
-      if (!v128.any_true(better)) continue;
-      for (let i = 0; i < n; i++) {
-        const q = lp + <usize>i * st;
-        v128.store(q, v128.bitselect(v128.load(ap + <usize>i * st), v128.load(q), better));
-      }
-      bestErr = v128.bitselect(err, bestErr, better);
-      scale = v128.bitselect(thisScale, scale, better);
-      mn = v128.bitselect(thisMin, mn, better);
+      v128.store(ap + q, lA); v128.store(ap + q, lB, 16);
+      const fA = f32x4.convert_i32x4_s(lA), fB = f32x4.convert_i32x4_s(lB);
+      const wlA = f32x4.mul(v128.load(wp + q), fA), wlB = f32x4.mul(v128.load(wp + q, 16), fB);
+      sLA = f32x4.add(sLA, wlA); sLB = f32x4.add(sLB, wlB);
+      sL2A = f32x4.add(sL2A, f32x4.mul(wlA, fA)); sL2B = f32x4.add(sL2B, f32x4.mul(wlB, fB));
+      sXLA = f32x4.add(sXLA, f32x4.mul(wlA, xA)); sXLB = f32x4.add(sXLB, f32x4.mul(wlB, xB));
     }
+    const DA = f32x4.sub(f32x4.mul(sumWA, sL2A), f32x4.mul(sLA, sLA));
+    const DB = f32x4.sub(f32x4.mul(sumWB, sL2B), f32x4.mul(sLB, sLB));
+    // Degenerate lanes compute garbage here; they must not adopt it.
+    const okA = v128.andnot(f32x4.gt(DA, Z), deadA), okB = v128.andnot(f32x4.gt(DB, Z), deadB);
+    if (!v128.any_true(v128.or(okA, okB))) continue;
+    let tsA = f32x4.div(f32x4.sub(f32x4.mul(sumWA, sXLA), f32x4.mul(sumXA, sLA)), DA);
+    let tsB = f32x4.div(f32x4.sub(f32x4.mul(sumWB, sXLB), f32x4.mul(sumXB, sLB)), DB);
+    let tmA = f32x4.div(f32x4.sub(f32x4.mul(sL2A, sumXA), f32x4.mul(sLA, sXLA)), DA);
+    let tmB = f32x4.div(f32x4.sub(f32x4.mul(sL2B, sumXB), f32x4.mul(sLB, sXLB)), DB);
+    const posA = f32x4.gt(tmA, Z), posB = f32x4.gt(tmB, Z);
+    tmA = v128.bitselect(Z, tmA, posA); tmB = v128.bitselect(Z, tmB, posB);
+    tsA = v128.bitselect(f32x4.div(sXLA, sL2A), tsA, posA);
+    tsB = v128.bitselect(f32x4.div(sXLB, sL2B), tsB, posB);
+    let eA = Z, eB = Z;
+    for (let i = 0; i < n; i++) {
+      const q = <usize>i * st;
+      let dA = f32x4.sub(f32x4.add(f32x4.mul(tsA, f32x4.convert_i32x4_s(v128.load(ap + q))), tmA), v128.load(xp + q));
+      let dB = f32x4.sub(f32x4.add(f32x4.mul(tsB, f32x4.convert_i32x4_s(v128.load(ap + q, 16))), tmB), v128.load(xp + q, 16));
+      dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
+      dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
+      eA = f32x4.add(eA, f32x4.mul(v128.load(wp + q), dA));
+      eB = f32x4.add(eB, f32x4.mul(v128.load(wp + q, 16), dB));
+    }
+    const betterA = v128.and(okA, f32x4.lt(eA, bestA)), betterB = v128.and(okB, f32x4.lt(eB, bestB));
+    if (!v128.any_true(v128.or(betterA, betterB))) continue;
+    for (let i = 0; i < n; i++) {
+      const q = <usize>i * st;
+      v128.store(lp + q, v128.bitselect(v128.load(ap + q), v128.load(lp + q), betterA));
+      v128.store(lp + q, v128.bitselect(v128.load(ap + q, 16), v128.load(lp + q, 16), betterB), 16);
+    }
+    bestA = v128.bitselect(eA, bestA, betterA); bestB = v128.bitselect(eB, bestB, betterB);
+    scaleA = v128.bitselect(tsA, scaleA, betterA); scaleB = v128.bitselect(tsB, scaleB, betterB);
+    mnA = v128.bitselect(tmA, mnA, betterA); mnB = v128.bitselect(tmB, mnB, betterB);
   }
   // Degenerate sub-blocks: codes 0, scale 0, min as found.
-  if (v128.any_true(dead)) {
+  if (v128.any_true(v128.or(deadA, deadB))) {
     for (let i = 0; i < n; i++) {
-      const q = lp + <usize>i * st;
-      v128.store(q, v128.andnot(v128.load(q), dead));
+      const q = <usize>i * st;
+      v128.store(lp + q, v128.andnot(v128.load(lp + q), deadA));
+      v128.store(lp + q, v128.andnot(v128.load(lp + q, 16), deadB), 16);
     }
-    scale = v128.bitselect(Z, scale, dead);
+    scaleA = v128.bitselect(Z, scaleA, deadA);
+    scaleB = v128.bitselect(Z, scaleB, deadB);
   }
-  v128.store(SC + g4, scale);
-  v128.store(MN + g4, f32x4.neg(mn));
+  v128.store(SC + g4, scaleA); v128.store(SC + g4, scaleB, 16);
+  v128.store(MN + g4, f32x4.neg(mnA)); v128.store(MN + g4, f32x4.neg(mnB), 16);
 }
 
 // make_qx_quants (rmse_type 1) for sub-blocks g..g+3 of n elements, weights x² or TW when useW.
@@ -467,45 +530,473 @@ function untransposeCodes(S: i32, n: i32): void {
   }
 }
 
+const SW = memory.data(16 * 4, 16);   // per-sub-block sum of importance weights
+
+// Importance weights of one super-block (S sub-blocks of n): TW (transposed) gets
+// qw·sqrt(sigma² + x²) with sigma² = f·(sum of x² in element order)/256 (f = 2, Q2_K 1), SW the
+// per-sub-block sums in element order. T must already hold the transposed block.
+function importanceWeightsT(b: usize, qwp: usize, S: i32, n: i32, sigmaFactor: f32): void {
+  let sumx2: f32 = 0;
+  for (let l = 0; l < 256; l++) {
+    const v = load<f32>(b + (<usize>l << 2));
+    sumx2 += v * v;
+  }
+  const sigma2: f32 = (sigmaFactor * sumx2) / 256;
+  for (let j = 0; j < S; j++) {
+    for (let l = 0; l < n; l++) {
+      const e = <usize>(j * n + l) << 2;
+      const v = load<f32>(b + e);
+      store<f32>(TW + (<usize>(l * S + j) << 2), load<f32>(qwp + e) * sqrt<f32>(sigma2 + v * v));
+    }
+  }
+  for (let g = 0; g < S; g += 4) {
+    let sw = f32x4.splat(0);
+    for (let l = 0; l < n; l++) sw = f32x4.add(sw, v128.load(TW + (<usize>(l * S + g) << 2)));
+    v128.store(SW + (<usize>g << 2), sw);
+  }
+}
+
+// ggml make_qp_quants: codes (u8, as ggml's uint8 array wraps them) for n
+// non-negative values at xs with weights ws; returns the scale.
+function makeQpQuants(n: i32, nmax: i32, xs: usize, L: usize, ws: usize): f32 {
+  let mx: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(xs + (<usize>i << 2));
+    mx = mx > v ? mx : v;
+  }
+  if (mx < GROUP_MAX_EPS) {
+    for (let i = 0; i < n; i++) store<u8>(L + i, 0);
+    return 0;
+  }
+  let iscale: f32 = <f32>nmax / mx;
+  for (let i = 0; i < n; i++) store<u8>(L + i, <u8>nearestInt(iscale * load<f32>(xs + (<usize>i << 2))));
+  const scale: f32 = <f32>1 / iscale;
+  let bestMse: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = load<f32>(xs + (<usize>i << 2));
+    const diff: f32 = xi - scale * <f32>load<u8>(L + i);
+    bestMse += (load<f32>(ws + (<usize>i << 2)) * diff) * diff;
+  }
+  for (let is = -4; is <= 4; is++) {
+    if (is == 0) continue;
+    const iscaleIs: f32 = (TENTH * <f32>is + <f32>nmax) / mx;
+    const scaleIs: f32 = <f32>1 / iscaleIs;
+    let mse: f32 = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = load<f32>(xs + (<usize>i << 2));
+      const l = min<i32>(nmax, nearestInt(iscaleIs * xi));
+      const diff: f32 = xi - scaleIs * <f32>l;
+      mse += (load<f32>(ws + (<usize>i << 2)) * diff) * diff;
+    }
+    if (mse < bestMse) { bestMse = mse; iscale = iscaleIs; }
+  }
+  let sumlx: f32 = 0, suml2: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = load<f32>(xs + (<usize>i << 2));
+    store<u8>(L + i, <u8>min<i32>(nmax, nearestInt(iscale * xi)));
+    const w = load<f32>(ws + (<usize>i << 2));
+    const li = <f32>load<u8>(L + i);
+    sumlx += (w * xi) * li;
+    suml2 += (w * li) * li;
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = load<f32>(xs + (<usize>i << 2));
+      const w = load<f32>(ws + (<usize>i << 2));
+      const li = <i32>load<u8>(L + i);
+      let slx: f32 = sumlx - (w * xi) * <f32>li;
+      let sl2: f32 = suml2 - (w * <f32>li) * <f32>li;
+      if (slx > 0 && sl2 > 0) {
+        const nl = min<i32>(nmax, nearestInt((xi * sl2) / slx));
+        if (nl != li) {
+          slx += (w * xi) * <f32>nl;
+          sl2 += (w * <f32>nl) * <f32>nl;
+          if ((slx * slx) * suml2 > (sumlx * sumlx) * sl2) {
+            store<u8>(L + i, <u8>nl);
+            sumlx = slx; suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0;
+}
+
+// Four 2-bit codes per byte: byte l of each 32-byte run holds elements l, l+32, l+64, l+96 of a 128 run.
+@inline
+function pack2bit(q: usize): void {
+  for (let j = 0; j < 256; j += 128) {
+    for (let h = 0; h < 32; h += 16) {
+      const p = LU + j + h;
+      v128.store(q + (j >> 2) + h, v128.or(
+        v128.or(v128.load(p), i8x16.shl(v128.load(p, 32), 2)),
+        v128.or(i8x16.shl(v128.load(p, 64), 4), i8x16.shl(v128.load(p, 96), 6))));
+    }
+  }
+}
+
+// block_q2_K { uint8 scales[16]; uint8 qs[64]; half d; half dmin; }: 4-bit scale | 4-bit min per 16.
+export function q2_k(x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
+  for (let i = 0; i < nb; i++) {
+    const b = x + (<usize>i << 10), o = y + <usize>i * 84;
+    transpose(b, 16, 16);
+    let dAll: f32, mAll: f32;
+    if (qw == 0) {
+      for (let q: usize = 0; q < 1024; q += 16) v128.store(TW + q, f32x4.abs(v128.load(T + q)));
+      qkxLanes(0, 16, 16, 3, -0.5, TENTH, 15, true, false);
+      qkxLanes(8, 16, 16, 3, -0.5, TENTH, 15, true, false);
+      let maxScale: f32 = 0, maxMin: f32 = 0;
+      for (let j = 0; j < 16; j++) {
+        const s = load<f32>(SC + (<usize>j << 2)), m = load<f32>(MN + (<usize>j << 2));
+        if (s > maxScale) maxScale = s;
+        if (m > maxMin) maxMin = m;
+      }
+      if (maxScale > 0) {
+        const iscale: f32 = <f32>15 / maxScale;
+        for (let j = 0; j < 16; j++) store<u8>(o + j, <u8>nearestInt(iscale * load<f32>(SC + (<usize>j << 2))));
+        dAll = putF16(o + 80, maxScale / 15);
+      } else {
+        for (let j = 0; j < 16; j++) store<u8>(o + j, 0);
+        dAll = putF16(o + 80, 0);
+      }
+      if (maxMin > 0) {
+        const iscale: f32 = <f32>15 / maxMin;
+        for (let j = 0; j < 16; j++) {
+          store<u8>(o + j, <u8>(<i32>load<u8>(o + j) | (nearestInt(iscale * load<f32>(MN + (<usize>j << 2))) << 4)));
+        }
+        mAll = putF16(o + 82, maxMin / 15);
+      } else {
+        mAll = putF16(o + 82, 0);
+      }
+    } else {
+      importanceWeightsT(b, qw + (<usize>(i % bpr) << 10), 16, 16, 1);
+      qkxLanes(0, 16, 16, 3, -0.9, 0.05, 36, false, true);
+      qkxLanes(8, 16, 16, 3, -0.9, 0.05, 36, false, true);
+      const dm = makeQpQuants(16, 15, SC, LS, SW);
+      const mm = makeQpQuants(16, 15, MN, LM, SW);
+      dAll = putF16(o + 80, dm);
+      mAll = putF16(o + 82, mm);
+      for (let j = 0; j < 16; j++) store<u8>(o + j, <u8>(<u32>load<u8>(LS + j) | (<u32>load<u8>(LM + j) << 4)));
+    }
+    untransposeCodes(16, 16);
+    const ZI = i32x4.splat(0), TOP = i32x4.splat(3);
+    for (let j = 0; j < 16; j++) {
+      const sc = <u32>load<u8>(o + j);
+      const d: f32 = dAll * <f32>(sc & 0xf);
+      if (d == 0) continue; // C's `!d`: a NaN d is not skipped
+      const DM = f32x4.splat(mAll * <f32>(sc >> 4)), D = f32x4.splat(d);
+      const p = b + (<usize>j << 6);
+      v128.store(LU + (<usize>j << 4), narrow16(
+        i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(f32x4.add(v128.load(p), DM), D)), ZI), TOP),
+        i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(f32x4.add(v128.load(p, 16), DM), D)), ZI), TOP),
+        i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(f32x4.add(v128.load(p, 32), DM), D)), ZI), TOP),
+        i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(f32x4.add(v128.load(p, 48), DM), D)), ZI), TOP)));
+    }
+    pack2bit(o + 16);
+  }
+}
+
+// make_q3_quants with do_rmse (x²-weighted coordinate descent) for sub-blocks g..g+3
+// of n elements (stride S in T). Lanes that have converged rerun their last pass
+// unchanged, which is what stopping would have left. Codes + nmax (or 0 for a
+// negligible sub-block) go to TL, scales to SC.
+function q3Lanes(g: i32, S: i32, n: i32, nmax: i32): void {
+  const st = <usize>S << 2;
+  const g4 = <usize>g << 2;
+  const xp = T + g4, lp = TL + g4;
+  const Z = f32x4.splat(0);
+  const LO = i32x4.splat(-nmax), HI = i32x4.splat(nmax - 1);
+  let amax = Z, mx = Z;
+  for (let i = 0; i < n; i++) {
+    const xi = v128.load(xp + <usize>i * st);
+    const ax = f32x4.abs(xi);
+    const gt = f32x4.gt(ax, amax);
+    amax = v128.bitselect(ax, amax, gt);
+    mx = v128.bitselect(xi, mx, gt);
+  }
+  const dead = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
+  const iscale = f32x4.div(f32x4.splat(<f32>-nmax), mx);
+  let sumlx = Z, suml2 = Z;
+  for (let i = 0; i < n; i++) {
+    const xi = v128.load(xp + <usize>i * st);
+    const li = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, xi)), LO), HI);
+    v128.store(lp + <usize>i * st, li);
+    const l = f32x4.convert_i32x4_s(li);
+    const w = f32x4.mul(xi, xi);
+    sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, xi), l));
+    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = i32x4.splat(0);
+    for (let i = 0; i < n; i++) {
+      const q = lp + <usize>i * st;
+      const xi = v128.load(xp + <usize>i * st);
+      const w = f32x4.mul(xi, xi);
+      const li = v128.load(q);
+      const lf = f32x4.convert_i32x4_s(li);
+      const wx = f32x4.mul(w, xi);
+      let slx = f32x4.sub(sumlx, f32x4.mul(wx, lf));
+      const okX = f32x4.gt(slx, Z);
+      let sl2 = f32x4.sub(suml2, f32x4.mul(f32x4.mul(w, lf), lf));
+      const nl = i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(f32x4.mul(xi, sl2), slx)), LO), HI);
+      const nf = f32x4.convert_i32x4_s(nl);
+      slx = f32x4.add(slx, f32x4.mul(wx, nf));
+      sl2 = f32x4.add(sl2, f32x4.mul(f32x4.mul(w, nf), nf));
+      const take = v128.and(v128.and(okX, v128.not(i32x4.eq(nl, li))), v128.and(f32x4.gt(sl2, Z),
+        f32x4.gt(f32x4.mul(f32x4.mul(slx, slx), suml2), f32x4.mul(f32x4.mul(sumlx, sumlx), sl2))));
+      if (!v128.any_true(take)) continue;
+      v128.store(q, v128.bitselect(nl, li, take));
+      sumlx = v128.bitselect(slx, sumlx, take);
+      suml2 = v128.bitselect(sl2, suml2, take);
+      changed = v128.or(changed, take);
+    }
+    if (!v128.any_true(changed)) break;
+  }
+  const NM = i32x4.splat(nmax);
+  for (let i = 0; i < n; i++) {
+    const q = lp + <usize>i * st;
+    v128.store(q, v128.andnot(i32x4.add(v128.load(q), NM), dead));
+  }
+  v128.store(SC + g4, v128.bitselect(Z, v128.bitselect(f32x4.div(sumlx, suml2), Z, f32x4.gt(suml2, Z)), dead));
+}
+
+// ggml make_qx_quants (rmse_type 1) on n values at xs with weights ws, one lane:
+// Q3_K's importance path codes its 16 sub-block scales with it. Codes to L as int8.
+function makeQxQuantsScalar(n: i32, nmax: i32, xs: usize, L: usize, ws: usize): f32 {
+  let mx: f32 = 0, amax: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(xs + (<usize>i << 2));
+    if (abs(v) > amax) { amax = abs(v); mx = v; }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    for (let i = 0; i < n; i++) store<i8>(L + i, 0);
+    return 0;
+  }
+  let iscale: f32 = <f32>-nmax / mx;
+  let sumlx: f32 = 0, suml2: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const xi = load<f32>(xs + (<usize>i << 2));
+    const l = min<i32>(max<i32>(nearestInt(iscale * xi), -nmax), nmax - 1);
+    store<i8>(L + i, <i8>(l + nmax));
+    const w = load<f32>(ws + (<usize>i << 2));
+    sumlx += (w * xi) * <f32>l;
+    suml2 += (w * <f32>l) * <f32>l;
+  }
+  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0;
+  let best: f32 = scale * sumlx;
+  for (let is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -(<f32>nmax + TENTH * <f32>is) / mx;
+    sumlx = 0; suml2 = 0;
+    for (let i = 0; i < n; i++) {
+      const xi = load<f32>(xs + (<usize>i << 2));
+      const l = <f32>min<i32>(max<i32>(nearestInt(iscale * xi), -nmax), nmax - 1);
+      const w = load<f32>(ws + (<usize>i << 2));
+      sumlx += (w * xi) * l;
+      suml2 += (w * l) * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (let i = 0; i < n; i++) {
+        store<i8>(L + i, <i8>(nmax + min<i32>(max<i32>(nearestInt(iscale * load<f32>(xs + (<usize>i << 2))), -nmax), nmax - 1)));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+@inline
+function packQ3Scale(so: usize, j: i32, l: u32): void {
+  if (j < 8) store<u8>(so + j, <u8>(l & 0xf));
+  else store<u8>(so + j - 8, <u8>(<u32>load<u8>(so + j - 8) | ((l & 0xf) << 4)));
+  const k = so + 8 + (j & 3);
+  store<u8>(k, <u8>(<u32>load<u8>(k) | ((l >> 4) << (2 * (j >> 2)))));
+}
+
+@inline
+function q3Scale(so: usize, j: i32): i32 {
+  const lo = j < 8 ? <i32>load<u8>(so + j) & 0xf : <i32>load<u8>(so + j - 8) >> 4;
+  return (lo | (((<i32>load<u8>(so + 8 + (j & 3)) >> (2 * (j >> 2))) & 3) << 4)) - 32;
+}
+
+// block_q3_K { uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; half d; }
+export function q3_k(x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
+  for (let i = 0; i < nb; i++) {
+    const b = x + (<usize>i << 10), o = y + <usize>i * 110, so = o + 96;
+    memory.fill(so, 0, 12);
+    transpose(b, 16, 16);
+    let dAll: f32;
+    if (qw == 0) {
+      for (let g = 0; g < 16; g += 4) q3Lanes(g, 16, 16, 4);
+      let maxScale: f32 = 0, amax: f32 = 0;
+      for (let j = 0; j < 16; j++) {
+        const s = load<f32>(SC + (<usize>j << 2));
+        if (abs(s) > amax) { amax = abs(s); maxScale = s; }
+      }
+      if (maxScale != 0) {
+        const iscale: f32 = <f32>-32 / maxScale;
+        for (let j = 0; j < 16; j++) {
+          const l8 = <i32><i8>nearestInt(iscale * load<f32>(SC + (<usize>j << 2))); // ggml keeps it in an int8 first
+          packQ3Scale(so, j, <u32>(min<i32>(max<i32>(l8, -32), 31) + 32));
+        }
+        dAll = putF16(o + 108, <f32>1 / iscale);
+      } else {
+        dAll = putF16(o + 108, 0);
+      }
+    } else {
+      importanceWeightsT(b, qw + (<usize>(i % bpr) << 10), 16, 16, 2);
+      for (let g = 0; g < 16; g += 4) qxLanes(g, 16, 16, 4, true);
+      const dBlock = makeQxQuantsScalar(16, 32, SC, LS8, SW);
+      for (let j = 0; j < 16; j++) packQ3Scale(so, j, <u32><u8>load<i8>(LS8 + j));
+      dAll = putF16(o + 108, dBlock);
+    }
+    untransposeCodes(16, 16);
+    const LOI = i32x4.splat(-4), HII = i32x4.splat(3), OFF = i32x4.splat(4);
+    for (let j = 0; j < 16; j++) {
+      const d: f32 = dAll * <f32>q3Scale(so, j);
+      if (d == 0) continue; // C's `!d`: a NaN d is not skipped
+      const D = f32x4.splat(d);
+      const p = b + (<usize>j << 6);
+      v128.store(LU + (<usize>j << 4), narrow16(
+        i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(v128.load(p), D)), LOI), HII), OFF),
+        i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(v128.load(p, 16), D)), LOI), HII), OFF),
+        i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(v128.load(p, 32), D)), LOI), HII), OFF),
+        i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.div(v128.load(p, 48), D)), LOI), HII), OFF)));
+    }
+    // High bit (value 4) of element j goes to byte j % 32, bit j / 32; the low two bits are packed as Q2_K's.
+    const FOUR = i8x16.splat(4);
+    let h0 = i8x16.splat(0), h1 = i8x16.splat(0);
+    for (let k = 0; k < 8; k++) {
+      const p = LU + (<usize>k << 5);
+      const a0 = v128.load(p), a1 = v128.load(p, 16);
+      h0 = v128.or(h0, i8x16.shl(i8x16.shr_u(v128.and(a0, FOUR), 2), k));
+      h1 = v128.or(h1, i8x16.shl(i8x16.shr_u(v128.and(a1, FOUR), 2), k));
+      v128.store(p, v128.andnot(a0, FOUR));
+      v128.store(p, v128.andnot(a1, FOUR), 16);
+    }
+    v128.store(o, h0);
+    v128.store(o, h1, 16);
+    pack2bit(o + 32);
+  }
+}
+
+// Q4_0 / Q5_0 / Q4_1 / Q5_1 with importance (ggml's quantize_row_q*_impl): weights
+// qw·sqrt(sigma² + x²) with sigma² the mean square of the whole row (summed in
+// element order), then make_qx_quants (Q4_0, Q5_0) or make_qkx3_quants (Q4_1, Q5_1)
+// per block. Eight blocks of a row share one lane pass; lanes past the row's end
+// hold zeros (a negligible block) and are not written.
+function legacyImportance(type: i32, x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
+  const size: usize = type == 2 ? 18 : type == 3 ? 20 : type == 6 ? 22 : 24;
+  const rowLen = bpr << 5;
+  for (let r0 = 0; r0 < nb; r0 += bpr) {
+    const xr = x + (<usize>r0 << 7);
+    let s: f32 = 0;
+    for (let j = 0; j < rowLen; j++) {
+      const v = load<f32>(xr + (<usize>j << 2));
+      s += v * v;
+    }
+    const sigma2: f32 = s / <f32>rowLen;
+    for (let ib0 = 0; ib0 < bpr; ib0 += 8) {
+      const cnt = min<i32>(8, bpr - ib0);
+      for (let j = 0; j < 8; j++) {
+        for (let l = 0; l < 32; l++) {
+          const t = <usize>(l * 8 + j) << 2;
+          if (j < cnt) {
+            const e = <usize>(((ib0 + j) << 5) + l) << 2;
+            const v = load<f32>(xr + e);
+            store<f32>(T + t, v);
+            store<f32>(TW + t, load<f32>(qw + e) * sqrt<f32>(sigma2 + v * v));
+          } else {
+            store<f32>(T + t, 0);
+            store<f32>(TW + t, 0);
+          }
+        }
+      }
+      if (type == 2 || type == 6) {
+        const nmax = type == 2 ? 8 : 16;
+        qxLanes(0, 8, 32, nmax, true);
+        qxLanes(4, 8, 32, nmax, true);
+      } else {
+        qkxLanes(0, 8, 32, type == 3 ? 15 : 31, -0.9, 0.05, 36, false, true);
+      }
+      untransposeCodes(8, 32);
+      for (let j = 0; j < cnt; j++) {
+        const o = y + <usize>(r0 + ib0 + j) * size;
+        const lo = v128.load(LU + (<usize>j << 5)), hi = v128.load(LU + (<usize>j << 5), 16);
+        const d = load<f32>(SC + (<usize>j << 2));
+        store<u16>(o, <u16>toHalf(d));
+        if (type == 2) {
+          v128.store(o + 2, packNibbles(lo, hi));
+        } else if (type == 6) {
+          packQ5(o + 2, o + 6, lo, hi);
+        } else {
+          store<u16>(o + 2, <u16>toHalf(-load<f32>(MN + (<usize>j << 2)))); // the min itself
+          if (type == 3) v128.store(o + 4, packNibbles(lo, hi));
+          else packQ5(o + 4, o + 8, lo, hi);
+        }
+      }
+    }
+  }
+}
+
 // block_q4_K { half d; half dmin; uint8 scales[12]; uint8 qs[128]; }
 // block_q5_K { half d; half dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]; }
-function q45_k(x: usize, y: usize, nb: i32, nmax: i32): void {
+function q45_k(x: usize, y: usize, nb: i32, nmax: i32, qw: usize, bpr: i32): void {
   const size: usize = nmax == 15 ? 144 : 176;
   for (let i = 0; i < nb; i++) {
     const b = x + (<usize>i << 10), o = y + <usize>i * size, so = o + 4;
     transpose(b, 8, 32);
-    // Weights avx + |x| with avx = sqrt(sum x² / 32), sum in element order per sub-block.
-    for (let g = 0; g < 8; g += 4) {
-      let s2 = f32x4.splat(0);
-      for (let l = 0; l < 32; l++) {
-        const v = v128.load(T + (<usize>(l * 8 + g) << 2));
-        s2 = f32x4.add(s2, f32x4.mul(v, v));
+    let dAll: f32, mAll: f32;
+    if (qw == 0) {
+      // Weights avx + |x| with avx = sqrt(sum x² / 32), sum in element order per sub-block.
+      for (let g = 0; g < 8; g += 4) {
+        let s2 = f32x4.splat(0);
+        for (let l = 0; l < 32; l++) {
+          const v = v128.load(T + (<usize>(l * 8 + g) << 2));
+          s2 = f32x4.add(s2, f32x4.mul(v, v));
+        }
+        const avx = f32x4.sqrt(f32x4.div(s2, f32x4.splat(32)));
+        for (let l = 0; l < 32; l++) {
+          const q = <usize>(l * 8 + g) << 2;
+          v128.store(TW + q, f32x4.add(avx, f32x4.abs(v128.load(T + q))));
+        }
       }
-      const avx = f32x4.sqrt(f32x4.div(s2, f32x4.splat(32)));
-      for (let l = 0; l < 32; l++) {
-        const q = <usize>(l * 8 + g) << 2;
-        v128.store(TW + q, f32x4.add(avx, f32x4.abs(v128.load(T + q))));
+      if (nmax == 15) qkxLanes(0, 8, 32, 15, -1, TENTH, 20, false, false);
+      else qkxLanes(0, 8, 32, 31, -0.5, TENTH, 15, false, false);
+      let maxScale: f32 = 0, maxMin: f32 = 0;
+      for (let j = 0; j < 8; j++) {
+        const s = load<f32>(SC + (<usize>j << 2)), m = load<f32>(MN + (<usize>j << 2));
+        if (s > maxScale) maxScale = s;
+        if (m > maxMin) maxMin = m;
       }
-    }
-    for (let g = 0; g < 8; g += 4) {
-      if (nmax == 15) qkxLanes(g, 8, 32, 15, -1, TENTH, 20, false, false);
-      else qkxLanes(g, 8, 32, 31, -0.5, TENTH, 15, false, false);
+      const invScale: f32 = maxScale > 0 ? <f32>63 / maxScale : 0;
+      const invMin: f32 = maxMin > 0 ? <f32>63 / maxMin : 0;
+      for (let j = 0; j < 8; j++) {
+        store<u8>(LS + j, <u8>min<i32>(63, nearestInt(invScale * load<f32>(SC + (<usize>j << 2))) & 0xff));
+        store<u8>(LM + j, <u8>min<i32>(63, nearestInt(invMin * load<f32>(MN + (<usize>j << 2))) & 0xff));
+      }
+      dAll = putF16(o, maxScale / 63);
+      mAll = putF16(o + 2, maxMin / 63);
+    } else {
+      // ggml's importance path: weights qw·sqrt(sigma² + x²), sigma² from the super-block's
+      // sum of squares in element order; scales and mins coded by make_qp_quants.
+      importanceWeightsT(b, qw + (<usize>(i % bpr) << 10), 8, 32, 2);
+      if (nmax == 15) qkxLanes(0, 8, 32, 15, -0.9, 0.05, 36, false, true);
+      else qkxLanes(0, 8, 32, 31, -0.9, 0.05, 36, false, true);
+      const dBlock = makeQpQuants(8, 63, SC, LS, SW);
+      const mBlock = makeQpQuants(8, 63, MN, LM, SW);
+      for (let j = 0; j < 8; j++) {
+        store<u8>(LS + j, min<u8>(63, load<u8>(LS + j)));
+        store<u8>(LM + j, min<u8>(63, load<u8>(LM + j)));
+      }
+      dAll = putF16(o, dBlock);
+      mAll = putF16(o + 2, mBlock);
     }
     untransposeCodes(8, 32);
-    let maxScale: f32 = 0, maxMin: f32 = 0;
-    for (let j = 0; j < 8; j++) {
-      const s = load<f32>(SC + (<usize>j << 2)), m = load<f32>(MN + (<usize>j << 2));
-      if (s > maxScale) maxScale = s;
-      if (m > maxMin) maxMin = m;
-    }
-    const invScale: f32 = maxScale > 0 ? <f32>63 / maxScale : 0;
-    const invMin: f32 = maxMin > 0 ? <f32>63 / maxMin : 0;
-    for (let j = 0; j < 8; j++) {
-      store<u8>(LS + j, <u8>min<i32>(63, nearestInt(invScale * load<f32>(SC + (<usize>j << 2))) & 0xff));
-      store<u8>(LM + j, <u8>min<i32>(63, nearestInt(invMin * load<f32>(MN + (<usize>j << 2))) & 0xff));
-    }
-    const dAll = putF16(o, maxScale / 63);
-    const mAll = putF16(o + 2, maxMin / 63);
     for (let k = 0; k < 12; k++) store<u8>(so + k, 0);
     for (let j = 0; j < 8; j++) {
       const ls = <u32>load<u8>(LS + j), lm = <u32>load<u8>(LM + j);
@@ -564,20 +1055,29 @@ function q45_k(x: usize, y: usize, nb: i32, nmax: i32): void {
   }
 }
 
-export function q4_k(x: usize, y: usize, nb: i32): void {
-  q45_k(x, y, nb, 15);
+export function q4_k(x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
+  q45_k(x, y, nb, 15, qw, bpr);
 }
 
-export function q5_k(x: usize, y: usize, nb: i32): void {
-  q45_k(x, y, nb, 31);
+export function q5_k(x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
+  q45_k(x, y, nb, 31, qw, bpr);
 }
 
 // block_q6_K { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; half d; }
-export function q6_k(x: usize, y: usize, nb: i32): void {
+export function q6_k(x: usize, y: usize, nb: i32, qw: usize, bpr: i32): void {
   for (let i = 0; i < nb; i++) {
     const b = x + (<usize>i << 10), o = y + <usize>i * 210;
     transpose(b, 16, 16);
-    for (let g = 0; g < 16; g += 4) qxLanes(g, 16, 16, 32, false);
+    if (qw != 0) {
+      // ggml weighs the fit by the importance values themselves here.
+      const qwp = qw + (<usize>(i % bpr) << 10);
+      for (let j = 0; j < 16; j++) {
+        for (let l = 0; l < 16; l++) store<f32>(TW + (<usize>(l * 16 + j) << 2), load<f32>(qwp + (<usize>(j * 16 + l) << 2)));
+      }
+      for (let g = 0; g < 16; g += 4) qxLanes(g, 16, 16, 32, true);
+    } else {
+      for (let g = 0; g < 16; g += 4) qxLanes(g, 16, 16, 32, false);
+    }
     let maxScale: f32 = 0, maxAbs: f32 = 0;
     for (let ib = 0; ib < 16; ib++) {
       const s = load<f32>(SC + (<usize>ib << 2));
@@ -624,18 +1124,35 @@ export function q6_k(x: usize, y: usize, nb: i32): void {
 
 // One entry point for the host: type codes are ggml's type ids. Returns the
 // index of the first non-finite input (nothing written), -1 when done, -3 for an unknown type.
-export function encode(type: i32, x: usize, n: i32, y: usize): i32 {
-  const bad = firstNonFinite(x, n);
-  if (bad >= 0) return bad;
+// qw: importance values of one row (0 for none), bpr: blocks per row.
+export function encode(type: i32, x: usize, n: i32, y: usize, qw: usize, bpr: i32): i32 {
+  // Q8_0, Q4_0 and Q5_0 find non-finite blocks in their own max reduction.
+  let blk = -1;
+  if (qw != 0 && (type == 2 || type == 3 || type == 6 || type == 7)) {
+    const bad = firstNonFinite(x, n);
+    if (bad >= 0) return bad;
+    legacyImportance(type, x, y, n >> 5, qw, bpr);
+    return -1;
+  }
   switch (type) {
-    case 8: q8_0(x, y, n >> 5); break;
-    case 2: q4_0(x, y, n >> 5); break;
+    case 8: blk = q8_0(x, y, n >> 5); break;
+    case 2: blk = q4_0(x, y, n >> 5); break;
+    case 6: blk = q5_0(x, y, n >> 5); break;
+    default: {
+      const bad = firstNonFinite(x, n);
+      if (bad >= 0) return bad;
+    }
+  }
+  if (blk >= 0) return (blk << 5) + firstNonFinite(x + (<usize>blk << 7), 32);
+  switch (type) {
+    case 8: case 2: case 6: break;
     case 3: q4_1(x, y, n >> 5); break;
-    case 6: q5_0(x, y, n >> 5); break;
     case 7: q5_1(x, y, n >> 5); break;
-    case 12: q4_k(x, y, n >> 8); break;
-    case 13: q5_k(x, y, n >> 8); break;
-    case 14: q6_k(x, y, n >> 8); break;
+    case 10: q2_k(x, y, n >> 8, qw, bpr); break;
+    case 11: q3_k(x, y, n >> 8, qw, bpr); break;
+    case 12: q4_k(x, y, n >> 8, qw, bpr); break;
+    case 13: q5_k(x, y, n >> 8, qw, bpr); break;
+    case 14: q6_k(x, y, n >> 8, qw, bpr); break;
     default: return -3;
   }
   return -1;
