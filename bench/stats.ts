@@ -124,6 +124,7 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
   out.mem_read_per_cpu_s_GBps = gbs(bytes, await cpuSeconds(() => region.sum()));
   const s = analyseArray(region.view.subarray(0, 1 << 20));
   const scale = 2048 / (s.max - s.min);
+  out.topk_filter_kernel_GBps = gbs(bytes, best(3, () => region.above(32768, s.absMax)));
   out.hist_kernel_GBps = gbs(bytes, best(3, () => region.hist(32768, s.min, scale, f32Up(s.mean - 6 * s.std), f32Down(s.mean + 6 * s.std))));
   // Per-output-channel pass (axis 0 and last axis) on an in-memory 4096×4096 tensor, all passes, in this thread.
   const tensor = region.view.slice(0, 4096 * 4096);
@@ -150,8 +151,8 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
         try {
           await analyseModel(m, { pool, filter: (t) => t.name === 'layers.0.weight' }); // start the workers
           const variants: [string, StatsOptions][] = dt === 'f16'
-            ? [['exact16_1pass', {}], ['3pass', { exact16: false }]]
-            : [['3pass', {}], ['2pass', { refinePercentiles: false }]];
+            ? [['exact16_1pass', {}], ['f32_2pass', { exact16: false }]]
+            : [['2pass', {}]];
           for (const [label, stats] of variants) {
             const t0 = process.hrtime.bigint();
             const c0 = process.cpuUsage();
@@ -169,6 +170,15 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
   }
   out.loadavg_1min_at_end = Math.round(os.loadavg()[0] * 10) / 10;
   out.cores = os.availableParallelism();
-  out.note = 'full_pass = every statistic incl. histograms/percentiles; 3pass = float32 passes with percentile refinement, 2pass = without, exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
+  for (const dt of ['f32', 'f16']) {
+    const label = dt === 'f32' ? '2pass' : 'exact16_1pass';
+    const a = out[`${dt}_full_pass_${label}_1w_GBps`], b = out[`${dt}_full_pass_${label}_2w_GBps`];
+    if (typeof a === 'number' && typeof b === 'number' && a > 0) out[`${dt}_2w_over_1w_wall`] = Math.round((b / a) * 100) / 100;
+    // Bytes per CPU-second with 2 workers over 1: the parallel efficiency, so 2 × this is the
+    // speed-up two free cores would give (wall figures cannot show it on a loaded shared machine).
+    const ca = out[`${dt}_full_pass_${label}_1w_per_cpu_s_GBps`], cb = out[`${dt}_full_pass_${label}_2w_per_cpu_s_GBps`];
+    if (typeof ca === 'number' && typeof cb === 'number' && ca > 0) out[`${dt}_2w_cpu_efficiency`] = Math.round((cb / ca) * 100) / 100;
+  }
+  out.note = 'full_pass = every statistic incl. histograms and exact percentiles; 2pass = float32 passes (moments + key buckets, then histogram + outliers + percentile refinement), exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
   return out;
 }

@@ -12,12 +12,16 @@ export function heapBase(): usize {
 
 // One pass over a chunk. out (f64[24]): 0 finite, 1 nan, 2 zeros, 3 nearZeros,
 // 4 min, 5 max, 8..11 lanes of sum(d), 12..15 sum(d^2), 16..19 sum(d^3),
-// 20..23 sum(d^4), where d = x - shift over finite x. The host picks the
+// 20..23 sum(d^4), where d = x - shift over finite x. It also counts every
+// finite x in keys (u32[65537]) under its top 16 bits (sign, exponent, 7
+// mantissa bits): the buckets the host derives the log histogram and the
+// percentile ranks from; non-finite lanes go to slot 65536. The host picks the
 // float32 shift near the mean (and redoes a chunk whose mean is far from it),
 // so the f64 power sums stay free of cancellation. Non-finite lanes are
 // replaced by the shift itself, which makes their d exactly 0.
-export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize): void {
+export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize, keys: usize): void {
   const INF = f32x4.splat(Infinity);
+  const TRASHK = i32x4.splat(65536);
   const EPS = f32x4.splat(eps);
   const ZERO = f32x4.splat(0);
   const SH = f32x4.splat(shift);
@@ -40,6 +44,15 @@ export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize): voi
     zer = i32x4.sub(zer, f32x4.eq(x, ZERO));
     nz = i32x4.sub(nz, f32x4.lt(a, EPS));
     const xs = v128.bitselect(x, SH, fin);
+    const kk = v128.bitselect(i32x4.shr_u(x, 16), TRASHK, fin);
+    let ka: usize = keys + (<usize>i32x4.extract_lane(kk, 0) << 2);
+    store<u32>(ka, load<u32>(ka) + 1);
+    ka = keys + (<usize>i32x4.extract_lane(kk, 1) << 2);
+    store<u32>(ka, load<u32>(ka) + 1);
+    ka = keys + (<usize>i32x4.extract_lane(kk, 2) << 2);
+    store<u32>(ka, load<u32>(ka) + 1);
+    ka = keys + (<usize>i32x4.extract_lane(kk, 3) << 2);
+    store<u32>(ka, load<u32>(ka) + 1);
     mn = f32x4.pmin(mn, v128.bitselect(x, mn, fin));
     mx = f32x4.pmax(mx, v128.bitselect(x, mx, fin));
     const dl = f64x2.sub(f64x2.promote_low_f32x4(xs), M);
@@ -70,8 +83,11 @@ export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize): voi
   for (let i = n4; i < n; i++) {
     const x = load<f32>(p + (<usize>i << 2));
     const a = abs<f32>(x);
+    const fin = a < Infinity;
+    const ka: usize = keys + (fin ? <usize>(reinterpret<u32>(x) >>> 16) << 2 : <usize>65536 << 2);
+    store<u32>(ka, load<u32>(ka) + 1);
     if (x != x) { na++; continue; }
-    if (a == Infinity) continue;
+    if (!fin) continue;
     c++;
     if (x == 0) ze++;
     if (a < eps) ne++;
@@ -101,9 +117,12 @@ function pmin32(a: f32, b: f32): f32 { return b < a ? b : a; }
 function pmax32(a: f32, b: f32): f32 { return a < b ? b : a; }
 
 // Linear histogram (4 interleaved copies of 2049 u32; bin 2048 catches
-// non-finite values), log2-magnitude histogram (4 copies of 256 u32, indexed
-// by the IEEE exponent field) and the count of finite x with x > hi or x < lo.
-export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, lg: usize): i32 {
+// non-finite values), the count of finite x with x > hi or x < lo, and the
+// percentile refinement: kp holds up to 8 top-16-bit keys (-1 = unused; the
+// host only passes keys of finite values, so NaN/Inf never match); an x whose
+// key is slot s's counts its low 16 bits in sub[s * 65536 + low], which pins
+// down the exact float32 value of every element in those buckets.
+export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, kp: usize, sub: usize): i32 {
   const INF = f32x4.splat(Infinity);
   const MIN = f32x4.splat(lo0);
   const SC = f32x4.splat(scale);
@@ -112,7 +131,10 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
   const TOP = i32x4.splat(2047);
   const BOT = i32x4.splat(0);
   const TRASH = i32x4.splat(2048);
-  const EXP = i32x4.splat(0xff);
+  const K0 = i32x4.splat(load<i32>(kp, 0)), K1 = i32x4.splat(load<i32>(kp, 4));
+  const K2 = i32x4.splat(load<i32>(kp, 8)), K3 = i32x4.splat(load<i32>(kp, 12));
+  const K4 = i32x4.splat(load<i32>(kp, 16)), K5 = i32x4.splat(load<i32>(kp, 20));
+  const K6 = i32x4.splat(load<i32>(kp, 24)), K7 = i32x4.splat(load<i32>(kp, 28));
   const C: usize = 2049 * 4;
   let out = i32x4.splat(0);
   const n4 = n & ~3;
@@ -121,7 +143,6 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
     const fin = f32x4.lt(f32x4.abs(x), INF);
     let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
     b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
-    const e = v128.and(i32x4.shr_u(x, 23), EXP);
     out = i32x4.sub(out, v128.and(v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO)), fin));
     let a: usize = h + (<usize>i32x4.extract_lane(b, 0) << 2);
     store<u32>(a, load<u32>(a) + 1);
@@ -131,83 +152,65 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
     store<u32>(a, load<u32>(a) + 1);
     a = h + 3 * C + (<usize>i32x4.extract_lane(b, 3) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = lg + (<usize>i32x4.extract_lane(e, 0) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = lg + 1024 + (<usize>i32x4.extract_lane(e, 1) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = lg + 2048 + (<usize>i32x4.extract_lane(e, 2) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = lg + 3072 + (<usize>i32x4.extract_lane(e, 3) << 2);
-    store<u32>(a, load<u32>(a) + 1);
+    const key = i32x4.shr_u(x, 16);
+    const hit = v128.or(
+      v128.or(v128.or(i32x4.eq(key, K0), i32x4.eq(key, K1)), v128.or(i32x4.eq(key, K2), i32x4.eq(key, K3))),
+      v128.or(v128.or(i32x4.eq(key, K4), i32x4.eq(key, K5)), v128.or(i32x4.eq(key, K6), i32x4.eq(key, K7))));
+    if (!v128.any_true(hit)) continue;
+    refineKey(i32x4.extract_lane(x, 0), kp, sub);
+    refineKey(i32x4.extract_lane(x, 1), kp, sub);
+    refineKey(i32x4.extract_lane(x, 2), kp, sub);
+    refineKey(i32x4.extract_lane(x, 3), kp, sub);
   }
   let o: i32 = i32x4.extract_lane(out, 0) + i32x4.extract_lane(out, 1) + i32x4.extract_lane(out, 2) + i32x4.extract_lane(out, 3);
   for (let i = n4; i < n; i++) {
     const x = load<f32>(p + (<usize>i << 2));
     const j: usize = <usize>(i & 3);
-    const e: usize = <usize>((reinterpret<u32>(x) >>> 23) & 0xff);
-    let a = lg + j * 1024 + (e << 2);
-    store<u32>(a, load<u32>(a) + 1);
     let b: i32 = 2048;
     if (abs<f32>(x) < Infinity) {
       b = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat((x - lo0) * scale)), 0), 0), 2047);
       if (x > ohi || x < olo) o++;
     }
-    a = h + j * C + (<usize>b << 2);
+    const a = h + j * C + (<usize>b << 2);
     store<u32>(a, load<u32>(a) + 1);
+    refineKey(reinterpret<i32>(x), kp, sub);
   }
   return o;
 }
 
-// Second-level histogram inside up to 8 chosen bins of the linear histogram:
-// tab (u8[2048]) maps a bin to slot+1 (0 = not refined); slot s has origin
-// lo[s] (f32), scale sc[s] (f32) and 2048 u32 counters at sub + s*8192.
-export function refine(p: usize, n: i32, lo0: f32, scale: f32, tab: usize, lo: usize, sc: usize, sub: usize, bins: usize): void {
-  const INF = f32x4.splat(Infinity);
-  const MIN = f32x4.splat(lo0);
-  const SC = f32x4.splat(scale);
-  const TOP = i32x4.splat(2047);
-  const BOT = i32x4.splat(0);
-  const TRASH = i32x4.splat(2048);
-  // The (up to 8) refined bins, -1 for unused slots: most vectors hit none of them
-  // and are rejected with vector compares alone.
-  const B0 = i32x4.splat(load<i32>(bins, 0)), B1 = i32x4.splat(load<i32>(bins, 4));
-  const B2 = i32x4.splat(load<i32>(bins, 8)), B3 = i32x4.splat(load<i32>(bins, 12));
-  const B4 = i32x4.splat(load<i32>(bins, 16)), B5 = i32x4.splat(load<i32>(bins, 20));
-  const B6 = i32x4.splat(load<i32>(bins, 24)), B7 = i32x4.splat(load<i32>(bins, 28));
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    const x = v128.load(p + (<usize>i << 2));
-    const fin = f32x4.lt(f32x4.abs(x), INF);
-    let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
-    b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
-    const hit = v128.or(
-      v128.or(v128.or(i32x4.eq(b, B0), i32x4.eq(b, B1)), v128.or(i32x4.eq(b, B2), i32x4.eq(b, B3))),
-      v128.or(v128.or(i32x4.eq(b, B4), i32x4.eq(b, B5)), v128.or(i32x4.eq(b, B6), i32x4.eq(b, B7))));
-    if (!v128.any_true(hit)) continue;
-    refineOne(f32x4.extract_lane(x, 0), i32x4.extract_lane(b, 0), tab, lo, sc, sub);
-    refineOne(f32x4.extract_lane(x, 1), i32x4.extract_lane(b, 1), tab, lo, sc, sub);
-    refineOne(f32x4.extract_lane(x, 2), i32x4.extract_lane(b, 2), tab, lo, sc, sub);
-    refineOne(f32x4.extract_lane(x, 3), i32x4.extract_lane(b, 3), tab, lo, sc, sub);
-  }
-  for (let i = n4; i < n; i++) {
-    const x = load<f32>(p + (<usize>i << 2));
-    if (!(abs<f32>(x) < Infinity)) continue;
-    const b = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat((x - lo0) * scale)), 0), 0), 2047);
-    refineOne(x, b, tab, lo, sc, sub);
+// @ts-ignore: decorator
+@inline
+function refineKey(bits: i32, kp: usize, sub: usize): void {
+  const key = <i32>(<u32>bits >>> 16);
+  for (let s = 0; s < 8; s++) {
+    if (load<i32>(kp + (<usize>s << 2)) == key) {
+      const a = sub + (<usize>s << 18) + (<usize>(bits & 0xffff) << 2);
+      store<u32>(a, load<u32>(a) + 1);
+      return;
+    }
   }
 }
 
-// @ts-ignore: decorator
-@inline
-function refineOne(x: f32, b: i32, tab: usize, lo: usize, sc: usize, sub: usize): void {
-  if (b >= 2048) return; // non-finite lanes carry the trash bin
-  const s = <i32>load<u8>(tab + <usize>b);
-  if (s == 0) return;
-  const k: usize = <usize>(s - 1);
-  const v = (x - load<f32>(lo + (k << 2))) * load<f32>(sc + (k << 2));
-  const t = min(max(<i32>i32x4.extract_lane(i32x4.trunc_sat_f32x4_s(f32x4.splat(v)), 0), 0), 2047);
-  const a = sub + k * 8192 + (<usize>t << 2);
-  store<u32>(a, load<u32>(a) + 1);
+// Positions i of finite x with |x| > thr, written to idx (i32); returns how
+// many. The top-k scan then only looks at these instead of the whole chunk.
+export function above(p: usize, n: i32, thr: f32, idx: usize): i32 {
+  const INF = f32x4.splat(Infinity);
+  const T = f32x4.splat(thr);
+  let m = 0;
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const a = f32x4.abs(v128.load(p + (<usize>i << 2)));
+    if (!v128.any_true(v128.and(f32x4.gt(a, T), f32x4.lt(a, INF)))) continue;
+    for (let j = i; j < i + 4; j++) {
+      const v = abs<f32>(load<f32>(p + (<usize>j << 2)));
+      if (v > thr && v < Infinity) { store<i32>(idx + (<usize>m << 2), j); m++; }
+    }
+  }
+  for (let j = n4; j < n; j++) {
+    const v = abs<f32>(load<f32>(p + (<usize>j << 2)));
+    if (v > thr && v < Infinity) { store<i32>(idx + (<usize>m << 2), j); m++; }
+  }
+  return m;
 }
 
 // Per-output-channel accumulation. The chunk's first element belongs to
@@ -306,28 +309,72 @@ export function bf16ToF32(src: usize, dst: usize, n: i32): void {
 // tables of 65536 at h and h + 262144, so consecutive equal codes do not
 // serialise on one counter) and returns the largest magnitude code
 // (code & 0x7fff) that is not NaN, i.e. not above nanAbove; -1 if none.
+// Eight codes per vector load; the maximum is tracked with u16 lanes as
+// magnitude + 1 (0 for NaN lanes), so "none" comes out as -1.
 export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
-  let best: i32 = -1;
-  const n2 = n & ~1;
-  for (let i = 0; i < n2; i += 2) {
-    const c0 = <i32>load<u16>(src + (<usize>i << 1));
-    const c1 = <i32>load<u16>(src + (<usize>i << 1), 2);
-    let a = h + (<usize>c0 << 2);
+  const MAG = i16x8.splat(0x7fff);
+  const LIM = i16x8.splat(<i16>nanAbove);
+  const ONE = i16x8.splat(1);
+  let mx = i16x8.splat(0);
+  const h2 = h + 262144;
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
+    const v = v128.load(src + (<usize>i << 1));
+    const m = v128.and(v, MAG);
+    mx = i16x8.max_u(mx, v128.and(i16x8.add(m, ONE), i16x8.le_u(m, LIM)));
+    let a = h + (<usize>i16x8.extract_lane_u(v, 0) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = h + 262144 + (<usize>c1 << 2);
+    a = h2 + (<usize>i16x8.extract_lane_u(v, 1) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    const m0 = c0 & 0x7fff, m1 = c1 & 0x7fff;
-    if (m0 <= nanAbove && m0 > best) best = m0;
-    if (m1 <= nanAbove && m1 > best) best = m1;
+    a = h + (<usize>i16x8.extract_lane_u(v, 2) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h2 + (<usize>i16x8.extract_lane_u(v, 3) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + (<usize>i16x8.extract_lane_u(v, 4) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h2 + (<usize>i16x8.extract_lane_u(v, 5) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h + (<usize>i16x8.extract_lane_u(v, 6) << 2);
+    store<u32>(a, load<u32>(a) + 1);
+    a = h2 + (<usize>i16x8.extract_lane_u(v, 7) << 2);
+    store<u32>(a, load<u32>(a) + 1);
   }
-  if (n2 < n) {
-    const c0 = <i32>load<u16>(src + (<usize>n2 << 1));
-    const a = h + (<usize>c0 << 2);
+  let best: i32 = max(
+    max(max(<i32>i16x8.extract_lane_u(mx, 0), <i32>i16x8.extract_lane_u(mx, 1)), max(<i32>i16x8.extract_lane_u(mx, 2), <i32>i16x8.extract_lane_u(mx, 3))),
+    max(max(<i32>i16x8.extract_lane_u(mx, 4), <i32>i16x8.extract_lane_u(mx, 5)), max(<i32>i16x8.extract_lane_u(mx, 6), <i32>i16x8.extract_lane_u(mx, 7)))) - 1;
+  for (let i = n8; i < n; i++) {
+    const c = <i32>load<u16>(src + (<usize>i << 1));
+    const a = h + (<usize>(i & 1) << 18) + (<usize>c << 2);
     store<u32>(a, load<u32>(a) + 1);
-    const m0 = c0 & 0x7fff;
-    if (m0 <= nanAbove && m0 > best) best = m0;
+    const m = c & 0x7fff;
+    if (m <= nanAbove && m > best) best = m;
   }
   return best;
+}
+
+// Positions i of the finite 16-bit codes of a chunk whose magnitude
+// (code & 0x7fff) is at least from and below infCode (the ±Inf magnitude),
+// written to idx (i32); returns how many. The float16/bfloat16 top-k scan
+// uses it on the raw codes, so chunks need no decoding for it.
+export function above16(src: usize, n: i32, from: i32, infCode: i32, idx: usize): i32 {
+  const MAG = i16x8.splat(0x7fff);
+  const F = i16x8.splat(<i16>from);
+  const INF = i16x8.splat(<i16>infCode);
+  let m = 0;
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
+    const g = v128.and(v128.load(src + (<usize>i << 1)), MAG);
+    if (!v128.any_true(v128.and(i16x8.ge_u(g, F), i16x8.lt_u(g, INF)))) continue;
+    for (let j = i; j < i + 8; j++) {
+      const c = <i32>load<u16>(src + (<usize>j << 1)) & 0x7fff;
+      if (c >= from && c < infCode) { store<i32>(idx + (<usize>m << 2), j); m++; }
+    }
+  }
+  for (let j = n8; j < n; j++) {
+    const c = <i32>load<u16>(src + (<usize>j << 1)) & 0x7fff;
+    if (c >= from && c < infCode) { store<i32>(idx + (<usize>m << 2), j); m++; }
+  }
+  return m;
 }
 
 // Plain read-bandwidth probe: sum of float32 with four independent vector accumulators.
@@ -345,4 +392,21 @@ export function sumF32(p: usize, n: i32): f32 {
   let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
   for (let i = n16; i < n; i++) r += load<f32>(p + (<usize>i << 2));
   return r;
+}
+
+// The non-zero entries of n u32 counters: their indices to idx (i32) and
+// counts to cnt (f64); returns how many, and zeroes them, so the table is
+// clean again without a 256 KiB fill. Lets the host copy out a sparse
+// 65536-entry table without a per-element JS loop.
+export function compactU32(src: usize, n: i32, idx: usize, cnt: usize): i32 {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const c = load<u32>(src + (<usize>i << 2));
+    if (c == 0) continue;
+    store<i32>(idx + (<usize>m << 2), i);
+    store<f64>(cnt + (<usize>m << 3), <f64>c);
+    store<u32>(src + (<usize>i << 2), 0);
+    m++;
+  }
+  return m;
 }

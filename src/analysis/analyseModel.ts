@@ -8,13 +8,13 @@
 import { setMaxListeners } from 'node:events';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { CancelledError, WorkerPool } from '../worker/pool';
-import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions } from './stats';
+import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, pass2Params, resolveOptions } from './stats';
 import { isAnalysable } from './tensorSource';
 import type { SensitivityOptions, TensorSensitivity } from './sensitivity';
 import type { FileTensorRef, Range } from '../worker/protocol';
 
 /** Bump when any statistic's definition or computation changes: cached results are then recomputed. */
-export const ENGINE_VERSION = 1;
+export const ENGINE_VERSION = 2;
 
 export interface TensorEntry {
   name: string;
@@ -82,7 +82,7 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     else skipped.push({ name: t.name, dtype: t.dtype, reason: t.numel < 1 ? 'empty' : 'not a floating-point tensor' });
   }
   const split = opts.splitElements ?? 8 * 1024 * 1024;
-  const passes = o.refinePercentiles ? 3 : 2;
+  const passes = 2;
   const workTotal = todo.reduce((a, t) => a + passes * t.numel, 0);
   let workDone = 0, tensorsDone = 0;
   const partial = new Map<object, number>();
@@ -135,9 +135,7 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     const p1 = (await each<Pass1>((range) => ({ kind: 'pass1', source, range, options: o }))).reduce((a, b) => mergePass1(a, b, o.topK));
     const params = pass2Params(p1, o);
     const p2 = (await each<Pass2>((range) => ({ kind: 'pass2', source, range, options: o, params }))).reduce(mergePass2);
-    const plan = planRefine(p1, p2, params, o);
-    const p3 = plan ? (await each<Float64Array[]>((range) => ({ kind: 'pass3', source, range, options: o, plan }))).reduce(mergePass3) : undefined;
-    return finalize(p1, p2, params, plan, p3, o, layout);
+    return finalize(p1, p2, params, o, layout);
   };
 
   const results = new Map<string, TensorEntry>();

@@ -10,6 +10,32 @@ import { STATS_WASM_BASE64 } from './statsWasm.generated';
 export const HIST_BINS = 2048;
 export const LOG_BINS = 256;
 export const MAX_REFINE_SLOTS = 8;
+/** Buckets keyed by the top 16 bits of a float32 (sign, exponent, 7 mantissa bits). */
+export const KEYS = 65536;
+
+/** Sparse counters: the non-zero entries of a table, indices ascending. */
+export interface Counts { at: Int32Array; n: Float64Array }
+
+/** The non-zero entries of a dense table. */
+export function sparseCounts(d: ArrayLike<number>): Counts {
+  let m = 0;
+  for (let i = 0; i < d.length; i++) if (d[i] !== 0) m++;
+  const at = new Int32Array(m), n = new Float64Array(m);
+  for (let i = 0, j = 0; i < d.length; i++) if (d[i] !== 0) { at[j] = i; n[j++] = d[i]; }
+  return { at, n };
+}
+
+/** Sum of two sparse tables. */
+export function addCounts(a: Counts, b: Counts): Counts {
+  const at: number[] = [], n: number[] = [];
+  let i = 0, j = 0;
+  while (i < a.at.length || j < b.at.length) {
+    if (j >= b.at.length || (i < a.at.length && a.at[i] < b.at[j])) { at.push(a.at[i]); n.push(a.n[i++]); }
+    else if (i >= a.at.length || b.at[j] < a.at[i]) { at.push(b.at[j]); n.push(b.n[j++]); }
+    else { at.push(a.at[i]); n.push(a.n[i++] + b.n[j++]); }
+  }
+  return { at: Int32Array.from(at), n: Float64Array.from(n) };
+}
 
 /** Per-chunk raw moments: see `moments` in wasm/stats.ts. */
 export interface ChunkMoments {
@@ -18,8 +44,6 @@ export interface ChunkMoments {
   /** Sums of (x - shift)^k for k = 1..4, lanes combined as (s0 + s1) + (s2 + s3). */
   s1: number; s2: number; s3: number; s4: number;
 }
-
-export interface RefineSlot { bin: number; lo: number; scale: number }
 
 /** Per-channel running state: count, min, max, shift, sum(x - shift), sum((x - shift)^2). */
 export interface ChannelRaw {
@@ -36,15 +60,24 @@ export interface StatsKernel {
   /** Raw 16-bit input (capacity * 2 bytes) for `decode`. Re-fetch after channelsSetup. */
   raw(): Uint8Array;
   decode(dtype: 'f16' | 'bf16', n: number): void;
-  /** One pass over the chunk; `shift` (rounded to float32) should be near the chunk's mean, see stats.ts. */
-  moments(n: number, eps: number, shift: number): ChunkMoments;
-  histReset(): void;
-  /** Adds the chunk to the linear and log histograms; returns how many finite x are > hi or < lo. */
+  /**
+   * One pass over the chunk; `shift` (rounded to float32) should be near the chunk's mean, see stats.ts.
+   * With `countKeys`, finite x are also counted per top-16-bit key (keysRead).
+   */
+  moments(n: number, eps: number, shift: number, countKeys: boolean): ChunkMoments;
+  keysReset(): void;
+  /** Finite elements per top-16-bit key since keysReset. */
+  keysRead(): Counts;
+  /** Zeroes the linear histogram and sets the (≤ MAX_REFINE_SLOTS, finite) keys whose elements are counted by their low 16 bits. */
+  histReset(refineKeys: readonly number[]): void;
+  /** Adds the chunk to the linear histogram and the refined keys; returns how many finite x are > hi or < lo. */
   hist(n: number, min: number, scale: number, lo: number, hi: number): number;
-  histRead(): { lin: Float64Array; log: Float64Array };
-  refineSetup(min: number, scale: number, slots: RefineSlot[]): void;
-  refine(n: number): void;
-  refineRead(): Float64Array[];
+  /** Linear histogram, and per refined key the counts of each low-16-bit pattern. Ends the accumulation: histReset before more hist. */
+  histRead(): { lin: Float64Array; sub: Counts[] };
+  /** Positions of the finite x in the chunk with |x| > thr (a view, valid until the next call). */
+  above(n: number, thr: number): Int32Array;
+  /** Positions in raw() of the 16-bit codes with from ≤ (code & 0x7fff) < infCode (a view, valid until the next call). */
+  above16(n: number, from: number, infCode: number): Int32Array;
   channelsSetup(channels: number): void;
   channels(n: number, c0: number, off0: number, inner: number): void;
   channelsRead(): ChannelRaw;
@@ -55,7 +88,8 @@ export interface StatsKernel {
   /** Count the codes of raw()[0..2n); returns the largest non-NaN magnitude code (code & 0x7fff ≤ nanAbove), -1 if none. */
   count16(n: number, nanAbove: number): number;
   /** Counts per code, 65536 entries. */
-  codesRead(): Float64Array;
+  /** Occurrences of each 16-bit code since codesReset (sparse). */
+  codesRead(): Counts;
 }
 
 export function lanes4(a: number, b: number, c: number, d: number): number {
@@ -96,9 +130,11 @@ const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface StatsExports {
   memory: WasmMemory;
   heapBase(): number;
-  moments(p: number, n: number, eps: number, shift: number, out: number): void;
-  hist(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, lg: number): number;
-  refine(p: number, n: number, min: number, scale: number, tab: number, lo: number, sc: number, sub: number, bins: number): void;
+  moments(p: number, n: number, eps: number, shift: number, out: number, keys: number): void;
+  hist(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, kp: number, sub: number): number;
+  above(p: number, n: number, thr: number, idx: number): number;
+  compactU32(src: number, n: number, idx: number, cnt: number): number;
+  above16(src: number, n: number, from: number, infCode: number, idx: number): number;
   channels(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
   f16ToF32(src: number, dst: number, n: number): void;
   bf16ToF32(src: number, dst: number, n: number): void;
@@ -118,18 +154,23 @@ const align = (n: number) => (n + 63) & ~63;
 export class WasmKernel implements StatsKernel {
   readonly kind = 'wasm' as const;
   private readonly x: StatsExports;
-  private readonly OUT: number; private readonly HIST: number; private readonly LOG: number;
-  private readonly TAB: number; private readonly RLO: number; private readonly RSC: number; private readonly RBINS: number;
-  private readonly SUB: number; private readonly RAW: number; private readonly F32: number;
+  private readonly OUT: number; private readonly HIST: number;
+  private readonly KP: number; private readonly SUB: number; private readonly KEYS: number; private readonly SCRATCH: number;
+  private readonly RAW: number; private readonly F32: number; private readonly IDX: number; private readonly CIDX: number; private readonly CCNT: number;
   private readonly CH: number;
   private readonly CODES: number;
-  private codeAcc = new Float64Array(65536);
+  private keyAcc = new Float64Array(KEYS);
+  private keysSince = 0;
+  /** float64 totals of the refinement counters, only used once a range's counts could overflow u32. */
+  private subAcc: Float64Array[] | undefined;
+  private subDirty = false;
+  private nSub = 0;
+  /** float64 totals of the code counters, only used once a range's counts could overflow u32. */
+  private codeAcc: Float64Array | undefined;
   private codesSince = 0;
   private C = 0;
   private linAcc = new Float64Array(HIST_BINS + 1);
-  private logAcc = new Float64Array(LOG_BINS);
   private sinceFlush = 0;
-  private slots = 0;
 
   constructor(readonly capacity = 65536) {
     const inst = new WA.Instance(statsModule(), {});
@@ -137,17 +178,19 @@ export class WasmKernel implements StatsKernel {
     let p = align(Math.max(this.x.heapBase(), 1024));
     this.OUT = p; p = align(p + 256);
     this.HIST = p; p = align(p + 4 * HIST_COPY * 4);
-    this.LOG = p; p = align(p + 4 * LOG_BINS * 4);
-    this.TAB = p; p = align(p + HIST_BINS);
-    this.RLO = p; p = align(p + MAX_REFINE_SLOTS * 4);
-    this.RSC = p; p = align(p + MAX_REFINE_SLOTS * 4);
-    this.RBINS = p; p = align(p + MAX_REFINE_SLOTS * 4);
-    this.SUB = p; p = align(p + MAX_REFINE_SLOTS * HIST_BINS * 4);
+    this.KP = p; p = align(p + MAX_REFINE_SLOTS * 4);
+    this.SUB = p; p = align(p + MAX_REFINE_SLOTS * KEYS * 4);
+    this.KEYS = p; p = align(p + (KEYS + 1) * 4);
+    this.SCRATCH = p; p = align(p + (KEYS + 1) * 4);
     this.RAW = p; p = align(p + capacity * 2 + 16);
     this.F32 = p; p = align(p + capacity * 4 + 16);
+    this.IDX = p; p = align(p + capacity * 4 + 16);
+    this.CIDX = p; p = align(p + KEYS * 4);
+    this.CCNT = p; p = align(p + KEYS * 8);
     this.CODES = p; p = align(p + 2 * 65536 * 4);
     this.CH = p;
     this.ensure(p);
+    new Int32Array(this.buf, this.KP, MAX_REFINE_SLOTS).fill(-1);
   }
 
   private ensure(bytes: number): void {
@@ -163,8 +206,14 @@ export class WasmKernel implements StatsKernel {
     else this.x.bf16ToF32(this.RAW, this.F32, n);
   }
 
-  moments(n: number, eps: number, shift: number): ChunkMoments {
-    this.x.moments(this.F32, n, eps, shift, this.OUT);
+  moments(n: number, eps: number, shift: number, countKeys: boolean): ChunkMoments {
+    if (countKeys) {
+      // Each u32 key counter sees at most keysSince + n increments; flush long before 2^32.
+      if (this.keysSince + n > 2 ** 31) this.flushKeys();
+      this.keysSince += n;
+      this.keysDirty = true;
+    }
+    this.x.moments(this.F32, n, eps, shift, this.OUT, countKeys ? this.KEYS : this.SCRATCH);
     const o = new Float64Array(this.buf, this.OUT, 24);
     return {
       count: o[0], nan: o[1], zeros: o[2], nearZeros: o[3], min: o[4] + 0, max: o[5] + 0, shift: Math.fround(shift),
@@ -172,52 +221,93 @@ export class WasmKernel implements StatsKernel {
       s3: lanes4(o[16], o[17], o[18], o[19]), s4: lanes4(o[20], o[21], o[22], o[23]),
     };
   }
+  keysReset(): void {
+    // keysRead leaves the table zeroed; only an unread (e.g. cancelled) accumulation needs clearing.
+    if (this.keysDirty) new Uint32Array(this.buf, this.KEYS, KEYS + 1).fill(0);
+    this.keysDirty = false;
+    this.keysFlushed = false;
+    this.keysSince = 0;
+  }
+  private keysFlushed = false;
+  private keysDirty = true;
+  private codesDirty = true;
+  private flushKeys(): void {
+    const c = new Uint32Array(this.buf, this.KEYS, KEYS + 1);
+    if (!this.keysFlushed) this.keyAcc.fill(0);
+    for (let i = 0; i < KEYS; i++) this.keyAcc[i] += c[i];
+    c.fill(0);
+    this.keysFlushed = true;
+    this.keysSince = 0;
+  }
+  keysRead(): Counts {
+    // Non-finite lanes land in slot KEYS, which compact does not visit.
+    new Uint32Array(this.buf, this.KEYS, KEYS + 1)[KEYS] = 0;
+    this.keysDirty = false;
+    if (!this.keysFlushed) return this.compact(this.KEYS);
+    this.flushKeys();
+    return sparseCounts(this.keyAcc);
+  }
 
-  histReset(): void {
+  histReset(refineKeys: readonly number[]): void {
+    if (refineKeys.length > MAX_REFINE_SLOTS) throw new Error(`at most ${MAX_REFINE_SLOTS} refined keys`);
     new Uint32Array(this.buf, this.HIST, 4 * HIST_COPY).fill(0);
-    new Uint32Array(this.buf, this.LOG, 4 * LOG_BINS).fill(0);
-    this.linAcc.fill(0); this.logAcc.fill(0); this.sinceFlush = 0;
+    const kp = new Int32Array(this.buf, this.KP, MAX_REFINE_SLOTS);
+    kp.fill(-1);
+    refineKeys.forEach((key, i) => { kp[i] = key; });
+    // histRead leaves the refinement counters zeroed; only an unread accumulation needs clearing.
+    if (this.subDirty) new Uint32Array(this.buf, this.SUB, MAX_REFINE_SLOTS * KEYS).fill(0);
+    this.subDirty = refineKeys.length > 0;
+    this.nSub = refineKeys.length;
+    this.subAcc = undefined;
+    this.linAcc.fill(0); this.sinceFlush = 0;
   }
   hist(n: number, min: number, scale: number, lo: number, hi: number): number {
-    // Each u32 copy sees at most sinceFlush/4 + n increments; flush long before 2^32.
+    // Each u32 counter sees at most sinceFlush + n increments; flush long before 2^32.
     if (this.sinceFlush + n > 2 ** 31) this.flushHist();
     this.sinceFlush += n;
-    return this.x.hist(this.F32, n, min, scale, lo, hi, this.HIST, this.LOG);
+    return this.x.hist(this.F32, n, min, scale, lo, hi, this.HIST, this.KP, this.SUB);
   }
   private flushHist(): void {
     const h = new Uint32Array(this.buf, this.HIST, 4 * HIST_COPY);
     for (let c = 0; c < 4; c++) for (let b = 0; b <= HIST_BINS; b++) this.linAcc[b] += h[c * HIST_COPY + b];
-    const l = new Uint32Array(this.buf, this.LOG, 4 * LOG_BINS);
-    for (let c = 0; c < 4; c++) for (let b = 0; b < LOG_BINS; b++) this.logAcc[b] += l[c * LOG_BINS + b];
-    h.fill(0); l.fill(0); this.sinceFlush = 0;
+    h.fill(0);
+    if (this.nSub > 0) {
+      const sub = new Uint32Array(this.buf, this.SUB, this.nSub * KEYS);
+      const acc = this.subAcc ??= Array.from({ length: this.nSub }, () => new Float64Array(KEYS));
+      for (let s = 0; s < this.nSub; s++) for (let i = 0; i < KEYS; i++) acc[s][i] += sub[s * KEYS + i];
+      sub.fill(0);
+    }
+    this.sinceFlush = 0;
   }
-  histRead(): { lin: Float64Array; log: Float64Array } {
-    this.flushHist();
-    return { lin: this.linAcc.slice(0, HIST_BINS), log: this.logAcc.slice() };
+  histRead(): { lin: Float64Array; sub: Counts[] } {
+    const h = new Uint32Array(this.buf, this.HIST, 4 * HIST_COPY);
+    for (let c = 0; c < 4; c++) for (let b = 0; b <= HIST_BINS; b++) this.linAcc[b] += h[c * HIST_COPY + b];
+    h.fill(0);
+    const sub: Counts[] = [];
+    for (let s = 0; s < this.nSub; s++) {
+      const r = this.compact(this.SUB + s * KEYS * 4);
+      sub.push(this.subAcc ? addCounts(r, sparseCounts(this.subAcc[s])) : r);
+    }
+    this.subDirty = false; // compact zeroed what it read
+    this.subAcc = undefined;
+    this.sinceFlush = 0;
+    return { lin: this.linAcc.slice(0, HIST_BINS), sub };
   }
 
-  refineSetup(min: number, scale: number, slots: RefineSlot[]): void {
-    if (slots.length > MAX_REFINE_SLOTS) throw new Error(`at most ${MAX_REFINE_SLOTS} refine slots`);
-    const tab = new Uint8Array(this.buf, this.TAB, HIST_BINS);
-    tab.fill(0);
-    const lo = new Float32Array(this.buf, this.RLO, MAX_REFINE_SLOTS);
-    const sc = new Float32Array(this.buf, this.RSC, MAX_REFINE_SLOTS);
-    const bins = new Int32Array(this.buf, this.RBINS, MAX_REFINE_SLOTS);
-    bins.fill(-1);
-    slots.forEach((s, i) => { tab[s.bin] = i + 1; lo[i] = s.lo; sc[i] = s.scale; bins[i] = s.bin; });
-    new Uint32Array(this.buf, this.SUB, MAX_REFINE_SLOTS * HIST_BINS).fill(0);
-    this.slots = slots.length;
-    this.refMin = min; this.refScale = scale;
+  /** The non-zero entries of KEYS u32 counters at p (found in WASM: a JS loop over 65536 entries per tensor costs more than small tensors do). */
+  private compact(p: number): Counts {
+    const m = this.x.compactU32(p, KEYS, this.CIDX, this.CCNT);
+    return { at: new Int32Array(this.buf, this.CIDX, m).slice(), n: new Float64Array(this.buf, this.CCNT, m).slice() };
   }
-  private refMin = 0; private refScale = 0;
-  refine(n: number): void {
-    this.x.refine(this.F32, n, this.refMin, this.refScale, this.TAB, this.RLO, this.RSC, this.SUB, this.RBINS);
+
+  above16(n: number, from: number, infCode: number): Int32Array {
+    const m = this.x.above16(this.RAW, n, from, infCode, this.IDX);
+    return new Int32Array(this.buf, this.IDX, m);
   }
-  refineRead(): Float64Array[] {
-    const sub = new Uint32Array(this.buf, this.SUB, MAX_REFINE_SLOTS * HIST_BINS);
-    const r: Float64Array[] = [];
-    for (let s = 0; s < this.slots; s++) r.push(Float64Array.from(sub.subarray(s * HIST_BINS, (s + 1) * HIST_BINS)));
-    return r;
+
+  above(n: number, thr: number): Int32Array {
+    const m = this.x.above(this.F32, n, thr, this.IDX);
+    return new Int32Array(this.buf, this.IDX, m);
   }
 
   channelsSetup(channels: number): void {
@@ -243,24 +333,28 @@ export class WasmKernel implements StatsKernel {
   sum(n: number): number { return this.x.sumF32(this.F32, n); }
 
   codesReset(): void {
-    new Uint32Array(this.buf, this.CODES, 2 * 65536).fill(0);
-    this.codeAcc.fill(0);
+    if (this.codesDirty) new Uint32Array(this.buf, this.CODES, 2 * 65536).fill(0);
+    this.codesDirty = false;
+    this.codeAcc = undefined;
     this.codesSince = 0;
   }
   count16(n: number, nanAbove: number): number {
     if (this.codesSince + n > 2 ** 31) this.flushCodes();
     this.codesSince += n;
+    this.codesDirty = true;
     return this.x.count16(this.RAW, n, this.CODES, nanAbove);
   }
   private flushCodes(): void {
     const c = new Uint32Array(this.buf, this.CODES, 2 * 65536);
-    for (let i = 0; i < 65536; i++) this.codeAcc[i] += c[i] + c[65536 + i];
+    const acc = this.codeAcc ??= new Float64Array(65536);
+    for (let i = 0; i < 65536; i++) acc[i] += c[i] + c[65536 + i];
     c.fill(0);
     this.codesSince = 0;
   }
-  codesRead(): Float64Array {
-    this.flushCodes();
-    return this.codeAcc.slice();
+  codesRead(): Counts {
+    this.codesDirty = false;
+    if (this.codeAcc) { this.flushCodes(); return sparseCounts(this.codeAcc); }
+    return addCounts(this.compact(this.CODES), this.compact(this.CODES + 65536 * 4));
   }
 
   /**
@@ -272,6 +366,7 @@ export class WasmKernel implements StatsKernel {
     view: Float32Array;
     sum(): number;
     moments(chunk: number, eps: number): number;
+    above(chunk: number, thr: number): number;
     hist(chunk: number, min: number, scale: number, lo: number, hi: number): number;
   } {
     const p = align(this.CH + 6 * 8 * this.C);
@@ -282,12 +377,17 @@ export class WasmKernel implements StatsKernel {
       sum: () => x.sumF32(p, n),
       moments: (chunk, eps) => {
         let c = 0;
-        for (let i = 0; i < n; i += chunk) { x.moments(p + i * 4, Math.min(chunk, n - i), eps, 0, this.OUT); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
+        for (let i = 0; i < n; i += chunk) { x.moments(p + i * 4, Math.min(chunk, n - i), eps, 0, this.OUT, this.SCRATCH); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
         return c;
+      },
+      above: (chunk, thr) => {
+        let m = 0;
+        for (let i = 0; i < n; i += chunk) m += x.above(p + i * 4, Math.min(chunk, n - i), thr, this.IDX);
+        return m;
       },
       hist: (chunk, min, scale, lo, hi) => {
         let o = 0;
-        for (let i = 0; i < n; i += chunk) o += x.hist(p + i * 4, Math.min(chunk, n - i), min, scale, lo, hi, this.HIST, this.LOG);
+        for (let i = 0; i < n; i += chunk) o += x.hist(p + i * 4, Math.min(chunk, n - i), min, scale, lo, hi, this.HIST, this.KP, this.SUB);
         return o;
       },
     };

@@ -4,7 +4,7 @@
  * bit-identical to the WASM ones; tests rely on that, and it is the fallback
  * where WebAssembly SIMD is unavailable.
  */
-import { ChannelRaw, ChunkMoments, HIST_BINS, LOG_BINS, MAX_REFINE_SLOTS, RefineSlot, StatsKernel, lanes4 } from './kernels';
+import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, lanes4, sparseCounts } from './kernels';
 
 const fr = Math.fround;
 const TWO112 = fr(5.192296858534828e33);
@@ -20,12 +20,10 @@ export class TsKernel implements StatsKernel {
   private readonly bits: Uint32Array;
   private readonly rawBuf: Uint8Array;
   private lin = new Float64Array(HIST_BINS + 1);
-  private log = new Float64Array(LOG_BINS);
-  private tab = new Uint8Array(HIST_BINS);
-  private rlo = new Float32Array(MAX_REFINE_SLOTS);
-  private rsc = new Float32Array(MAX_REFINE_SLOTS);
+  private keys = new Float64Array(KEYS);
+  private refineKeys: number[] = [];
   private sub: Float64Array[] = [];
-  private refMin = 0; private refScale = 0;
+  private idx: Int32Array;
   private ch: ChannelRaw | undefined;
   private C = 0;
 
@@ -33,6 +31,7 @@ export class TsKernel implements StatsKernel {
     this.in32 = new Float32Array(capacity);
     this.bits = new Uint32Array(this.in32.buffer);
     this.rawBuf = new Uint8Array(capacity * 2);
+    this.idx = new Int32Array(capacity);
   }
 
   f32(): Float32Array { return this.in32; }
@@ -55,8 +54,8 @@ export class TsKernel implements StatsKernel {
     }
   }
 
-  moments(n: number, eps: number, shiftIn: number): ChunkMoments {
-    const x = this.in32;
+  moments(n: number, eps: number, shiftIn: number, countKeys: boolean): ChunkMoments {
+    const x = this.in32, bits = this.bits;
     const e = fr(eps);
     const shift = fr(shiftIn);
     let count = 0, nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
@@ -66,6 +65,7 @@ export class TsKernel implements StatsKernel {
       if (v !== v) { nan++; continue; }
       const a = Math.abs(v);
       if (a === Infinity) continue;
+      if (countKeys) this.keys[bits[i] >>> 16]++;
       count++;
       if (v === 0) zeros++;
       if (a < e) nearZeros++;
@@ -84,43 +84,55 @@ export class TsKernel implements StatsKernel {
     };
   }
 
-  histReset(): void { this.lin.fill(0); this.log.fill(0); }
+  keysReset(): void { this.keys.fill(0); }
+  keysRead(): Counts { return sparseCounts(this.keys); }
+
+  histReset(refineKeys: readonly number[]): void {
+    if (refineKeys.length > MAX_REFINE_SLOTS) throw new Error(`at most ${MAX_REFINE_SLOTS} refined keys`);
+    this.lin.fill(0);
+    this.refineKeys = [...refineKeys];
+    this.sub = refineKeys.map(() => new Float64Array(KEYS));
+  }
   hist(n: number, min: number, scale: number, lo: number, hi: number): number {
     const x = this.in32, bits = this.bits;
     const mn = fr(min), sc = fr(scale), l = fr(lo), h = fr(hi);
+    const rk = this.refineKeys;
     let out = 0;
     for (let i = 0; i < n; i++) {
       const v = x[i];
-      this.log[(bits[i] >>> 23) & 0xff]++;
       if (!(Math.abs(v) < Infinity)) { this.lin[HIST_BINS]++; continue; }
       this.lin[bin(v, mn, sc)]++;
       if (v > h || v < l) out++;
+      const s = rk.indexOf(bits[i] >>> 16);
+      if (s >= 0) this.sub[s][bits[i] & 0xffff]++;
     }
     return out;
   }
-  histRead(): { lin: Float64Array; log: Float64Array } {
-    return { lin: this.lin.slice(0, HIST_BINS), log: this.log.slice() };
+  histRead(): { lin: Float64Array; sub: Counts[] } {
+    const sub = this.sub.map(sparseCounts);
+    this.sub = []; this.refineKeys = [];
+    return { lin: this.lin.slice(0, HIST_BINS), sub };
   }
 
-  refineSetup(min: number, scale: number, slots: RefineSlot[]): void {
-    if (slots.length > MAX_REFINE_SLOTS) throw new Error(`at most ${MAX_REFINE_SLOTS} refine slots`);
-    this.tab.fill(0);
-    slots.forEach((s, i) => { this.tab[s.bin] = i + 1; this.rlo[i] = s.lo; this.rsc[i] = s.scale; });
-    this.sub = slots.map(() => new Float64Array(HIST_BINS));
-    this.refMin = fr(min); this.refScale = fr(scale);
-  }
-  refine(n: number): void {
-    const x = this.in32;
+  above16(n: number, from: number, infCode: number): Int32Array {
+    const h16 = new Uint16Array(this.rawBuf.buffer, this.rawBuf.byteOffset, n);
+    let m = 0;
     for (let i = 0; i < n; i++) {
-      const v = x[i];
-      if (!(Math.abs(v) < Infinity)) continue;
-      const s = this.tab[bin(v, this.refMin, this.refScale)];
-      if (s === 0) continue;
-      const t = Math.trunc(fr(fr(v - this.rlo[s - 1]) * this.rsc[s - 1]));
-      this.sub[s - 1][t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t]++;
+      const c = h16[i] & 0x7fff;
+      if (c >= from && c < infCode) this.idx[m++] = i;
     }
+    return this.idx.subarray(0, m);
   }
-  refineRead(): Float64Array[] { return this.sub.map((a) => a.slice()); }
+
+  above(n: number, thr: number): Int32Array {
+    const x = this.in32, t = fr(thr);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const a = Math.abs(x[i]);
+      if (a > t && a < Infinity) this.idx[m++] = i;
+    }
+    return this.idx.subarray(0, m);
+  }
 
   channelsSetup(channels: number): void {
     this.C = channels;
@@ -171,7 +183,7 @@ export class TsKernel implements StatsKernel {
     }
     return best;
   }
-  codesRead(): Float64Array { return this.codes.slice(); }
+  codesRead(): Counts { return sparseCounts(this.codes); }
 
   sum(n: number): number {
     let s = 0;

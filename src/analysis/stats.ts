@@ -1,15 +1,17 @@
 /**
- * Streaming per-tensor statistics. A tensor is read in bounded chunks, in up
- * to three passes: (1) counts, range, moments, top-k and per-channel stats;
- * (2) the 2048-bin histogram over [min, max], the log2-magnitude histogram
- * and the |x - mean| > k·σ outlier count (both need pass 1's results);
- * (3) optionally, a second-level histogram inside the bins that hold the
- * requested percentiles, which tightens their error bound 2048-fold.
+ * Streaming per-tensor statistics. A tensor is read in bounded chunks, in two
+ * passes: (1) counts, range, moments, top-k, per-channel stats and a count
+ * of the finite elements per top-16-bit key (sign, exponent, 7 mantissa
+ * bits), which gives the log2-magnitude histogram and, for each requested
+ * percentile, the key bucket holding its rank; (2) the 2048-bin histogram
+ * over [min, max] and the |x - mean| > k·σ outlier count (both need pass 1's
+ * results), and the low 16 bits of every element in those few buckets, which
+ * makes the percentiles exact.
  * Each pass works on a range of elements and yields a partial that merges
  * exactly with the partials of other ranges (Chan/Pébay moment merging in
  * float64), so a large tensor can be split across workers.
  */
-import { ChunkMoments, HIST_BINS, LOG_BINS, RefineSlot, StatsKernel, WasmKernel, f32Down, f32Up } from './kernels';
+import { ChunkMoments, Counts, HIST_BINS, LOG_BINS, StatsKernel, WasmKernel, addCounts, f32Down, f32Up } from './kernels';
 import { TsKernel } from './kernelsTs';
 
 export const PERCENTILES = [0.01, 0.1, 1, 50, 99, 99.9, 99.99] as const;
@@ -23,9 +25,13 @@ export interface StatsOptions {
   topK?: number;
   /** A channel is an outlier channel when its abs-max exceeds this × the median channel abs-max. Default 4. */
   channelOutlierFactor?: number;
-  /** Run the third pass that refines percentiles. Default true. */
+  /**
+   * Exact percentiles: pass 2 also counts the low 16 bits of the elements in
+   * the key buckets holding the requested ranks (no extra pass). Default true;
+   * false reports the middle of the bucket with its half-width as error bound.
+   */
   refinePercentiles?: boolean;
-  /** Elements per chunk read. Default 32768 (128 KiB of float32). */
+  /** Elements per chunk read. Default 262144 (1 MiB of float32: readSync of cached files is several times faster per byte than in 128 KiB reads). */
   chunkElements?: number;
   /**
    * float16/bfloat16 tensors read as raw codes: one pass counting each of the
@@ -47,7 +53,7 @@ export function resolveOptions(o: StatsOptions = {}): ResolvedStatsOptions {
     topK: o.topK ?? 16,
     channelOutlierFactor: o.channelOutlierFactor ?? 4,
     refinePercentiles: o.refinePercentiles ?? true,
-    chunkElements: o.chunkElements ?? 32768,
+    chunkElements: o.chunkElements ?? 262144,
     exact16: o.exact16 ?? true,
   };
   if (!(r.chunkElements >= 1 && Number.isInteger(r.chunkElements))) throw new Error(`chunkElements must be a positive integer, got ${r.chunkElements}`);
@@ -163,12 +169,13 @@ function chunkMoments(k: StatsKernel, n: number, eps: number, sofar: Moments): C
     const x = k.f32();
     for (let i = 0; i < n; i++) if (Math.abs(x[i]) < Infinity) { shift = x[i]; break; }
   }
-  const c = k.moments(n, eps, shift);
+  const c = k.moments(n, eps, shift, true);
   if (c.count === 0) return c;
   const d = c.s1 / c.count;
   if (c.count * d * d > (1 - 1e-4) * c.s2) {
     const again = Math.fround(c.shift + d);
-    if (again !== c.shift && Number.isFinite(again)) return k.moments(n, eps, again);
+    // The keys were counted by the first call.
+    if (again !== c.shift && Number.isFinite(again)) return k.moments(n, eps, again, false);
   }
   return c;
 }
@@ -234,6 +241,8 @@ export interface Pass1 {
   min: number; max: number;
   moments: Moments;
   top: TopEntry[];
+  /** Finite elements per top-16-bit key. */
+  keys: Counts;
   channels?: ChannelPartial;
 }
 
@@ -253,19 +262,14 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
   let nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
   const heap = new TopHeap(o.topK);
   if (layout) k.channelsSetup(layout.channels);
+  k.keysReset();
   forChunks(src, k, start, end, o.chunkElements, hook, (n, pos) => {
     const c = chunkMoments(k, n, o.nearZeroEps, mom);
     nan += c.nan; zeros += c.zeros; nearZeros += c.nearZeros;
     min = Math.min(min, c.min); max = Math.max(max, c.max);
     mom = mergeMoments(mom, chunkToMoments(c));
     // Only chunks that can change the top-k are scanned, which after the first few is almost none.
-    if (o.topK > 0 && c.count > 0 && (!heap.full || Math.max(-c.min, c.max) > heap.floor)) {
-      const x = k.f32();
-      for (let i = 0; i < n; i++) {
-        const v = x[i];
-        if (Math.abs(v) < Infinity && (!heap.full || Math.abs(v) > heap.floor)) heap.offer({ index: pos + i, value: v });
-      }
-    }
+    if (o.topK > 0 && c.count > 0 && (!heap.full || Math.max(-c.min, c.max) > heap.floor)) offerTop(k, n, pos, heap);
     if (layout) {
       const run = Math.floor(pos / layout.inner);
       k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
@@ -273,7 +277,17 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
   });
   const channels = layout ? channelPartial(k, layout) : undefined;
   const numel = end - start;
-  return { numel, nan, inf: numel - mom.n - nan, zeros, nearZeros, min, max, moments: mom, top: heap.sorted(), channels };
+  return { numel, nan, inf: numel - mom.n - nan, zeros, nearZeros, min, max, moments: mom, top: heap.sorted(), keys: k.keysRead(), channels };
+}
+
+/** Offers the chunk's candidates to the heap: the kernel pre-selects the finite x with |x| above the heap's floor. */
+function offerTop(k: StatsKernel, n: number, pos: number, heap: TopHeap): void {
+  const idx = k.above(n, heap.full ? heap.floor : -1);
+  const x = k.f32();
+  for (let j = 0; j < idx.length; j++) {
+    const i = idx[j], v = x[i];
+    if (!heap.full || Math.abs(v) > heap.floor) heap.offer({ index: pos + i, value: v });
+  }
 }
 
 function channelPartial(k: StatsKernel, layout: ChannelLayout): ChannelPartial {
@@ -303,12 +317,18 @@ function mergeChannels(A: ChannelPartial | undefined, B: ChannelPartial | undefi
   return channels;
 }
 
+function addArrays(a: Float64Array, b: Float64Array): Float64Array {
+  const r = a.slice();
+  for (let i = 0; i < r.length; i++) r[i] += b[i];
+  return r;
+}
+
 export function mergePass1(a: Pass1, b: Pass1, topK: number): Pass1 {
   const channels = mergeChannels(a.channels, b.channels);
   return {
     numel: a.numel + b.numel, nan: a.nan + b.nan, inf: a.inf + b.inf, zeros: a.zeros + b.zeros, nearZeros: a.nearZeros + b.nearZeros,
     min: Math.min(a.min, b.min), max: Math.max(a.max, b.max), moments: mergeMoments(a.moments, b.moments),
-    top: mergeTop(a.top, b.top, topK), channels,
+    top: mergeTop(a.top, b.top, topK), keys: addCounts(a.keys, b.keys), channels,
   };
 }
 
@@ -319,6 +339,8 @@ export interface Pass2Params {
   min: number; scale: number;
   /** float32 outlier thresholds: finite x > hi or x < lo. */
   lo: number; hi: number;
+  /** Top-16-bit keys whose elements pass 2 counts by their low 16 bits (the buckets holding the percentiles). */
+  refineKeys: number[];
 }
 
 const F32_MAX = 3.4028234663852886e38;
@@ -331,75 +353,64 @@ export function pass2Params(p1: Pass1, o: ResolvedStatsOptions): Pass2Params {
   const scale = range > 0 ? Math.fround(Math.min(HIST_BINS / range, F32_MAX)) : 0;
   const sd = n > 0 ? Math.sqrt(Math.max(0, p1.moments.m2) / n) : 0;
   const mean = p1.moments.mean;
-  return { min, scale, lo: f32Up(mean - o.outlierSigma * sd), hi: f32Down(mean + o.outlierSigma * sd) };
+  const refineKeys: number[] = [];
+  if (o.refinePercentiles && n > 0) for (const t of keyTargets(n, p1.keys)) if (!refineKeys.includes(t.key)) refineKeys.push(t.key);
+  return { min, scale, lo: f32Up(mean - o.outlierSigma * sd), hi: f32Down(mean + o.outlierSigma * sd), refineKeys };
 }
 
-export interface Pass2 { lin: Float64Array; log: Float64Array; outliers: number }
+export interface Pass2 {
+  lin: Float64Array; outliers: number;
+  /** Per refined key (same order as Pass2Params.refineKeys): elements per low-16-bit pattern. */
+  sub: Counts[];
+}
 
 export function runPass2(src: ChunkSource, k: StatsKernel, range: [number, number], p: Pass2Params, o: ResolvedStatsOptions, hook?: ChunkHook): Pass2 {
-  k.histReset();
+  k.histReset(p.refineKeys);
   let outliers = 0;
   forChunks(src, k, range[0], range[1], o.chunkElements, hook, (n) => { outliers += k.hist(n, p.min, p.scale, p.lo, p.hi); });
   const h = k.histRead();
-  return { lin: h.lin, log: h.log, outliers };
+  return { lin: h.lin, outliers, sub: h.sub };
 }
 
 export function mergePass2(a: Pass2, b: Pass2): Pass2 {
-  const lin = a.lin.slice(), log = a.log.slice();
-  for (let i = 0; i < lin.length; i++) lin[i] += b.lin[i];
-  for (let i = 0; i < log.length; i++) log[i] += b.log[i];
-  return { lin, log, outliers: a.outliers + b.outliers };
+  return { lin: addArrays(a.lin, b.lin), outliers: a.outliers + b.outliers, sub: a.sub.map((x, i) => addCounts(x, b.sub[i])) };
 }
 
-// --- percentiles and pass 3 --------------------------------------------------
+// --- percentiles from the key buckets -----------------------------------------
 
-interface Target { q: number; rank: number; bin: number; rankInBin: number }
+/** Rank of a top-16-bit key in ascending order of the values it holds: negative keys (sign bit set) order by decreasing magnitude. */
+const keyOrdinal = (key: number) => (key >= 0x8000 ? 0xffff - key : 0x8000 + key);
 
-export interface RefinePlan {
-  min: number; scale: number;
-  slots: RefineSlot[];
-  targets: Target[];
-}
+interface KeyTarget { q: number; rank: number; key: number; rankInKey: number }
 
-function percentileTargets(count: number, lin: Float64Array): Target[] {
-  const out: Target[] = [];
+function keyTargets(count: number, keys: Counts): KeyTarget[] {
+  const order = Array.from(keys.at.keys()).sort((a, b) => keyOrdinal(keys.at[a]) - keyOrdinal(keys.at[b]));
+  const out: KeyTarget[] = [];
+  let j = 0, cum = 0;
   for (const q of PERCENTILES) {
     // Nearest-rank definition: the value of 1-based rank ceil(q/100 · n) among the sorted finite values.
     const rank = Math.min(count, Math.max(1, Math.ceil((q / 100) * count)));
-    let cum = 0, b = 0;
-    while (b < HIST_BINS - 1 && cum + lin[b] < rank) cum += lin[b++];
-    out.push({ q, rank, bin: b, rankInBin: rank - cum });
+    while (j < order.length - 1 && cum + keys.n[order[j]] < rank) cum += keys.n[order[j++]];
+    out.push({ q, rank, key: keys.at[order[j]], rankInKey: rank - cum });
   }
   return out;
 }
 
-/** The plan of pass 3, or undefined when it is not needed (empty, constant or refinement disabled). */
-export function planRefine(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedStatsOptions): RefinePlan | undefined {
-  if (!o.refinePercentiles || p1.moments.n === 0 || !(p1.max > p1.min) || !(params.scale > 0)) return undefined;
-  const targets = percentileTargets(p1.moments.n, p2.lin);
-  const subScale = Math.fround(HIST_BINS * params.scale);
-  if (!Number.isFinite(subScale)) return undefined;
-  const slots: RefineSlot[] = [];
-  for (const t of targets) {
-    if (slots.some((s) => s.bin === t.bin)) continue;
-    slots.push({ bin: t.bin, lo: f32Down(params.min + t.bin / params.scale), scale: subScale });
+const fbits = new Float32Array(1);
+const ubits = new Uint32Array(fbits.buffer);
+function f32OfBits(b: number): number { ubits[0] = b >>> 0; return fbits[0]; }
+
+/** Value of the r-th smallest (1-based) element of a key bucket, from its low-16-bit counts. */
+function valueInKey(key: number, sub: Counts, r: number): number {
+  const neg = key >= 0x8000;
+  const m = sub.at.length;
+  let cum = 0;
+  for (let t = 0; t < m; t++) {
+    const j = neg ? m - 1 - t : t; // larger low bits are more negative
+    cum += sub.n[j];
+    if (cum >= r) return f32OfBits((key << 16) | sub.at[j]) + 0;
   }
-  return { min: params.min, scale: params.scale, slots, targets };
-}
-
-export function runPass3(src: ChunkSource, k: StatsKernel, range: [number, number], plan: RefinePlan, o: ResolvedStatsOptions, hook?: ChunkHook): Float64Array[] {
-  k.refineSetup(plan.min, plan.scale, plan.slots);
-  forChunks(src, k, range[0], range[1], o.chunkElements, hook, (n) => k.refine(n));
-  return k.refineRead();
-}
-
-export function mergePass3(a: Float64Array[], b: Float64Array[]): Float64Array[] {
-  return a.map((x, i) => { const r = x.slice(); for (let j = 0; j < r.length; j++) r[j] += b[i][j]; return r; });
-}
-
-function ulp32(a: number): number {
-  if (!(a > 0)) return 1.401298464324817e-45;
-  return Math.max(2 ** (Math.floor(Math.log2(a)) - 23), 1.401298464324817e-45);
+  throw new Error(`the tensor's data changed between the two passes (bucket 0x${key.toString(16)} holds fewer than ${r} elements in pass 2 than in pass 1)`);
 }
 
 // --- final result ------------------------------------------------------------
@@ -456,7 +467,7 @@ function median(a: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, plan: RefinePlan | undefined, p3: Float64Array[] | undefined, o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
+export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
   const m = p1.moments;
   const n = m.n;
   const std = n > 0 ? Math.sqrt(Math.max(0, m.m2) / n) : 0;
@@ -466,32 +477,25 @@ export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, plan: Refine
 
   const percentiles: PercentileValue[] = [];
   if (n > 0) {
-    const targets = plan?.targets ?? percentileTargets(n, p2.lin);
-    const slack = 2 * ulp32(absMax);
-    for (const t of targets) {
-      if (!(max > min) || !(params.scale > 0)) { percentiles.push({ q: t.q, value: min, errorBound: max - min }); continue; }
-      const slot = plan ? plan.slots.findIndex((s) => s.bin === t.bin) : -1;
-      if (plan && p3 && slot >= 0) {
-        const sub = p3[slot];
-        const s = plan.slots[slot];
-        let cum = 0, j = 0;
-        while (j < HIST_BINS - 1 && cum + sub[j] < t.rankInBin) cum += sub[j++];
-        const v = s.lo + (j + 0.5) / s.scale;
-        // Half a sub-bin for the midpoint, plus up to 1.5 sub-bins of float32 rounding in both binning levels.
-        percentiles.push({ q: t.q, value: Math.min(max, Math.max(min, v)), errorBound: 2 / s.scale + slack });
-      } else {
-        const v = params.min + (t.bin + 0.5) / params.scale;
-        percentiles.push({ q: t.q, value: Math.min(max, Math.max(min, v)), errorBound: 1 / params.scale + slack });
-      }
+    for (const t of keyTargets(n, p1.keys)) {
+      const slot = params.refineKeys.indexOf(t.key);
+      if (slot >= 0 && p2.sub[slot]) { percentiles.push({ q: t.q, value: valueInKey(t.key, p2.sub[slot], t.rankInKey), errorBound: 0 }); continue; }
+      // Unrefined: the middle of the bucket's value range (clipped to [min, max]); a and b are float32, so both lines are exact in float64.
+      const x = f32OfBits(t.key << 16), y = f32OfBits((t.key << 16) | 0xffff);
+      const a = Math.max(min, Math.min(x, y)), b = Math.min(max, Math.max(x, y));
+      percentiles.push({ q: t.q, value: (a + b) / 2, errorBound: (b - a) / 2 });
     }
   }
 
+  // The log2 histogram is the key counts summed per exponent field.
+  const log = new Float64Array(LOG_BINS);
+  for (let j = 0; j < p1.keys.at.length; j++) log[(p1.keys.at[j] >>> 7) & 0xff] += p1.keys.n[j];
   let lowExp = 0, counts: number[] = [];
   {
     let lo = 1, hi = LOG_BINS - 2;
-    while (lo <= hi && p2.log[lo] === 0) lo++;
-    while (hi >= lo && p2.log[hi] === 0) hi--;
-    if (lo <= hi) { lowExp = lo - 127; counts = Array.from(p2.log.subarray(lo, hi + 1)); }
+    while (lo <= hi && log[lo] === 0) lo++;
+    while (hi >= lo && log[hi] === 0) hi--;
+    if (lo <= hi) { lowExp = lo - 127; counts = Array.from(log.subarray(lo, hi + 1)); }
   }
 
   let channels: ChannelStats | undefined;
@@ -528,7 +532,7 @@ export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, plan: Refine
     skewness: degenerate ? 0 : (Math.sqrt(n) * m.m3) / Math.pow(m.m2, 1.5),
     kurtosis: degenerate ? 0 : (n * m.m4) / (m.m2 * m.m2) - 3,
     histogram: { min: params.min, max: n > 0 ? max : 0, counts: Array.from(p2.lin) },
-    logHistogram: { lowExp, counts, zeroOrSubnormal: p2.log[0] },
+    logHistogram: { lowExp, counts, zeroOrSubnormal: log[0] },
     percentiles,
     outliers: { sigma: o.outlierSigma, count: p2.outliers, share: n > 0 ? p2.outliers / n : 0, top: p1.top },
     // Absent rather than undefined, so results survive a JSON round trip unchanged.
@@ -545,9 +549,7 @@ export function analyseSource(src: ChunkSource, opts: StatsOptions = {}, layout?
   const p1 = runPass1(src, k, range, o, layout, hook);
   const params = pass2Params(p1, o);
   const p2 = runPass2(src, k, range, params, o, hook);
-  const plan = planRefine(p1, p2, params, o);
-  const p3 = plan ? runPass3(src, k, range, plan, o, hook) : undefined;
-  return finalize(p1, p2, params, plan, p3, o, layout);
+  return finalize(p1, p2, params, o, layout);
 }
 
 export function analyseArray(data: Float32Array, opts: StatsOptions = {}, shape?: readonly number[], outputChannelAxis?: number, kernel?: StatsKernel): TensorStats {
@@ -576,8 +578,8 @@ export function decodeTable(dt: 'f16' | 'bf16'): Float32Array {
 
 export interface CodesPartial {
   numel: number;
-  /** Occurrences of each 16-bit code. */
-  counts: Float64Array;
+  /** Occurrences of each 16-bit code (sparse). */
+  counts: Counts;
   top: TopEntry[];
   channels?: ChannelPartial;
 }
@@ -594,19 +596,19 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
     const n = Math.min(step, end - pos);
     src.fillRaw(k, pos, n);
     const mc = k.count16(n, NAN_ABOVE[dt]);
-    let decoded = false;
-    // Values are only materialised for chunks that can change the top-k, and for per-channel stats.
+    // Only chunks that can change the top-k are looked at, on their raw codes: a magnitude
+    // code above the heap floor's is a value above the floor (16-bit floats are sign-magnitude).
     if (o.topK > 0 && mc >= 0 && (!heap.full || Math.abs(table[mc]) > heap.floor)) {
-      k.decode(dt, n);
-      decoded = true;
-      const x = k.f32();
-      for (let i = 0; i < n; i++) {
-        const v = x[i];
-        if (Math.abs(v) < Infinity && (!heap.full || Math.abs(v) > heap.floor)) heap.offer({ index: pos + i, value: v });
+      const idx = k.above16(n, heap.full ? magnitudeCodeOf(table, heap.floor, NAN_ABOVE[dt]) + 1 : 0, NAN_ABOVE[dt]);
+      const raw = k.raw();
+      const codes = new Uint16Array(raw.buffer, raw.byteOffset, n);
+      for (let j = 0; j < idx.length; j++) {
+        const i = idx[j], v = table[codes[i]];
+        if (!heap.full || Math.abs(v) > heap.floor) heap.offer({ index: pos + i, value: v });
       }
     }
     if (layout) {
-      if (!decoded) k.decode(dt, n);
+      k.decode(dt, n);
       const run = Math.floor(pos / layout.inner);
       k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
     }
@@ -615,31 +617,39 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
   return { numel: end - start, counts: k.codesRead(), top: heap.sorted(), channels: layout ? channelPartial(k, layout) : undefined };
 }
 
-export function mergeCodes(a: CodesPartial, b: CodesPartial, topK: number): CodesPartial {
-  const counts = a.counts.slice();
-  for (let i = 0; i < counts.length; i++) counts[i] += b.counts[i];
-  return { numel: a.numel + b.numel, counts, top: mergeTop(a.top, b.top, topK), channels: mergeChannels(a.channels, b.channels) };
+/** The largest magnitude code (below infCode) whose value is ≤ a (a ≥ 0): table is increasing on 0..infCode. */
+function magnitudeCodeOf(table: Float32Array, a: number, infCode: number): number {
+  let lo = 0, hi = infCode - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (table[mid] <= a) lo = mid; else hi = mid - 1;
+  }
+  return lo;
 }
 
-const fbits = new Float32Array(1);
-const ubits = new Uint32Array(fbits.buffer);
+export function mergeCodes(a: CodesPartial, b: CodesPartial, topK: number): CodesPartial {
+  return { numel: a.numel + b.numel, counts: addCounts(a.counts, b.counts), top: mergeTop(a.top, b.top, topK), channels: mergeChannels(a.channels, b.channels) };
+}
 
 /** Every statistic from the code counts: moments in two exact f64 passes over the distinct values, exact percentiles. */
 export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
   const table = decodeTable(dt);
-  const vals: number[] = [], cnts: number[] = [];
+  const vals: number[] = [], cnts: number[] = [], codes: number[] = [];
   let nan = 0, inf = 0, zeros = 0, nearZeros = 0, n = 0, sum = 0, min = Infinity, max = -Infinity;
   const eps = Math.fround(o.nearZeroEps);
-  const log = new Float64Array(LOG_BINS);
-  for (let c = 0; c < 65536; c++) {
-    const cnt = p.counts[c];
-    if (cnt === 0) continue;
+  // Only the distinct codes present are visited, in code order; their float32 keys then come
+  // out non-decreasing (positive codes first, each half ordered by magnitude), so equal keys are adjacent.
+  const keyAt: number[] = [], keyN: number[] = [];
+  for (let e = 0; e < p.counts.at.length; e++) {
+    const c = p.counts.at[e], cnt = p.counts.n[e];
     const v = table[c];
-    fbits[0] = v;
-    log[(ubits[0] >>> 23) & 0xff] += cnt;
     if (Number.isNaN(v)) { nan += cnt; continue; }
     if (!Number.isFinite(v)) { inf += cnt; continue; }
-    vals.push(v); cnts.push(cnt);
+    fbits[0] = v;
+    const key = ubits[0] >>> 16;
+    if (keyAt.length && keyAt[keyAt.length - 1] === key) keyN[keyN.length - 1] += cnt;
+    else { keyAt.push(key); keyN.push(cnt); }
+    vals.push(v); cnts.push(cnt); codes.push(c);
     n += cnt; sum += cnt * v;
     if (v === 0) zeros += cnt;
     if (Math.abs(v) < eps) nearZeros += cnt;
@@ -654,9 +664,10 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
   }
   const p1: Pass1 = {
     numel: p.numel, nan, inf, zeros, nearZeros, min: min + 0, max: max + 0,
-    moments: { n, mean, m2, m3, m4 }, top: p.top, channels: p.channels,
+    moments: { n, mean, m2, m3, m4 }, top: p.top, keys: { at: Int32Array.from(keyAt), n: Float64Array.from(keyN) }, channels: p.channels,
   };
-  const params = pass2Params(p1, o);
+  // Percentiles are computed exactly below, so no key is refined.
+  const params = { ...pass2Params(p1, o), refineKeys: [] };
   const lin = new Float64Array(HIST_BINS);
   const mn = Math.fround(params.min), sc = Math.fround(params.scale);
   let outliers = 0;
@@ -666,15 +677,19 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
     lin[t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t] += cnts[i];
     if (v > params.hi || v < params.lo) outliers += cnts[i];
   }
-  const stats = finalize(p1, { lin, log, outliers }, params, undefined, undefined, o, layout);
-  // Exact nearest-rank percentiles from the sorted distinct values.
+  const stats = finalize(p1, { lin, outliers, sub: [] }, params, o, layout);
+  // Exact nearest-rank percentiles: 16-bit floats are sign-magnitude, so walking the
+  // negative codes downwards and then the positive ones upwards visits the values in order.
   if (n > 0) {
-    const order = vals.map((_, i) => i).sort((a, b) => vals[a] - vals[b]);
+    let firstNeg = 0;
+    while (firstNeg < codes.length && codes[firstNeg] < 0x8000) firstNeg++;
+    const m = vals.length;
+    const nth = (t: number) => (t < m - firstNeg ? m - 1 - t : t - (m - firstNeg));
+    let t = 0, cum = 0;
     stats.percentiles = PERCENTILES.map((q) => {
       const rank = Math.min(n, Math.max(1, Math.ceil((q / 100) * n)));
-      let cum = 0, j = 0;
-      while (cum + cnts[order[j]] < rank) cum += cnts[order[j++]];
-      return { q, value: vals[order[j]] + 0, errorBound: 0 };
+      while (cum + cnts[nth(t)] < rank) cum += cnts[nth(t++)];
+      return { q, value: vals[nth(t)] + 0, errorBound: 0 };
     });
   }
   return stats;

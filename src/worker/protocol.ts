@@ -2,8 +2,9 @@
  * Messages between the pool (main thread) and its workers. Both sides import
  * these types, so a job kind, its payload and its result type change together.
  */
-import type { CodesPartial, Pass1, Pass2, Pass2Params, RefinePlan, StatsOptions, TensorStats } from '../analysis/stats';
+import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/stats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
+import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -17,11 +18,12 @@ export type JobRequest =
   | { kind: 'analyse'; source: TensorRef; options: StatsOptions }
   | { kind: 'pass1'; source: FileTensorRef; range: Range; options: StatsOptions }
   | { kind: 'pass2'; source: FileTensorRef; range: Range; options: StatsOptions; params: Pass2Params }
-  | { kind: 'pass3'; source: FileTensorRef; range: Range; options: StatsOptions; plan: RefinePlan }
   /** float16/bfloat16 on disk: count the codes of a range (see runCodes). */
   | { kind: 'codes16'; source: FileTensorRef; range: Range; options: StatsOptions }
   /** Weight-space quantization error of each candidate config (needs the tensor, or a sample of it, in memory). */
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
+  /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
+  | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -31,9 +33,9 @@ export interface JobResults {
   analyse: TensorStats;
   pass1: Pass1;
   pass2: Pass2;
-  pass3: Float64Array[];
   codes16: CodesPartial;
   sensitivity: TensorSensitivity;
+  gptqRows: GptqResult;
   'test-crash': never;
   'test-hang': { sliced: number };
 }

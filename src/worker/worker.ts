@@ -7,9 +7,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openModel } from '../formats/index';
 import type { ModelFile } from '../formats/types';
 import { StatsKernel, WasmKernel } from '../analysis/kernels';
-import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, runPass3, ResolvedStatsOptions } from '../analysis/stats';
+import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, ResolvedStatsOptions } from '../analysis/stats';
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
+import { gptqRows } from '../quant/algorithms/gptq';
 import type { FileTensorRef, FromWorker, JobRequest, ToWorker, WorkerInit } from './protocol';
 
 class Cancelled extends Error {
@@ -78,16 +79,16 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
       if (job.source.kind === 'array') {
         const src = arraySource(job.source.data);
         const layout = job.source.shape ? channelLayout(job.source.shape, job.source.outputChannelAxis) : undefined;
-        return analyseSource(src, o, layout, k, multiPass(progress, src.numel, o.refinePercentiles ? 3 : 2));
+        return analyseSource(src, o, layout, k, multiPass(progress, src.numel, 2));
       }
       const { m, t } = fileTensor(job.source);
       const src = tensorSource(m, t);
       try {
-        const passes = o.exact16 && isRaw16(src) ? 1 : o.refinePercentiles ? 3 : 2;
+        const passes = o.exact16 && isRaw16(src) ? 1 : 2;
         return analyseSource(src, o, channelLayout(t.shape, t.layer.outputChannelAxis), k, multiPass(progress, t.numel, passes));
       } finally { src.close(); }
     }
-    case 'pass1': case 'pass2': case 'pass3': case 'codes16': {
+    case 'pass1': case 'pass2': case 'codes16': {
       const o = resolveOptions(job.options);
       const k = kernelFor(o);
       const { m, t } = fileTensor(job.source);
@@ -103,9 +104,15 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
           return runCodes(src, k, job.range, o, channelLayout(t.shape, t.layer.outputChannelAxis), hook);
         }
         if (job.kind === 'pass1') return runPass1(src, k, job.range, o, channelLayout(t.shape, t.layer.outputChannelAxis), hook);
-        if (job.kind === 'pass2') return runPass2(src, k, job.range, job.params, o, hook);
-        return runPass3(src, k, job.range, job.plan, o, hook);
+        return runPass2(src, k, job.range, job.params, o, hook);
       } finally { src.close(); }
+    }
+    case 'gptqRows': {
+      const n = job.rows;
+      if (!(Number.isSafeInteger(n) && n >= 0)) throw new Error(`gptqRows job: rows must be a non-negative integer, got ${n}`);
+      // Progress in weights; the hook also polls the cancel flag once per block of columns.
+      const hook = progress(n * job.plan.cols);
+      return gptqRows(job.plan, job.weights, n, job.options, (c) => hook(c * n));
     }
     case 'sensitivity': {
       const { m, t } = fileTensor(job.source);

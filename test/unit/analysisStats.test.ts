@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, mergePass3, pass2Params, planRefine, resolveOptions, runPass1, runPass2, runPass3, TensorStats } from '../../src/analysis/stats';
+import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/stats';
 import { WasmKernel } from '../../src/analysis/kernels';
 import { TsKernel } from '../../src/analysis/kernelsTs';
 
@@ -103,14 +103,17 @@ describe('analysis: statistics against a float64 reference', () => {
     });
   }
 
-  it('refined percentile bound is ~2048x tighter than one histogram bin', () => {
-    const x = cases.normal();
-    const s = analyseArray(x);
-    const bin = (s.max - s.min) / 2048;
-    for (const p of s.percentiles) assert.ok(p.errorBound < bin / 500, `bound ${p.errorBound} vs bin ${bin}`);
-    const coarse = analyseArray(x, { refinePercentiles: false });
-    for (const p of coarse.percentiles) assert.ok(p.errorBound >= bin);
-    checkAgainstReference(x, coarse, 'unrefined');
+  it('refined percentiles are exact; unrefined ones are within half a key bucket', () => {
+    for (const name of ['normal', 'heavyTail', 'sparse', 'offsetNarrow']) {
+      const x = cases[name]().subarray(0, 20_000);
+      const r = reference(x);
+      const s = analyseArray(x, { chunkElements: 4099 });
+      s.percentiles.forEach((p, i) => { assert.equal(p.errorBound, 0); assert.ok(p.value === r.pct[i], `${name} p${p.q}: ${p.value} vs ${r.pct[i]}`); });
+      const coarse = analyseArray(x, { refinePercentiles: false });
+      // A key bucket spans 2^16 float32 values: at most 2^-7 of the magnitude, so half of it is ≤ 2^-8·|x| (+ subnormal slack).
+      coarse.percentiles.forEach((p, i) => assert.ok(p.errorBound <= 2 ** -8 * Math.abs(r.pct[i]) * (1 + 2 ** -7) + 2 ** -134, `${name} p${p.q} bound ${p.errorBound}`));
+      checkAgainstReference(x, coarse, `${name} unrefined`);
+    }
   });
 
   it('histograms agree with an independent binning up to edge rounding', () => {
@@ -198,6 +201,22 @@ describe('analysis: streaming and range merging', () => {
     }
   });
 
+  it('a kernel reused after an abandoned (cancelled) pass gives the same statistics', () => {
+    const x = cases.heavyTail();
+    const codes = new Uint16Array(x.length);
+    for (let i = 0; i < codes.length; i++) codes[i] = (i * 7919) & 0xffff;
+    const k = new WasmKernel(1000);
+    const fresh = (src: () => ReturnType<typeof arraySource>) => analyseSource(src(), { chunkElements: 1000 }, undefined, new WasmKernel(1000));
+    for (const [label, src] of [['f32', () => arraySource(x)], ['f16', () => raw16Source(codes, 'f16')]] as const) {
+      // 50 chunks per pass: stop inside pass 1 (or the one code-counting pass), then inside pass 2.
+      for (const stopAt of label === 'f32' ? [25, 75] : [25]) {
+        let calls = 0;
+        assert.throws(() => analyseSource(src(), { chunkElements: 1000 }, undefined, k, () => { if (++calls === stopAt) throw new Error('stop'); }), /stop/);
+        assert.deepEqual(analyseSource(src(), { chunkElements: 1000 }, undefined, k), fresh(src), `${label} after stopping at chunk ${stopAt}`);
+      }
+    }
+  });
+
   it('three ranges merged equal the whole tensor', () => {
     const x = cases.heavyTail();
     const o = resolveOptions({ chunkElements: 1024 });
@@ -208,9 +227,7 @@ describe('analysis: streaming and range merging', () => {
     const p1 = cuts.map((r) => runPass1(src, k, r, o, layout)).reduce((a, b) => mergePass1(a, b, o.topK));
     const params = pass2Params(p1, o);
     const p2 = cuts.map((r) => runPass2(src, k, r, params, o)).reduce(mergePass2);
-    const plan = planRefine(p1, p2, params, o)!;
-    const p3 = cuts.map((r) => runPass3(src, k, r, plan, o)).reduce(mergePass3);
-    const merged = finalize(p1, p2, params, plan, p3, o, layout);
+    const merged = finalize(p1, p2, params, o, layout);
     const whole = analyseArray(x, { chunkElements: 1024 }, [250, 200], 1);
     checkAgainstReference(x, merged, 'merged');
     assert.deepEqual(merged.histogram, whole.histogram);
