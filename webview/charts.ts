@@ -126,11 +126,15 @@ const quantOverlay: Plugin<'line'> = {
     }
     ctx.strokeStyle = o.lineColor;
     ctx.lineWidth = 1;
+    const xs = o.levels.filter((v) => v >= x.min && v <= x.max).map((v) => x.getPixelForValue(v));
+    let gap = Infinity;
+    for (let i = 1; i < xs.length; i++) gap = Math.min(gap, xs[i] - xs[i - 1]);
+    // A grid finer than a few pixels would paint the plot solid: show it as a rug of ticks along the axis instead.
+    const top = gap >= 5 ? area.top : area.bottom - 10;
     ctx.beginPath();
-    for (const v of o.levels) {
-      if (v < x.min || v > x.max) continue;
-      const px = Math.round(x.getPixelForValue(v)) + 0.5;
-      ctx.moveTo(px, area.top);
+    for (const p of xs) {
+      const px = Math.round(p) + 0.5;
+      ctx.moveTo(px, top);
       ctx.lineTo(px, area.bottom);
     }
     ctx.stroke();
@@ -215,7 +219,7 @@ export function configBarsConfig(configs: ConfigResult[], chosen: string, t: The
     data: {
       labels: configs.map((c) => `${c.config} (${c.bitsPerWeight.toFixed(2)} b/w)`),
       datasets: [{
-        label: 'SQNR (dB)', data: configs.map((c) => (Number.isFinite(c.sqnrDb) ? c.sqnrDb : 0)),
+        label: 'SQNR (dB)', data: configs.map((c) => (Number.isFinite(c.sqnrDb) ? Math.min(c.sqnrDb, 100) : 100)),
         backgroundColor: configs.map((c) => (c.config === chosen ? t.orange : withAlpha(t.blue, 0.7))), borderWidth: 0,
       }],
     },
@@ -232,6 +236,10 @@ export interface LayerPoint { name: string; sqnr?: number; kurtosis?: number; ou
 export function layerSqnrConfig(points: LayerPoint[], config: string, t: Theme): ChartConfiguration<'bar'> {
   const p = points.filter((x) => x.sqnr !== undefined && Number.isFinite(x.sqnr));
   const base = baseOptions(t, 'Per-layer SQNR');
+  const top = Math.max(0, ...p.map((x) => x.sqnr!));
+  const cap = 6.02 * configBits(config) + 24;
+  const clamped = top > cap;
+  const yMax = Math.ceil((Math.min(top, cap) + 1) / 10) * 10;
   return {
     type: 'bar',
     data: {
@@ -243,7 +251,8 @@ export function layerSqnrConfig(points: LayerPoint[], config: string, t: Theme):
     },
     options: {
       ...base,
-      scales: { x: { ticks: { display: false }, grid: { display: false }, title: { display: true, text: 'weight tensors, model order', color: t.muted } }, y: { ticks: { color: t.muted }, title: { display: true, text: 'dB', color: t.muted } } },
+      // Tiny groups can be near-lossless (100+ dB); clamping keeps the tensors that matter readable.
+      scales: { x: { ticks: { display: false }, grid: { display: false }, title: { display: true, text: 'weight tensors, model order', color: t.muted } }, y: { min: 0, max: yMax, ticks: { color: t.muted }, title: { display: true, text: clamped ? 'dB (clamped)' : 'dB', color: t.muted } } },
     },
   };
 }
@@ -256,7 +265,8 @@ export function layerTailsConfig(points: LayerPoint[], t: Theme): ChartConfigura
     data: {
       labels: p.map((x) => x.name),
       datasets: [
-        { type: 'bar', label: 'excess kurtosis', data: p.map((x) => x.kurtosis!), backgroundColor: withAlpha(t.purple, 0.75), borderWidth: 0, yAxisID: 'y' },
+        // Plain kurtosis (excess + 3) is positive, so a log axis can show 3 (Gaussian) and 6,000 (one huge outlier) together.
+        { type: 'bar', label: 'kurtosis (Gaussian = 3)', data: p.map((x) => Math.max(1, x.kurtosis! + 3)), backgroundColor: withAlpha(t.purple, 0.75), borderWidth: 0, yAxisID: 'y' },
         { type: 'line', label: 'outlier share (%)', data: p.map((x) => 100 * (x.outlierShare ?? 0)), borderColor: t.orange, pointRadius: 0, borderWidth: 1.5, yAxisID: 'y1' },
       ],
     },
@@ -264,7 +274,7 @@ export function layerTailsConfig(points: LayerPoint[], t: Theme): ChartConfigura
       ...base,
       scales: {
         x: { ticks: { display: false }, grid: { display: false }, title: { display: true, text: 'tensors, model order', color: t.muted } },
-        y: { position: 'left', ticks: { color: t.muted }, title: { display: true, text: 'kurtosis', color: t.muted } },
+        y: { type: 'logarithmic', position: 'left', min: 1, ticks: { color: t.muted }, title: { display: true, text: 'kurtosis (log)', color: t.muted } },
         y1: { position: 'right', ticks: { color: t.muted }, grid: { display: false }, title: { display: true, text: 'outliers %', color: t.muted } },
       },
     },
@@ -293,10 +303,13 @@ export function sizeConfig(sizes: { label: string; weights: number; rest: number
 /** A chart living in a canvas, replaced when its config changes. */
 export class ChartSlot {
   chart: Chart | undefined;
-  constructor(readonly canvas: HTMLCanvasElement) {}
-  show(config: ChartConfiguration<never> | ChartConfiguration<'line'> | ChartConfiguration<'bar'> | ChartConfiguration<'bar' | 'line'> | undefined): void {
+  constructor(readonly canvas: HTMLCanvasElement, private readonly empty: HTMLElement) {}
+  /** Draws the chart, or says why there is none. */
+  show(config: ChartConfiguration<never> | ChartConfiguration<'line'> | ChartConfiguration<'bar'> | ChartConfiguration<'bar' | 'line'> | undefined, why = ''): void {
     this.chart?.destroy();
     this.chart = config ? new Chart(this.canvas, config as ChartConfiguration) : undefined;
+    this.empty.textContent = config ? '' : why;
+    this.empty.hidden = !!config;
   }
   destroy(): void { this.chart?.destroy(); this.chart = undefined; }
 }

@@ -21,7 +21,8 @@ interface SavedState {
 
 function loadState(): SavedState {
   const s = vscode.getState() as Partial<SavedState> | undefined;
-  const view: TableView = { sort: 'name', descending: false, filter: '', group: 'none', config: INT8_CONFIG, ...(s?.view ?? {}) };
+  // Worst first: the point of the inspector is where quantization will hurt.
+  const view: TableView = { sort: 'sqnrSel', descending: false, filter: '', group: 'none', config: INT8_CONFIG, ...(s?.view ?? {}) };
   return { view, selected: s?.selected, collapsed: s?.collapsed ?? [], scrollTop: s?.scrollTop ?? 0, hist: s?.hist ?? { log: false, range: 'percentile' } };
 }
 
@@ -81,11 +82,13 @@ function chartCard(id: string, title: string, extra: Node[] = [], caption?: stri
   exportBtn.addEventListener('click', () => {
     vscode.postMessage({ type: 'exportPng', chart: id, dataUrl: chartPng(canvas, readTheme().bg) });
   });
+  const empty = el('p', { class: 'qs-muted qs-empty', id: `qs-empty-${id}` });
+  empty.hidden = true;
   const card = el('section', { class: 'qs-card', 'aria-label': title },
     el('div', { class: 'qs-card-head' }, el('h3', {}, title), ...extra, exportBtn),
-    el('div', { class: 'qs-chart-box' }, canvas));
+    el('div', { class: 'qs-chart-box' }, canvas, empty));
   if (caption) card.append(el('p', { class: 'qs-muted qs-caption' }, caption));
-  slots.set(id, new ChartSlot(canvas));
+  slots.set(id, new ChartSlot(canvas, empty));
   return card;
 }
 
@@ -223,7 +226,7 @@ function renderProgress(): void {
   } else {
     bar.hidden = true;
     const d = analysis.done;
-    text.textContent = !d ? '' : d.state === 'complete' ? `Analysis complete${d.failed ? `; ${d.failed} tensors could not be analysed (see the QuantScope log)` : ''}.`
+    text.textContent = !d ? '' : d.state === 'complete' ? `Analysis complete${d.failed ? `; ${d.failed} tensors could not be analysed, first: ${d.firstFailure ?? '?'} (all in the QuantScope log)` : ''}.`
       : d.state === 'cancelled' ? 'Analysis cancelled; the table shows the tensors analysed so far.' : `Analysis failed: ${d.message ?? 'unknown error'}`;
   }
 }
@@ -250,9 +253,10 @@ function renderDetail(): void {
       (sqnrOf(row, table.view.config) !== undefined ? ` · SQNR ${table.view.config} ${sqnrOf(row, table.view.config)!.toFixed(1)} dB (${riskOf(row, table.view.config)} risk)` : '')
     : row?.analysable ? 'Statistics not computed yet.' : 'No statistics for this dtype.';
   const hs: HistogramSettings = { log: state.hist.log, config: table.view.config, range: state.hist.range };
-  slots.get('histogram')?.show(d.histogram.counts.length ? histogramConfig(d, hs, theme) : undefined);
-  slots.get('channels')?.show(channelConfig(d, theme));
-  slots.get('configs')?.show(d.configs?.length ? configBarsConfig(d.configs, table.view.config, theme) : undefined);
+  slots.get('histogram')?.show(d.histogram.counts.length ? histogramConfig(d, hs, theme) : undefined, 'No statistics for this tensor.');
+  slots.get('channels')?.show(channelConfig(d, theme), d.shape.length < 2 ? 'A 1-D tensor has no output channels.' : 'No per-channel statistics (the output-channel axis is unknown).');
+  slots.get('configs')?.show(d.configs?.length ? configBarsConfig(d.configs, table.view.config, theme) : undefined,
+    row?.quantizable ? (analysis.running ? 'Not measured yet.' : 'Not measured.') : 'Not measured: weight-only quantization leaves 1-D tensors (biases, norms) in full precision.');
   const t = el('table', { class: 'qs-mini', 'aria-label': 'Largest magnitudes' }, el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, '#'), el('th', { scope: 'col' }, 'value'), el('th', { scope: 'col' }, 'index'))));
   const body = el('tbody', {});
   d.top.forEach((x, i) => body.append(el('tr', {}, el('td', { class: 'num' }, String(i + 1)), el('td', { class: 'num' }, x.value.toPrecision(6)), el('td', {}, `[${x.index.join(', ')}]`))));

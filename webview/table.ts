@@ -89,8 +89,8 @@ export class LayerTable {
       const b = document.createElement('button');
       b.className = 'qs-sort';
       b.dataset.sort = c.key;
-      b.title = `Sort by ${c.label}`;
-      b.textContent = c.key === 'sqnrSel' ? `SQNR ${this.view.config}` : c.label;
+      b.textContent = c.key === 'sqnrSel' ? this.view.config : c.label;
+      b.title = c.key === 'sqnrSel' ? `Sort by weight SQNR at ${this.view.config} (the chosen format)` : c.key.startsWith('sqnr') ? `Sort by weight SQNR at ${c.label.replace(' dB', '')}` : `Sort by ${c.label}`;
       if (sorted) {
         const icon = document.createElement('span');
         icon.className = `codicon codicon-arrow-${this.view.descending ? 'down' : 'up'}`;
@@ -196,7 +196,7 @@ export class LayerTable {
         case 'opType': text = r.opType; break;
         case 'dtype': text = r.dtype; break;
         case 'shape': text = r.shape.join('×'); break;
-        case 'params': text = formatCount(r.params); break;
+        case 'params': text = r.params >= 1e6 ? `${(r.params / 1e6).toFixed(2)} M` : formatCount(r.params); cell.title = formatCount(r.params); break;
         case 'min': case 'max': case 'mean': case 'std': text = fmt(r.stats?.[c.key]); break;
         case 'kurtosis': text = r.stats ? r.stats.kurtosis.toFixed(2) : ''; break;
         case 'outlierShare': text = r.stats ? `${(100 * r.stats.outlierShare).toFixed(3)}%` : ''; break;
@@ -216,7 +216,7 @@ export class LayerTable {
         }
       }
       if (text) cell.append(text);
-      if (!r.analysable && ci >= 6 && ci <= 11) cell.classList.add('qs-na');
+      if (!r.analysable && (c.key === 'min' || c.key === 'max' || c.key === 'mean' || c.key === 'std' || c.key === 'kurtosis' || c.key === 'outlierShare')) cell.classList.add('qs-na');
       el.append(cell);
     });
     return el;

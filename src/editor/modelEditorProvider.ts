@@ -32,6 +32,7 @@ class ModelDocument implements vscode.CustomDocument {
   state: AnalysisState = 'idle';
   stateMessage: string | undefined;
   failedTensors = 0;
+  firstFailure: string | undefined;
   progress: AnalysisProgress | undefined;
   abort: AbortController | undefined;
   readonly panels = new Set<(m: ToWebview) => void>();
@@ -91,7 +92,6 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const t0 = performance.now();
     try {
       // Loaded on first use so activation stays fast.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { openModel } = require('../formats') as typeof import('../formats');
       const model = openModel(uri.fsPath);
       doc.model = model;
@@ -112,7 +112,6 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
 
   private getPool(): WorkerPool {
     if (!this.pool) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { WorkerPool } = require('../worker/pool') as typeof import('../worker/pool');
       const threads = vscode.workspace.getConfiguration('quantscope').get<number>('workers.threads', 0);
       this.pool = new WorkerPool({ workerScript: path.join(this.extensionUri.fsPath, 'dist', 'worker.js'), ...(threads > 0 ? { size: threads } : {}) });
@@ -124,14 +123,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
   private async analyse(doc: ModelDocument): Promise<void> {
     const model = doc.model;
     if (!model || doc.state === 'running') return;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { analyseModel, analyseSensitivity } = require('../analysis/analyseModel') as typeof import('../analysis/analyseModel');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { CancelledError } = require('../worker/pool') as typeof import('../worker/pool');
     const abort = new AbortController();
     doc.abort = abort;
     doc.state = 'running';
     doc.failedTensors = 0;
+    doc.firstFailure = undefined;
     const pool = this.getPool();
     const t0 = performance.now();
     // Results are batched so a 10,000-tensor model does not post 10,000 messages.
@@ -164,6 +162,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
         },
       });
       doc.failedTensors += stats.failed.length;
+      if (stats.failed.length) doc.firstFailure = `${stats.failed[0].name}: ${stats.failed[0].error}`;
       const sensSkip = new Set([...doc.sens.keys()]);
       const todo = quantizable - sensSkip.size;
       doc.progress = { phase: 'sensitivity', tensorsDone: 0, tensorsTotal: todo, fraction: 0 };
@@ -179,6 +178,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
         },
       });
       doc.failedTensors += sens.failed.length;
+      if (sens.failed.length) doc.firstFailure ??= `${sens.failed[0].name}: ${sens.failed[0].error}`;
       for (const f of [...stats.failed, ...sens.failed]) log().warn(`${model.path}: ${f.name}: ${f.error}`);
       doc.state = 'complete';
       doc.stateMessage = undefined;
@@ -200,6 +200,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const state = doc.state === 'complete' || doc.state === 'cancelled' || doc.state === 'failed' ? doc.state : 'failed';
     const m: ToWebview = { type: 'analysisDone', state, failed: doc.failedTensors };
     if (doc.stateMessage) m.message = doc.stateMessage;
+    if (doc.firstFailure) m.firstFailure = doc.firstFailure;
     return m;
   }
 

@@ -72,7 +72,7 @@ export type ToWebview =
   | { type: 'stats'; items: StatsSummary[] }
   | { type: 'sensitivity'; items: SensSummary[] }
   | { type: 'progress'; progress: AnalysisProgress }
-  | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number }
+  | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number; firstFailure?: string }
   | { type: 'detail'; detail: TensorDetail }
   | { type: 'exported'; what: 'csv' | 'png'; path: string }
   | { type: 'error'; message: string };

@@ -45,6 +45,8 @@ const RISK_RANK: Record<Risk, number> = { low: 0, medium: 1, high: 2 };
 export interface Column {
   key: SortKey;
   label: string;
+  /** CSV header when it differs from the table's (short) label. */
+  csvLabel?: string;
   numeric: boolean;
   value(row: Row, config: string): number | string | undefined;
   /** CSV cell (full precision). */
@@ -54,23 +56,24 @@ export interface Column {
 const num = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '' : String(v));
 const stat = (k: keyof Omit<StatsSummary, 'name'>) => (r: Row) => r.stats?.[k];
 
+/** Table and CSV columns, most telling first: risk, identity, then the error figures, then the distribution. */
 export const COLUMNS: readonly Column[] = [
+  { key: 'risk', label: 'Risk', csvLabel: 'Risk (chosen format)', numeric: true, value: (r, c) => { const k = riskOf(r, c); return k === undefined ? undefined : RISK_RANK[k]; }, csv: (r, c) => riskOf(r, c) ?? '' },
   { key: 'name', label: 'Tensor', numeric: false, value: (r) => r.name, csv: (r) => r.name },
   { key: 'layer', label: 'Layer', numeric: false, value: (r) => r.layer, csv: (r) => r.layer },
   { key: 'opType', label: 'Op', numeric: false, value: (r) => r.opType, csv: (r) => r.opType },
   { key: 'dtype', label: 'DType', numeric: false, value: (r) => r.dtype, csv: (r) => r.dtype },
   { key: 'shape', label: 'Shape', numeric: false, value: (r) => r.shape.join('×'), csv: (r) => r.shape.join('x') },
   { key: 'params', label: 'Params', numeric: true, value: (r) => r.params, csv: (r) => String(r.params) },
+  { key: 'sqnr8', label: 'INT8 dB', csvLabel: 'SQNR int8-channel (dB)', numeric: true, value: (r) => sqnrOf(r, INT8_CONFIG), csv: (r) => num(sqnrOf(r, INT8_CONFIG)) },
+  { key: 'sqnr4', label: 'INT4 dB', csvLabel: 'SQNR int4-g128 (dB)', numeric: true, value: (r) => sqnrOf(r, INT4_CONFIG), csv: (r) => num(sqnrOf(r, INT4_CONFIG)) },
+  { key: 'sqnrSel', label: 'SQNR chosen', numeric: true, value: (r, c) => sqnrOf(r, c), csv: (r, c) => num(sqnrOf(r, c)) },
+  { key: 'kurtosis', label: 'Kurtosis', numeric: true, value: stat('kurtosis'), csv: (r) => num(r.stats?.kurtosis) },
+  { key: 'outlierShare', label: 'Outliers', csvLabel: 'Outlier share', numeric: true, value: stat('outlierShare'), csv: (r) => num(r.stats?.outlierShare) },
   { key: 'min', label: 'Min', numeric: true, value: stat('min'), csv: (r) => num(r.stats?.min) },
   { key: 'max', label: 'Max', numeric: true, value: stat('max'), csv: (r) => num(r.stats?.max) },
   { key: 'mean', label: 'Mean', numeric: true, value: stat('mean'), csv: (r) => num(r.stats?.mean) },
   { key: 'std', label: 'Std', numeric: true, value: stat('std'), csv: (r) => num(r.stats?.std) },
-  { key: 'kurtosis', label: 'Kurtosis', numeric: true, value: stat('kurtosis'), csv: (r) => num(r.stats?.kurtosis) },
-  { key: 'outlierShare', label: 'Outliers', numeric: true, value: stat('outlierShare'), csv: (r) => num(r.stats?.outlierShare) },
-  { key: 'sqnr8', label: 'SQNR INT8', numeric: true, value: (r) => sqnrOf(r, INT8_CONFIG), csv: (r) => num(sqnrOf(r, INT8_CONFIG)) },
-  { key: 'sqnr4', label: 'SQNR INT4', numeric: true, value: (r) => sqnrOf(r, INT4_CONFIG), csv: (r) => num(sqnrOf(r, INT4_CONFIG)) },
-  { key: 'sqnrSel', label: 'SQNR chosen', numeric: true, value: (r, c) => sqnrOf(r, c), csv: (r, c) => num(sqnrOf(r, c)) },
-  { key: 'risk', label: 'Risk', numeric: true, value: (r, c) => { const k = riskOf(r, c); return k === undefined ? undefined : RISK_RANK[k]; }, csv: (r, c) => riskOf(r, c) ?? '' },
 ];
 
 export function column(key: SortKey): Column {
@@ -180,8 +183,8 @@ function csvCell(s: string): string {
 /** The view as CSV (RFC 4180): every matching row in the view's order, grouping flattened, all columns. */
 export function toCsv(rows: readonly Row[], view: TableView): string {
   const built = buildView(rows, { ...view, group: 'none' });
-  const cols = COLUMNS.map((c) => (c.key === 'sqnrSel' ? { ...c, label: `SQNR ${view.config}` } : c));
-  const lines = [cols.map((c) => csvCell(c.label)).join(',')];
+  const cols = COLUMNS.map((c) => (c.key === 'sqnrSel' ? { ...c, csvLabel: `SQNR chosen: ${view.config} (dB)` } : c));
+  const lines = [cols.map((c) => csvCell(c.csvLabel ?? c.label)).join(',')];
   for (const it of built.items) {
     if (it.kind !== 'row') continue;
     const r = rows[it.index];

@@ -47,21 +47,29 @@ async function quickOpen(page: Page, fileName: string): Promise<void> {
   await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
   // The explorer shows the folder once the remote connection is up.
   await page.locator('.explorer-folders-view').waitFor({ timeout: 90_000 });
-  await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ timeout: 15_000 });
-  await input.fill(fileName);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
+  // A startup walkthrough can open late and take the focus, closing Quick Open: try again then.
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input');
+    try {
+      await input.waitFor({ timeout: 15_000 });
+      await input.fill(fileName);
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(1000);
+    }
+  }
 }
 
 const PPOCR_REC = 'ppocr/ch_PP-OCRv4_rec_infer.onnx';
 
 /** The reader's view of a model, computed in this process: the independent count the UI is checked against. */
 function readerFacts(file: string): { tensors: string[]; analysable: number; quantizable: number } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { openModel } = require('../../src/formats') as typeof import('../../src/formats');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { isAnalysable } = require('../../src/analysis/tensorSource') as typeof import('../../src/analysis/tensorSource');
   const m = openModel(file);
   try {
@@ -74,6 +82,19 @@ function readerFacts(file: string): { tensors: string[]; analysable: number; qua
 
 async function inspectorFrame(page: Page): Promise<Frame> {
   return findFrame(page, '#qs-grid');
+}
+
+/** The inspector frame showing this file (other inspectors may be open). */
+async function inspectorOf(page: Page, fileName: string, timeoutMs = 60_000): Promise<Frame> {
+  const t0 = Date.now();
+  for (;;) {
+    for (const f of page.frames()) {
+      const name = await f.evaluate(() => document.getElementById('qs-filename')?.textContent ?? '').catch(() => '');
+      if (name === fileName && (await f.$('#qs-grid').catch(() => null))) return f;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no inspector shows ${fileName}`);
+    await page.waitForTimeout(250);
+  }
 }
 
 /** Texts of a column in the rendered (virtualized) rows, by tensor name. */
@@ -162,8 +183,23 @@ const tests: UiTest[] = [
 
       await frame.locator('#qs-filter').fill('');
       await frame.waitForFunction(() => Number(document.getElementById('qs-table-status')?.dataset.matched) > 300, undefined, { timeout: 10_000 });
+      // Opens worst-first (by the chosen format's SQNR); sort by name so the same rows stay in view across the switch.
+      const firstSort = await frame.locator('.qs-head [aria-sort="ascending"] [data-sort]').getAttribute('data-sort');
+      if (firstSort !== 'sqnrSel') throw new Error(`initial sort: ${firstSort}`);
+      await frame.locator('.qs-head [data-sort="name"]').click();
       await frame.locator('#qs-filter').fill('conv2d');
       await frame.waitForTimeout(500);
+      const shownNames = [...(await columnByName(frame, 'name')).keys()];
+      const sortedNames = [...shownNames].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+      if (shownNames.join() !== sortedNames.join()) throw new Error(`rows not in name order: ${shownNames.slice(0, 6).join(', ')}`);
+      // Keyboard: Home, Down, Enter opens the second row.
+      await frame.locator('#qs-grid').focus();
+      await frame.locator('#qs-grid').press('Home');
+      await frame.locator('#qs-grid').press('ArrowDown');
+      await frame.locator('#qs-grid').press('Enter');
+      await frame.waitForFunction((n) => document.body.dataset.detail === n, sortedNames[1], { timeout: 15_000 });
+      const active = await frame.locator('#qs-grid').getAttribute('aria-activedescendant');
+      if (!active || (await frame.locator(`#${active}`).getAttribute('data-name')) !== sortedNames[1]) throw new Error(`aria-activedescendant ${active} is not the second row`);
       const before = await columnByName(frame, 'sqnrSel');
       const int4 = await columnByName(frame, 'sqnr4');
       await frame.locator('#qs-config').selectOption('int4-g128');
@@ -179,20 +215,42 @@ const tests: UiTest[] = [
       if (compared < 5) throw new Error(`only ${compared} rows with SQNR figures were compared`);
       await frame.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
       await page.waitForTimeout(300);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-detail-dark.png') });
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-detail.png') });
       await frame.evaluate(() => document.querySelector('.qs-model')?.scrollIntoView());
       await page.waitForTimeout(300);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-model-charts-dark.png') });
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-model-charts.png') });
       await frame.evaluate(() => window.scrollTo(0, 0));
 
-      // CSV export through the save dialog (code-server's simple dialog takes a typed path).
+      // A chart as PNG, through the save dialog (accepting the proposed path).
+      const pngPath = `${file}.histogram.png`;
+      fs.rmSync(pngPath, { force: true });
+      await frame.locator('[data-export="histogram"]').click();
+      await page.locator('.quick-input-widget input').waitFor({ timeout: 15_000 });
+      await page.waitForTimeout(500);
+      await page.keyboard.press('Enter');
+      for (const t1 = Date.now(); !fs.existsSync(pngPath); await page.waitForTimeout(200)) {
+        if (Date.now() - t1 > 20_000) throw new Error(`PNG not written to ${pngPath}`);
+      }
+      await page.waitForTimeout(300);
+      const png = fs.readFileSync(pngPath);
+      const canvasSize = await frame.$eval('#qs-chart-histogram', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
+      if (png.subarray(1, 4).toString('latin1') !== 'PNG' || png.readUInt32BE(16) !== canvasSize[0] || png.readUInt32BE(20) !== canvasSize[1]) {
+        throw new Error(`exported PNG: ${png.length} bytes, header ${png.subarray(0, 24).toString('hex')}, canvas ${canvasSize.join('×')}`);
+      }
+      fs.copyFileSync(pngPath, path.join(ctx.resultsDir, 'exported-histogram.png'));
+      fs.rmSync(pngPath, { force: true });
+
+      // CSV export through the save dialog, accepting the path it proposes as a user would.
       await frame.locator('#qs-filter').fill('');
       await frame.waitForTimeout(400);
-      const csvPath = path.join(ctx.resultsDir, `ppocr-rec-tensors-${Date.now()}.csv`);
+      const csvPath = `${file}.tensors.csv`;
+      fs.rmSync(csvPath, { force: true });
       await frame.locator('#qs-export-csv').click();
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: 15_000 });
-      await input.fill(csvPath);
+      await page.waitForTimeout(500);
+      const proposed = await input.inputValue();
+      if (!proposed.endsWith(path.basename(csvPath))) throw new Error(`save dialog proposes ${proposed}`);
       await page.keyboard.press('Enter');
       const t0 = Date.now();
       while (!fs.existsSync(csvPath)) {
@@ -200,19 +258,21 @@ const tests: UiTest[] = [
         await page.waitForTimeout(200);
       }
       await page.waitForTimeout(300);
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { parseCsv } = require('../../src/shared/tableModel') as typeof import('../../src/shared/tableModel');
       const csv = parseCsv(fs.readFileSync(csvPath, 'utf8'));
+      fs.copyFileSync(csvPath, path.join(ctx.resultsDir, 'ppocr-rec-tensors.csv'));
+      fs.rmSync(csvPath, { force: true });
       const header = csv[0];
-      if (header[0] !== 'Tensor' || header[14] !== 'SQNR int4-g128') throw new Error(`CSV header: ${header.join(',')}`);
-      const names = csv.slice(1).map((r) => r[0]);
+      const cName = header.indexOf('Tensor'), cInt4 = header.indexOf('SQNR int4-g128 (dB)');
+      if (cName < 0 || cInt4 < 0 || !header.includes('SQNR chosen: int4-g128 (dB)')) throw new Error(`CSV header: ${header.join(',')}`);
+      const names = csv.slice(1).map((r) => r[cName]);
       if (names.length !== facts.tensors.length) throw new Error(`CSV has ${names.length} rows, the model ${facts.tensors.length} tensors`);
       const missing = facts.tensors.filter((n) => !names.includes(n));
       if (missing.length) throw new Error(`CSV lacks ${missing.slice(0, 5).join(', ')}`);
-      const withSqnr = csv.slice(1).filter((r) => r[13] !== '');
+      const withSqnr = csv.slice(1).filter((r) => r[cInt4] !== '');
       if (withSqnr.length !== facts.quantizable) throw new Error(`CSV rows with an INT4 SQNR: ${withSqnr.length}, expected ${facts.quantizable}`);
       const shown = int4.get(target) ?? (await columnByName(frame, 'sqnr4')).get(target);
-      const inCsv = csv.find((r) => r[0] === target)?.[13];
+      const inCsv = csv.find((r) => r[cName] === target)?.[cInt4];
       if (shown && inCsv && Number(inCsv).toFixed(1) !== shown) throw new Error(`${target}: CSV INT4 SQNR ${inCsv}, table shows ${shown}`);
     },
   },
@@ -220,30 +280,76 @@ const tests: UiTest[] = [
     name: 'the inspector keeps its state when hidden and restored, and follows light and dark themes',
     async fn(page, ctx) {
       let frame = await inspectorFrame(page);
+      const before = await frame.evaluate(() => `${document.body.dataset.detail}|${(document.getElementById('qs-config') as HTMLSelectElement | null)?.value}`);
+      if (!before.startsWith('conv2d') || !before.endsWith('|int4-g128')) throw new Error(`unexpected state before hiding: ${before}`);
       // Hide the inspector behind another file's editor, then bring it back.
       await quickOpen(page, 'silero_vad_v5.onnx');
       await page.waitForTimeout(1500);
-      await quickOpen(page, path.basename(PPOCR_REC));
+      await page.locator('.tabs-container .tab', { hasText: path.basename(PPOCR_REC) }).first().click();
       const t0 = Date.now();
+      let last = '';
       for (;;) {
-        frame = await inspectorFrame(page);
-        const ok = await frame.evaluate(() => document.body.dataset.detail === 'conv2d_184.w_0' && (document.getElementById('qs-config') as HTMLSelectElement | null)?.value === 'int4-g128').catch(() => false);
-        if (ok) break;
-        if (Date.now() - t0 > 30_000) throw new Error('the restored inspector lost its selected tensor or format');
+        for (const f of page.frames()) {
+          const st = await f.evaluate(() => {
+            if (document.getElementById('qs-filename')?.textContent !== 'ch_PP-OCRv4_rec_infer.onnx') return undefined;
+            return `${document.body.dataset.detail}|${(document.getElementById('qs-config') as HTMLSelectElement | null)?.value}`;
+          }).catch(() => undefined);
+          if (st === undefined) continue;
+          last = st;
+          if (st === before) frame = f;
+        }
+        if (last === before) break;
+        if (Date.now() - t0 > 30_000) throw new Error(`the restored inspector lost its selected tensor or format (shows ${last || 'nothing'}, had ${before})`);
         await page.waitForTimeout(300);
       }
+      await frame.waitForTimeout(500);
       const px = await drawnPixels(frame, 'qs-chart-histogram');
       if (px.drawn < 0.02 * px.total) throw new Error('restored histogram did not draw');
-      await frame.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
-      await setColorTheme(ctx, frame, 'Default Light Modern', 'vscode-light');
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-detail-light.png') });
-      const bg = await frame.evaluate(() => getComputedStyle(document.body).getPropertyValue('--vscode-charts-blue').trim());
-      if (!bg) throw new Error('no --vscode-charts-blue in the light theme');
-      await frame.evaluate(() => window.scrollTo(0, 0));
-      await page.waitForTimeout(200);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-table-light.png') });
-      await setColorTheme(ctx, frame, undefined, 'vscode-dark');
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-table-dark.png') });
+      try {
+        for (const [theme, cls, tag] of [['Default Dark Modern', 'vscode-dark', 'dark'], ['Default Light Modern', 'vscode-light', 'light']] as const) {
+          await setColorTheme(ctx, frame, theme, cls);
+          const blue = await frame.evaluate(() => getComputedStyle(document.body).getPropertyValue('--vscode-charts-blue').trim());
+          if (!blue) throw new Error(`no --vscode-charts-blue in ${theme}`);
+          await frame.evaluate(() => window.scrollTo(0, 0));
+          await page.waitForTimeout(300);
+          await page.screenshot({ path: path.join(ctx.resultsDir, `inspector-table-${tag}.png`) });
+          await frame.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
+          await page.waitForTimeout(300);
+          const drawn = await drawnPixels(frame, 'qs-chart-histogram');
+          if (drawn.drawn < 0.02 * drawn.total) throw new Error(`histogram not redrawn in ${theme}`);
+          await page.screenshot({ path: path.join(ctx.resultsDir, `inspector-detail-${tag}.png`) });
+          await frame.evaluate(() => document.querySelector('.qs-model')?.scrollIntoView());
+          await page.waitForTimeout(300);
+          await page.screenshot({ path: path.join(ctx.resultsDir, `inspector-model-${tag}.png`) });
+        }
+      } finally {
+        await setColorTheme(ctx, frame, undefined, 'vscode-light').catch(() => undefined);
+        await frame.evaluate(() => window.scrollTo(0, 0)).catch(() => undefined);
+      }
+    },
+  },
+  {
+    name: 'a running analysis can be cancelled, keeps what it has, and resumes to completion',
+    async fn(page, ctx) {
+      const rel = 'ppocr/ch_PP-OCRv4_det_infer.onnx';
+      const facts = readerFacts(path.join(ctx.workspace, rel));
+      await quickOpen(page, path.basename(rel));
+      const frame = await inspectorOf(page, path.basename(rel));
+      const cancel = frame.locator('#qs-cancel');
+      await cancel.waitFor({ state: 'visible', timeout: 30_000 });
+      await cancel.click();
+      await frame.waitForFunction(() => document.body.dataset.analysis === 'cancelled', undefined, { timeout: 30_000 });
+      const st = await frame.locator('#qs-table-status').evaluate((e) => ({ ...(e as HTMLElement).dataset }));
+      if (Number(st.rows) !== facts.tensors.length) throw new Error(`after cancel the table has ${st.rows} rows, the model ${facts.tensors.length} tensors`);
+      if (!(Number(st.measured) < facts.quantizable)) throw new Error(`cancel had no effect: ${st.measured} of ${facts.quantizable} measured`);
+      const text = (await frame.locator('#qs-progress-text').textContent()) ?? '';
+      if (!/cancelled/i.test(text)) throw new Error(`progress text after cancel: ${text}`);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-cancelled.png') });
+      await frame.locator('#qs-resume').click();
+      await frame.waitForFunction(() => document.body.dataset.analysis === 'complete', undefined, { timeout: 240_000 });
+      await frame.waitForFunction((n) => document.getElementById('qs-table-status')?.dataset.measured === String(n), facts.quantizable, { timeout: 10_000 });
+      const done = await frame.locator('#qs-table-status').evaluate((e) => ({ ...(e as HTMLElement).dataset }));
+      if (Number(done.analysed) !== facts.analysable) throw new Error(`after resuming: ${done.analysed} of ${facts.analysable} tensors have statistics`);
     },
   },
 ];
