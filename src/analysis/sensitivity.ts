@@ -101,6 +101,12 @@ export function sampleRows(shape: readonly number[], maxElements: number): { row
 }
 
 export function tensorSensitivity(x: Float32Array, shape: readonly number[], fullShape: readonly number[], outputChannelAxis: number | undefined, opts: SensitivityOptions = {}): TensorSensitivity {
+  // A conv kernel [O, I/g, kh, kw] reduces over everything after its output channel:
+  // group along that flattened row, not along I/g alone (which is 1 for depthwise convs).
+  if (fullShape.length > 2 && (outputChannelAxis ?? 0) === 0) {
+    const flat = (s: readonly number[]) => [s[0], s.slice(1).reduce((a, b) => a * b, 1)];
+    return tensorSensitivity(x, flat(shape), flat(fullShape), 0, opts);
+  }
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i])) throw new RangeError(`element ${i} is ${x[i]}: sensitivity needs finite weights`);
   }

@@ -30,7 +30,9 @@ export function int8ChannelBytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel'
 
 /** INT4 asymmetric, groups of 128 along the reduction axis: packed codes, a scale and a packed 4-bit zero point per group. */
 export function int4g128Bytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel' | 'layer'>): number {
-  const k = t.shape[axes(t).groupAxis];
+  const { channelAxis, groupAxis } = axes(t);
+  // Output channel first: the reduction runs over the whole flattened row (a conv's I/g·kh·kw).
+  const k = channelAxis === 0 && t.shape.length > 2 ? t.numel / t.shape[0] : t.shape[groupAxis];
   const groups = k > 0 ? (t.numel / k) * Math.ceil(k / 128) : 0;
   return Math.ceil(t.numel / 2) + groups * scaleBytes(t.dtype) + Math.ceil(groups / 2);
 }

@@ -58,6 +58,19 @@ describe('analysis: weight-space sensitivity', function () {
     assert.equal(quantizedBytes([64, 300], { format: 'int', bits: 8, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, 8, 2), 64 * 300 + 128);
   });
 
+  it('groups a conv kernel along its flattened row (depthwise [O, 1, kh, kw] included)', () => {
+    // Depthwise 3x3: each output channel has 9 weights, so int4-g128 is one group of 9 per channel.
+    const dw = gaussian(32 * 9, 7);
+    const r = tensorSensitivity(dw, [32, 1, 3, 3], [32, 1, 3, 3], 0);
+    const c = r.configs.find((k) => k.config === 'int4-g128')!;
+    assert.equal(c.bytes, 32 * 9 / 2 + 32 * 4 + 32 / 2);
+    // Same numbers as the 2-D view [32, 9] the engine reduces over.
+    const flat = tensorSensitivity(dw, [32, 9], [32, 9], 0).configs.find((k) => k.config === 'int4-g128')!;
+    assert.equal(c.mse, flat.mse);
+    // 16 levels over 9 values is far from lossless: a per-element "group" would read ~160 dB.
+    assert.ok(c.sqnrDb > 10 && c.sqnrDb < 60, `${c.sqnrDb} dB`);
+  });
+
   it('axes and sampling', () => {
     assert.deepEqual(axesFor([300, 64], 1), { channelAxis: 1, groupAxis: 0 });
     assert.deepEqual(axesFor([64, 32, 3, 3], 0), { channelAxis: 0, groupAxis: 1 });

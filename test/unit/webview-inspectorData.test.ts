@@ -43,11 +43,16 @@ describe('inspector data (host side)', () => {
     for (const c of cases) {
       const numel = c.shape.reduce((a, b) => a * b, 1);
       const t = { dtype: c.dtype, shape: c.shape, numel, layer: c.axis === undefined ? { consumers: [] } : { consumers: [], outputChannelAxis: c.axis } };
-      const { channelAxis, groupAxis } = axesFor(c.shape, c.axis);
+      // The engine groups a conv kernel [O, ...] along its flattened row.
+      const shape = c.shape.length > 2 && (c.axis ?? 0) === 0 ? [c.shape[0], numel / c.shape[0]] : c.shape;
+      const { channelAxis, groupAxis } = axesFor(shape, c.axis);
       const sb = c.dtype === 'f32' ? 4 : 2;
-      assert.equal(int8ChannelBytes(t), quantizedBytes(c.shape, int8.make(c.shape, channelAxis, groupAxis), 8, sb), `int8 ${c.shape}`);
-      assert.equal(int4g128Bytes(t), quantizedBytes(c.shape, int4.make(c.shape, channelAxis, groupAxis), 4, sb), `int4 ${c.shape}`);
+      assert.equal(int8ChannelBytes(t), quantizedBytes(shape, int8.make(shape, channelAxis, groupAxis), 8, sb), `int8 ${c.shape}`);
+      assert.equal(int4g128Bytes(t), quantizedBytes(shape, int4.make(shape, channelAxis, groupAxis), 4, sb), `int4 ${c.shape}`);
     }
+    // By hand: a depthwise conv [32, 1, 3, 3] f32 has rows of 9 weights, one group each:
+    // 144 bytes of codes + 32 × (4-byte scale) + 32 half-byte zero points.
+    assert.equal(int4g128Bytes({ dtype: 'f32', shape: [32, 1, 3, 3], numel: 288, layer: { consumers: [], outputChannelAxis: 0 } }), 144 + 128 + 16);
     // By hand: 4096×4096 f16, INT4 g128 asymmetric: 8 MiB of codes, 131072 groups × (2-byte scale + half-byte zero point).
     assert.equal(int4g128Bytes({ dtype: 'f16', shape: [4096, 4096], numel: 4096 * 4096, layer: { consumers: [] } }), 8 * 1048576 + 131072 * 2 + 65536);
     assert.equal(isQuantizableWeight({ dtype: 'f32', shape: [16], numel: 16 }), false);
