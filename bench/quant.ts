@@ -13,7 +13,7 @@
  * Use `unit: 's'` for wall-clock seconds. Keep imports inside `run` so one
  * missing module does not break the other figures.
  */
-import { quantizeCodes, packInt4, packMatMulNBits, QuantSpec } from '../src/quant';
+import { quantizeCodes, quantizeCodesInto, quantizePacked4Into, quantOutputSizes, packInt4, packMatMulNBits, QuantSpec } from '../src/quant';
 
 interface BenchTensor {
   /** float32 [rows, cols], row-major. */
@@ -27,6 +27,8 @@ interface Figure {
   unit: 'GB/s' | 's';
   /** Repetitions after one warm-up run (default from --reps). */
   reps?: number;
+  /** Also report `<key>_cpu`: the rate over on-CPU time (process.cpuUsage), less sensitive to a busy machine. */
+  cpu?: boolean;
   run(t: BenchTensor): void | Promise<void>;
 }
 
@@ -44,10 +46,34 @@ async function gguf(type: string, t: BenchTensor, impl: 'auto' | 'ts'): Promise<
   q.quantizeGgmlInto(type, t.w, 0, dst, 0, t.w.length, { impl });
 }
 
+// RTN outputs reused across repetitions, as a converter reuses them from tensor to tensor.
+const rtnOut = new Map<string, { codes: Int8Array | Uint8Array; scales: Float32Array }>();
+function rtnInto(t: BenchTensor, spec: QuantSpec, tag: string): Int8Array | Uint8Array {
+  let o = rtnOut.get(tag);
+  if (!o) {
+    const z = quantOutputSizes([t.rows, t.cols], spec);
+    o = { codes: z.signedCodes ? new Int8Array(z.numel) : new Uint8Array(z.numel), scales: new Float32Array(z.groups) };
+    rtnOut.set(tag, o);
+  }
+  quantizeCodesInto(t.w, [t.rows, t.cols], spec, o);
+  return o.codes;
+}
+const rtnPacked = new Map<string, { packed: Uint8Array; scales: Float32Array }>();
+function rtnPacked4Into(t: BenchTensor, spec: QuantSpec, tag: string): void {
+  let o = rtnPacked.get(tag);
+  if (!o) rtnPacked.set(tag, (o = { packed: new Uint8Array((t.w.length + 1) >> 1), scales: new Float32Array(quantOutputSizes([t.rows, t.cols], spec).groups) }));
+  quantizePacked4Into(t.w, [t.rows, t.cols], spec, o);
+}
+
 const figures: Figure[] = [
   // RTN figures produce what a converter stores (codes + scales), not the dequantized tensor.
-  { key: 'rtn_int8_per_channel', unit: 'GB/s', run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel); } },
-  { key: 'rtn_int4_g128_packed', unit: 'GB/s', run: (t) => { packInt4(quantizeCodes(t.w, [t.rows, t.cols], int4G128).codes); } },
+  // rtn_int8_per_channel goes through quantizeCodesInto with outputs reused across runs (see rtn_note);
+  // _alloc is quantizeCodes, which allocates fresh codes and scales every call.
+  { key: 'rtn_int8_per_channel', unit: 'GB/s', cpu: true, run: (t) => { rtnInto(t, int8PerChannel, 'int8pc'); } },
+  { key: 'rtn_int8_per_channel_alloc', unit: 'GB/s', cpu: true, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel); } },
+  // rtn_int4_g128_packed: quantizePacked4Into (packed in the module) into reused outputs; _alloc: quantizeCodes + packInt4.
+  { key: 'rtn_int4_g128_packed', unit: 'GB/s', cpu: true, run: (t) => { rtnPacked4Into(t, int4G128, 'int4g128'); } },
+  { key: 'rtn_int4_g128_packed_alloc', unit: 'GB/s', run: (t) => { packInt4(quantizeCodes(t.w, [t.rows, t.cols], int4G128).codes); } },
   { key: 'rtn_int8_per_channel_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel, { kernel: 'reference' }); } },
   // A complete com.microsoft MatMulNBits weight (transpose, asymmetric uint4 per 32, packed B / scales / zero points).
   { key: 'matmulnbits_uint4_g32_asym', unit: 'GB/s', run: (t) => { packMatMulNBits(t.w, t.rows, t.cols, { bits: 4, blockSize: 32 }); } },
@@ -102,18 +128,27 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
   if (!Number.isInteger(size) || size < 128) throw new Error(`bench quant: --size must be an integer >= 128, got ${flag(argv, 'size')}`);
   const t: BenchTensor = { w: randomWeights(size * size, 1234, 0.02), rows: size, cols: size };
   const out: Record<string, number | string> = { tensor: `${size}x${size} f32` };
+  if (!only || only.some((k) => k.startsWith('rtn_'))) {
+    out.rtn_note = 'rtn_int8_per_channel: quantizeCodesInto, rtn_int4_g128_packed: quantizePacked4Into, outputs reused across runs '
+      + '(_alloc: fresh outputs per call); _cpu: rate over process.cpuUsage time';
+  }
   for (const f of figures) {
     if (only && !only.includes(f.key)) continue;
     await f.run(t); // warm-up: JIT and allocation
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let r = 0; r < (f.reps ?? reps); r++) {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await f.run(t);
       times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      const c = process.cpuUsage(c0);
+      cpuTimes.push((c.user + c.system) / 1e6);
     }
     // The best repetition: on a machine shared with other jobs the median mostly measures the neighbours.
     const sec = Math.min(...times);
     out[f.key] = f.unit === 's' ? Number(sec.toFixed(3)) : Number((t.w.byteLength / sec / 1e9).toFixed(4));
+    if (f.cpu && f.unit === 'GB/s') out[`${f.key}_cpu`] = Number((t.w.byteLength / Math.min(...cpuTimes) / 1e9).toFixed(4));
   }
   return out;
 }

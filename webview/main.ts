@@ -1,4 +1,4 @@
-import type { AnalysisProgress, GroupBy, ModelOverview, TableView, TensorDetail, TensorRow, ToWebview } from '../src/shared/protocol';
+import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, TableView, TensorDetail, TensorRow, ToWebview } from '../src/shared/protocol';
 import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, type Row } from '../src/shared/tableModel';
 import { vscode } from './vscodeApi';
 import { formatBytes, formatCount } from './format';
@@ -32,6 +32,7 @@ let configs: string[] = [INT8_CONFIG, INT4_CONFIG];
 let rows: Row[] = [];
 const rowIndex = new Map<string, number>();
 let detail: TensorDetail | undefined;
+let mixed: MixedSummary | undefined;
 let analysis: { running: boolean; progress?: AnalysisProgress; done?: Extract<ToWebview, { type: 'analysisDone' }> } = { running: true };
 let table: LayerTable | undefined;
 const slots = new Map<string, ChartSlot>();
@@ -105,10 +106,11 @@ function renderShell(o: ModelOverview): void {
     ['quantizable', 'Quantizable weights', `${formatCount(o.quantizableTensors)} tensors`],
     ['size-int8', 'At INT8 per-channel', `${formatBytes(o.sizeAtInt8)} (${((100 * o.sizeAtInt8) / o.sizeOnDisk).toFixed(1)}%)`],
     ['size-int4', 'At INT4 group 128', `${formatBytes(o.sizeAtInt4g128)} (${((100 * o.sizeAtInt4g128) / o.sizeOnDisk).toFixed(1)}%)`],
+    ['size-mixed', 'Best mixed precision', 'after the analysis'],
     ['metadata', 'Metadata entries', formatCount(o.metadataKeys)],
   ];
   const dl = el('dl', { class: 'qs-facts' });
-  for (const [id, k, v] of facts) dl.append(el('dt', {}, k), el('dd', { id: `qs-${id}` }, v));
+  for (const [id, k, v] of facts) dl.append(el('dt', { id: `qs-${id}-label` }, k), el('dd', { id: `qs-${id}` }, v));
   const dtypes = el('ul', { class: 'qs-dtypes', 'aria-label': 'Bytes by data type' });
   for (const [d, b] of Object.entries(o.bytesByDtype).sort((a, b) => b[1] - a[1])) dtypes.append(el('li', {}, el('code', {}, d), ` ${formatBytes(b)}`));
 
@@ -317,6 +319,7 @@ function scheduleTableRefresh(): void {
 
 function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: string[]): void {
   overview = o;
+  mixed = undefined;
   configs = cfgs;
   if (!configs.includes(state.view.config)) state.view.config = configs[0];
   rows = tensors.map((t) => ({ ...t }));
@@ -331,6 +334,18 @@ function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: string[]): voi
   renderProgress();
   renderModelCharts();
   if (state.selected && rowIndex.has(state.selected)) table!.select(state.selected);
+}
+
+/** The overview line for the knapsack search's best per-layer assignment. */
+function renderMixed(): void {
+  const dd = document.getElementById('qs-size-mixed');
+  const dt = document.getElementById('qs-size-mixed-label');
+  if (!dd || !dt || !mixed || !overview) return;
+  dt.textContent = `Best mixed (≤ ${mixed.averageBits} bits/weight)`;
+  const ratio = mixed.int4g128Error > 0 ? mixed.error / mixed.int4g128Error : NaN;
+  const counts = Object.entries(mixed.counts).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n}× ${k}`).join(', ');
+  dd.textContent = `${formatBytes(mixed.modelBytes)} (${((100 * mixed.modelBytes) / overview.sizeOnDisk).toFixed(1)}%) · ` +
+    (Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}% of uniform INT4-g128's weight error · ` : '') + counts;
 }
 
 window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
@@ -353,6 +368,10 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
       scheduleModelCharts();
       // The selected tensor's candidate chart needs its new figures.
       if (table?.selected && m.items.some((s) => s.name === table!.selected)) vscode.postMessage({ type: 'selectTensor', name: table.selected });
+      break;
+    case 'mixed':
+      mixed = m.mixed;
+      renderMixed();
       break;
     case 'progress':
       analysis = { running: true, progress: m.progress };

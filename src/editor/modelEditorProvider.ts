@@ -7,7 +7,7 @@ import type { TensorSensitivity } from '../analysis/sensitivity';
 import type { WorkerPool } from '../worker/pool';
 import { buildOverview } from './overview';
 import { configResults, readinessReport, statsSummary, tensorDetail } from './inspectorData';
-import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
+import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
 import { toCsv, type Row } from '../shared/tableModel';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { log } from '../log';
@@ -29,6 +29,7 @@ class ModelDocument implements vscode.CustomDocument {
   built: { overview: ModelOverview; tensors: TensorRow[] } | undefined;
   readonly stats = new Map<string, TensorStats>();
   readonly sens = new Map<string, TensorSensitivity>();
+  mixed: MixedSummary | undefined;
   state: AnalysisState = 'idle';
   stateMessage: string | undefined;
   failedTensors = 0;
@@ -182,6 +183,8 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       for (const f of [...stats.failed, ...sens.failed]) log().warn(`${model.path}: ${f.name}: ${f.error}`);
       doc.state = 'complete';
       doc.stateMessage = undefined;
+      doc.mixed = this.mixedFor(doc);
+      if (doc.mixed) doc.broadcast({ type: 'mixed', mixed: doc.mixed });
       log().info(`Analysed ${model.path}: ${doc.stats.size} tensors, ${doc.sens.size} measured in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {
       const cancelled = e instanceof CancelledError || abort.signal.aborted;
@@ -193,6 +196,21 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       flush();
       if (doc.abort === abort) doc.abort = undefined;
       doc.broadcast(this.doneMessage(doc));
+    }
+  }
+
+  /** The overview's mixed-precision size, once every weight has its sensitivity. */
+  private mixedFor(doc: ModelDocument): MixedSummary | undefined {
+    const model = doc.model;
+    if (!model) return undefined;
+    const { mixedAssignment } = require('./mixedAssignment') as typeof import('./mixedAssignment');
+    const layers = model.tensors.filter((t) => doc.sens.has(t.name)).map((t) => ({ name: t.name, bytes: t.byteLength, sens: doc.sens.get(t.name)! }));
+    const kept = model.sizeOnDisk - layers.reduce((a, l) => a + l.bytes, 0);
+    try {
+      return mixedAssignment(layers, kept);
+    } catch (e) {
+      log().warn(`${model.path}: mixed-precision search: ${e instanceof Error ? e.message : String(e)}`);
+      return undefined;
     }
   }
 
@@ -215,6 +233,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     if (stats.length) post({ type: 'stats', items: stats });
     const sens = [...doc.sens].map(([name, s]) => ({ name, configs: configResults(s) }));
     if (sens.length) post({ type: 'sensitivity', items: sens });
+    if (doc.mixed) post({ type: 'mixed', mixed: doc.mixed });
     if (doc.state === 'running') {
       if (doc.progress) post({ type: 'progress', progress: doc.progress });
     } else if (doc.state !== 'idle') post(this.doneMessage(doc));

@@ -368,12 +368,25 @@ function contiguousGroupSize(shape: readonly number[], g: Granularity, numel: nu
   return axis === rank - 1 && shape[axis] % g.size === 0 ? g.size : 0;
 }
 
-function quantizeFast(x: Float32Array, layout: GroupLayout, spec: QuantSpec, cal: RangeCalibrator, withDeq = true): QuantResult | null {
+/** Kernel parameters of the fast path, or null when it does not apply to this spec and shape. */
+interface FastPlan {
+  gsize: number;
+  signed: boolean;
+  symmetric: boolean;
+  qmin: number;
+  qmax: number;
+  mid: number;
+  num: number;
+  den: number;
+  mse: { steps: number; minRatio: number } | null;
+}
+
+function fastPlan(layout: GroupLayout, spec: QuantSpec, cal: RangeCalibrator): FastPlan | null {
   if ((spec.format !== 'int' && spec.format !== 'uint') || spec.scale === 'pow2') return null;
   const mse = cal instanceof MseCalibrator;
   if (!(cal instanceof MinMaxCalibrator) && !mse) return null;
   const gsize = contiguousGroupSize(layout.shape, spec.granularity, layout.numel);
-  // A group must fit one kernel chunk; WebAssembly memory never shrinks, so a huge
+  // A group must fit one kernel call; WebAssembly memory never shrinks, so a huge
   // per-tensor group would pin ~9 bytes per element for the life of the process.
   if (gsize === 0 || gsize > WASM_MAX_GROUP) return null;
   const signed = spec.format === 'int';
@@ -383,21 +396,44 @@ function quantizeFast(x: Float32Array, layout: GroupLayout, spec: QuantSpec, cal
   const restricted = symmetric && (spec.range ?? 'restricted') === 'restricted';
   const { qmin, qmax } = intGrid(bits, signed, restricted);
   const mid = signed ? 0 : 1 << (bits - 1);
-  const num = restricted ? 1 : 2;
-  const den = restricted ? qmax - mid : qmax - qmin;
-  const codes = signed ? new Int8Array(layout.numel) : new Uint8Array(layout.numel);
+  return {
+    gsize, signed, symmetric, qmin, qmax, mid,
+    num: restricted ? 1 : 2,
+    den: restricted ? qmax - mid : qmax - qmin,
+    mse: mse ? { steps: (cal as MseCalibrator).steps, minRatio: (cal as MseCalibrator).minRatio } : null,
+  };
+}
+
+/**
+ * Run the fast path into the given arrays (sized by the caller). Returns
+ * false when WebAssembly is unavailable; throws on non-finite input.
+ * `zps` null is allowed for signed symmetric grids (their zero point is 0).
+ */
+function runFast(
+  x: Float32Array, plan: FastPlan, codes: Int8Array | Uint8Array | null, deq: Float32Array | null, scales: Float32Array, zps: Int32Array | null,
+  packed: Uint8Array | null = null,
+): boolean {
+  let status: number;
+  if (plan.signed && plan.symmetric) {
+    status = quantSymIntWasm(x, plan.gsize, plan.num, plan.den, plan.qmin, plan.qmax, codes as Int8Array | null, deq, scales, plan.mse, packed);
+    if (zps && status === -1) zps.fill(0);
+  } else {
+    const z = zps ?? new Int32Array(scales.length);
+    status = quantIntZpWasm(x, plan.gsize, plan.num, plan.den, plan.qmin, plan.qmax, !plan.symmetric, plan.mid, codes, deq, scales, z, packed, !plan.signed);
+  }
+  if (status === -2) return false;
+  if (status >= 0) checkFinite(x, 'quantize'); // throws with the element's index
+  return true;
+}
+
+function quantizeFast(x: Float32Array, layout: GroupLayout, spec: QuantSpec, cal: RangeCalibrator, withDeq = true): QuantResult | null {
+  const plan = fastPlan(layout, spec, cal);
+  if (!plan) return null;
+  const codes = plan.signed ? new Int8Array(layout.numel) : new Uint8Array(layout.numel);
   const deq = new Float32Array(withDeq ? layout.numel : 0);
   const scales = new Float32Array(layout.groups);
   const zps = new Int32Array(layout.groups);
-  let status: number;
-  if (signed && symmetric) {
-    status = quantSymIntWasm(x, gsize, num, den, qmin, qmax, codes as Int8Array, withDeq ? deq : null, scales,
-      mse ? { steps: (cal as MseCalibrator).steps, minRatio: (cal as MseCalibrator).minRatio } : null);
-  } else {
-    status = quantIntZpWasm(x, gsize, num, den, qmin, qmax, !symmetric, mid, codes, withDeq ? deq : null, scales, zps);
-  }
-  if (status === -2) return null;
-  if (status >= 0) checkFinite(x, 'quantize'); // throws with the element's index
+  if (!runFast(x, plan, codes, withDeq ? deq : null, scales, zps)) return null;
   return { shape: layout.shape.slice(), spec, codes, scales, scaleShape: layout.scaleShape, zeroPoints: zps, dequantized: deq };
 }
 
@@ -440,6 +476,126 @@ export function quantizeCodes(x: Float32Array, shape: readonly number[], spec: Q
   }
   const { dequantized: _unused, ...rest } = quantize(x, shape, spec, { kernel: 'reference' });
   return rest;
+}
+
+/** Sizes of what `quantizeCodesInto` writes for this shape and spec, to allocate reusable outputs. */
+export interface QuantOutputSizes {
+  numel: number;
+  /** Number of scale groups (length of scales and zero points). */
+  groups: number;
+  scaleShape: number[];
+  /** True: codes are an Int8Array (int, binary, ternary); false: a Uint8Array. */
+  signedCodes: boolean;
+  /** True for int / uint, the formats with zero points. */
+  hasZeroPoints: boolean;
+}
+
+export function quantOutputSizes(shape: readonly number[], spec: QuantSpec): QuantOutputSizes {
+  const layout = groupLayout(shape, spec.granularity);
+  return {
+    numel: layout.numel, groups: layout.groups, scaleShape: layout.scaleShape,
+    signedCodes: codecFor(spec).signedCodes, hasZeroPoints: spec.format === 'int' || spec.format === 'uint',
+  };
+}
+
+function checkScalesOut(where: string, layout: GroupLayout, scales: Float32Array, zps: Int32Array | null): void {
+  if (!(scales instanceof Float32Array) || scales.length !== layout.groups) {
+    const got = scales as unknown as { constructor?: { name?: string }; length?: number } | undefined;
+    throw new RangeError(`${where}: out.scales must be a Float32Array of ${layout.groups} elements (scale shape [${layout.scaleShape.join(', ')}]), got ${got?.constructor?.name} of ${got?.length}`);
+  }
+  if (zps !== null && (!(zps instanceof Int32Array) || zps.length !== layout.groups)) {
+    const got = zps as unknown as { constructor?: { name?: string }; length?: number };
+    throw new RangeError(`${where}: out.zeroPoints must be an Int32Array of ${layout.groups} elements, got ${got.constructor?.name} of ${got.length}`);
+  }
+}
+
+/** Caller-owned outputs for `quantizeCodesInto`, sized as `quantOutputSizes` says. */
+export interface QuantCodesOut {
+  /** One code per element (Int8Array for int / binary / ternary, else Uint8Array). */
+  codes: Int8Array | Uint8Array;
+  /** One float32 scale per group, laid out as the scale shape. */
+  scales: Float32Array;
+  /** Integer formats: one zero point per group, written when given. */
+  zeroPoints?: Int32Array | null;
+}
+
+/**
+ * `quantizeCodes` into arrays the caller owns and may reuse across tensors:
+ * the same codes, scales and zero points, without allocating outputs (a
+ * converter quantizing layer after layer otherwise page-faults fresh
+ * tens of MB per tensor). Returns which kernel ran; specs the WebAssembly
+ * path does not cover fall back to the reference and copy into `out`.
+ * Non-finite input throws (naming the element) and leaves `out` partly written.
+ */
+export function quantizeCodesInto(
+  x: Float32Array, shape: readonly number[], spec: QuantSpec, out: QuantCodesOut, opts: QuantizeOptions = {},
+): { kernel: 'wasm' | 'reference' } {
+  const layout = groupLayout(shape, spec.granularity);
+  if (layout.numel !== x.length) {
+    throw new RangeError(`quantizeCodesInto: shape [${shape.join(', ')}] has ${layout.numel} elements but the data has ${x.length}`);
+  }
+  const codec = codecFor(spec);
+  const wantCodes = codec.signedCodes ? 'an Int8Array' : 'a Uint8Array';
+  if (!(codec.signedCodes ? out.codes instanceof Int8Array : out.codes instanceof Uint8Array) || out.codes.length !== layout.numel) {
+    throw new RangeError(`quantizeCodesInto: out.codes must be ${wantCodes} of ${layout.numel} elements for ${spec.format}, got ${out.codes?.constructor?.name} of ${out.codes?.length}`);
+  }
+  const zps = out.zeroPoints ?? null;
+  checkScalesOut('quantizeCodesInto', layout, out.scales, zps);
+  if ((opts.kernel ?? 'auto') === 'auto') {
+    const plan = fastPlan(layout, spec, resolveCalibrator(spec));
+    if (plan && runFast(x, plan, out.codes, null, out.scales, zps)) return { kernel: 'wasm' };
+  }
+  const r = quantize(x, shape, spec, { kernel: 'reference' });
+  (out.codes as Uint8Array).set(r.codes as Uint8Array);
+  out.scales.set(r.scales);
+  if (zps) {
+    if (r.zeroPoints) zps.set(r.zeroPoints);
+    else zps.fill(0);
+  }
+  return { kernel: 'reference' };
+}
+
+/** Caller-owned outputs for `quantizePacked4Into`. */
+export interface QuantPacked4Out {
+  /** ceil(numel / 2) bytes: codes two per byte in element order, low nibble first (ONNX int4 / uint4). */
+  packed: Uint8Array;
+  scales: Float32Array;
+  zeroPoints?: Int32Array | null;
+}
+
+/**
+ * 4-bit integer RTN (spec: int or uint, bits 4) straight to the ONNX packed
+ * layout, into caller-owned arrays: the same bytes as packing the codes of
+ * `quantizeCodes`, without the one-byte-per-code intermediate. The
+ * WebAssembly path packs inside the module when groups have an even length;
+ * otherwise codes are computed into a scratch array and packed here.
+ */
+export function quantizePacked4Into(
+  x: Float32Array, shape: readonly number[], spec: QuantSpec, out: QuantPacked4Out, opts: QuantizeOptions = {},
+): { kernel: 'wasm' | 'reference' } {
+  if ((spec.format !== 'int' && spec.format !== 'uint') || (spec.bits ?? 8) !== 4) {
+    throw new RangeError(`quantizePacked4Into: needs a 4-bit int or uint spec, got ${spec.format} with ${spec.bits ?? 8} bits`);
+  }
+  const layout = groupLayout(shape, spec.granularity);
+  if (layout.numel !== x.length) {
+    throw new RangeError(`quantizePacked4Into: shape [${shape.join(', ')}] has ${layout.numel} elements but the data has ${x.length}`);
+  }
+  const bytes = (layout.numel + 1) >> 1;
+  if (!(out.packed instanceof Uint8Array) || out.packed.length !== bytes) {
+    throw new RangeError(`quantizePacked4Into: out.packed must be a Uint8Array of ${bytes} bytes for ${layout.numel} 4-bit codes, got ${out.packed?.constructor?.name} of ${out.packed?.length}`);
+  }
+  checkScalesOut('quantizePacked4Into', layout, out.scales, out.zeroPoints ?? null);
+  if ((opts.kernel ?? 'auto') === 'auto') {
+    const plan = fastPlan(layout, spec, resolveCalibrator(spec));
+    if (plan && plan.gsize % 2 === 0 && runFast(x, plan, null, null, out.scales, out.zeroPoints ?? null, out.packed)) return { kernel: 'wasm' };
+  }
+  const codes = spec.format === 'int' ? new Int8Array(layout.numel) : new Uint8Array(layout.numel);
+  const r = quantizeCodesInto(x, shape, spec, { codes, scales: out.scales, zeroPoints: out.zeroPoints }, opts);
+  const p = out.packed;
+  const pairs = layout.numel >> 1;
+  for (let j = 0; j < pairs; j++) p[j] = (codes[2 * j] & 15) | ((codes[2 * j + 1] & 15) << 4);
+  if (layout.numel & 1) p[pairs] = codes[layout.numel - 1] & 15;
+  return r;
 }
 
 /**

@@ -50,6 +50,24 @@ export interface ConfigResult { config: string; sqnrDb: number; relError: number
 
 export interface SensSummary { name: string; configs: ConfigResult[] }
 
+/** Best per-layer formats under a default average-bits budget (exact knapsack search over the sensitivity table). */
+export interface MixedSummary {
+  averageBits: number;
+  budgetBytes: number;
+  /** Bytes of the quantizable weights under the assignment. */
+  weightBytes: number;
+  /** Whole model: the assignment plus everything kept as is. */
+  modelBytes: number;
+  /** Total squared weight error of the assignment, and of uniform INT4 g128. */
+  error: number;
+  int4g128Error: number;
+  int4g128Bytes: number;
+  /** How many layers take each format. */
+  counts: Record<string, number>;
+  /** The search was exact (sizes on the budget grid), else within its stated bound. */
+  exact: boolean;
+}
+
 /** Everything the tensor detail needs, sent when a tensor is selected. */
 export interface TensorDetail {
   name: string;
@@ -71,6 +89,7 @@ export type ToWebview =
   | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[]; configs: string[] }
   | { type: 'stats'; items: StatsSummary[] }
   | { type: 'sensitivity'; items: SensSummary[] }
+  | { type: 'mixed'; mixed: MixedSummary }
   | { type: 'progress'; progress: AnalysisProgress }
   | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number; firstFailure?: string }
   | { type: 'detail'; detail: TensorDetail }

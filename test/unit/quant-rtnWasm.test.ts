@@ -75,7 +75,7 @@ describe('quant RTN WebAssembly kernel', () => {
     assert.ok(clipped > 100, `the MSE search must actually clip some groups (clipped ${clipped})`);
   });
 
-  it('splits tensors larger than one wasm chunk (2^20 elements) without seams', function () {
+  it('splits tensors over many kernel calls (64K-element chunks; rows longer than a chunk) without seams', function () {
     this.timeout(10000);
     const shape = [3, 400000];
     const x = randomTensor(shape[0] * shape[1], 77);
