@@ -45,7 +45,7 @@ function prepareSampleWorkspace(root, dir) {
   const fixtures = path.join(root, 'test', 'fixtures');
   if (fs.existsSync(fixtures)) copyTree(fixtures, path.join(dir, 'fixtures'));
   fs.mkdirSync(path.join(dir, '.vscode'), { recursive: true });
-  fs.writeFileSync(path.join(dir, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'git.openRepositoryInParentFolders': 'never', 'git.enabled': false }, null, 2));
+  fs.writeFileSync(path.join(dir, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'git.openRepositoryInParentFolders': 'never', 'git.enabled': false, 'workbench.welcomePage.walkthroughs.openOnInstall': false, 'workbench.tips.enabled': false }, null, 2));
   return REAL_MODELS.map(([, to]) => path.join(dir, to));
 }
 

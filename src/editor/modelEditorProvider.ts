@@ -30,6 +30,8 @@ class ModelDocument implements vscode.CustomDocument {
   readonly stats = new Map<string, TensorStats>();
   readonly sens = new Map<string, TensorSensitivity>();
   mixed: MixedSummary | undefined;
+  /** The statistics came from the results cache rather than a pass over the file. */
+  statsFromCache = false;
   state: AnalysisState = 'idle';
   stateMessage: string | undefined;
   failedTensors = 0;
@@ -67,10 +69,14 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
   readonly open = new Map<string, { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument }>();
   private pool: WorkerPool | undefined;
 
-  constructor(private readonly extensionUri: vscode.Uri) {}
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    /** Where statistics are cached by file identity (path, size, mtime) and engine version; none in tests that opt out. */
+    private readonly cacheDir?: string,
+  ) {}
 
   static register(context: vscode.ExtensionContext): ModelEditorProvider {
-    const provider = new ModelEditorProvider(context.extensionUri);
+    const provider = new ModelEditorProvider(context.extensionUri, vscode.Uri.joinPath(context.globalStorageUri, 'stats-cache').fsPath);
     context.subscriptions.push(
       vscode.window.registerCustomEditorProvider(MODEL_EDITOR_VIEW_TYPE, provider, {
         // State survives hiding through setState in the webview and a re-send from here.
@@ -82,7 +88,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       vscode.commands.registerCommand('quantscope.inspector.exportCsv', (file: unknown, target: unknown, view?: unknown) => provider.exportCsvTo(file, target, view)),
       vscode.commands.registerCommand('quantscope.inspector.analysisState', (file: unknown) => {
         const d = provider.documentFor(file);
-        return d && { state: d.state, analysed: d.stats.size, measured: d.sens.size, failed: d.failedTensors };
+        return d && { state: d.state, analysed: d.stats.size, measured: d.sens.size, failed: d.failedTensors, fromCache: d.statsFromCache };
       }),
     );
     return provider;
@@ -147,6 +153,21 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     };
     const soon = () => { timer ??= setTimeout(flush, 100); };
     const quantizable = (doc.built?.tensors ?? []).filter((t) => t.analysable && t.shape.length >= 2).length;
+    const { StatsCache } = require('../analysis/cache') as typeof import('../analysis/cache');
+    const cache = this.cacheDir ? new StatsCache(this.cacheDir) : undefined;
+    // Reopening a model shows its statistics at once.
+    if (cache && doc.stats.size === 0) {
+      const hit = cache.load(model.files, {});
+      if (hit && hit.failed.length === 0) {
+        for (const e of hit.tensors) {
+          doc.stats.set(e.name, e.stats);
+          statsBuf.push(statsSummary(e.name, e.stats));
+        }
+        doc.statsFromCache = true;
+        log().info(`${model.path}: statistics of ${hit.tensors.length} tensors from the cache`);
+        soon();
+      }
+    }
     try {
       const skip = new Set([...doc.stats.keys()]);
       const stats = await analyseModel(model, {
@@ -162,6 +183,14 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
           soon();
         },
       });
+      // Only a complete, fresh pass is cached (a resumed one lacks the tensors done before).
+      if (cache && skip.size === 0 && stats.failed.length === 0) {
+        try {
+          cache.store(model.files, {}, stats);
+        } catch (e) {
+          log().warn(`Could not cache the statistics of ${model.path}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       doc.failedTensors += stats.failed.length;
       if (stats.failed.length) doc.firstFailure = `${stats.failed[0].name}: ${stats.failed[0].error}`;
       const sensSkip = new Set([...doc.sens.keys()]);

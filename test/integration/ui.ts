@@ -43,7 +43,7 @@ async function findFrame(page: Page, selector: string, timeoutMs = 60_000): Prom
 }
 
 /** Quick Open (Ctrl+P) a workspace file by name, as a user would. */
-async function quickOpen(page: Page, fileName: string): Promise<void> {
+export async function quickOpen(page: Page, fileName: string): Promise<void> {
   await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
   // The explorer shows the folder once the remote connection is up.
   await page.locator('.explorer-folders-view').waitFor({ timeout: 90_000 });
@@ -167,6 +167,13 @@ const tests: UiTest[] = [
       if (Number(status.analysed) !== facts.analysable) throw new Error(`rows with statistics ${status.analysed}, reader has ${facts.analysable} float tensors`);
       const rowCount = await frame.locator('#qs-grid').getAttribute('aria-rowcount');
       if (Number(rowCount) !== facts.tensors.length + 1) throw new Error(`grid aria-rowcount ${rowCount}`);
+      // The knapsack's best assignment under 4.5 bits/weight: a size smaller than the file, layer counts adding up.
+      await frame.waitForFunction(() => /bits\/weight/.test(document.getElementById('qs-size-mixed-label')?.textContent ?? ''), undefined, { timeout: 10_000 });
+      const mixedText = (await frame.locator('#qs-size-mixed').textContent()) ?? '';
+      const counted = [...mixedText.matchAll(/(\d+)× /g)].reduce((a, m) => a + Number(m[1]), 0);
+      if (counted !== facts.quantizable) throw new Error(`mixed assignment covers ${counted} layers, ${facts.quantizable} measured: "${mixedText}"`);
+      const pct = Number(/\(([\d.]+)%\)/.exec(mixedText)?.[1]);
+      if (!(pct > 0 && pct < 100)) throw new Error(`mixed size share: "${mixedText}"`);
 
       // Select a weight through the filter, as a user would.
       const target = 'conv2d_184.w_0';

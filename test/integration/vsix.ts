@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { codeServerEntry, startCodeServer } from './codeServer';
+import { quickOpen } from './ui';
 
 const MAX_VSIX_BYTES = 60 * 1024 * 1024;
 
@@ -35,13 +36,7 @@ export async function runVsixTest(ctx: { browser: Browser; root: string; workspa
     const page = await ctx.browser.newPage({ viewport: { width: 1400, height: 900 } });
     try {
       await page.goto(`${server.url}/?folder=${encodeURIComponent(ctx.workspace)}`);
-      await page.locator('.explorer-folders-view').waitFor({ timeout: 90_000 });
-      await page.keyboard.press('Control+P');
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ timeout: 15_000 });
-      await input.fill('silero_vad_legacy.onnx');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'silero_vad_legacy.onnx' }).first().waitFor({ timeout: 30_000 });
-      await page.keyboard.press('Enter');
+      await quickOpen(page, 'silero_vad_legacy.onnx');
       const deadline = Date.now() + 60_000;
       let shown: string | null = null;
       while (!shown && Date.now() < deadline) {

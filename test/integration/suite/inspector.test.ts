@@ -68,4 +68,22 @@ describe('model inspector exports', () => {
     const worst = csv[1][cName];
     assert.match(md, new RegExp(`\\| int4-g128 \\| [0-9.]+ dB \\| ${int4[0].toFixed(1)} dB \\| \`${worst.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\``));
   });
+
+  it('reopening the model shows its statistics from the cache, equal to the first pass', async () => {
+    const csvFirst = path.join(dir, 'table.csv');
+    const view = { sort: 'name', descending: false, filter: '', group: 'none', config: 'int4-g128' };
+    await vscode.commands.executeCommand('quantscope.inspector.exportCsv', uri, csvFirst, view);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await waitFor('the inspector to close', async () => ((await vscode.commands.executeCommand('quantscope.inspector.analysisState', uri)) === undefined ? true : undefined), 20_000);
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'quantscope.modelEditor');
+    const st = await waitFor('the reopened analysis to finish', async () => {
+      const s = (await vscode.commands.executeCommand('quantscope.inspector.analysisState', uri)) as { state: string; fromCache: boolean } | undefined;
+      return s && (s.state === 'complete' || s.state === 'failed') ? s : undefined;
+    }, 120_000);
+    assert.equal(st.state, 'complete');
+    assert.equal(st.fromCache, true);
+    const csvAgain = path.join(dir, 'table-again.csv');
+    await vscode.commands.executeCommand('quantscope.inspector.exportCsv', uri, csvAgain, view);
+    assert.equal(fs.readFileSync(csvAgain, 'utf8'), fs.readFileSync(csvFirst, 'utf8'));
+  });
 });
