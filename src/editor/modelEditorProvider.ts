@@ -147,11 +147,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       timer = undefined;
       if (statsBuf.length) doc.broadcast({ type: 'stats', items: statsBuf });
       if (sensBuf.length) doc.broadcast({ type: 'sensitivity', items: sensBuf });
-      if (doc.progress) doc.broadcast({ type: 'progress', progress: doc.progress });
+      // Jobs in flight when the user cancelled may still finish: never report progress after the end.
+      if (doc.progress && doc.state === 'running' && !abort.signal.aborted) doc.broadcast({ type: 'progress', progress: doc.progress });
       statsBuf = [];
       sensBuf = [];
     };
-    const soon = () => { timer ??= setTimeout(flush, 100); };
+    let finished = false;
+    const soon = () => { if (!finished) timer ??= setTimeout(flush, 100); };
     const quantizable = (doc.built?.tensors ?? []).filter((t) => t.analysable && t.shape.length >= 2).length;
     const { StatsCache } = require('../analysis/cache') as typeof import('../analysis/cache');
     const cache = this.cacheDir ? new StatsCache(this.cacheDir) : undefined;
@@ -174,6 +176,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
         pool, signal: abort.signal,
         filter: (t) => !skip.has(t.name),
         onTensor: (e) => {
+          if (abort.signal.aborted) return; // finished after the cancel: the resumed run redoes it
           doc.stats.set(e.name, e.stats);
           statsBuf.push(statsSummary(e.name, e.stats));
           soon();
@@ -201,6 +204,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
         pool, signal: abort.signal,
         filter: (t) => t.shape.length >= 2 && !sensSkip.has(t.name),
         onTensor: (name, s, done, total) => {
+          if (abort.signal.aborted) return;
           doc.sens.set(name, s);
           sensBuf.push({ name, configs: configResults(s) });
           doc.progress = { phase: 'sensitivity', tensorsDone: done, tensorsTotal: total, fraction: total > 0 ? done / total : 1 };
@@ -223,6 +227,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     } finally {
       if (timer) clearTimeout(timer);
       flush();
+      finished = true;
       if (doc.abort === abort) doc.abort = undefined;
       doc.broadcast(this.doneMessage(doc));
     }
