@@ -137,21 +137,36 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
   const K6 = i32x4.splat(load<i32>(kp, 24)), K7 = i32x4.splat(load<i32>(kp, 28));
   const C: usize = 2049 * 4;
   let out = i32x4.splat(0);
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
+  // Two vectors per step: their top 16 bits packed into one i16x8 halve the key compares.
+  const Q0 = i16x8.splat(<i16>load<i32>(kp, 0)), Q1 = i16x8.splat(<i16>load<i32>(kp, 4));
+  const Q2 = i16x8.splat(<i16>load<i32>(kp, 8)), Q3 = i16x8.splat(<i16>load<i32>(kp, 12));
+  const Q4 = i16x8.splat(<i16>load<i32>(kp, 16)), Q5 = i16x8.splat(<i16>load<i32>(kp, 20));
+  const Q6 = i16x8.splat(<i16>load<i32>(kp, 24)), Q7 = i16x8.splat(<i16>load<i32>(kp, 28));
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
     const x = v128.load(p + (<usize>i << 2));
-    const fin = f32x4.lt(f32x4.abs(x), INF);
-    let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
-    b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
-    out = i32x4.sub(out, v128.and(v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO)), fin));
-    let a: usize = h + (<usize>i32x4.extract_lane(b, 0) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = h + C + (<usize>i32x4.extract_lane(b, 1) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = h + 2 * C + (<usize>i32x4.extract_lane(b, 2) << 2);
-    store<u32>(a, load<u32>(a) + 1);
-    a = h + 3 * C + (<usize>i32x4.extract_lane(b, 3) << 2);
-    store<u32>(a, load<u32>(a) + 1);
+    const y = v128.load(p + (<usize>i << 2), 16);
+    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
+    out = i32x4.sub(out, histLanes(y, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
+    const key = i8x16.shuffle(x, y, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const hit = v128.or(
+      v128.or(v128.or(i16x8.eq(key, Q0), i16x8.eq(key, Q1)), v128.or(i16x8.eq(key, Q2), i16x8.eq(key, Q3))),
+      v128.or(v128.or(i16x8.eq(key, Q4), i16x8.eq(key, Q5)), v128.or(i16x8.eq(key, Q6), i16x8.eq(key, Q7))));
+    if (!v128.any_true(hit)) continue;
+    // An unused slot (-1) also matches key 0xffff (a NaN pattern); refineKey compares all 32 bits.
+    refineKey(i32x4.extract_lane(x, 0), kp, sub);
+    refineKey(i32x4.extract_lane(x, 1), kp, sub);
+    refineKey(i32x4.extract_lane(x, 2), kp, sub);
+    refineKey(i32x4.extract_lane(x, 3), kp, sub);
+    refineKey(i32x4.extract_lane(y, 0), kp, sub);
+    refineKey(i32x4.extract_lane(y, 1), kp, sub);
+    refineKey(i32x4.extract_lane(y, 2), kp, sub);
+    refineKey(i32x4.extract_lane(y, 3), kp, sub);
+  }
+  const n4 = n & ~3;
+  for (let i = n8; i < n4; i += 4) {
+    const x = v128.load(p + (<usize>i << 2));
+    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
     const key = i32x4.shr_u(x, 16);
     const hit = v128.or(
       v128.or(v128.or(i32x4.eq(key, K0), i32x4.eq(key, K1)), v128.or(i32x4.eq(key, K2), i32x4.eq(key, K3))),
@@ -176,6 +191,26 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
     refineKey(reinterpret<i32>(x), kp, sub);
   }
   return o;
+}
+
+// Bins four lanes into the four interleaved histogram copies (lane j to copy j)
+// and returns the lanes' outlier mask (finite and outside [olo, ohi]).
+// @ts-ignore: decorator
+@inline
+function histLanes(x: v128, h: usize, INF: v128, MIN: v128, SC: v128, OLO: v128, OHI: v128, TOP: v128, BOT: v128, TRASH: v128): v128 {
+  const C: usize = 2049 * 4;
+  const fin = f32x4.lt(f32x4.abs(x), INF);
+  let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
+  b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
+  let a: usize = h + (<usize>i32x4.extract_lane(b, 0) << 2);
+  store<u32>(a, load<u32>(a) + 1);
+  a = h + C + (<usize>i32x4.extract_lane(b, 1) << 2);
+  store<u32>(a, load<u32>(a) + 1);
+  a = h + 2 * C + (<usize>i32x4.extract_lane(b, 2) << 2);
+  store<u32>(a, load<u32>(a) + 1);
+  a = h + 3 * C + (<usize>i32x4.extract_lane(b, 3) << 2);
+  store<u32>(a, load<u32>(a) + 1);
+  return v128.and(v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO)), fin);
 }
 
 // @ts-ignore: decorator
@@ -218,8 +253,13 @@ export function above(p: usize, n: i32, thr: f32, idx: usize): i32 {
 // ch holds six f64 arrays of length C: count, min, max, shift, sum(d), sum(d^2)
 // with d = x - shift and shift = the first finite value the channel saw (a
 // sample of the channel keeps the shifted sums free of cancellation).
+// Within a run, once the shift is known, whole groups of four go through f64x2
+// lanes (element k of the group to lane k, lanes added as (l0 + l1) + (l2 + l3)
+// into the running sums); the rest of the run is scalar. The TS twin keeps
+// exactly this order.
 export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize): void {
   const S: usize = <usize>C << 3;
+  const INF = f32x4.splat(Infinity);
   let i = 0;
   let c = c0;
   let off = off0;
@@ -234,7 +274,44 @@ export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i3
     let s1 = load<f64>(base + 4 * S);
     let s2 = load<f64>(base + 5 * S);
     const end = i + run;
-    for (let k = i; k < end; k++) {
+    let k = i;
+    if (cnt == 0) {
+      while (k < end) {
+        const x = <f64>load<f32>(p + (<usize>k << 2));
+        k++;
+        if (abs<f64>(x) < Infinity) { sh = x; cnt = 1; mn = x; mx = x; break; }
+      }
+    }
+    const vend = k + ((end - k) & ~3);
+    if (k < vend) {
+      // Non-finite lanes are replaced by the shift: d = 0, and min/max already cover it.
+      const SHF = f32x4.splat(<f32>sh);
+      const SHD = f64x2.splat(sh);
+      let vc = i32x4.splat(0);
+      let vmn = f32x4.splat(<f32>mn);
+      let vmx = f32x4.splat(<f32>mx);
+      let a1 = f64x2.splat(0), b1 = f64x2.splat(0), a2 = f64x2.splat(0), b2 = f64x2.splat(0);
+      for (; k < vend; k += 4) {
+        const x = v128.load(p + (<usize>k << 2));
+        const fin = f32x4.lt(f32x4.abs(x), INF);
+        vc = i32x4.sub(vc, fin);
+        const xs = v128.bitselect(x, SHF, fin);
+        vmn = f32x4.pmin(vmn, xs);
+        vmx = f32x4.pmax(vmx, xs);
+        const dl = f64x2.sub(f64x2.promote_low_f32x4(xs), SHD);
+        const dh = f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(xs, xs, 2, 3, 0, 1)), SHD);
+        a1 = f64x2.add(a1, dl);
+        b1 = f64x2.add(b1, dh);
+        a2 = f64x2.add(a2, f64x2.mul(dl, dl));
+        b2 = f64x2.add(b2, f64x2.mul(dh, dh));
+      }
+      cnt += <f64>(i32x4.extract_lane(vc, 0) + i32x4.extract_lane(vc, 1) + i32x4.extract_lane(vc, 2) + i32x4.extract_lane(vc, 3));
+      mn = <f64>pmin32(pmin32(f32x4.extract_lane(vmn, 0), f32x4.extract_lane(vmn, 1)), pmin32(f32x4.extract_lane(vmn, 2), f32x4.extract_lane(vmn, 3)));
+      mx = <f64>pmax32(pmax32(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), pmax32(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
+      s1 += (f64x2.extract_lane(a1, 0) + f64x2.extract_lane(a1, 1)) + (f64x2.extract_lane(b1, 0) + f64x2.extract_lane(b1, 1));
+      s2 += (f64x2.extract_lane(a2, 0) + f64x2.extract_lane(a2, 1)) + (f64x2.extract_lane(b2, 0) + f64x2.extract_lane(b2, 1));
+    }
+    for (; k < end; k++) {
       const x = <f64>load<f32>(p + (<usize>k << 2));
       if (!(abs<f64>(x) < Infinity)) continue;
       if (cnt == 0) sh = x;

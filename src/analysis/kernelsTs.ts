@@ -7,6 +7,8 @@
 import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, lanes4, sparseCounts } from './kernels';
 
 const fr = Math.fround;
+const pmin = (a: number, b: number) => (b < a ? b : a);
+const pmax = (a: number, b: number) => (a < b ? b : a);
 const TWO112 = fr(5.192296858534828e33);
 
 function bin(x: number, min: number, scale: number): number {
@@ -146,20 +148,48 @@ export class TsKernel implements StatsKernel {
     const ch = this.ch;
     if (!ch) throw new Error('channelsSetup first');
     const x = this.in32;
+    const l1 = [0, 0, 0, 0], l2 = [0, 0, 0, 0], lmn = [0, 0, 0, 0], lmx = [0, 0, 0, 0];
     let c = c0, off = off0, i = 0;
     while (i < n) {
       const end = i + Math.min(inner - off, n - i);
-      for (let k = i; k < end; k++) {
+      let cnt = ch.count[c], mn = ch.min[c], mx = ch.max[c], sh = ch.shift[c], s1 = ch.s1[c], s2 = ch.s2[c];
+      let k = i;
+      if (cnt === 0) {
+        while (k < end) {
+          const v = x[k++];
+          if (Math.abs(v) < Infinity) { sh = v; cnt = 1; mn = v; mx = v; break; }
+        }
+      }
+      // Groups of four in lanes, as the WASM kernel's f64x2 pairs; non-finite lanes count as the shift.
+      const vend = k + ((end - k) & ~3);
+      if (k < vend) {
+        for (let j = 0; j < 4; j++) { l1[j] = 0; l2[j] = 0; lmn[j] = mn; lmx[j] = mx; }
+        for (; k < vend; k++) {
+          let v = x[k];
+          if (Math.abs(v) < Infinity) cnt++; else v = sh;
+          const j = (k - vend) & 3;
+          if (v < lmn[j]) lmn[j] = v;
+          if (lmx[j] < v) lmx[j] = v;
+          const d = v - sh;
+          l1[j] += d; l2[j] += d * d;
+        }
+        mn = pmin(pmin(lmn[0], lmn[1]), pmin(lmn[2], lmn[3]));
+        mx = pmax(pmax(lmx[0], lmx[1]), pmax(lmx[2], lmx[3]));
+        s1 += (l1[0] + l1[1]) + (l1[2] + l1[3]);
+        s2 += (l2[0] + l2[1]) + (l2[2] + l2[3]);
+      }
+      for (; k < end; k++) {
         const v = x[k];
         if (!(Math.abs(v) < Infinity)) continue;
-        if (ch.count[c] === 0) ch.shift[c] = v;
-        ch.count[c] += 1;
-        if (v < ch.min[c]) ch.min[c] = v;
-        if (v > ch.max[c]) ch.max[c] = v;
-        const d = v - ch.shift[c];
-        ch.s1[c] += d;
-        ch.s2[c] += d * d;
+        if (cnt === 0) sh = v;
+        cnt += 1;
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+        const d = v - sh;
+        s1 += d;
+        s2 += d * d;
       }
+      ch.count[c] = cnt; ch.min[c] = mn; ch.max[c] = mx; ch.shift[c] = sh; ch.s1[c] = s1; ch.s2[c] = s2;
       i = end; off = 0; c++;
       if (c === this.C) c = 0;
     }

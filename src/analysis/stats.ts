@@ -31,7 +31,7 @@ export interface StatsOptions {
    * false reports the middle of the bucket with its half-width as error bound.
    */
   refinePercentiles?: boolean;
-  /** Elements per chunk read. Default 262144 (1 MiB of float32: readSync of cached files is several times faster per byte than in 128 KiB reads). */
+  /** Elements per chunk read. Default 262144 (1 MiB of float32; readSync of cached files into WASM memory costs about the same per byte from 128 KiB to 4 MiB here). */
   chunkElements?: number;
   /**
    * float16/bfloat16 tensors read as raw codes: one pass counting each of the

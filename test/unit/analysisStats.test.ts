@@ -246,9 +246,12 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
         const t = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new TsKernel(chunk));
         assert.deepEqual(w, t, `${name}/${chunk}`);
       }
-      const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], 1, new WasmKernel(999));
-      const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], 1, new TsKernel(999));
-      assert.deepEqual(w, t, `${name} channels`);
+      // Last axis: runs of one element (scalar path); axis 0: runs of 200 split by the chunks at odd offsets (lane path).
+      for (const axis of [1, 0]) {
+        const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], axis, new WasmKernel(999));
+        const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], axis, new TsKernel(999));
+        assert.deepEqual(w, t, `${name} channels axis ${axis}`);
+      }
     }
   });
 
@@ -320,6 +323,24 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
       });
     }
   }
+
+  it('per-channel stats from codes (decoded in the kernel) equal the TS twin and the float32 path exactly', () => {
+    for (const dt of ['f16', 'bf16'] as const) {
+      for (const special of [false, true]) {
+        const codes = halfCodes(150 * 201, 9, special);
+        const x = decode(codes, dt);
+        // axis 0: runs of 201 cut by 777-element chunks at odd offsets (lane path); axis 1: runs of one.
+        for (const axis of [0, 1]) {
+          const layout = channelLayout([150, 201], axis)!;
+          const w = analyseSource(raw16Source(codes, dt), { chunkElements: 777 }, layout, new WasmKernel(777));
+          const t = analyseSource(raw16Source(codes, dt), { chunkElements: 777 }, layout, new TsKernel(777));
+          assert.deepEqual(w.channels, t.channels, `${dt}/${special}/axis ${axis}: TS twin`);
+          const f = analyseArray(x, { chunkElements: 777 }, [150, 201], axis, new WasmKernel(777));
+          assert.deepEqual(w.channels, f.channels, `${dt}/${special}/axis ${axis}: float32 path`);
+        }
+      }
+    }
+  });
 
   it('ranges merged equal the whole; per-channel stats match the float32 path', () => {
     const codes = halfCodes(200 * 150, 5, true);
