@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === '--version' || name === '-v') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     console.log(require('../package.json').version);
     return 0;
   }

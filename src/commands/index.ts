@@ -99,7 +99,7 @@ export function registerCommands(context: vscode.ExtensionContext, editors: Mode
     const uri = arg instanceof vscode.Uri ? arg : typeof arg === 'string' ? vscode.Uri.file(arg) : targetModel(undefined);
     if (!uri) throw new Error('quantscope.getModelSummary needs a model file URI');
     // Loaded on first use so activation stays fast.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const { openModel } = require('../formats') as typeof import('../formats');
     const model = openModel(uri.fsPath);
     try {

@@ -16,7 +16,7 @@ import { runVsixTest } from './vsix';
 const root = path.resolve(__dirname, '..', '..', '..');
 const suitePath = path.join(root, 'out', 'test', 'integration', 'suite', 'index.js');
 const resultsDir = path.join(root, 'test-results');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const { prepareSampleWorkspace } = require(path.join(root, 'scripts', 'sample-workspace.cjs')) as {
   prepareSampleWorkspace(root: string, dir: string): string[];
 };

@@ -127,7 +127,7 @@ export function f32Bytes(a: ArrayLike<number>): Uint8Array {
 
 /** Run a model with ONNX Runtime on one float input; returns the first output's data. */
 export async function runOrt(model: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<{ data: ArrayLike<number>; type: string }[]> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
   const s = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled' });
   const f: Record<string, InstanceType<typeof ort.Tensor>> = {};

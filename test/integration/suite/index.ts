@@ -13,7 +13,7 @@ export async function run(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..', '..', '..');
   let Mocha: typeof import('mocha');
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     Mocha = require('mocha') as typeof import('mocha');
   } catch (e) {
     suiteLog(`[suite] cannot load mocha: ${e instanceof Error ? e.message : String(e)}`);
