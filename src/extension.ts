@@ -15,7 +15,7 @@ export function activate(context: vscode.ExtensionContext): QuantScopeApi {
   const tActivate = performance.now();
   const t0 = globalThis.__quantscopeLoadStart ?? tActivate;
   const editors = ModelEditorProvider.register(context);
-  SensitivityViewProvider.register(context);
+  SensitivityViewProvider.register(context, editors);
   registerCommands(context, editors);
   const activationMs = performance.now() - t0;
   log().info(

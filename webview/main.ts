@@ -1,4 +1,4 @@
-import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, TableView, TensorDetail, TensorRow, ToWebview } from '../src/shared/protocol';
+import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../src/shared/protocol';
 import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, type Row } from '../src/shared/tableModel';
 import { vscode } from './vscodeApi';
 import { formatBytes, formatCount } from './format';
@@ -373,6 +373,20 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
       mixed = m.mixed;
       renderMixed();
       break;
+    case 'sensitivityPanel':
+      renderSensitivityPanel(m.data);
+      break;
+    case 'reveal':
+      // From the Sensitivity panel: clear a filter that would hide the tensor, then select it.
+      if (table && rowIndex.has(m.name)) {
+        const f = document.getElementById('qs-filter') as HTMLInputElement | null;
+        if (f && f.value) {
+          f.value = '';
+          f.dispatchEvent(new Event('input'));
+        }
+        table.reveal(m.name);
+      }
+      break;
     case 'progress':
       analysis = { running: true, progress: m.progress };
       renderProgress();
@@ -409,10 +423,37 @@ window.addEventListener('beforeunload', saveState);
 
 function renderSensitivity(): void {
   app.replaceChildren(
-    el('p', {}, 'Per-layer quantization sensitivity is shown in the model inspector.'),
-    el('p', { class: 'qs-muted' }, 'Open a model file (.onnx, .safetensors, .gguf) to inspect its tensors.'),
+    el('p', {}, 'No model is open in the inspector.'),
+    el('p', { class: 'qs-muted' }, 'Open a model file (.onnx, .safetensors, .gguf): its weights are listed here, most sensitive to INT4 first.'),
   );
 }
 
+/** The Sensitivity panel: the active model's weights, least INT4 SQNR first; a click reveals one in the inspector. */
+function renderSensitivityPanel(d: SensitivityPanelData | null): void {
+  if (!d) {
+    renderSensitivity();
+    document.body.dataset.state = 'empty';
+    return;
+  }
+  const head = el('p', { id: 'qs-sens-head' }, el('strong', {}, d.fileName), ` · ${d.measured} of ${d.quantizable} weights measured · ranked by ${d.config} SQNR`);
+  if (d.rows.length === 0) {
+    app.replaceChildren(head, el('p', { class: 'qs-muted' }, 'Waiting for the quantization error of its weights…'));
+    document.body.dataset.state = 'waiting';
+    return;
+  }
+  const list = el('ol', { id: 'qs-sens-list', class: 'qs-sens-list', 'aria-label': `Most sensitive weights of ${d.fileName}` });
+  for (const r of d.rows) {
+    const b = el('button', { class: 'qs-sens-row', 'data-name': r.name, title: `${r.name} (${r.layer || r.opType})`, 'aria-label': `${r.name}: ${r.sqnrDb.toFixed(1)} dB at ${d.config}` },
+      el('span', { class: `qs-dot qs-dot-${r.risk ?? 'none'}`, 'aria-hidden': 'true' }),
+      el('span', { class: 'qs-sens-name' }, r.name),
+      el('span', { class: 'qs-sens-db num' }, `${r.sqnrDb.toFixed(1)} dB`),
+      el('span', { class: 'qs-sens-db8 num qs-muted' }, r.sqnrInt8 !== undefined ? `INT8 ${r.sqnrInt8.toFixed(1)}` : ''));
+    b.addEventListener('click', () => vscode.postMessage({ type: 'revealTensor', file: d.file, name: r.name }));
+    list.append(el('li', {}, b));
+  }
+  app.replaceChildren(head, list);
+  document.body.dataset.state = 'ready';
+}
+
 if (document.body.dataset.entry === 'sensitivity') renderSensitivity();
-else vscode.postMessage({ type: 'ready' });
+vscode.postMessage({ type: 'ready' });

@@ -244,6 +244,13 @@ export class LayerTable {
     this.select(this.rows[it.index].name);
   }
 
+  /** Scroll a tensor's row into view and select it (selects it anyway when a folded group hides it). */
+  reveal(name: string): void {
+    const i = this.items.findIndex((it) => it.kind !== 'group' && this.rows[it.index].name === name);
+    if (i >= 0) this.activate(i, true);
+    else this.select(name);
+  }
+
   select(name: string): void {
     this.selected = name;
     for (const el of this.rendered.values()) {

@@ -7,8 +7,8 @@ import type { TensorSensitivity } from '../analysis/sensitivity';
 import type { WorkerPool } from '../worker/pool';
 import { buildOverview } from './overview';
 import { configResults, readinessReport, statsSummary, tensorDetail } from './inspectorData';
-import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
-import { toCsv, type Row } from '../shared/tableModel';
+import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type SensitivityPanelData, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
+import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, toCsv, type Row } from '../shared/tableModel';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { log } from '../log';
 
@@ -67,6 +67,11 @@ class ModelDocument implements vscode.CustomDocument {
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
   /** Open inspectors by file path, with what they show (used by commands and tests). */
   readonly open = new Map<string, { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument }>();
+  /** Fires when what the Sensitivity panel shows may have changed (results, the active inspector). */
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeSensitivity = this.changed.event;
+  /** The inspector the user looked at last. */
+  private lastActive: string | undefined;
   private pool: WorkerPool | undefined;
 
   constructor(
@@ -146,7 +151,10 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const flush = () => {
       timer = undefined;
       if (statsBuf.length) doc.broadcast({ type: 'stats', items: statsBuf });
-      if (sensBuf.length) doc.broadcast({ type: 'sensitivity', items: sensBuf });
+      if (sensBuf.length) {
+        doc.broadcast({ type: 'sensitivity', items: sensBuf });
+        this.changed.fire();
+      }
       // Jobs in flight when the user cancelled may still finish: never report progress after the end.
       if (doc.progress && doc.state === 'running' && !abort.signal.aborted) doc.broadcast({ type: 'progress', progress: doc.progress });
       statsBuf = [];
@@ -230,6 +238,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       finished = true;
       if (doc.abort === abort) doc.abort = undefined;
       doc.broadcast(this.doneMessage(doc));
+      this.changed.fire();
     }
   }
 
@@ -246,6 +255,39 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       log().warn(`${model.path}: mixed-precision search: ${e instanceof Error ? e.message : String(e)}`);
       return undefined;
     }
+  }
+
+  /** The last active inspector's weights, least INT4 SQNR first (the Sensitivity panel's content). */
+  sensitivityPanelData(limit = 25): SensitivityPanelData | null {
+    const key = this.lastActive && this.open.has(this.lastActive) ? this.lastActive : [...this.open.keys()].pop();
+    const doc = key ? this.open.get(key)?.document : undefined;
+    if (!key || !doc?.built) return null;
+    const rows = doc.rows().filter((r) => sqnrOf(r, INT4_CONFIG) !== undefined);
+    rows.sort((a, b) => sqnrOf(a, INT4_CONFIG)! - sqnrOf(b, INT4_CONFIG)! || a.name.localeCompare(b.name));
+    return {
+      file: key,
+      fileName: path.basename(key),
+      config: INT4_CONFIG,
+      measured: rows.length,
+      quantizable: doc.built.tensors.filter((t) => t.quantizable).length,
+      rows: rows.slice(0, limit).map((r) => {
+        const out: SensitivityPanelData['rows'][number] = { name: r.name, layer: r.layer, opType: r.opType, params: r.params, sqnrDb: sqnrOf(r, INT4_CONFIG)! };
+        const s8 = sqnrOf(r, INT8_CONFIG);
+        if (s8 !== undefined) out.sqnrInt8 = s8;
+        const risk = riskOf(r, INT4_CONFIG);
+        if (risk) out.risk = risk;
+        return out;
+      }),
+    };
+  }
+
+  /** Bring an inspector forward with one tensor selected (from the Sensitivity panel). */
+  reveal(file: string, name: string): boolean {
+    const e = this.open.get(file);
+    if (!e || !e.document.built?.tensors.some((t) => t.name === name)) return false;
+    e.panel.reveal(e.panel.viewColumn, false);
+    void e.panel.webview.postMessage({ type: 'reveal', name } satisfies ToWebview);
+    return true;
   }
 
   private doneMessage(doc: ModelDocument): ToWebview {
@@ -281,6 +323,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     this.open.set(key, entry);
     const post = (m: ToWebview) => void panel.webview.postMessage(m);
     document.panels.add(post);
+    this.lastActive = key;
+    panel.onDidChangeViewState(() => {
+      if (panel.active && this.lastActive !== key) {
+        this.lastActive = key;
+        this.changed.fire();
+      }
+    });
     panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const msg = parseFromWebview(raw);
       if (!msg) {
@@ -350,6 +399,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     panel.onDidDispose(() => {
       document.panels.delete(post);
       if (this.open.get(key) === entry) this.open.delete(key);
+      this.changed.fire();
     });
   }
 

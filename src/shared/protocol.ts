@@ -50,6 +50,17 @@ export interface ConfigResult { config: string; sqnrDb: number; relError: number
 
 export interface SensSummary { name: string; configs: ConfigResult[] }
 
+/** What the Sensitivity panel shows: the active inspector's weights, most sensitive first. */
+export interface SensitivityPanelData {
+  file: string;
+  fileName: string;
+  /** The format the ranking is by (INT4 g128). */
+  config: string;
+  measured: number;
+  quantizable: number;
+  rows: { name: string; layer: string; opType: string; params: number; sqnrDb: number; sqnrInt8?: number; risk?: 'low' | 'medium' | 'high' }[];
+}
+
 /** Best per-layer formats under a default average-bits budget (exact knapsack search over the sensitivity table). */
 export interface MixedSummary {
   averageBits: number;
@@ -90,6 +101,8 @@ export type ToWebview =
   | { type: 'stats'; items: StatsSummary[] }
   | { type: 'sensitivity'; items: SensSummary[] }
   | { type: 'mixed'; mixed: MixedSummary }
+  | { type: 'sensitivityPanel'; data: SensitivityPanelData | null }
+  | { type: 'reveal'; name: string }
   | { type: 'progress'; progress: AnalysisProgress }
   | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number; firstFailure?: string }
   | { type: 'detail'; detail: TensorDetail }
@@ -120,6 +133,7 @@ export type FromWebview =
   | { type: 'cancelAnalysis' }
   | { type: 'restartAnalysis' }
   | { type: 'selectTensor'; name: string }
+  | { type: 'revealTensor'; file: string; name: string }
   | { type: 'exportCsv'; view: TableView }
   | { type: 'exportPng'; chart: string; dataUrl: string };
 
@@ -173,6 +187,10 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
     case 'selectTensor':
       // Tensor names are looked up in the model's index, never used as paths.
       if (shortString(m.name, 4096) && m.name.length > 0) return { type: 'selectTensor', name: m.name };
+      return undefined;
+    case 'revealTensor':
+      // The file is only matched against open inspectors, never opened from here.
+      if (shortString(m.file, 4096) && m.file.length > 0 && shortString(m.name, 4096) && m.name.length > 0) return { type: 'revealTensor', file: m.file, name: m.name };
       return undefined;
     case 'exportCsv': {
       const view = parseTableView(m.view);

@@ -369,6 +369,34 @@ const tests: UiTest[] = [
       if (Number(done.analysed) !== facts.analysable) throw new Error(`after resuming: ${done.analysed} of ${facts.analysable} tensors have statistics`);
     },
   },
+  {
+    name: 'the Sensitivity panel lists the active model\'s weights, least INT4 SQNR first, and a click reveals one in the inspector',
+    async fn(page, ctx) {
+      const det = 'ch_PP-OCRv4_det_infer.onnx';
+      // The command palette, as a user would.
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 15_000 });
+      await input.fill('>QuantScope: Show Sensitivity Panel');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Show Sensitivity Panel' }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+      const panel = await findFrame(page, '#qs-sens-list', 60_000);
+      const head = (await panel.locator('#qs-sens-head').textContent()) ?? '';
+      if (!head.includes(det)) throw new Error(`panel lists "${head}", the active inspector is ${det}`);
+      const dbs = await panel.locator('.qs-sens-db').allTextContents();
+      const values = dbs.map((t) => parseFloat(t));
+      if (values.length === 0 || values.some((v, i) => i > 0 && v < values[i - 1])) throw new Error(`panel SQNRs not ascending: ${dbs.join(', ')}`);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'sensitivity-panel.png') });
+      const first = panel.locator('.qs-sens-row').first();
+      const name = await first.getAttribute('data-name');
+      await first.click();
+      const insp = await inspectorOf(page, det);
+      await insp.waitForFunction((n) => document.body.dataset.detail === n, name, { timeout: 15_000 });
+      // The inspector's own INT4 column for that tensor agrees with the panel.
+      const shown = (await columnByName(insp, 'sqnr4')).get(name!);
+      if (shown === undefined || Math.abs(parseFloat(shown) - values[0]) > 0.051) throw new Error(`inspector INT4 dB for ${name}: ${shown}, panel ${values[0]}`);
+    },
+  },
 ];
 
 export async function runUiTests(ctx: Ctx): Promise<{ passed: number; failed: number }> {

@@ -13,6 +13,7 @@ describe('webview protocol validation', () => {
     assert.deepEqual(parseFromWebview({ type: 'log', level: 'warn', message: 'x' }), { type: 'log', level: 'warn', message: 'x' });
     assert.deepEqual(parseFromWebview({ type: 'command', command: 'exportReport' }), { type: 'command', command: 'exportReport' });
     assert.deepEqual(parseFromWebview({ type: 'selectTensor', name: 'blk.0.attn_q.weight' }), { type: 'selectTensor', name: 'blk.0.attn_q.weight' });
+    assert.deepEqual(parseFromWebview({ type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight', extra: 1 }), { type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight' });
     assert.deepEqual(parseFromWebview({ type: 'exportCsv', view: { ...goodView, evil: '__proto__' } }), { type: 'exportCsv', view: goodView });
     const png = parseFromWebview({ type: 'exportPng', chart: 'layer-sqnr', dataUrl: `data:image/png;base64,${PNG_1x1}` });
     assert.equal(png?.type, 'exportPng');
@@ -25,6 +26,10 @@ describe('webview protocol validation', () => {
     ['log with object message', { type: 'log', level: 'info', message: { toString: 'x' } }],
     ['unknown command', { type: 'command', command: 'workbench.action.terminal.new' }],
     ['selectTensor without name', { type: 'selectTensor' }],
+    ['revealTensor without file', { type: 'revealTensor', name: 'w' }],
+    ['revealTensor with empty name', { type: 'revealTensor', file: '/m/a.onnx', name: '' }],
+    ['revealTensor with object file', { type: 'revealTensor', file: { path: '/x' }, name: 'w' }],
+    ['revealTensor with huge file', { type: 'revealTensor', file: 'a'.repeat(5000), name: 'w' }],
     ['selectTensor with empty name', { type: 'selectTensor', name: '' }],
     ['selectTensor with number', { type: 'selectTensor', name: 7 }],
     ['selectTensor with huge name', { type: 'selectTensor', name: 'a'.repeat(5000) }],

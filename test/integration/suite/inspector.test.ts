@@ -86,4 +86,24 @@ describe('model inspector exports', () => {
     await vscode.commands.executeCommand('quantscope.inspector.exportCsv', uri, csvAgain, view);
     assert.equal(fs.readFileSync(csvAgain, 'utf8'), fs.readFileSync(csvFirst, 'utf8'));
   });
+
+  it('the Sensitivity panel lists the open model\'s weights, least INT4 SQNR first', async () => {
+    await vscode.commands.executeCommand('quantscope.showSensitivity');
+    type Shown = { file: string; measured: number; rows: { name: string; sqnrDb: number }[] } | null;
+    const shown = await waitFor('the Sensitivity panel to list the model', async () => {
+      const d = (await vscode.commands.executeCommand('quantscope.sensitivity.shown')) as Shown;
+      return d && d.file === uri.fsPath && d.rows.length > 0 ? d : undefined;
+    }, 30_000);
+    // Independent of the panel: the table's CSV, from the same results through another path.
+    const csvPath = path.join(dir, 'by-int4.csv');
+    await vscode.commands.executeCommand('quantscope.inspector.exportCsv', uri, csvPath, { sort: 'sqnr4', descending: false, filter: '', group: 'none', config: 'int4-g128' });
+    const csv = parseCsv(fs.readFileSync(csvPath, 'utf8'));
+    const cName = csv[0].indexOf('Tensor'), c4 = csv[0].indexOf('SQNR int4-g128 (dB)');
+    const int4 = new Map(csv.slice(1).filter((r) => r[c4] !== '').map((r) => [r[cName], Number(r[c4])]));
+    assert.equal(shown.measured, int4.size);
+    assert.equal(shown.rows.length, Math.min(25, int4.size));
+    for (let i = 1; i < shown.rows.length; i++) assert.ok(shown.rows[i - 1].sqnrDb <= shown.rows[i].sqnrDb, 'ranked least SQNR first');
+    for (const r of shown.rows) assert.ok(Math.abs(r.sqnrDb - int4.get(r.name)!) < 0.06, `${r.name}: ${r.sqnrDb} vs ${int4.get(r.name)}`);
+    assert.ok(Math.abs(shown.rows[0].sqnrDb - Math.min(...int4.values())) < 0.06);
+  });
 });
