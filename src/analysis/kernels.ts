@@ -6,6 +6,7 @@
  * with up to `capacity` elements, then run the passes over that chunk.
  */
 import { STATS_WASM_BASE64 } from './statsWasm.generated';
+import { compileBase64, growTo, instantiate, type WasmMemory } from '../quant/wasm/runtime';
 
 export const HIST_BINS = 2048;
 export const LOG_BINS = 256;
@@ -119,14 +120,6 @@ function nextF32(f: number, dir: 1 | -1): number {
 
 // --- WASM implementation ---------------------------------------------------
 
-// lib.dom is not in this project's libs; declare the part of WebAssembly used here.
-interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 interface StatsExports {
   memory: WasmMemory;
   heapBase(): number;
@@ -144,7 +137,7 @@ interface StatsExports {
 
 let wasmModule: object | undefined;
 function statsModule(): object {
-  if (!wasmModule) wasmModule = new WA.Module(Buffer.from(STATS_WASM_BASE64, 'base64'));
+  if (!wasmModule) wasmModule = compileBase64(STATS_WASM_BASE64);
   return wasmModule;
 }
 
@@ -173,8 +166,7 @@ export class WasmKernel implements StatsKernel {
   private sinceFlush = 0;
 
   constructor(readonly capacity = 65536) {
-    const inst = new WA.Instance(statsModule(), {});
-    this.x = inst.exports as unknown as StatsExports;
+    this.x = instantiate<StatsExports>(statsModule(), 'stats');
     let p = align(Math.max(this.x.heapBase(), 1024));
     this.OUT = p; p = align(p + 256);
     this.HIST = p; p = align(p + 4 * HIST_COPY * 4);
@@ -194,8 +186,7 @@ export class WasmKernel implements StatsKernel {
   }
 
   private ensure(bytes: number): void {
-    const have = this.x.memory.buffer.byteLength;
-    if (bytes > have) this.x.memory.grow(Math.ceil((bytes - have) / 65536));
+    growTo(this.x.memory, bytes);
   }
   private get buf(): ArrayBuffer { return this.x.memory.buffer; }
 

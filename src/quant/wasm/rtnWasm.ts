@@ -9,16 +9,8 @@
  * module's memory grows once to the largest chunk seen and is reused.
  */
 import { RTN_KERNELS_WASM_BASE64 } from './rtnKernels.wasm';
+import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 
-// ES2022 + @types/node 20 carry no WebAssembly typings; this is the part used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-};
-interface WasmMemory {
-  buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
 interface Kernels {
   memory: WasmMemory;
   quantSymInt(x: number, n: number, g: number, codes: number, deq: number, scales: number, num: number, den: number, qmin: number, qmax: number): number;
@@ -32,11 +24,7 @@ let kernels: Kernels | null | undefined;
 function load(): Kernels | null {
   if (kernels !== undefined) return kernels;
   try {
-    const bytes = Uint8Array.from(Buffer.from(RTN_KERNELS_WASM_BASE64, 'base64'));
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { abort: () => { throw new Error('rtn wasm kernel aborted'); } },
-    });
-    kernels = inst.exports as unknown as Kernels;
+    kernels = instantiate<Kernels>(compileBase64(RTN_KERNELS_WASM_BASE64), 'rtn');
   } catch {
     kernels = null; // no WebAssembly SIMD here: callers use the TypeScript reference
   }
@@ -78,9 +66,7 @@ function chunkLayout(k: Kernels, g: number, withDeq: boolean): ChunkLayout {
   const sOff = dOff + (withDeq ? chunkElems * 4 : 0);
   const zOff = sOff + align(groupsPerChunk * 4);
   const cOff = zOff + align(groupsPerChunk * 4);
-  const need = cOff + chunkElems + 16;
-  const have = k.memory.buffer.byteLength;
-  if (have < need) k.memory.grow(Math.ceil((need - have) / 65536));
+  growTo(k.memory, cOff + chunkElems + 16);
   return { groupsPerChunk, chunkElems, xOff, dOff, sOff, zOff, cOff };
 }
 

@@ -7,16 +7,8 @@
  */
 import { GgmlTypeName, ggmlTypeByName } from '../types';
 import { GGML_KERNELS_WASM_BASE64 } from './ggmlKernels.generated';
+import { compileBase64, growTo, instantiate, type WasmMemory } from '../../wasm/runtime';
 
-// ES2022 + @types/node 20 carry no WebAssembly typings; this is the part used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-};
-interface WasmMemory {
-  buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
 interface Kernels {
   memory: WasmMemory;
   heapBase(): number;
@@ -44,17 +36,12 @@ const CHUNK = 1 << 18;
 function load(): Kernels | null {
   if (kernels !== undefined) return kernels;
   try {
-    const bytes = Uint8Array.from(Buffer.from(GGML_KERNELS_WASM_BASE64, 'base64'));
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { abort: () => { throw new Error('ggml wasm kernel aborted'); } },
-    });
-    const k = inst.exports as unknown as Kernels;
+    const k = instantiate<Kernels>(compileBase64(GGML_KERNELS_WASM_BASE64), 'ggml');
     xOff = (k.heapBase() + 15) & ~15;
     qOff = xOff + CHUNK * 4;
     yOff = qOff + CHUNK * 4;
     // Largest block (Q8_0: 34 bytes per 32 values) plus slack for 16-byte stores past the end.
-    const need = yOff + Math.ceil((CHUNK / 32) * 34) + 64;
-    if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
+    growTo(k.memory, yOff + Math.ceil((CHUNK / 32) * 34) + 64);
     kernels = k;
   } catch {
     kernels = null; // no WebAssembly SIMD here: callers use the TypeScript reference

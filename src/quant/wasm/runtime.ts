@@ -1,0 +1,35 @@
+/**
+ * What every embedded WebAssembly kernel module needs (RTN, GGUF encoders,
+ * statistics): typings, since ES2022 + @types/node 20 carry none, compiling
+ * the committed base64 module, and growing its memory to a layout.
+ */
+
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** Compile a module embedded as base64; throws where WebAssembly (or its SIMD) is unavailable. */
+export function compileBase64(base64: string): object {
+  return new WA.Module(Uint8Array.from(Buffer.from(base64, 'base64')));
+}
+
+/** A fresh instance of a compiled kernel module; an AssemblyScript abort becomes an Error naming it. */
+export function instantiate<T>(module: object, name: string): T {
+  const inst = new WA.Instance(module, {
+    env: { abort: () => { throw new Error(`${name} wasm kernel aborted`); } },
+  });
+  return inst.exports as T;
+}
+
+/** Grow a module's memory so that `bytes` fit (memory only grows, in 64 KiB pages). */
+export function growTo(memory: WasmMemory, bytes: number): void {
+  const have = memory.buffer.byteLength;
+  if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
+}
