@@ -14,18 +14,10 @@ import { analyseModel } from '../src/analysis/analyseModel';
 import { WasmKernel, f32Down, f32Up } from '../src/analysis/kernels';
 import { StatsOptions, analyseArray } from '../src/analysis/stats';
 import { WorkerPool } from '../src/worker/pool';
+import { rng } from '../test/random';
 
 const DATA = path.join(__dirname, '..', '..', 'bench', '.data');
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Roughly weight-like values: a narrow bell with occasional large outliers. */
 function fillWeights(a: Float32Array, r: () => number): void {

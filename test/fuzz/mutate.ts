@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
 import { FormatError } from '../../src/formats/types';
+import { rng } from '../random';
 
 export interface FuzzTarget {
   name: string;
@@ -24,18 +25,6 @@ export interface FuzzResult {
   opened: number;
   rejected: number;
   failures: { target: string; seed: number; saved: string; error: string }[];
-}
-
-/** Small seeded PRNG (mulberry32) so every failure is reproducible from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const EXTREMES: number[][] = [

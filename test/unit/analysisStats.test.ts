@@ -2,18 +2,8 @@ import * as assert from 'node:assert/strict';
 import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/stats';
 import { WasmKernel } from '../../src/analysis/kernels';
 import { TsKernel } from '../../src/analysis/kernelsTs';
+import { rng } from '../random';
 
-// Deterministic PRNG (mulberry32) so failures reproduce.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function normal(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 }

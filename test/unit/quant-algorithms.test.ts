@@ -2,17 +2,8 @@ import * as assert from 'node:assert/strict';
 import { choleskyLower, invertLower, upperCholeskyOfInverse, gram, matmulXWt, outputErrorFromGram } from '../../src/quant/algorithms/linalg';
 import { rtnQuantize, roundHalfEven } from '../../src/quant/algorithms/intGrid';
 import { gptq, gptqHessian, gptqPlan, gptqRows } from '../../src/quant/algorithms/gptq';
+import { rng } from '../random';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 export function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
 }

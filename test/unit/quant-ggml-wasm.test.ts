@@ -6,6 +6,7 @@ import { quantizeGgml, quantizeGgmlInto } from '../../src/quant/ggml/quantize';
 import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, ggmlWasmAvailable } from '../../src/quant/ggml/wasm/ggmlWasm';
 import { GGML_KERNELS_SOURCE_SHA256 } from '../../src/quant/ggml/wasm/ggmlKernels.generated';
 import { GgmlTypeName, ggmlTypeByName } from '../../src/quant/ggml/types';
+import { rng } from '../random';
 
 // The WebAssembly kernels must give the TypeScript reference's bytes (which equal ggml's) everywhere.
 const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
@@ -22,16 +23,6 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? -1 : n;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());

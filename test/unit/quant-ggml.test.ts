@@ -5,6 +5,7 @@ import { quantizeGgml, quantizeGgmlInto, ggmlQuantizedSize, canQuantizeGgml } fr
 import { dequantizeGgml } from '../../src/quant/ggml/dequant';
 import { f16ToF32 } from '../../src/formats/dtypes';
 import { GgmlTypeName } from '../../src/quant/ggml/types';
+import { rng } from '../random';
 
 // Fixtures are produced by the real ggml library (test/fixtures/ggml/gen_reference.py).
 const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
@@ -20,16 +21,6 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? -1 : n;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
