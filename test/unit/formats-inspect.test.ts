@@ -4,22 +4,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { command } from '../../src/cli/inspect';
+import { captureCli } from './cliCapture';
 
 const dir = path.resolve(__dirname, '../../../test/fixtures/formats');
 
-async function capture(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try {
-    const code = await command.run(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const capture = (argv: string[]) => captureCli((a) => command.run(a), argv);
 
 describe('quantscope inspect', () => {
   it('prints the summary and one table row per tensor', async () => {
