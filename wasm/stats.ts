@@ -10,103 +10,151 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-// One pass over a chunk. out (f64[24]): 0 finite, 1 nan, 2 zeros, 3 nearZeros,
-// 4 min, 5 max, 8..11 lanes of sum(d), 12..15 sum(d^2), 16..19 sum(d^3),
-// 20..23 sum(d^4), where d = x - shift over finite x. It also counts every
-// finite x in keys (u32[65537]) under its top 16 bits (sign, exponent, 7
+// One pass over a chunk. out (f64[16]): 0 finite, 2 zeros, 3 nearZeros,
+// 4 min, 5 max, 8..9 sum(d), 10..11 sum(d^2), 12..13 sum(d^3), 14..15 sum(d^4)
+// (two f64 lanes each), where d = (x - shift) * scale over finite x; the host
+// picks the power-of-two scale that keeps d^4 clear of float32 overflow and
+// underflow, and divides it out exactly. It also counts
+// every x in keys (u32[65536]) under its top 16 bits (sign, exponent, 7
 // mantissa bits): the buckets the host derives the log histogram and the
-// percentile ranks from; non-finite lanes go to slot 65536. The host picks the
-// float32 shift near the mean (and redoes a chunk whose mean is far from it),
-// so the f64 power sums stay free of cancellation. Non-finite lanes are
-// replaced by the shift itself, which makes their d exactly 0.
-export function moments(p: usize, n: i32, eps: f32, shift: f32, out: usize, keys: usize): void {
-  const INF = f32x4.splat(Infinity);
-  const TRASHK = i32x4.splat(65536);
+// percentile ranks from; keys with an all-ones exponent (NaN, ±Inf) are
+// dropped by the host. NaN is not counted here: the host counts it in the rare
+// chunks where finite < n.
+// Powers are summed in float32 over blocks of 64 elements (16 per f32x4 lane,
+// each lane sequential), and each block's four lanes go into the two f64
+// lanes as (l0 + l2, l1 + l3). The host picks a float32 shift near the mean
+// (and redoes a chunk whose mean is far from it), so the block sums stay free
+// of cancellation; the error bound is in src/analysis/README.md. Non-finite
+// lanes are replaced by the shift itself, which makes their d exactly 0.
+// Elements past the last whole group of four are summed the same way, lane
+// i & 3, in the final block.
+// momentsFast assumes every element is finite (no masking, twice as fast):
+// the host checks its min, max and sums, and runs `moments` on the rare
+// chunk that holds NaN or ±Inf. Both give identical results on finite data.
+export function moments(p: usize, n: i32, eps: f32, shift: f32, scale: f32, out: usize, keys: usize): void {
+  momentsImpl(p, n, eps, shift, scale, out, keys, true);
+}
+export function momentsFast(p: usize, n: i32, eps: f32, shift: f32, scale: f32, out: usize, keys: usize): void {
+  momentsImpl(p, n, eps, shift, scale, out, keys, false);
+}
+
+// @ts-ignore: decorator
+@inline
+function momentsImpl(p: usize, n: i32, eps: f32, shift: f32, scale: f32, out: usize, keys: usize, masked: bool): void {
+  const SC = f32x4.splat(scale);
+  const ABS = i32x4.splat(0x7fffffff);
+  const INFB = i32x4.splat(0x7f800000);
   const EPS = f32x4.splat(eps);
   const ZERO = f32x4.splat(0);
   const SH = f32x4.splat(shift);
-  const M = f64x2.splat(<f64>shift);
   let cnt = i32x4.splat(0);
-  let nan = i32x4.splat(0);
   let zer = i32x4.splat(0);
   let nz = i32x4.splat(0);
   let mn = f32x4.splat(Infinity);
   let mx = f32x4.splat(-Infinity);
-  let a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0), a4 = f64x2.splat(0);
-  let b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0), b4 = f64x2.splat(0);
+  let A1 = f64x2.splat(0), A2 = f64x2.splat(0), A3 = f64x2.splat(0), A4 = f64x2.splat(0);
   const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    const x = v128.load(p + (<usize>i << 2));
-    const a = f32x4.abs(x);
-    const fin = f32x4.lt(a, INF);
-    cnt = i32x4.sub(cnt, fin);
-    nan = i32x4.sub(nan, f32x4.ne(x, x));
-    zer = i32x4.sub(zer, f32x4.eq(x, ZERO));
-    nz = i32x4.sub(nz, f32x4.lt(a, EPS));
-    const xs = v128.bitselect(x, SH, fin);
-    const kk = v128.bitselect(i32x4.shr_u(x, 16), TRASHK, fin);
-    let ka: usize = keys + (<usize>i32x4.extract_lane(kk, 0) << 2);
-    store<u32>(ka, load<u32>(ka) + 1);
-    ka = keys + (<usize>i32x4.extract_lane(kk, 1) << 2);
-    store<u32>(ka, load<u32>(ka) + 1);
-    ka = keys + (<usize>i32x4.extract_lane(kk, 2) << 2);
-    store<u32>(ka, load<u32>(ka) + 1);
-    ka = keys + (<usize>i32x4.extract_lane(kk, 3) << 2);
-    store<u32>(ka, load<u32>(ka) + 1);
-    mn = f32x4.pmin(mn, v128.bitselect(x, mn, fin));
-    mx = f32x4.pmax(mx, v128.bitselect(x, mx, fin));
-    const dl = f64x2.sub(f64x2.promote_low_f32x4(xs), M);
-    const dh = f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(xs, xs, 2, 3, 0, 1)), M);
-    const dl2 = f64x2.mul(dl, dl);
-    const dh2 = f64x2.mul(dh, dh);
-    a1 = f64x2.add(a1, dl);
-    b1 = f64x2.add(b1, dh);
-    a2 = f64x2.add(a2, dl2);
-    b2 = f64x2.add(b2, dh2);
-    a3 = f64x2.add(a3, f64x2.mul(dl2, dl));
-    b3 = f64x2.add(b3, f64x2.mul(dh2, dh));
-    a4 = f64x2.add(a4, f64x2.mul(dl2, dl2));
-    b4 = f64x2.add(b4, f64x2.mul(dh2, dh2));
+  let i = 0;
+  while (i < n) {
+    let s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0), s4 = f32x4.splat(0);
+    const bend = i + 64 < n4 ? i + 64 : n4;
+    for (; i < bend; i += 4) {
+      const x = v128.load(p + (<usize>i << 2));
+      const a = v128.and(x, ABS);
+      zer = i32x4.sub(zer, f32x4.eq(x, ZERO));
+      nz = i32x4.sub(nz, f32x4.lt(a, EPS));
+      const kk = i32x4.shr_u(x, 16);
+      let ka: usize = keys + (<usize>i32x4.extract_lane(kk, 0) << 2);
+      store<u32>(ka, load<u32>(ka) + 1);
+      ka = keys + (<usize>i32x4.extract_lane(kk, 1) << 2);
+      store<u32>(ka, load<u32>(ka) + 1);
+      ka = keys + (<usize>i32x4.extract_lane(kk, 2) << 2);
+      store<u32>(ka, load<u32>(ka) + 1);
+      ka = keys + (<usize>i32x4.extract_lane(kk, 3) << 2);
+      store<u32>(ka, load<u32>(ka) + 1);
+      let d: v128;
+      if (masked) {
+        const fin = i32x4.lt_s(a, INFB);
+        cnt = i32x4.sub(cnt, fin);
+        mn = f32x4.pmin(mn, v128.bitselect(x, mn, fin));
+        mx = f32x4.pmax(mx, v128.bitselect(x, mx, fin));
+        d = f32x4.mul(f32x4.sub(v128.bitselect(x, SH, fin), SH), SC);
+      } else {
+        mn = f32x4.pmin(mn, x);
+        mx = f32x4.pmax(mx, x);
+        d = f32x4.mul(f32x4.sub(x, SH), SC);
+      }
+      const d2 = f32x4.mul(d, d);
+      s1 = f32x4.add(s1, d);
+      s2 = f32x4.add(s2, d2);
+      s3 = f32x4.add(s3, f32x4.mul(d2, d));
+      s4 = f32x4.add(s4, f32x4.mul(d2, d2));
+    }
+    if (i == n4 && n4 < n) {
+      // The last partial group: lane j takes element n4 + j (absent lanes add 0).
+      for (let j = 0; j < n - n4; j++) {
+        const x = load<f32>(p + (<usize>(n4 + j) << 2));
+        const ka: usize = keys + (<usize>(reinterpret<u32>(x) >>> 16) << 2);
+        store<u32>(ka, load<u32>(ka) + 1);
+      }
+      const x = tailVector(p + (<usize>n4 << 2), n - n4, shift);
+      const a = v128.and(x, ABS);
+      const fin = i32x4.lt_s(a, INFB);
+      const real = tailMask(n - n4);
+      const ok = v128.and(fin, real);
+      cnt = i32x4.sub(cnt, ok);
+      zer = i32x4.sub(zer, v128.and(f32x4.eq(x, ZERO), real));
+      nz = i32x4.sub(nz, v128.and(f32x4.lt(a, EPS), real));
+      mn = f32x4.pmin(mn, v128.bitselect(x, mn, ok));
+      mx = f32x4.pmax(mx, v128.bitselect(x, mx, ok));
+      const d = f32x4.mul(f32x4.sub(v128.bitselect(x, SH, ok), SH), SC);
+      const d2 = f32x4.mul(d, d);
+      s1 = f32x4.add(s1, d);
+      s2 = f32x4.add(s2, d2);
+      s3 = f32x4.add(s3, f32x4.mul(d2, d));
+      s4 = f32x4.add(s4, f32x4.mul(d2, d2));
+      i = n;
+    }
+    A1 = f64x2.add(A1, f64x2.add(f64x2.promote_low_f32x4(s1), f64x2.promote_low_f32x4(i32x4.shuffle(s1, s1, 2, 3, 0, 1))));
+    A2 = f64x2.add(A2, f64x2.add(f64x2.promote_low_f32x4(s2), f64x2.promote_low_f32x4(i32x4.shuffle(s2, s2, 2, 3, 0, 1))));
+    A3 = f64x2.add(A3, f64x2.add(f64x2.promote_low_f32x4(s3), f64x2.promote_low_f32x4(i32x4.shuffle(s3, s3, 2, 3, 0, 1))));
+    A4 = f64x2.add(A4, f64x2.add(f64x2.promote_low_f32x4(s4), f64x2.promote_low_f32x4(i32x4.shuffle(s4, s4, 2, 3, 0, 1))));
   }
-  let c: i32 = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
-  let na: i32 = i32x4.extract_lane(nan, 0) + i32x4.extract_lane(nan, 1) + i32x4.extract_lane(nan, 2) + i32x4.extract_lane(nan, 3);
-  let ze: i32 = i32x4.extract_lane(zer, 0) + i32x4.extract_lane(zer, 1) + i32x4.extract_lane(zer, 2) + i32x4.extract_lane(zer, 3);
-  let ne: i32 = i32x4.extract_lane(nz, 0) + i32x4.extract_lane(nz, 1) + i32x4.extract_lane(nz, 2) + i32x4.extract_lane(nz, 3);
+  if (!masked) cnt = i32x4.add(cnt, i32x4.splat(n4 >> 2));
+  const c: i32 = i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3);
+  const ze: i32 = i32x4.extract_lane(zer, 0) + i32x4.extract_lane(zer, 1) + i32x4.extract_lane(zer, 2) + i32x4.extract_lane(zer, 3);
+  const ne: i32 = i32x4.extract_lane(nz, 0) + i32x4.extract_lane(nz, 1) + i32x4.extract_lane(nz, 2) + i32x4.extract_lane(nz, 3);
   // pmin/pmax (a plain compare-and-select) are one instruction on x86, unlike IEEE min/max;
   // the sign of a zero extreme is therefore order-dependent and the host canonicalises it.
-  let fmin: f32 = pmin32(pmin32(f32x4.extract_lane(mn, 0), f32x4.extract_lane(mn, 1)), pmin32(f32x4.extract_lane(mn, 2), f32x4.extract_lane(mn, 3)));
-  let fmax: f32 = pmax32(pmax32(f32x4.extract_lane(mx, 0), f32x4.extract_lane(mx, 1)), pmax32(f32x4.extract_lane(mx, 2), f32x4.extract_lane(mx, 3)));
-  v128.store(out, a1, 64); v128.store(out, b1, 80);
-  v128.store(out, a2, 96); v128.store(out, b2, 112);
-  v128.store(out, a3, 128); v128.store(out, b3, 144);
-  v128.store(out, a4, 160); v128.store(out, b4, 176);
-  for (let i = n4; i < n; i++) {
-    const x = load<f32>(p + (<usize>i << 2));
-    const a = abs<f32>(x);
-    const fin = a < Infinity;
-    const ka: usize = keys + (fin ? <usize>(reinterpret<u32>(x) >>> 16) << 2 : <usize>65536 << 2);
-    store<u32>(ka, load<u32>(ka) + 1);
-    if (x != x) { na++; continue; }
-    if (!fin) continue;
-    c++;
-    if (x == 0) ze++;
-    if (a < eps) ne++;
-    fmin = pmin32(fmin, x);
-    fmax = pmax32(fmax, x);
-    const d: f64 = <f64>x - <f64>shift;
-    const d2 = d * d;
-    const o: usize = out + (<usize>(i & 3) << 3);
-    store<f64>(o, load<f64>(o, 64) + d, 64);
-    store<f64>(o, load<f64>(o, 96) + d2, 96);
-    store<f64>(o, load<f64>(o, 128) + d2 * d, 128);
-    store<f64>(o, load<f64>(o, 160) + d2 * d2, 160);
-  }
+  const fmin: f32 = pmin32(pmin32(f32x4.extract_lane(mn, 0), f32x4.extract_lane(mn, 1)), pmin32(f32x4.extract_lane(mn, 2), f32x4.extract_lane(mn, 3)));
+  const fmax: f32 = pmax32(pmax32(f32x4.extract_lane(mx, 0), f32x4.extract_lane(mx, 1)), pmax32(f32x4.extract_lane(mx, 2), f32x4.extract_lane(mx, 3)));
   store<f64>(out, <f64>c, 0);
-  store<f64>(out, <f64>na, 8);
   store<f64>(out, <f64>ze, 16);
   store<f64>(out, <f64>ne, 24);
   store<f64>(out, <f64>fmin, 32);
   store<f64>(out, <f64>fmax, 40);
+  v128.store(out, A1, 64);
+  v128.store(out, A2, 80);
+  v128.store(out, A3, 96);
+  v128.store(out, A4, 112);
+}
+
+// The last 1-3 elements of a chunk as a vector; lanes past the end hold `fill`.
+// @ts-ignore: decorator
+@inline
+function tailVector(q: usize, m: i32, fill: f32): v128 {
+  let v = f32x4.splat(fill);
+  v = f32x4.replace_lane(v, 0, load<f32>(q));
+  if (m > 1) v = f32x4.replace_lane(v, 1, load<f32>(q, 4));
+  if (m > 2) v = f32x4.replace_lane(v, 2, load<f32>(q, 8));
+  return v;
+}
+
+// All-ones in lanes 0..m-1.
+// @ts-ignore: decorator
+@inline
+function tailMask(m: i32): v128 {
+  return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(m));
 }
 
 // @ts-ignore: decorator
@@ -122,7 +170,17 @@ function pmax32(a: f32, b: f32): f32 { return a < b ? b : a; }
 // host only passes keys of finite values, so NaN/Inf never match); an x whose
 // key is slot s's counts its low 16 bits in sub[s * 65536 + low], which pins
 // down the exact float32 value of every element in those buckets.
+// histFast is hist for tensors without NaN/±Inf (the host knows from pass 1).
 export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, kp: usize, sub: usize): i32 {
+  return histImpl(p, n, lo0, scale, olo, ohi, h, kp, sub, true);
+}
+export function histFast(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, kp: usize, sub: usize): i32 {
+  return histImpl(p, n, lo0, scale, olo, ohi, h, kp, sub, false);
+}
+
+// @ts-ignore: decorator
+@inline
+function histImpl(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h: usize, kp: usize, sub: usize, masked: bool): i32 {
   const INF = f32x4.splat(Infinity);
   const MIN = f32x4.splat(lo0);
   const SC = f32x4.splat(scale);
@@ -146,8 +204,8 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
   for (let i = 0; i < n8; i += 8) {
     const x = v128.load(p + (<usize>i << 2));
     const y = v128.load(p + (<usize>i << 2), 16);
-    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
-    out = i32x4.sub(out, histLanes(y, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
+    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH, masked));
+    out = i32x4.sub(out, histLanes(y, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH, masked));
     const key = i8x16.shuffle(x, y, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
     const hit = v128.or(
       v128.or(v128.or(i16x8.eq(key, Q0), i16x8.eq(key, Q1)), v128.or(i16x8.eq(key, Q2), i16x8.eq(key, Q3))),
@@ -166,7 +224,7 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
   const n4 = n & ~3;
   for (let i = n8; i < n4; i += 4) {
     const x = v128.load(p + (<usize>i << 2));
-    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH));
+    out = i32x4.sub(out, histLanes(x, h, INF, MIN, SC, OLO, OHI, TOP, BOT, TRASH, masked));
     const key = i32x4.shr_u(x, 16);
     const hit = v128.or(
       v128.or(v128.or(i32x4.eq(key, K0), i32x4.eq(key, K1)), v128.or(i32x4.eq(key, K2), i32x4.eq(key, K3))),
@@ -197,11 +255,15 @@ export function hist(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32,
 // and returns the lanes' outlier mask (finite and outside [olo, ohi]).
 // @ts-ignore: decorator
 @inline
-function histLanes(x: v128, h: usize, INF: v128, MIN: v128, SC: v128, OLO: v128, OHI: v128, TOP: v128, BOT: v128, TRASH: v128): v128 {
+function histLanes(x: v128, h: usize, INF: v128, MIN: v128, SC: v128, OLO: v128, OHI: v128, TOP: v128, BOT: v128, TRASH: v128, masked: bool): v128 {
   const C: usize = 2049 * 4;
-  const fin = f32x4.lt(f32x4.abs(x), INF);
   let b = i32x4.trunc_sat_f32x4_s(f32x4.mul(f32x4.sub(x, MIN), SC));
-  b = v128.bitselect(i32x4.max_s(i32x4.min_s(b, TOP), BOT), TRASH, fin);
+  b = i32x4.max_s(i32x4.min_s(b, TOP), BOT);
+  let fin = i32x4.splat(-1);
+  if (masked) {
+    fin = f32x4.lt(f32x4.abs(x), INF);
+    b = v128.bitselect(b, TRASH, fin);
+  }
   let a: usize = h + (<usize>i32x4.extract_lane(b, 0) << 2);
   store<u32>(a, load<u32>(a) + 1);
   a = h + C + (<usize>i32x4.extract_lane(b, 1) << 2);
@@ -210,7 +272,8 @@ function histLanes(x: v128, h: usize, INF: v128, MIN: v128, SC: v128, OLO: v128,
   store<u32>(a, load<u32>(a) + 1);
   a = h + 3 * C + (<usize>i32x4.extract_lane(b, 3) << 2);
   store<u32>(a, load<u32>(a) + 1);
-  return v128.and(v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO)), fin);
+  const o = v128.or(f32x4.gt(x, OHI), f32x4.lt(x, OLO));
+  return masked ? v128.and(o, fin) : o;
 }
 
 // @ts-ignore: decorator

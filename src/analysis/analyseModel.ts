@@ -14,7 +14,7 @@ import type { SensitivityOptions, TensorSensitivity } from './sensitivity';
 import type { FileTensorRef, Range } from '../worker/protocol';
 
 /** Bump when any statistic's definition or computation changes: cached results are then recomputed. */
-export const ENGINE_VERSION = 3;
+export const ENGINE_VERSION = 4;
 
 export interface TensorEntry {
   name: string;

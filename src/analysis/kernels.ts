@@ -42,7 +42,9 @@ export function addCounts(a: Counts, b: Counts): Counts {
 export interface ChunkMoments {
   count: number; nan: number; zeros: number; nearZeros: number;
   min: number; max: number; shift: number;
-  /** Sums of (x - shift)^k for k = 1..4, lanes combined as (s0 + s1) + (s2 + s3). */
+  /** d was scaled by 2^scaleExp inside the kernel. */
+  scaleExp: number;
+  /** Sums of (x - shift)^k for k = 1..4: float32 within 64-element blocks, float64 across them (see wasm/stats.ts). */
   s1: number; s2: number; s3: number; s4: number;
 }
 
@@ -62,17 +64,21 @@ export interface StatsKernel {
   raw(): Uint8Array;
   decode(dtype: 'f16' | 'bf16', n: number): void;
   /**
-   * One pass over the chunk; `shift` (rounded to float32) should be near the chunk's mean, see stats.ts.
-   * With `countKeys`, finite x are also counted per top-16-bit key (keysRead).
+   * One pass over the chunk; `shift` (rounded to float32) should be near the chunk's mean and
+   * 2^scaleExp·max|x - shift| near 2^16, see stats.ts. With `countKeys`, finite x are also counted
+   * per top-16-bit key (keysRead).
    */
-  moments(n: number, eps: number, shift: number, countKeys: boolean): ChunkMoments;
+  moments(n: number, eps: number, shift: number, scaleExp: number, countKeys: boolean): ChunkMoments;
   keysReset(): void;
   /** Finite elements per top-16-bit key since keysReset. */
   keysRead(): Counts;
   /** Zeroes the linear histogram and sets the (≤ MAX_REFINE_SLOTS, finite) keys whose elements are counted by their low 16 bits. */
   histReset(refineKeys: readonly number[]): void;
-  /** Adds the chunk to the linear histogram and the refined keys; returns how many finite x are > hi or < lo. */
-  hist(n: number, min: number, scale: number, lo: number, hi: number): number;
+  /**
+   * Adds the chunk to the linear histogram and the refined keys; returns how many finite x are > hi or < lo.
+   * `allFinite` promises the chunk holds no NaN/±Inf (a faster kernel; the result is the same).
+   */
+  hist(n: number, min: number, scale: number, lo: number, hi: number, allFinite?: boolean): number;
   /** Linear histogram, and per refined key the counts of each low-16-bit pattern. Ends the accumulation: histReset before more hist. */
   histRead(): { lin: Float64Array; sub: Counts[] };
   /** Positions of the finite x in the chunk with |x| > thr (a view, valid until the next call). */
@@ -93,8 +99,27 @@ export interface StatsKernel {
   codesRead(): Counts;
 }
 
-export function lanes4(a: number, b: number, c: number, d: number): number {
-  return (a + b) + (c + d);
+/** The kernels' per-chunk output with the power-of-two scale of d divided out (exact in float64). */
+export function chunkResult(count: number, nan: number, zeros: number, nearZeros: number, min: number, max: number, shift: number,
+  scaleExp: number, a1: number, a2: number, a3: number, a4: number): ChunkMoments {
+  const u = 2 ** -scaleExp;
+  return {
+    count, nan, zeros, nearZeros, min: min + 0, max: max + 0, shift, scaleExp,
+    s1: a1 * u, s2: a2 * u * u, s3: a3 * (u * u * u), s4: a4 * ((u * u) * (u * u)),
+  };
+}
+
+/** NaN elements among the first n (only called for chunks holding a non-finite value). */
+export function countNaN(x: Float32Array, n: number): number {
+  let m = 0;
+  for (let i = 0; i < n; i++) if (x[i] !== x[i]) m++;
+  return m;
+}
+
+/** Zeroes the counters of the keys with an all-ones exponent (NaN, ±Inf): the kernels count every element, finite or not. */
+export function dropNonFiniteKeys(c: { fill(v: number, a: number, b: number): unknown }): void {
+  c.fill(0, 0x7f80, 0x8000);
+  c.fill(0, 0xff80, 0x10000);
 }
 
 /** f32 rounding toward -Inf / +Inf of a double, so `x > down(t)` equals `x > t` for every float32 x. */
@@ -123,8 +148,10 @@ function nextF32(f: number, dir: 1 | -1): number {
 interface StatsExports {
   memory: WasmMemory;
   heapBase(): number;
-  moments(p: number, n: number, eps: number, shift: number, out: number, keys: number): void;
+  moments(p: number, n: number, eps: number, shift: number, scale: number, out: number, keys: number): void;
+  momentsFast(p: number, n: number, eps: number, shift: number, scale: number, out: number, keys: number): void;
   hist(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, kp: number, sub: number): number;
+  histFast(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, kp: number, sub: number): number;
   above(p: number, n: number, thr: number, idx: number): number;
   compactU32(src: number, n: number, idx: number, cnt: number): number;
   above16(src: number, n: number, from: number, infCode: number, idx: number): number;
@@ -197,20 +224,22 @@ export class WasmKernel implements StatsKernel {
     else this.x.bf16ToF32(this.RAW, this.F32, n);
   }
 
-  moments(n: number, eps: number, shift: number, countKeys: boolean): ChunkMoments {
+  moments(n: number, eps: number, shift: number, scaleExp: number, countKeys: boolean): ChunkMoments {
     if (countKeys) {
       // Each u32 key counter sees at most keysSince + n increments; flush long before 2^32.
       if (this.keysSince + n > 2 ** 31) this.flushKeys();
       this.keysSince += n;
       this.keysDirty = true;
     }
-    this.x.moments(this.F32, n, eps, shift, this.OUT, countKeys ? this.KEYS : this.SCRATCH);
-    const o = new Float64Array(this.buf, this.OUT, 24);
-    return {
-      count: o[0], nan: o[1], zeros: o[2], nearZeros: o[3], min: o[4] + 0, max: o[5] + 0, shift: Math.fround(shift),
-      s1: lanes4(o[8], o[9], o[10], o[11]), s2: lanes4(o[12], o[13], o[14], o[15]),
-      s3: lanes4(o[16], o[17], o[18], o[19]), s4: lanes4(o[20], o[21], o[22], o[23]),
-    };
+    this.x.momentsFast(this.F32, n, eps, shift, 2 ** scaleExp, this.OUT, countKeys ? this.KEYS : this.SCRATCH);
+    const o = new Float64Array(this.buf, this.OUT, 16);
+    // A NaN or ±Inf shows in the fast kernel's extremes or sums: redo the chunk with masking (keys are already counted).
+    let fin = Number.isFinite(o[4]) && Number.isFinite(o[5]);
+    for (let j = 8; j < 16 && fin; j++) fin = Number.isFinite(o[j]);
+    if (!fin) this.x.moments(this.F32, n, eps, shift, 2 ** scaleExp, this.OUT, this.SCRATCH);
+    const count = o[0];
+    return chunkResult(count, count < n ? countNaN(this.f32(), n) : 0, o[2], o[3], o[4], o[5], Math.fround(shift), scaleExp,
+      o[8] + o[9], o[10] + o[11], o[12] + o[13], o[14] + o[15]);
   }
   keysReset(): void {
     // keysRead leaves the table zeroed; only an unread (e.g. cancelled) accumulation needs clearing.
@@ -224,6 +253,7 @@ export class WasmKernel implements StatsKernel {
   private codesDirty = true;
   private flushKeys(): void {
     const c = new Uint32Array(this.buf, this.KEYS, KEYS + 1);
+    dropNonFiniteKeys(c);
     if (!this.keysFlushed) this.keyAcc.fill(0);
     for (let i = 0; i < KEYS; i++) this.keyAcc[i] += c[i];
     c.fill(0);
@@ -231,8 +261,7 @@ export class WasmKernel implements StatsKernel {
     this.keysSince = 0;
   }
   keysRead(): Counts {
-    // Non-finite lanes land in slot KEYS, which compact does not visit.
-    new Uint32Array(this.buf, this.KEYS, KEYS + 1)[KEYS] = 0;
+    dropNonFiniteKeys(new Uint32Array(this.buf, this.KEYS, KEYS + 1));
     this.keysDirty = false;
     if (!this.keysFlushed) return this.compact(this.KEYS);
     this.flushKeys();
@@ -252,11 +281,11 @@ export class WasmKernel implements StatsKernel {
     this.subAcc = undefined;
     this.linAcc.fill(0); this.sinceFlush = 0;
   }
-  hist(n: number, min: number, scale: number, lo: number, hi: number): number {
+  hist(n: number, min: number, scale: number, lo: number, hi: number, allFinite = false): number {
     // Each u32 counter sees at most sinceFlush + n increments; flush long before 2^32.
     if (this.sinceFlush + n > 2 ** 31) this.flushHist();
     this.sinceFlush += n;
-    return this.x.hist(this.F32, n, min, scale, lo, hi, this.HIST, this.KP, this.SUB);
+    return (allFinite ? this.x.histFast : this.x.hist)(this.F32, n, min, scale, lo, hi, this.HIST, this.KP, this.SUB);
   }
   private flushHist(): void {
     const h = new Uint32Array(this.buf, this.HIST, 4 * HIST_COPY);
@@ -368,7 +397,7 @@ export class WasmKernel implements StatsKernel {
       sum: () => x.sumF32(p, n),
       moments: (chunk, eps) => {
         let c = 0;
-        for (let i = 0; i < n; i += chunk) { x.moments(p + i * 4, Math.min(chunk, n - i), eps, 0, this.OUT, this.SCRATCH); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
+        for (let i = 0; i < n; i += chunk) { x.moments(p + i * 4, Math.min(chunk, n - i), eps, 0, 1, this.OUT, this.SCRATCH); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
         return c;
       },
       above: (chunk, thr) => {

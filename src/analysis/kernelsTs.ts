@@ -4,7 +4,7 @@
  * bit-identical to the WASM ones; tests rely on that, and it is the fallback
  * where WebAssembly SIMD is unavailable.
  */
-import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, lanes4, sparseCounts } from './kernels';
+import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, chunkResult, dropNonFiniteKeys, sparseCounts } from './kernels';
 
 const fr = Math.fround;
 const pmin = (a: number, b: number) => (b < a ? b : a);
@@ -56,34 +56,46 @@ export class TsKernel implements StatsKernel {
     }
   }
 
-  moments(n: number, eps: number, shiftIn: number, countKeys: boolean): ChunkMoments {
+  moments(n: number, eps: number, shiftIn: number, scaleExp: number, countKeys: boolean): ChunkMoments {
+    const sc = fr(2 ** scaleExp);
     const x = this.in32, bits = this.bits;
     const e = fr(eps);
     const shift = fr(shiftIn);
     let count = 0, nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
-    const a1 = [0, 0, 0, 0], a2 = [0, 0, 0, 0], a3 = [0, 0, 0, 0], a4 = [0, 0, 0, 0];
+    // f32 lane sums within 64-element blocks, two f64 lanes across blocks: lane j of a block goes to A[j & 1].
+    const A1 = [0, 0], A2 = [0, 0], A3 = [0, 0], A4 = [0, 0];
+    const s1 = [0, 0, 0, 0], s2 = [0, 0, 0, 0], s3 = [0, 0, 0, 0], s4 = [0, 0, 0, 0];
+    const n4 = n & ~3;
+    const flush = () => {
+      for (let j = 0; j < 2; j++) {
+        A1[j] += s1[j] + s1[j + 2]; A2[j] += s2[j] + s2[j + 2];
+        A3[j] += s3[j] + s3[j + 2]; A4[j] += s4[j] + s4[j + 2];
+      }
+      s1.fill(0); s2.fill(0); s3.fill(0); s4.fill(0);
+    };
     for (let i = 0; i < n; i++) {
       const v = x[i];
-      if (v !== v) { nan++; continue; }
-      const a = Math.abs(v);
-      if (a === Infinity) continue;
       if (countKeys) this.keys[bits[i] >>> 16]++;
-      count++;
-      if (v === 0) zeros++;
-      if (a < e) nearZeros++;
-      // Compare-and-select like the WASM pmin/pmax; zero signs are canonicalised below.
-      if (v < min) min = v;
-      if (v > max) max = v;
-      const d = v - shift;
-      const d2 = d * d;
+      let d = 0;
+      if (v !== v) nan++;
+      else if (Math.abs(v) < Infinity) {
+        count++;
+        if (v === 0) zeros++;
+        if (Math.abs(v) < e) nearZeros++;
+        // Compare-and-select like the WASM pmin/pmax; zero signs are canonicalised below.
+        if (v < min) min = v;
+        if (v > max) max = v;
+        d = fr(fr(v - shift) * sc);
+      }
       const j = i & 3;
-      a1[j] += d; a2[j] += d2; a3[j] += d2 * d; a4[j] += d2 * d2;
+      const d2 = fr(d * d);
+      s1[j] = fr(s1[j] + d); s2[j] = fr(s2[j] + d2);
+      s3[j] = fr(s3[j] + fr(d2 * d)); s4[j] = fr(s4[j] + fr(d2 * d2));
+      // A block ends every 64 elements and at the end; the last partial group of four joins the block before it.
+      if (i + 1 === n || (((i + 1) & 63) === 0 && i + 1 < n4)) flush();
     }
-    return {
-      count, nan, zeros, nearZeros, min: min + 0, max: max + 0, shift,
-      s1: lanes4(a1[0], a1[1], a1[2], a1[3]), s2: lanes4(a2[0], a2[1], a2[2], a2[3]),
-      s3: lanes4(a3[0], a3[1], a3[2], a3[3]), s4: lanes4(a4[0], a4[1], a4[2], a4[3]),
-    };
+    if (countKeys) dropNonFiniteKeys(this.keys);
+    return chunkResult(count, nan, zeros, nearZeros, min, max, shift, scaleExp, A1[0] + A1[1], A2[0] + A2[1], A3[0] + A3[1], A4[0] + A4[1]);
   }
 
   keysReset(): void { this.keys.fill(0); }

@@ -156,26 +156,50 @@ export function mergeMoments(a: Moments, b: Moments): Moments {
   return { n, mean: a.mean + dn * nb, m2, m3, m4 };
 }
 
+/** The exponent k that brings 2^k·m near 2^16, clamped so 2^k is a normal float32. */
+function scaleExpFor(m: number): number {
+  if (!(m > 0) || !Number.isFinite(m)) return 0;
+  return Math.max(-126, Math.min(127, 16 - Math.ceil(Math.log2(m))));
+}
+
 /**
- * The kernel sums powers of d = x - shift in one pass. The shift is the running
- * mean (or the chunk's first finite value); if the chunk's mean turns out to be
- * more than ~100σ away from it, the f64 sums would lose digits to cancellation,
- * so the chunk is summed again around its own mean.
+ * The kernel sums powers of d = (x - shift)·2^k in one pass, in float32
+ * within 64-element blocks. The shift is the running mean, or for a range's
+ * first chunk the mean of its first 256 finite values; k brings the largest
+ * |d| seen so far near 2^16, so d^4 neither overflows nor underflows float32.
+ * A chunk is summed again (its keys were counted by the first call) when its
+ * own range makes that scale unsafe (a new extreme value), or when its mean
+ * is more than its standard deviation away from the shift: the sums would
+ * then lose digits to cancellation. After that var(chunk) ≤ mean(d²) ≤
+ * 2·var(chunk), which the error bound in README.md relies on.
  */
-function chunkMoments(k: StatsKernel, n: number, eps: number, sofar: Moments): ChunkMoments {
+function chunkMoments(k: StatsKernel, n: number, eps: number, sofar: Moments, lo: number, hi: number): ChunkMoments {
   let shift = 0;
   if (sofar.n > 0) shift = sofar.mean;
   else {
     const x = k.f32();
-    for (let i = 0; i < n; i++) if (Math.abs(x[i]) < Infinity) { shift = x[i]; break; }
+    let m = 0, sum = 0;
+    lo = Infinity; hi = -Infinity;
+    for (let i = 0; i < n && m < 256; i++) {
+      const v = x[i];
+      if (Math.abs(v) < Infinity) { sum += v; m++; lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+    if (m > 0) shift = sum / m;
   }
-  const c = k.moments(n, eps, shift, true);
-  if (c.count === 0) return c;
-  const d = c.s1 / c.count;
-  if (c.count * d * d > (1 - 1e-4) * c.s2) {
-    const again = Math.fround(c.shift + d);
-    // The keys were counted by the first call.
-    if (again !== c.shift && Number.isFinite(again)) return k.moments(n, eps, again, false);
+  shift = Math.fround(shift);
+  const span = (a: number, b: number, s: number) => Math.max(Math.abs(a - s), Math.abs(b - s));
+  let c = k.moments(n, eps, shift, scaleExpFor(span(lo, hi, shift)), true);
+  for (let tries = 0; tries < 2 && c.count > 0; tries++) {
+    const reach = span(c.min, c.max, c.shift) * 2 ** c.scaleExp;
+    const mean = c.s1 / c.count;
+    const cancels = Number.isFinite(mean) && 2 * c.count * mean * mean > c.s2;
+    const unsafe = reach > 0 && !(reach >= 2 ** -10 && reach <= 2 ** 29);
+    if (!cancels && !unsafe) break;
+    const s2 = cancels ? Math.fround(c.shift + mean) : c.shift;
+    if (!Number.isFinite(s2)) break;
+    const e2 = scaleExpFor(span(c.min, c.max, s2));
+    if (s2 === c.shift && e2 === c.scaleExp) break;
+    c = k.moments(n, eps, s2, e2, false);
   }
   return c;
 }
@@ -264,7 +288,7 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
   if (layout) k.channelsSetup(layout.channels);
   k.keysReset();
   forChunks(src, k, start, end, o.chunkElements, hook, (n, pos) => {
-    const c = chunkMoments(k, n, o.nearZeroEps, mom);
+    const c = chunkMoments(k, n, o.nearZeroEps, mom, min, max);
     nan += c.nan; zeros += c.zeros; nearZeros += c.nearZeros;
     min = Math.min(min, c.min); max = Math.max(max, c.max);
     mom = mergeMoments(mom, chunkToMoments(c));
@@ -341,6 +365,8 @@ export interface Pass2Params {
   lo: number; hi: number;
   /** Top-16-bit keys whose elements pass 2 counts by their low 16 bits (the buckets holding the percentiles). */
   refineKeys: number[];
+  /** Pass 1 saw no NaN or ±Inf: pass 2 may use the kernel that skips masking them. */
+  allFinite?: boolean;
 }
 
 const F32_MAX = 3.4028234663852886e38;
@@ -355,7 +381,7 @@ export function pass2Params(p1: Pass1, o: ResolvedStatsOptions): Pass2Params {
   const mean = p1.moments.mean;
   const refineKeys: number[] = [];
   if (o.refinePercentiles && n > 0) for (const t of keyTargets(n, p1.keys)) if (!refineKeys.includes(t.key)) refineKeys.push(t.key);
-  return { min, scale, lo: f32Up(mean - o.outlierSigma * sd), hi: f32Down(mean + o.outlierSigma * sd), refineKeys };
+  return { min, scale, lo: f32Up(mean - o.outlierSigma * sd), hi: f32Down(mean + o.outlierSigma * sd), refineKeys, allFinite: p1.nan + p1.inf === 0 };
 }
 
 export interface Pass2 {
@@ -367,7 +393,7 @@ export interface Pass2 {
 export function runPass2(src: ChunkSource, k: StatsKernel, range: [number, number], p: Pass2Params, o: ResolvedStatsOptions, hook?: ChunkHook): Pass2 {
   k.histReset(p.refineKeys);
   let outliers = 0;
-  forChunks(src, k, range[0], range[1], o.chunkElements, hook, (n) => { outliers += k.hist(n, p.min, p.scale, p.lo, p.hi); });
+  forChunks(src, k, range[0], range[1], o.chunkElements, hook, (n) => { outliers += k.hist(n, p.min, p.scale, p.lo, p.hi, p.allFinite === true); });
   const h = k.histRead();
   return { lin: h.lin, outliers, sub: h.sub };
 }
