@@ -316,13 +316,63 @@ export function above(p: usize, n: i32, thr: f32, idx: usize): i32 {
 // ch holds six f64 arrays of length C: count, min, max, shift, sum(d), sum(d^2)
 // with d = x - shift and shift = the first finite value the channel saw (a
 // sample of the channel keeps the shifted sums free of cancellation).
-// Within a run, once the shift is known, whole groups of four go through f64x2
-// lanes (element k of the group to lane k, lanes added as (l0 + l1) + (l2 + l3)
-// into the running sums); the rest of the run is scalar. The TS twin keeps
-// exactly this order.
+// Within a run, once the shift is known, whole groups of four go through
+// f32x4 lanes (element k of a group to lane k), summed in float32 over blocks
+// of 64 elements and in float64 across blocks (lanes added as l0 + l2 and
+// l1 + l3, then the two together into the running sums); the rest of the run
+// is scalar in float64. The TS twin keeps exactly this order.
+// kind: 0 float32 input at p, 1 float16 codes, 2 bfloat16 codes (decoded on
+// the fly). `masked` handles NaN/±Inf; the host passes false for float32
+// chunks it knows are all finite.
 export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize): void {
+  channelsImpl(p, n, c0, off0, inner, C, ch, 0, true);
+}
+export function channelsFast(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize): void {
+  channelsImpl(p, n, c0, off0, inner, C, ch, 0, false);
+}
+export function channelsF16(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize, masked: bool): void {
+  if (masked) channelsImpl(p, n, c0, off0, inner, C, ch, 1, true);
+  else channelsImpl(p, n, c0, off0, inner, C, ch, 1, false);
+}
+export function channelsBF16(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize, masked: bool): void {
+  if (masked) channelsImpl(p, n, c0, off0, inner, C, ch, 2, true);
+  else channelsImpl(p, n, c0, off0, inner, C, ch, 2, false);
+}
+
+// @ts-ignore: decorator
+@inline
+function loadLanes(p: usize, k: i32, kind: i32, EM: v128, SIGN: v128, MAGIC: v128, INFH: v128, EXPF: v128): v128 {
+  if (kind == 0) return v128.load(p + (<usize>k << 2));
+  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p + (<usize>k << 1)));
+  if (kind == 2) return i32x4.shl(h, 16);
+  return halfLanes(h, EM, SIGN, MAGIC, INFH, EXPF);
+}
+
+// @ts-ignore: decorator
+@inline
+function loadOne(p: usize, k: i32, kind: i32): f32 {
+  if (kind == 0) return load<f32>(p + (<usize>k << 2));
+  const h = <i32>load<u16>(p + (<usize>k << 1));
+  if (kind == 2) return reinterpret<f32>(h << 16);
+  return half1(h);
+}
+
+// @ts-ignore: decorator
+@inline
+function half1(h: i32): f32 {
+  const em = h & 0x7fff;
+  let bits = reinterpret<i32>(reinterpret<f32>(em << 13) * <f32>5.192296858534828e33);
+  if (em >= 0x7c00) bits |= 0x7f800000;
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16));
+}
+
+// @ts-ignore: decorator
+@inline
+function channelsImpl(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, ch: usize, kind: i32, masked: bool): void {
   const S: usize = <usize>C << 3;
-  const INF = f32x4.splat(Infinity);
+  const ABS = i32x4.splat(0x7fffffff);
+  const INFB = i32x4.splat(0x7f800000);
+  const EM = i32x4.splat(0x7fff), SIGN = i32x4.splat(0x8000), MAGIC = f32x4.splat(5.192296858534828e33), INFH = i32x4.splat(0x7c00);
   let i = 0;
   let c = c0;
   let off = off0;
@@ -340,7 +390,7 @@ export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i3
     let k = i;
     if (cnt == 0) {
       while (k < end) {
-        const x = <f64>load<f32>(p + (<usize>k << 2));
+        const x = <f64>loadOne(p, k, kind);
         k++;
         if (abs<f64>(x) < Infinity) { sh = x; cnt = 1; mn = x; mx = x; break; }
       }
@@ -349,33 +399,39 @@ export function channels(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i3
     if (k < vend) {
       // Non-finite lanes are replaced by the shift: d = 0, and min/max already cover it.
       const SHF = f32x4.splat(<f32>sh);
-      const SHD = f64x2.splat(sh);
       let vc = i32x4.splat(0);
       let vmn = f32x4.splat(<f32>mn);
       let vmx = f32x4.splat(<f32>mx);
-      let a1 = f64x2.splat(0), b1 = f64x2.splat(0), a2 = f64x2.splat(0), b2 = f64x2.splat(0);
-      for (; k < vend; k += 4) {
-        const x = v128.load(p + (<usize>k << 2));
-        const fin = f32x4.lt(f32x4.abs(x), INF);
-        vc = i32x4.sub(vc, fin);
-        const xs = v128.bitselect(x, SHF, fin);
-        vmn = f32x4.pmin(vmn, xs);
-        vmx = f32x4.pmax(vmx, xs);
-        const dl = f64x2.sub(f64x2.promote_low_f32x4(xs), SHD);
-        const dh = f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(xs, xs, 2, 3, 0, 1)), SHD);
-        a1 = f64x2.add(a1, dl);
-        b1 = f64x2.add(b1, dh);
-        a2 = f64x2.add(a2, f64x2.mul(dl, dl));
-        b2 = f64x2.add(b2, f64x2.mul(dh, dh));
+      let A1 = f64x2.splat(0), A2 = f64x2.splat(0);
+      const kv = k;
+      while (k < vend) {
+        const bend = k + 64 < vend ? k + 64 : vend;
+        let l1 = f32x4.splat(0), l2 = f32x4.splat(0);
+        for (; k < bend; k += 4) {
+          let xs = loadLanes(p, k, kind, EM, SIGN, MAGIC, INFH, INFB);
+          if (masked) {
+            const fin = i32x4.lt_s(v128.and(xs, ABS), INFB);
+            vc = i32x4.sub(vc, fin);
+            xs = v128.bitselect(xs, SHF, fin);
+          }
+          vmn = f32x4.pmin(vmn, xs);
+          vmx = f32x4.pmax(vmx, xs);
+          const d = f32x4.sub(xs, SHF);
+          l1 = f32x4.add(l1, d);
+          l2 = f32x4.add(l2, f32x4.mul(d, d));
+        }
+        A1 = f64x2.add(A1, f64x2.add(f64x2.promote_low_f32x4(l1), f64x2.promote_low_f32x4(i32x4.shuffle(l1, l1, 2, 3, 0, 1))));
+        A2 = f64x2.add(A2, f64x2.add(f64x2.promote_low_f32x4(l2), f64x2.promote_low_f32x4(i32x4.shuffle(l2, l2, 2, 3, 0, 1))));
       }
-      cnt += <f64>(i32x4.extract_lane(vc, 0) + i32x4.extract_lane(vc, 1) + i32x4.extract_lane(vc, 2) + i32x4.extract_lane(vc, 3));
+      if (masked) cnt += <f64>(i32x4.extract_lane(vc, 0) + i32x4.extract_lane(vc, 1) + i32x4.extract_lane(vc, 2) + i32x4.extract_lane(vc, 3));
+      else cnt += <f64>(vend - kv);
       mn = <f64>pmin32(pmin32(f32x4.extract_lane(vmn, 0), f32x4.extract_lane(vmn, 1)), pmin32(f32x4.extract_lane(vmn, 2), f32x4.extract_lane(vmn, 3)));
       mx = <f64>pmax32(pmax32(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), pmax32(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
-      s1 += (f64x2.extract_lane(a1, 0) + f64x2.extract_lane(a1, 1)) + (f64x2.extract_lane(b1, 0) + f64x2.extract_lane(b1, 1));
-      s2 += (f64x2.extract_lane(a2, 0) + f64x2.extract_lane(a2, 1)) + (f64x2.extract_lane(b2, 0) + f64x2.extract_lane(b2, 1));
+      s1 += f64x2.extract_lane(A1, 0) + f64x2.extract_lane(A1, 1);
+      s2 += f64x2.extract_lane(A2, 0) + f64x2.extract_lane(A2, 1);
     }
     for (; k < end; k++) {
-      const x = <f64>load<f32>(p + (<usize>k << 2));
+      const x = <f64>loadOne(p, k, kind);
       if (!(abs<f64>(x) < Infinity)) continue;
       if (cnt == 0) sh = x;
       cnt += 1;
@@ -447,8 +503,10 @@ export function bf16ToF32(src: usize, dst: usize, n: i32): void {
 
 // Counts every 16-bit code of a float16/bfloat16 chunk (two interleaved u32
 // tables of 65536 at h and h + 262144, so consecutive equal codes do not
-// serialise on one counter) and returns the largest magnitude code
-// (code & 0x7fff) that is not NaN, i.e. not above nanAbove; -1 if none.
+// serialise on one counter). Returns (largest magnitude code << 16) | (b + 1)
+// where b is the largest magnitude code (code & 0x7fff) that is not NaN, i.e.
+// not above nanAbove, -1 if none: the host learns both the top-k bound and
+// whether the chunk holds any NaN/±Inf.
 // Eight codes per vector load; the maximum is tracked with u16 lanes as
 // magnitude + 1 (0 for NaN lanes), so "none" comes out as -1.
 export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
@@ -456,12 +514,14 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
   const LIM = i16x8.splat(<i16>nanAbove);
   const ONE = i16x8.splat(1);
   let mx = i16x8.splat(0);
+  let raw = i16x8.splat(0);
   const h2 = h + 262144;
   const n8 = n & ~7;
   for (let i = 0; i < n8; i += 8) {
     const v = v128.load(src + (<usize>i << 1));
     const m = v128.and(v, MAG);
     mx = i16x8.max_u(mx, v128.and(i16x8.add(m, ONE), i16x8.le_u(m, LIM)));
+    raw = i16x8.max_u(raw, m);
     let a = h + (<usize>i16x8.extract_lane_u(v, 0) << 2);
     store<u32>(a, load<u32>(a) + 1);
     a = h2 + (<usize>i16x8.extract_lane_u(v, 1) << 2);
@@ -482,14 +542,18 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
   let best: i32 = max(
     max(max(<i32>i16x8.extract_lane_u(mx, 0), <i32>i16x8.extract_lane_u(mx, 1)), max(<i32>i16x8.extract_lane_u(mx, 2), <i32>i16x8.extract_lane_u(mx, 3))),
     max(max(<i32>i16x8.extract_lane_u(mx, 4), <i32>i16x8.extract_lane_u(mx, 5)), max(<i32>i16x8.extract_lane_u(mx, 6), <i32>i16x8.extract_lane_u(mx, 7)))) - 1;
+  let top: i32 = max(
+    max(max(<i32>i16x8.extract_lane_u(raw, 0), <i32>i16x8.extract_lane_u(raw, 1)), max(<i32>i16x8.extract_lane_u(raw, 2), <i32>i16x8.extract_lane_u(raw, 3))),
+    max(max(<i32>i16x8.extract_lane_u(raw, 4), <i32>i16x8.extract_lane_u(raw, 5)), max(<i32>i16x8.extract_lane_u(raw, 6), <i32>i16x8.extract_lane_u(raw, 7))));
   for (let i = n8; i < n; i++) {
     const c = <i32>load<u16>(src + (<usize>i << 1));
     const a = h + (<usize>(i & 1) << 18) + (<usize>c << 2);
     store<u32>(a, load<u32>(a) + 1);
     const m = c & 0x7fff;
     if (m <= nanAbove && m > best) best = m;
+    if (m > top) top = m;
   }
-  return best;
+  return (top << 16) | (best + 1);
 }
 
 // Positions i of the finite 16-bit codes of a chunk whose magnitude

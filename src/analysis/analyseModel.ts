@@ -52,7 +52,11 @@ export interface AnalyseModelOptions {
   /** Called as each tensor finishes (completion order). */
   onTensor?(entry: TensorEntry, done: number, total: number): void;
   onProgress?(p: AnalyseProgress): void;
-  /** Tensors with more elements than this are split across workers. Default 8M. */
+  /**
+   * Tensors with more elements than this are split across workers. Default: the larger of 8M and
+   * an eighth of a worker's share of the model, so a model with many tensors keeps each tensor in
+   * one worker (no merging on this thread) and one with a few giant tensors still splits them.
+   */
   splitElements?: number;
   /** Restrict to some tensors (default: every float-like tensor). */
   filter?(t: TensorInfo): boolean;
@@ -81,7 +85,8 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     if (isAnalysable(t)) todo.push(t);
     else skipped.push({ name: t.name, dtype: t.dtype, reason: t.numel < 1 ? 'empty' : 'not a floating-point tensor' });
   }
-  const split = opts.splitElements ?? 8 * 1024 * 1024;
+  const totalElements = todo.reduce((s, t) => s + t.numel, 0);
+  const split = opts.splitElements ?? Math.max(8 * 1024 * 1024, Math.ceil(totalElements / (pool.size * 8)));
   const passes = 2;
   const workTotal = todo.reduce((a, t) => a + passes * t.numel, 0);
   let workDone = 0, tensorsDone = 0;

@@ -86,14 +86,20 @@ export interface StatsKernel {
   /** Positions in raw() of the 16-bit codes with from ≤ (code & 0x7fff) < infCode (a view, valid until the next call). */
   above16(n: number, from: number, infCode: number): Int32Array;
   channelsSetup(channels: number): void;
-  channels(n: number, c0: number, off0: number, inner: number): void;
+  /** Adds the f32() chunk to the per-channel state; `allFinite` promises no NaN/±Inf in it (a faster kernel, same result). */
+  channels(n: number, c0: number, off0: number, inner: number, allFinite?: boolean): void;
+  /** channels() on the raw 16-bit codes in raw(), decoded on the fly (f32() may be overwritten). */
+  channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, allFinite?: boolean): void;
   channelsRead(): ChannelRaw;
   /** Plain float32 sum of the input (bandwidth probe). */
   sum(n: number): number;
   /** Zero the 16-bit code counters. */
   codesReset(): void;
-  /** Count the codes of raw()[0..2n); returns the largest non-NaN magnitude code (code & 0x7fff ≤ nanAbove), -1 if none. */
-  count16(n: number, nanAbove: number): number;
+  /**
+   * Count the codes of raw()[0..2n); returns the largest non-NaN magnitude code (code & 0x7fff ≤ nanAbove), -1 if none,
+   * and the largest magnitude code of all (NaN and ±Inf included).
+   */
+  count16(n: number, nanAbove: number): { best: number; top: number };
   /** Counts per code, 65536 entries. */
   /** Occurrences of each 16-bit code since codesReset (sparse). */
   codesRead(): Counts;
@@ -156,6 +162,9 @@ interface StatsExports {
   compactU32(src: number, n: number, idx: number, cnt: number): number;
   above16(src: number, n: number, from: number, infCode: number, idx: number): number;
   channels(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
+  channelsFast(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
+  channelsF16(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number, masked: boolean): void;
+  channelsBF16(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number, masked: boolean): void;
   f16ToF32(src: number, dst: number, n: number): void;
   bf16ToF32(src: number, dst: number, n: number): void;
   sumF32(p: number, n: number): number;
@@ -338,8 +347,11 @@ export class WasmKernel implements StatsKernel {
     a.fill(Infinity, channels, 2 * channels);
     a.fill(-Infinity, 2 * channels, 3 * channels);
   }
-  channels(n: number, c0: number, off0: number, inner: number): void {
-    this.x.channels(this.F32, n, c0, off0, inner, this.C, this.CH);
+  channels(n: number, c0: number, off0: number, inner: number, allFinite = false): void {
+    (allFinite ? this.x.channelsFast : this.x.channels)(this.F32, n, c0, off0, inner, this.C, this.CH);
+  }
+  channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, allFinite = false): void {
+    (dtype === 'f16' ? this.x.channelsF16 : this.x.channelsBF16)(this.RAW, n, c0, off0, inner, this.C, this.CH, !allFinite);
   }
   channelsRead(): ChannelRaw {
     const C = this.C;
@@ -358,11 +370,12 @@ export class WasmKernel implements StatsKernel {
     this.codeAcc = undefined;
     this.codesSince = 0;
   }
-  count16(n: number, nanAbove: number): number {
+  count16(n: number, nanAbove: number): { best: number; top: number } {
     if (this.codesSince + n > 2 ** 31) this.flushCodes();
     this.codesSince += n;
     this.codesDirty = true;
-    return this.x.count16(this.RAW, n, this.CODES, nanAbove);
+    const r = this.x.count16(this.RAW, n, this.CODES, nanAbove);
+    return { best: (r & 0xffff) - 1, top: r >>> 16 };
   }
   private flushCodes(): void {
     const c = new Uint32Array(this.buf, this.CODES, 2 * 65536);
@@ -380,7 +393,8 @@ export class WasmKernel implements StatsKernel {
   /**
    * Bench only: a float32 region of `n` elements inside this instance's memory,
    * and the kernels applied to it chunk by chunk in place (no copy), to measure
-   * kernel speed against plain read bandwidth.
+   * kernel speed against plain read bandwidth. These are the kernels finite
+   * data takes (momentsFast, histFast).
    */
   benchRegion(n: number): {
     view: Float32Array;
@@ -397,7 +411,7 @@ export class WasmKernel implements StatsKernel {
       sum: () => x.sumF32(p, n),
       moments: (chunk, eps) => {
         let c = 0;
-        for (let i = 0; i < n; i += chunk) { x.moments(p + i * 4, Math.min(chunk, n - i), eps, 0, 1, this.OUT, this.SCRATCH); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
+        for (let i = 0; i < n; i += chunk) { x.momentsFast(p + i * 4, Math.min(chunk, n - i), eps, 0, 1, this.OUT, this.SCRATCH); c += new Float64Array(this.buf, this.OUT, 1)[0]; }
         return c;
       },
       above: (chunk, thr) => {
@@ -407,7 +421,7 @@ export class WasmKernel implements StatsKernel {
       },
       hist: (chunk, min, scale, lo, hi) => {
         let o = 0;
-        for (let i = 0; i < n; i += chunk) o += x.hist(p + i * 4, Math.min(chunk, n - i), min, scale, lo, hi, this.HIST, this.KP, this.SUB);
+        for (let i = 0; i < n; i += chunk) o += x.histFast(p + i * 4, Math.min(chunk, n - i), min, scale, lo, hi, this.HIST, this.KP, this.SUB);
         return o;
       },
     };

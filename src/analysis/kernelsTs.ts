@@ -156,7 +156,7 @@ export class TsKernel implements StatsKernel {
       s1: new Float64Array(channels), s2: new Float64Array(channels),
     };
   }
-  channels(n: number, c0: number, off0: number, inner: number): void {
+  channels(n: number, c0: number, off0: number, inner: number, _allFinite?: boolean): void {
     const ch = this.ch;
     if (!ch) throw new Error('channelsSetup first');
     const x = this.in32;
@@ -172,23 +172,32 @@ export class TsKernel implements StatsKernel {
           if (Math.abs(v) < Infinity) { sh = v; cnt = 1; mn = v; mx = v; break; }
         }
       }
-      // Groups of four in lanes, as the WASM kernel's f64x2 pairs; non-finite lanes count as the shift.
+      // Groups of four in f32 lanes, summed in float32 over 64-element blocks and float64 across
+      // them, as the WASM kernel; non-finite lanes count as the shift.
       const vend = k + ((end - k) & ~3);
       if (k < vend) {
-        for (let j = 0; j < 4; j++) { l1[j] = 0; l2[j] = 0; lmn[j] = mn; lmx[j] = mx; }
+        const shf = fr(sh);
+        for (let j = 0; j < 4; j++) { lmn[j] = mn; lmx[j] = mx; }
+        const A1 = [0, 0], A2 = [0, 0];
+        const kv = k;
         for (; k < vend; k++) {
           let v = x[k];
-          if (Math.abs(v) < Infinity) cnt++; else v = sh;
-          const j = (k - vend) & 3;
+          if (Math.abs(v) < Infinity) cnt++; else v = shf;
+          const j = (k - kv) & 3;
           if (v < lmn[j]) lmn[j] = v;
           if (lmx[j] < v) lmx[j] = v;
-          const d = v - sh;
-          l1[j] += d; l2[j] += d * d;
+          const d = fr(v - shf);
+          l1[j] = fr(l1[j] + d); l2[j] = fr(l2[j] + fr(d * d));
+          if (((k + 1 - kv) & 63) === 0 || k + 1 === vend) {
+            A1[0] += l1[0] + l1[2]; A1[1] += l1[1] + l1[3];
+            A2[0] += l2[0] + l2[2]; A2[1] += l2[1] + l2[3];
+            l1.fill(0); l2.fill(0);
+          }
         }
         mn = pmin(pmin(lmn[0], lmn[1]), pmin(lmn[2], lmn[3]));
         mx = pmax(pmax(lmx[0], lmx[1]), pmax(lmx[2], lmx[3]));
-        s1 += (l1[0] + l1[1]) + (l1[2] + l1[3]);
-        s2 += (l2[0] + l2[1]) + (l2[2] + l2[3]);
+        s1 += A1[0] + A1[1];
+        s2 += A2[0] + A2[1];
       }
       for (; k < end; k++) {
         const v = x[k];
@@ -206,6 +215,10 @@ export class TsKernel implements StatsKernel {
       if (c === this.C) c = 0;
     }
   }
+  channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, _allFinite?: boolean): void {
+    this.decode(dtype, n);
+    this.channels(n, c0, off0, inner);
+  }
   channelsRead(): ChannelRaw {
     const ch = this.ch;
     if (!ch) throw new Error('channelsSetup first');
@@ -214,16 +227,17 @@ export class TsKernel implements StatsKernel {
 
   private codes = new Float64Array(65536);
   codesReset(): void { this.codes.fill(0); }
-  count16(n: number, nanAbove: number): number {
+  count16(n: number, nanAbove: number): { best: number; top: number } {
     const h16 = new Uint16Array(this.rawBuf.buffer, this.rawBuf.byteOffset, n);
-    let best = -1;
+    let best = -1, top = 0;
     for (let i = 0; i < n; i++) {
       const c = h16[i];
       this.codes[c]++;
       const m = c & 0x7fff;
       if (m <= nanAbove && m > best) best = m;
+      if (m > top) top = m;
     }
-    return best;
+    return { best, top };
   }
   codesRead(): Counts { return sparseCounts(this.codes); }
 

@@ -296,7 +296,7 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
     if (o.topK > 0 && c.count > 0 && (!heap.full || Math.max(-c.min, c.max) > heap.floor)) offerTop(k, n, pos, heap);
     if (layout) {
       const run = Math.floor(pos / layout.inner);
-      k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
+      k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner, c.count === n);
     }
   });
   const channels = layout ? channelPartial(k, layout) : undefined;
@@ -621,7 +621,7 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
   for (let pos = start; pos < end; pos += step) {
     const n = Math.min(step, end - pos);
     src.fillRaw(k, pos, n);
-    const mc = k.count16(n, NAN_ABOVE[dt]);
+    const { best: mc, top } = k.count16(n, NAN_ABOVE[dt]);
     // Only chunks that can change the top-k are looked at, on their raw codes: a magnitude
     // code above the heap floor's is a value above the floor (16-bit floats are sign-magnitude).
     if (o.topK > 0 && mc >= 0 && (!heap.full || Math.abs(table[mc]) > heap.floor)) {
@@ -634,9 +634,9 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
       }
     }
     if (layout) {
-      k.decode(dt, n);
       const run = Math.floor(pos / layout.inner);
-      k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner);
+      // No magnitude code at or above ±Inf's: no NaN/Inf in the chunk.
+      k.channelsRaw(dt, n, run % layout.channels, pos - run * layout.inner, layout.inner, top < NAN_ABOVE[dt]);
     }
     hook?.(pos + n - start);
   }
