@@ -210,16 +210,14 @@ function histImpl(p: usize, n: i32, lo0: f32, scale: f32, olo: f32, ohi: f32, h:
     const hit = v128.or(
       v128.or(v128.or(i16x8.eq(key, Q0), i16x8.eq(key, Q1)), v128.or(i16x8.eq(key, Q2), i16x8.eq(key, Q3))),
       v128.or(v128.or(i16x8.eq(key, Q4), i16x8.eq(key, Q5)), v128.or(i16x8.eq(key, Q6), i16x8.eq(key, Q7))));
-    if (!v128.any_true(hit)) continue;
-    // An unused slot (-1) also matches key 0xffff (a NaN pattern); refineKey compares all 32 bits.
-    refineKey(i32x4.extract_lane(x, 0), kp, sub);
-    refineKey(i32x4.extract_lane(x, 1), kp, sub);
-    refineKey(i32x4.extract_lane(x, 2), kp, sub);
-    refineKey(i32x4.extract_lane(x, 3), kp, sub);
-    refineKey(i32x4.extract_lane(y, 0), kp, sub);
-    refineKey(i32x4.extract_lane(y, 1), kp, sub);
-    refineKey(i32x4.extract_lane(y, 2), kp, sub);
-    refineKey(i32x4.extract_lane(y, 3), kp, sub);
+    let lanes = i16x8.bitmask(hit);
+    // Only the lanes that matched; an unused slot (-1) also matches key 0xffff (a NaN
+    // pattern), and refineKey compares all 32 bits.
+    while (lanes != 0) {
+      const j = ctz<i32>(lanes);
+      lanes &= lanes - 1;
+      refineKey(load<i32>(p + (<usize>(i + j) << 2)), kp, sub);
+    }
   }
   const n4 = n & ~3;
   for (let i = n8; i < n4; i += 4) {
@@ -610,6 +608,22 @@ export function compactU32(src: usize, n: i32, idx: usize, cnt: usize): i32 {
     store<i32>(idx + (<usize>m << 2), i);
     store<f64>(cnt + (<usize>m << 3), <f64>c);
     store<u32>(src + (<usize>i << 2), 0);
+    m++;
+  }
+  return m;
+}
+
+// compactU32 of the sum of two tables of n u32 counters (count16's two
+// interleaved tables): one sparse list, both tables zeroed.
+export function compactU32Pair(src: usize, src2: usize, n: i32, idx: usize, cnt: usize): i32 {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const a = load<u32>(src + (<usize>i << 2)), b = load<u32>(src2 + (<usize>i << 2));
+    if ((a | b) == 0) continue;
+    store<i32>(idx + (<usize>m << 2), i);
+    store<f64>(cnt + (<usize>m << 3), <f64>a + <f64>b);
+    store<u32>(src + (<usize>i << 2), 0);
+    store<u32>(src2 + (<usize>i << 2), 0);
     m++;
   }
   return m;

@@ -160,6 +160,7 @@ interface StatsExports {
   histFast(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, kp: number, sub: number): number;
   above(p: number, n: number, thr: number, idx: number): number;
   compactU32(src: number, n: number, idx: number, cnt: number): number;
+  compactU32Pair(src: number, src2: number, n: number, idx: number, cnt: number): number;
   above16(src: number, n: number, from: number, infCode: number, idx: number): number;
   channels(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
   channelsFast(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
@@ -387,7 +388,8 @@ export class WasmKernel implements StatsKernel {
   codesRead(): Counts {
     this.codesDirty = false;
     if (this.codeAcc) { this.flushCodes(); return sparseCounts(this.codeAcc); }
-    return addCounts(this.compact(this.CODES), this.compact(this.CODES + 65536 * 4));
+    const m = this.x.compactU32Pair(this.CODES, this.CODES + 65536 * 4, 65536, this.CIDX, this.CCNT);
+    return { at: new Int32Array(this.buf, this.CIDX, m).slice(), n: new Float64Array(this.buf, this.CCNT, m).slice() };
   }
 
   /**

@@ -486,9 +486,10 @@ export interface TensorStats {
   channels?: ChannelStats;
 }
 
-function median(a: number[]): number {
+function median(a: ArrayLike<number>): number {
   if (a.length === 0) return NaN;
-  const s = [...a].sort((x, y) => x - y);
+  // A typed array sorts numerically without a comparator call per comparison.
+  const s = Float64Array.from(a).sort();
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
@@ -527,26 +528,33 @@ export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedS
   let channels: ChannelStats | undefined;
   if (p1.channels) {
     const c = p1.channels, C = c.count.length;
-    const cmin: number[] = [], cmax: number[] = [], cabs: number[] = [], cmean: number[] = [], cstd: number[] = [], ranges: number[] = [];
+    const cmin = new Array<number>(C), cmax = new Array<number>(C), cabs = new Array<number>(C), cmean = new Array<number>(C), cstd = new Array<number>(C);
+    const ranges = new Float64Array(C), present = new Float64Array(C);
+    let nr = 0, rsum = 0, rmin = Infinity, rmax = -Infinity;
     for (let i = 0; i < C; i++) {
-      const has = c.count[i] > 0;
-      cmin.push(has ? c.min[i] : NaN); cmax.push(has ? c.max[i] : NaN);
-      cabs.push(has ? Math.max(Math.abs(c.min[i]), Math.abs(c.max[i])) : NaN);
-      cmean.push(has ? c.mean[i] : NaN); cstd.push(has ? Math.sqrt(c.m2[i] / c.count[i]) : NaN);
-      if (has) ranges.push(c.max[i] - c.min[i]);
+      if (c.count[i] > 0) {
+        cmin[i] = c.min[i]; cmax[i] = c.max[i];
+        cabs[i] = Math.max(Math.abs(c.min[i]), Math.abs(c.max[i]));
+        cmean[i] = c.mean[i]; cstd[i] = Math.sqrt(c.m2[i] / c.count[i]);
+        const r = c.max[i] - c.min[i];
+        present[nr] = cabs[i]; ranges[nr++] = r;
+        rsum += r; rmin = Math.min(rmin, r); rmax = Math.max(rmax, r);
+      } else { cmin[i] = NaN; cmax[i] = NaN; cabs[i] = NaN; cmean[i] = NaN; cstd[i] = NaN; }
     }
-    const med = median(cabs.filter((v) => !Number.isNaN(v)));
+    const med = median(present.subarray(0, nr));
     const outlierChannels: number[] = [];
     for (let i = 0; i < C; i++) if (cabs[i] > o.channelOutlierFactor * med) outlierChannels.push(i);
-    const rmed = median(ranges);
-    const rmean = ranges.reduce((a, b) => a + b, 0) / Math.max(1, ranges.length);
-    const rsd = Math.sqrt(ranges.reduce((a, b) => a + (b - rmean) * (b - rmean), 0) / Math.max(1, ranges.length));
+    const rmed = median(ranges.subarray(0, nr));
+    const rmean = rsum / Math.max(1, nr);
+    let rss = 0;
+    for (let i = 0; i < nr; i++) rss += (ranges[i] - rmean) * (ranges[i] - rmean);
+    const rsd = Math.sqrt(rss / Math.max(1, nr));
     channels = {
       axis: layout?.axis ?? 0, channels: C, min: cmin, max: cmax, absMax: cabs, mean: cmean, std: cstd,
       medianAbsMax: med, outlierFactor: o.channelOutlierFactor, outlierChannels,
       rangeSpread: {
-        min: ranges.length ? Math.min(...ranges) : NaN, median: rmed, max: ranges.length ? Math.max(...ranges) : NaN,
-        maxOverMedian: rmed > 0 ? Math.max(...ranges) / rmed : NaN, cv: rmean > 0 ? rsd / rmean : 0,
+        min: nr ? rmin : NaN, median: rmed, max: nr ? rmax : NaN,
+        maxOverMedian: rmed > 0 ? rmax / rmed : NaN, cv: rmean > 0 ? rsd / rmean : 0,
       },
     };
   }
@@ -660,22 +668,24 @@ export function mergeCodes(a: CodesPartial, b: CodesPartial, topK: number): Code
 /** Every statistic from the code counts: moments in two exact f64 passes over the distinct values, exact percentiles. */
 export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
   const table = decodeTable(dt);
-  const vals: number[] = [], cnts: number[] = [], codes: number[] = [];
+  const distinct = p.counts.at.length;
+  const vals = new Float64Array(distinct), cnts = new Float64Array(distinct), codes = new Int32Array(distinct);
   let nan = 0, inf = 0, zeros = 0, nearZeros = 0, n = 0, sum = 0, min = Infinity, max = -Infinity;
   const eps = Math.fround(o.nearZeroEps);
   // Only the distinct codes present are visited, in code order; their float32 keys then come
   // out non-decreasing (positive codes first, each half ordered by magnitude), so equal keys are adjacent.
-  const keyAt: number[] = [], keyN: number[] = [];
-  for (let e = 0; e < p.counts.at.length; e++) {
+  const keyAt = new Int32Array(distinct), keyN = new Float64Array(distinct);
+  let keys = 0, m = 0;
+  for (let e = 0; e < distinct; e++) {
     const c = p.counts.at[e], cnt = p.counts.n[e];
     const v = table[c];
-    if (Number.isNaN(v)) { nan += cnt; continue; }
-    if (!Number.isFinite(v)) { inf += cnt; continue; }
+    if (v !== v) { nan += cnt; continue; }
+    if (v === Infinity || v === -Infinity) { inf += cnt; continue; }
     fbits[0] = v;
     const key = ubits[0] >>> 16;
-    if (keyAt.length && keyAt[keyAt.length - 1] === key) keyN[keyN.length - 1] += cnt;
-    else { keyAt.push(key); keyN.push(cnt); }
-    vals.push(v); cnts.push(cnt); codes.push(c);
+    if (keys > 0 && keyAt[keys - 1] === key) keyN[keys - 1] += cnt;
+    else { keyAt[keys] = key; keyN[keys++] = cnt; }
+    vals[m] = v; cnts[m] = cnt; codes[m++] = c;
     n += cnt; sum += cnt * v;
     if (v === 0) zeros += cnt;
     if (Math.abs(v) < eps) nearZeros += cnt;
@@ -684,20 +694,20 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
   }
   const mean = n > 0 ? sum / n : 0;
   let m2 = 0, m3 = 0, m4 = 0;
-  for (let i = 0; i < vals.length; i++) {
+  for (let i = 0; i < m; i++) {
     const d = vals[i] - mean, d2 = d * d;
     m2 += cnts[i] * d2; m3 += cnts[i] * d2 * d; m4 += cnts[i] * d2 * d2;
   }
   const p1: Pass1 = {
     numel: p.numel, nan, inf, zeros, nearZeros, min: min + 0, max: max + 0,
-    moments: { n, mean, m2, m3, m4 }, top: p.top, keys: { at: Int32Array.from(keyAt), n: Float64Array.from(keyN) }, channels: p.channels,
+    moments: { n, mean, m2, m3, m4 }, top: p.top, keys: { at: keyAt.slice(0, keys), n: keyN.slice(0, keys) }, channels: p.channels,
   };
   // Percentiles are computed exactly below, so no key is refined.
   const params = { ...pass2Params(p1, o), refineKeys: [] };
   const lin = new Float64Array(HIST_BINS);
   const mn = Math.fround(params.min), sc = Math.fround(params.scale);
   let outliers = 0;
-  for (let i = 0; i < vals.length; i++) {
+  for (let i = 0; i < m; i++) {
     const v = vals[i];
     const t = Math.trunc(Math.fround(Math.fround(v - mn) * sc));
     lin[t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t] += cnts[i];
@@ -708,8 +718,7 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
   // negative codes downwards and then the positive ones upwards visits the values in order.
   if (n > 0) {
     let firstNeg = 0;
-    while (firstNeg < codes.length && codes[firstNeg] < 0x8000) firstNeg++;
-    const m = vals.length;
+    while (firstNeg < m && codes[firstNeg] < 0x8000) firstNeg++;
     const nth = (t: number) => (t < m - firstNeg ? m - 1 - t : t - (m - firstNeg));
     let t = 0, cum = 0;
     stats.percentiles = PERCENTILES.map((q) => {
