@@ -452,6 +452,79 @@ function channelsImpl(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, 
   }
 }
 
+// Per-channel accumulation when the channel axis is the last one (each run is
+// one element): element i of the chunk belongs to channel (c0 + i) mod C.
+// State at st, for C channels: f64 count, s1, s2; f32 min, max, shift, l1, l2;
+// then an i32 count of channels that have their shift (first finite value).
+// l1/l2 are float32 partial sums of d = x - shift and d^2 since the last flush
+// into s1/s2; a flush follows every 16·C elements of a call and its end, so no
+// partial sum holds more than 17 terms. Once every channel has its shift,
+// finite chunks (masked = false) go four channels per vector; everything else
+// is the scalar path with the same float32 steps. The TS twin matches it.
+export function channelsLast(p: usize, n: i32, c0: i32, C: i32, st: usize, masked: bool): void {
+  const S: usize = <usize>C << 3, F: usize = <usize>C << 2;
+  const CNT = st, S1 = st + S, S2 = st + 2 * S;
+  const MN = st + 3 * S, MX = MN + F, SH = MN + 2 * F, L1 = MN + 3 * F, L2 = MN + 4 * F;
+  const STARTED = MN + 5 * F;
+  const ONE = f64x2.splat(1);
+  let started = load<i32>(STARTED);
+  let i = 0, c = c0, since = 0;
+  while (i < n) {
+    const segEnd = i + (C - c < n - i ? C - c : n - i);
+    let k = i, cc = c;
+    if (started == C && !masked) {
+      for (; k + 4 <= segEnd; k += 4, cc += 4) {
+        const x = v128.load(p + (<usize>k << 2));
+        const o = <usize>cc << 2;
+        v128.store(MN + o, f32x4.pmin(v128.load(MN + o), x));
+        v128.store(MX + o, f32x4.pmax(v128.load(MX + o), x));
+        const d = f32x4.sub(x, v128.load(SH + o));
+        v128.store(L1 + o, f32x4.add(v128.load(L1 + o), d));
+        v128.store(L2 + o, f32x4.add(v128.load(L2 + o), f32x4.mul(d, d)));
+        const q = <usize>cc << 3;
+        v128.store(CNT + q, f64x2.add(v128.load(CNT + q), ONE));
+        v128.store(CNT + q, f64x2.add(v128.load(CNT + q, 16), ONE), 16);
+      }
+    }
+    for (; k < segEnd; k++, cc++) {
+      const x = load<f32>(p + (<usize>k << 2));
+      if (!(abs<f32>(x) < Infinity)) continue;
+      const o = <usize>cc << 2, q = <usize>cc << 3;
+      const cnt = load<f64>(CNT + q);
+      if (cnt == 0) {
+        store<f32>(SH + o, x); store<f32>(MN + o, x); store<f32>(MX + o, x);
+        store<f64>(CNT + q, 1);
+        started++;
+        continue;
+      }
+      store<f64>(CNT + q, cnt + 1);
+      if (x < load<f32>(MN + o)) store<f32>(MN + o, x);
+      if (load<f32>(MX + o) < x) store<f32>(MX + o, x);
+      const d = x - load<f32>(SH + o);
+      store<f32>(L1 + o, load<f32>(L1 + o) + d);
+      store<f32>(L2 + o, load<f32>(L2 + o) + d * d);
+    }
+    since += segEnd - i;
+    if (since >= 16 * C) { flushLast(C, S1, S2, L1, L2); since = 0; }
+    i = segEnd;
+    c = 0;
+  }
+  flushLast(C, S1, S2, L1, L2);
+  store<i32>(STARTED, started);
+}
+
+// @ts-ignore: decorator
+@inline
+function flushLast(C: i32, S1: usize, S2: usize, L1: usize, L2: usize): void {
+  for (let c = 0; c < C; c++) {
+    const o = <usize>c << 2, q = <usize>c << 3;
+    store<f64>(S1 + q, load<f64>(S1 + q) + <f64>load<f32>(L1 + o));
+    store<f64>(S2 + q, load<f64>(S2 + q) + <f64>load<f32>(L2 + o));
+    store<f32>(L1 + o, 0);
+    store<f32>(L2 + o, 0);
+  }
+}
+
 // IEEE binary16 -> binary32: move exponent+mantissa into place and rescale by
 // 2^112, which handles normals and subnormals alike; Inf/NaN get an all-ones exponent.
 export function f16ToF32(src: usize, dst: usize, n: i32): void {

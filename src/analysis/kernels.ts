@@ -85,7 +85,8 @@ export interface StatsKernel {
   above(n: number, thr: number): Int32Array;
   /** Positions in raw() of the 16-bit codes with from ≤ (code & 0x7fff) < infCode (a view, valid until the next call). */
   above16(n: number, from: number, infCode: number): Int32Array;
-  channelsSetup(channels: number): void;
+  /** Zeroes the per-channel state; `inner` 1 (channel axis last) selects the kernel made for it. */
+  channelsSetup(channels: number, inner?: number): void;
   /** Adds the f32() chunk to the per-channel state; `allFinite` promises no NaN/±Inf in it (a faster kernel, same result). */
   channels(n: number, c0: number, off0: number, inner: number, allFinite?: boolean): void;
   /** channels() on the raw 16-bit codes in raw(), decoded on the fly (f32() may be overwritten). */
@@ -166,6 +167,7 @@ interface StatsExports {
   channelsFast(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
   channelsF16(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number, masked: boolean): void;
   channelsBF16(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number, masked: boolean): void;
+  channelsLast(p: number, n: number, c0: number, C: number, st: number, masked: boolean): void;
   f16ToF32(src: number, dst: number, n: number): void;
   bf16ToF32(src: number, dst: number, n: number): void;
   sumF32(p: number, n: number): number;
@@ -340,22 +342,45 @@ export class WasmKernel implements StatsKernel {
     return new Int32Array(this.buf, this.IDX, m);
   }
 
-  channelsSetup(channels: number): void {
+  /** Channel state: six f64 arrays; with the channel axis last, three f64 and five f32 arrays and a counter (wasm/stats.ts channelsLast). */
+  private chBytes(C: number): number { return this.lastAxis ? 44 * C + 8 : 48 * C; }
+  private lastAxis = false;
+  channelsSetup(channels: number, inner = 2): void {
     this.C = channels;
-    this.ensure(this.CH + 6 * 8 * channels);
-    const a = new Float64Array(this.buf, this.CH, 6 * channels);
+    this.lastAxis = inner === 1;
+    this.ensure(this.CH + this.chBytes(channels));
+    const C = channels;
+    if (this.lastAxis) {
+      new Float64Array(this.buf, this.CH, 3 * C).fill(0);
+      const f = new Float32Array(this.buf, this.CH + 24 * C, 5 * C + 1);
+      f.fill(0);
+      f.fill(Infinity, 0, C);
+      f.fill(-Infinity, C, 2 * C);
+      return;
+    }
+    const a = new Float64Array(this.buf, this.CH, 6 * C);
     a.fill(0);
-    a.fill(Infinity, channels, 2 * channels);
-    a.fill(-Infinity, 2 * channels, 3 * channels);
+    a.fill(Infinity, C, 2 * C);
+    a.fill(-Infinity, 2 * C, 3 * C);
   }
   channels(n: number, c0: number, off0: number, inner: number, allFinite = false): void {
-    (allFinite ? this.x.channelsFast : this.x.channels)(this.F32, n, c0, off0, inner, this.C, this.CH);
+    if (this.lastAxis) this.x.channelsLast(this.F32, n, c0, this.C, this.CH, !allFinite);
+    else (allFinite ? this.x.channelsFast : this.x.channels)(this.F32, n, c0, off0, inner, this.C, this.CH);
   }
   channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, allFinite = false): void {
+    if (this.lastAxis) { this.decode(dtype, n); this.channels(n, c0, off0, inner, allFinite); return; }
     (dtype === 'f16' ? this.x.channelsF16 : this.x.channelsBF16)(this.RAW, n, c0, off0, inner, this.C, this.CH, !allFinite);
   }
   channelsRead(): ChannelRaw {
     const C = this.C;
+    if (this.lastAxis) {
+      const a = new Float64Array(this.buf, this.CH, 3 * C);
+      const f = new Float32Array(this.buf, this.CH + 24 * C, 3 * C);
+      return {
+        count: a.slice(0, C), s1: a.slice(C, 2 * C), s2: a.slice(2 * C, 3 * C),
+        min: Float64Array.from(f.subarray(0, C)), max: Float64Array.from(f.subarray(C, 2 * C)), shift: Float64Array.from(f.subarray(2 * C, 3 * C)),
+      };
+    }
     const a = new Float64Array(this.buf, this.CH, 6 * C);
     return {
       count: a.slice(0, C), min: a.slice(C, 2 * C), max: a.slice(2 * C, 3 * C),
@@ -405,7 +430,7 @@ export class WasmKernel implements StatsKernel {
     above(chunk: number, thr: number): number;
     hist(chunk: number, min: number, scale: number, lo: number, hi: number): number;
   } {
-    const p = align(this.CH + 6 * 8 * this.C);
+    const p = align(this.CH + this.chBytes(this.C));
     this.ensure(p + n * 4);
     const x = this.x;
     return {

@@ -148,8 +148,10 @@ export class TsKernel implements StatsKernel {
     return this.idx.subarray(0, m);
   }
 
-  channelsSetup(channels: number): void {
+  private last: { l1: Float64Array; l2: Float64Array; started: number } | undefined;
+  channelsSetup(channels: number, inner = 2): void {
     this.C = channels;
+    this.last = inner === 1 ? { l1: new Float64Array(channels), l2: new Float64Array(channels), started: 0 } : undefined;
     this.ch = {
       count: new Float64Array(channels), min: new Float64Array(channels).fill(Infinity),
       max: new Float64Array(channels).fill(-Infinity), shift: new Float64Array(channels),
@@ -159,6 +161,7 @@ export class TsKernel implements StatsKernel {
   channels(n: number, c0: number, off0: number, inner: number, _allFinite?: boolean): void {
     const ch = this.ch;
     if (!ch) throw new Error('channelsSetup first');
+    if (this.last) { this.channelsLast(n, c0, ch, this.last); return; }
     const x = this.in32;
     const l1 = [0, 0, 0, 0], l2 = [0, 0, 0, 0], lmn = [0, 0, 0, 0], lmx = [0, 0, 0, 0];
     let c = c0, off = off0, i = 0;
@@ -214,6 +217,30 @@ export class TsKernel implements StatsKernel {
       i = end; off = 0; c++;
       if (c === this.C) c = 0;
     }
+  }
+  /** The channel axis is last: the WASM channelsLast steps, element by element (float32 partial sums flushed every 16·C elements and at the end). */
+  private channelsLast(n: number, c0: number, ch: ChannelRaw, st: { l1: Float64Array; l2: Float64Array; started: number }): void {
+    const x = this.in32, C = this.C;
+    const flush = () => { for (let c = 0; c < C; c++) { ch.s1[c] += st.l1[c]; ch.s2[c] += st.l2[c]; st.l1[c] = 0; st.l2[c] = 0; } };
+    let i = 0, c = c0, since = 0;
+    while (i < n) {
+      const segEnd = i + Math.min(C - c, n - i);
+      for (let k = i, cc = c; k < segEnd; k++, cc++) {
+        const v = x[k];
+        if (!(Math.abs(v) < Infinity)) continue;
+        if (ch.count[cc] === 0) { ch.shift[cc] = v; ch.min[cc] = v; ch.max[cc] = v; ch.count[cc] = 1; st.started++; continue; }
+        ch.count[cc]++;
+        if (v < ch.min[cc]) ch.min[cc] = v;
+        if (ch.max[cc] < v) ch.max[cc] = v;
+        const d = fr(v - ch.shift[cc]);
+        st.l1[cc] = fr(st.l1[cc] + d);
+        st.l2[cc] = fr(st.l2[cc] + fr(d * d));
+      }
+      since += segEnd - i;
+      if (since >= 16 * C) { flush(); since = 0; }
+      i = segEnd; c = 0;
+    }
+    flush();
   }
   channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, _allFinite?: boolean): void {
     this.decode(dtype, n);

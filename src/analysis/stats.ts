@@ -285,7 +285,7 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
   let mom: Moments = { n: 0, mean: 0, m2: 0, m3: 0, m4: 0 };
   let nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
   const heap = new TopHeap(o.topK);
-  if (layout) k.channelsSetup(layout.channels);
+  if (layout) k.channelsSetup(layout.channels, layout.inner);
   k.keysReset();
   forChunks(src, k, start, end, o.chunkElements, hook, (n, pos) => {
     const c = chunkMoments(k, n, o.nearZeroEps, mom, min, max);
@@ -624,7 +624,7 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
   const table = decodeTable(dt);
   const heap = new TopHeap(o.topK);
   k.codesReset();
-  if (layout) k.channelsSetup(layout.channels);
+  if (layout) k.channelsSetup(layout.channels, layout.inner);
   const step = Math.min(o.chunkElements, k.capacity);
   for (let pos = start; pos < end; pos += step) {
     const n = Math.min(step, end - pos);

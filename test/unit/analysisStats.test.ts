@@ -277,11 +277,13 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
         const t = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new TsKernel(chunk));
         assert.deepEqual(w, t, `${name}/${chunk}`);
       }
-      // Last axis: runs of one element (scalar path); axis 0: runs of 200 split by the chunks at odd offsets (lane path).
-      for (const axis of [1, 0]) {
-        const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], axis, new WasmKernel(999));
-        const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, [100, 200], axis, new TsKernel(999));
-        assert.deepEqual(w, t, `${name} channels axis ${axis}`);
+      // Last axis (channelsLast: four channels per vector once every channel has its shift, float32
+      // partial sums flushed every 16·C elements and per chunk); axis 0: runs of 200 split by the chunks
+      // at odd offsets (lane path).
+      for (const [shape, axis] of [[[100, 200], 1], [[2000, 10], 1], [[100, 200], 0]] as const) {
+        const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, shape, axis, new WasmKernel(999));
+        const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, shape, axis, new TsKernel(999));
+        assert.deepEqual(w, t, `${name} channels [${shape}] axis ${axis}`);
       }
     }
   });
