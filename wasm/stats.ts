@@ -541,14 +541,7 @@ export function f16ToF32(src: usize, dst: usize, n: i32): void {
     v128.store(dst + (<usize>i << 2), halfLanes(lo, EM, SIGN, MAGIC, INFH, EXPF));
     v128.store(dst + (<usize>i << 2), halfLanes(hi, EM, SIGN, MAGIC, INFH, EXPF), 16);
   }
-  for (let i = n8; i < n; i++) {
-    const h = <i32>load<u16>(src + (<usize>i << 1));
-    const em = h & 0x7fff;
-    let f = reinterpret<f32>(em << 13) * <f32>5.192296858534828e33;
-    let bits = reinterpret<i32>(f);
-    if (em >= 0x7c00) bits |= 0x7f800000;
-    store<i32>(dst + (<usize>i << 2), bits | ((h & 0x8000) << 16));
-  }
+  for (let i = n8; i < n; i++) store<f32>(dst + (<usize>i << 2), half1(<i32>load<u16>(src + (<usize>i << 1))));
 }
 
 // @ts-ignore: decorator
