@@ -1,7 +1,11 @@
 /**
  * A worker_threads pool for statistics jobs. Jobs are queued FIFO and run one
- * per worker. A worker that crashes, exits or runs out of memory fails only
- * its own job (WorkerCrashedError) and is replaced on the next dispatch.
+ * at a time per worker; each worker is also handed the next job ahead of time
+ * (`prefetch`), so it starts it the moment it posts a result instead of idling
+ * for the round trip through this thread. A worker that crashes, exits or runs
+ * out of memory fails only the job it was running (WorkerCrashedError); the
+ * jobs handed to it ahead go back to the front of the queue, and the worker is
+ * replaced on the next dispatch.
  * Cancellation sets a shared flag the worker polls between chunks; a worker
  * that has not stopped `cancelGraceMs` later is terminated and replaced, so a
  * cancelled job always settles within that bound.
@@ -22,6 +26,8 @@ export interface PoolOptions {
   allowTestJobs?: boolean;
   /** How long a cancelled job may keep running before its worker is terminated. Default 100 ms. */
   cancelGraceMs?: number;
+  /** Jobs handed to each worker at once: the running one and those waiting behind it. Default 2 (one ahead). */
+  prefetch?: number;
 }
 
 export interface RunOptions {
@@ -57,7 +63,8 @@ interface Task {
   killTimer?: NodeJS.Timeout;
 }
 
-interface Slot { worker: Worker; task?: Task; dead: boolean }
+/** tasks[0] is running (or about to); the rest wait in the worker's message queue. */
+interface Slot { worker: Worker; tasks: Task[]; dead: boolean }
 
 export class WorkerPool {
   readonly size: number;
@@ -99,7 +106,7 @@ export class WorkerPool {
     this.closed = true;
     for (const t of this.queue.splice(0)) this.settle(t, new Error('worker pool closed'));
     const slots = this.slots.splice(0);
-    for (const s of slots) { s.dead = true; if (s.task) this.settle(s.task, new Error('worker pool closed')); }
+    for (const s of slots) { s.dead = true; for (const t of s.tasks.splice(0)) this.settle(t, new Error('worker pool closed')); }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -110,7 +117,7 @@ export class WorkerPool {
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxOldGenerationSizeMb ?? 1024 },
     });
     this.workersStarted++;
-    const slot: Slot = { worker, dead: false };
+    const slot: Slot = { worker, tasks: [], dead: false };
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
     worker.on('error', (e: Error) => this.onDeath(slot, `worker crashed: ${e.message}`));
     worker.on('exit', (code) => this.onDeath(slot, `worker exited with code ${code}`));
@@ -121,32 +128,35 @@ export class WorkerPool {
   }
 
   private pump(): void {
+    const depth = Math.max(1, Math.floor(this.opts.prefetch ?? 2));
     while (this.queue.length) {
-      let slot = this.slots.find((s) => !s.dead && !s.task);
-      if (!slot) {
-        if (this.slots.filter((s) => !s.dead).length >= this.size) return;
-        slot = this.spawn();
-      }
+      // An idle worker first (or a new one while below size), then the least loaded.
+      let slot: Slot | undefined;
+      for (const s of this.slots) if (!s.dead && (!slot || s.tasks.length < slot.tasks.length)) slot = s;
+      if ((!slot || slot.tasks.length > 0) && this.slots.filter((s) => !s.dead).length < this.size) slot = this.spawn();
+      if (!slot || slot.tasks.length >= depth) return;
       const task = this.queue.shift()!;
       task.slot = slot;
-      slot.task = task;
+      slot.tasks.push(task);
       slot.worker.ref();
       const msg: ToWorker = { type: 'run', id: task.id, job: task.job, cancel: task.cancel };
       try {
         slot.worker.postMessage(msg, task.opts.transfer ?? []);
       } catch (e) {
-        slot.task = undefined;
+        slot.tasks.splice(slot.tasks.indexOf(task), 1);
+        if (!slot.tasks.length) slot.worker.unref();
         this.settle(task, e instanceof Error ? e : new Error(String(e)));
       }
     }
   }
 
   private onMessage(slot: Slot, m: FromWorker): void {
-    const task = slot.task;
-    if (!task || task.id !== m.id) return;
+    const i = slot.tasks.findIndex((t) => t.id === m.id);
+    if (i < 0) return;
+    const task = slot.tasks[i];
     if (m.type === 'progress') { if (!task.settled) task.opts.onProgress?.(m.done, m.total); return; }
-    slot.task = undefined;
-    slot.worker.unref();
+    slot.tasks.splice(i, 1);
+    if (!slot.tasks.length) slot.worker.unref();
     if (m.type === 'done') this.settle(task, undefined, m.result);
     else if (m.cancelled) this.settle(task, new CancelledError(`${task.job.kind} job`));
     else this.settle(task, new JobFailedError(m.error.message, m.error.name, m.error.stack));
@@ -158,12 +168,13 @@ export class WorkerPool {
     slot.dead = true;
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    const task = slot.task;
-    slot.task = undefined;
+    // The worker runs its jobs in order: the first one died with it; the others never started.
+    const [task, ...waiting] = slot.tasks.splice(0);
     if (task && !task.settled) {
       const cancelled = Atomics.load(task.cancel, 0) !== 0;
       this.settle(task, cancelled ? new CancelledError(`${task.job.kind} job`) : new WorkerCrashedError(`${task.job.kind} job failed: ${why}`));
     }
+    this.queue.unshift(...waiting.filter((t) => !t.settled));
     void slot.worker.terminate();
     if (!this.closed) this.pump();
   }
@@ -175,9 +186,11 @@ export class WorkerPool {
     Atomics.store(task.cancel, 0, 1);
     const slot = task.slot;
     if (!slot) return;
-    // Settle now so callers see the cancellation promptly; a worker that ignores the flag is replaced.
+    // Handed to a worker but not started: it will see the flag before doing any work.
+    if (slot.tasks.indexOf(task) > 0) { this.settle(task, new CancelledError(`${task.job.kind} job`)); return; }
+    // Running: a worker that ignores the flag is replaced after the grace period.
     task.killTimer = setTimeout(() => {
-      if (slot.task === task) this.onDeath(slot, 'terminated after cancellation');
+      if (slot.tasks[0] === task) this.onDeath(slot, 'terminated after cancellation');
     }, this.opts.cancelGraceMs ?? 100);
   }
 

@@ -66,6 +66,8 @@ function collectBuffers(v: unknown, out: ArrayBuffer[], seen = new Set<unknown>(
 }
 
 function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
+  // A job handed over ahead of time may have been cancelled while it waited.
+  if (Atomics.load(cancel, 0) !== 0) throw new Cancelled();
   let last = 0;
   const progress = (total: number): ChunkHook => (done) => {
     if (Atomics.load(cancel, 0) !== 0) throw new Cancelled();

@@ -74,6 +74,36 @@ describe('worker pool', function () {
     });
   }
 
+  it('a job handed to a worker ahead of time survives that worker crashing on the job before it', async () => {
+    const one = new WorkerPool({ size: 1, allowTestJobs: true, maxOldGenerationSizeMb: 64 });
+    try {
+      const x = data(5000, 5);
+      const crash = one.run({ kind: 'test-crash', how: 'exit' });
+      const next = one.run({ kind: 'analyse', source: { kind: 'array', data: x.slice() }, options: {} });
+      await assert.rejects(crash, WorkerCrashedError);
+      assert.deepEqual(await next, analyseArray(x));
+      assert.equal(one.workersStarted, 2);
+    } finally { await one.close(); }
+  });
+
+  it('a job cancelled while it waits behind another in its worker settles at once and never runs', async () => {
+    const one = new WorkerPool({ size: 1, allowTestJobs: true });
+    try {
+      await one.run({ kind: 'test-hang', ms: 1, cooperative: true });
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const running = one.run({ kind: 'test-hang', ms: 300, cooperative: true });
+      // Non-cooperative: had it started, the job after it would wait its full 10 s.
+      const waiting = one.run({ kind: 'test-hang', ms: 10_000, cooperative: false }, { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(waiting, CancelledError);
+      assert.ok((await running).sliced >= 1);
+      assert.ok((await one.run({ kind: 'test-hang', ms: 1, cooperative: true })).sliced >= 1);
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+      assert.equal(one.workersStarted, 1, 'no worker was replaced');
+    } finally { await one.close(); }
+  });
+
   it('a job error (bad input) fails that job only, naming the problem', async () => {
     await assert.rejects(pool.run({ kind: 'analyse', source: { kind: 'file', path: '/nonexistent/model.safetensors', tensor: 'w' }, options: {} }),
       (e: unknown) => e instanceof JobFailedError && /model\.safetensors/.test(e.message));
