@@ -339,11 +339,23 @@ export function channelsBF16(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C
 
 // @ts-ignore: decorator
 @inline
-function loadLanes(p: usize, k: i32, kind: i32, EM: v128, SIGN: v128, MAGIC: v128, INFH: v128, EXPF: v128): v128 {
+function loadLanes(p: usize, k: i32, kind: i32, masked: bool, EM: v128, SIGN: v128, MAGIC: v128, INFH: v128, EXPF: v128): v128 {
   if (kind == 0) return v128.load(p + (<usize>k << 2));
-  const h = i32x4.extend_low_i16x8_u(v128.load64_zero(p + (<usize>k << 1)));
-  if (kind == 2) return i32x4.shl(h, 16);
-  return halfLanes(h, EM, SIGN, MAGIC, INFH, EXPF);
+  const q = v128.load64_zero(p + (<usize>k << 1));
+  if (kind == 2) return i32x4.shl(i32x4.extend_low_i16x8_u(q), 16);
+  if (!masked) return halfFinite(i32x4.extend_low_i16x8_s(q), MAGIC);
+  return halfLanes(i32x4.extend_low_i16x8_u(q), EM, SIGN, MAGIC, INFH, EXPF);
+}
+
+// float16 lanes known to be finite, sign-extended to i32: shifting by 13 puts
+// exponent and mantissa in float32 position and the sign in bit 31 (bits
+// 28-30, copies of the sign, are masked off), and the multiply by 2^112
+// rebiases the exponent, subnormals included, keeping the sign. Four
+// operations instead of halfLanes' nine; the same values for finite codes.
+// @ts-ignore: decorator
+@inline
+function halfFinite(hs: v128, MAGIC: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(hs, 13), i32x4.splat(0x8fffe000)), MAGIC);
 }
 
 // @ts-ignore: decorator
@@ -405,8 +417,21 @@ function channelsImpl(p: usize, n: i32, c0: i32, off0: i32, inner: i32, C: i32, 
       while (k < vend) {
         const bend = k + 64 < vend ? k + 64 : vend;
         let l1 = f32x4.splat(0), l2 = f32x4.splat(0);
+        if (kind == 1 && !masked) {
+          // Finite float16: eight codes per load, the two halves added in element order.
+          for (; k + 8 <= bend; k += 8) {
+            const q = v128.load(p + (<usize>k << 1));
+            const xa = halfFinite(i32x4.extend_low_i16x8_s(q), MAGIC);
+            const xb = halfFinite(i32x4.extend_high_i16x8_s(q), MAGIC);
+            vmn = f32x4.pmin(vmn, f32x4.pmin(xa, xb));
+            vmx = f32x4.pmax(vmx, f32x4.pmax(xa, xb));
+            const da = f32x4.sub(xa, SHF), db = f32x4.sub(xb, SHF);
+            l1 = f32x4.add(f32x4.add(l1, da), db);
+            l2 = f32x4.add(f32x4.add(l2, f32x4.mul(da, da)), f32x4.mul(db, db));
+          }
+        }
         for (; k < bend; k += 4) {
-          let xs = loadLanes(p, k, kind, EM, SIGN, MAGIC, INFH, INFB);
+          let xs = loadLanes(p, k, kind, masked, EM, SIGN, MAGIC, INFH, INFB);
           if (masked) {
             const fin = i32x4.lt_s(v128.and(xs, ABS), INFB);
             vc = i32x4.sub(vc, fin);

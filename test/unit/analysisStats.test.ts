@@ -375,6 +375,25 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     }
   });
 
+  it('every finite float16 code decodes exactly in the per-channel kernel (subnormals, ±0, the largest)', () => {
+    // One channel per finite code, eight copies each: the eight-codes-per-load path sees every code,
+    // and each channel's min and max must be that code's value, computed here from the bit fields.
+    const finite: number[] = [];
+    for (let c = 0; c < 0x10000; c++) if ((c & 0x7c00) !== 0x7c00) finite.push(c);
+    const codes = new Uint16Array(finite.length * 8);
+    finite.forEach((c, i) => codes.fill(c, i * 8, i * 8 + 8));
+    const layout = channelLayout([finite.length, 8], 0)!;
+    const o = resolveOptions({ chunkElements: 8192 });
+    const w = runCodes(raw16Source(codes, 'f16'), new WasmKernel(8192), [0, codes.length], o, layout);
+    const t = runCodes(raw16Source(codes, 'f16'), new TsKernel(8192), [0, codes.length], o, layout);
+    assert.deepEqual(w.channels, t.channels, 'TS twin');
+    finite.forEach((c, i) => {
+      const e = (c >> 10) & 0x1f, m = c & 0x3ff;
+      const v = (c & 0x8000 ? -1 : 1) * (e === 0 ? m * 2 ** -24 : 2 ** (e - 15) * (1 + m / 1024));
+      assert.ok(w.channels!.min[i] === v && w.channels!.max[i] === v && w.channels!.m2[i] === 0, `code 0x${c.toString(16)}: min ${w.channels!.min[i]}, max ${w.channels!.max[i]}, expected ${v}`);
+    });
+  });
+
   it('ranges merged equal the whole; per-channel stats match the float32 path', () => {
     const codes = halfCodes(200 * 150, 5, true);
     const layout = channelLayout([200, 150], 0)!;
