@@ -404,20 +404,26 @@ export function mergePass2(a: Pass2, b: Pass2): Pass2 {
 
 // --- percentiles from the key buckets -----------------------------------------
 
-/** Rank of a top-16-bit key in ascending order of the values it holds: negative keys (sign bit set) order by decreasing magnitude. */
-const keyOrdinal = (key: number) => (key >= 0x8000 ? 0xffff - key : 0x8000 + key);
-
 interface KeyTarget { q: number; rank: number; key: number; rankInKey: number }
 
+/**
+ * The key bucket of each percentile's rank. keys.at is ascending (every producer of Counts keeps
+ * it so): the values' order is then the negative keys from the last one down, then the
+ * non-negative keys upwards, a walk with no sort.
+ */
 function keyTargets(count: number, keys: Counts): KeyTarget[] {
-  const order = Array.from(keys.at.keys()).sort((a, b) => keyOrdinal(keys.at[a]) - keyOrdinal(keys.at[b]));
+  const at = keys.at, m = at.length;
+  let neg = m; // first negative (sign bit set) key
+  while (neg > 0 && at[neg - 1] >= 0x8000) neg--;
+  for (let i = 1; i < m; i++) if (!(at[i - 1] < at[i])) throw new Error('key counts are not in ascending key order');
+  const nth = (t: number) => (t < m - neg ? m - 1 - t : t - (m - neg));
   const out: KeyTarget[] = [];
   let j = 0, cum = 0;
   for (const q of PERCENTILES) {
     // Nearest-rank definition: the value of 1-based rank ceil(q/100 · n) among the sorted finite values.
     const rank = Math.min(count, Math.max(1, Math.ceil((q / 100) * count)));
-    while (j < order.length - 1 && cum + keys.n[order[j]] < rank) cum += keys.n[order[j++]];
-    out.push({ q, rank, key: keys.at[order[j]], rankInKey: rank - cum });
+    while (j < m - 1 && cum + keys.n[nth(j)] < rank) cum += keys.n[nth(j++)];
+    out.push({ q, rank, key: at[nth(j)], rankInKey: rank - cum });
   }
   return out;
 }
@@ -486,15 +492,42 @@ export interface TensorStats {
   channels?: ChannelStats;
 }
 
-function median(a: ArrayLike<number>): number {
-  if (a.length === 0) return NaN;
-  // A typed array sorts numerically without a comparator call per comparison.
-  const s = Float64Array.from(a).sort();
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+/** The k-th smallest (0-based) of a[0..n), by quickselect in place (a is reordered); values are finite. */
+function select(a: Float64Array, k: number): number {
+  let lo = 0, hi = a.length - 1;
+  while (lo < hi) {
+    // Median of three as pivot, then a Hoare partition.
+    const mid = (lo + hi) >> 1;
+    const x = a[lo], y = a[mid], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
 }
 
-export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedStatsOptions, layout?: ChannelLayout): TensorStats {
+/** Median of finite values, by selection: a sort of thousands of channels costs more than the rest of finalisation. */
+function median(a: ArrayLike<number>): number {
+  if (a.length === 0) return NaN;
+  const s = Float64Array.from(a);
+  const m = s.length >> 1;
+  const upper = select(s, m);
+  if (s.length % 2) return upper;
+  // The lower middle is the largest value left of position m after selection.
+  let lower = -Infinity;
+  for (let i = 0; i < m; i++) if (s[i] > lower) lower = s[i];
+  return (lower + upper) / 2;
+}
+
+/** `exactPercentiles`: percentiles already known exactly (the 16-bit code path), instead of the key buckets'. */
+export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedStatsOptions, layout?: ChannelLayout, exactPercentiles?: PercentileValue[]): TensorStats {
   const m = p1.moments;
   const n = m.n;
   const std = n > 0 ? Math.sqrt(Math.max(0, m.m2) / n) : 0;
@@ -502,8 +535,8 @@ export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedS
   const min = n > 0 ? p1.min : NaN, max = n > 0 ? p1.max : NaN;
   const absMax = n > 0 ? Math.max(Math.abs(min), Math.abs(max)) : NaN;
 
-  const percentiles: PercentileValue[] = [];
-  if (n > 0) {
+  const percentiles: PercentileValue[] = exactPercentiles ?? [];
+  if (n > 0 && !exactPercentiles) {
     for (const t of keyTargets(n, p1.keys)) {
       const slot = params.refineKeys.indexOf(t.key);
       if (slot >= 0 && p2.sub[slot]) { percentiles.push({ q: t.q, value: valueInKey(t.key, p2.sub[slot], t.rankInKey), errorBound: 0 }); continue; }
@@ -703,7 +736,7 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
     moments: { n, mean, m2, m3, m4 }, top: p.top, keys: { at: keyAt.slice(0, keys), n: keyN.slice(0, keys) }, channels: p.channels,
   };
   // Percentiles are computed exactly below, so no key is refined.
-  const params = { ...pass2Params(p1, o), refineKeys: [] };
+  const params = pass2Params(p1, { ...o, refinePercentiles: false });
   const lin = new Float64Array(HIST_BINS);
   const mn = Math.fround(params.min), sc = Math.fround(params.scale);
   let outliers = 0;
@@ -713,19 +746,20 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
     lin[t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t] += cnts[i];
     if (v > params.hi || v < params.lo) outliers += cnts[i];
   }
-  const stats = finalize(p1, { lin, outliers, sub: [] }, params, o, layout);
   // Exact nearest-rank percentiles: 16-bit floats are sign-magnitude, so walking the
   // negative codes downwards and then the positive ones upwards visits the values in order.
+  const percentiles: PercentileValue[] = [];
   if (n > 0) {
     let firstNeg = 0;
     while (firstNeg < m && codes[firstNeg] < 0x8000) firstNeg++;
     const nth = (t: number) => (t < m - firstNeg ? m - 1 - t : t - (m - firstNeg));
     let t = 0, cum = 0;
-    stats.percentiles = PERCENTILES.map((q) => {
+    for (const q of PERCENTILES) {
       const rank = Math.min(n, Math.max(1, Math.ceil((q / 100) * n)));
       while (cum + cnts[nth(t)] < rank) cum += cnts[nth(t++)];
-      return { q, value: vals[nth(t)] + 0, errorBound: 0 };
-    });
+      percentiles.push({ q, value: vals[nth(t)] + 0, errorBound: 0 });
+    }
   }
+  const stats = finalize(p1, { lin, outliers, sub: [] }, params, o, layout, percentiles);
   return stats;
 }

@@ -200,6 +200,28 @@ describe('analysis: statistics against a float64 reference', () => {
     }
   });
 
+  it('median channel abs-max and median range equal a sort, for odd and even channel counts with ties', () => {
+    const sortedMedian = (v: number[]) => {
+      const s = [...v].sort((a, b) => a - b);
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
+    for (const C of [1, 2, 3, 1000, 1001, 4096]) {
+      const r = rng(C);
+      // Few distinct magnitudes, so many channels tie; 4 values per channel.
+      const x = make(C * 4, () => (r() < 0.5 ? -1 : 1) * (1 + Math.floor(r() * 7)) * 0.25, C);
+      const s = analyseArray(x, {}, [C, 4], 0).channels!;
+      const absmax: number[] = [], ranges: number[] = [];
+      for (let c = 0; c < C; c++) {
+        const v = Array.from(x.subarray(c * 4, c * 4 + 4));
+        absmax.push(Math.max(...v.map(Math.abs)));
+        ranges.push(Math.max(...v) - Math.min(...v));
+      }
+      assert.equal(s.medianAbsMax, sortedMedian(absmax), `C=${C}`);
+      assert.equal(s.rangeSpread.median, sortedMedian(ranges), `C=${C}`);
+    }
+  });
+
   it('a crafted channel outlier is flagged', () => {
     const shape = [16, 64];
     const x = make(16 * 64, (_, r) => normal(r) * 0.1, 8);
