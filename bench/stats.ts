@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- stats [--json] [--small]`: statistics throughput against
+ * `npm run bench -- stats [--json] [--small] [--7b]`: statistics throughput against
  * this machine's memory-read bandwidth. Generates (once, then reuses) a 2 GiB
  * float32 and a 2 GiB float16 safetensors file under bench/.data/, reads them
  * once to warm the page cache, then times the full statistics pass through
  * the worker pool with 1 and 2 workers. Kernel figures run in place on a
- * 256 MiB float32 region in WASM memory. Nothing is asserted.
+ * 256 MiB float32 region in WASM memory. --7b also times a LLaMA-7B-shaped
+ * float16 checkpoint (13.5 GB, generated once) with 2 workers. Nothing is asserted.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -70,6 +71,56 @@ function ensureFile(file: string, dtype: 'F32' | 'F16', tensors: number, rows: n
     for (let i = 0; i < chunk.length; i++) chunk[i] = pool[(i + rot) & (pool.length - 1)] * scale;
     if (dtype === 'F32') fs.writeSync(fd, new Uint8Array(chunk.buffer));
     else { for (let i = 0; i < chunk.length; i++) h[i] = f32ToF16(chunk[i]); fs.writeSync(fd, new Uint8Array(h.buffer)); }
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+/** LLaMA-7B's tensor names and shapes (6.74B parameters), float16: the checkpoint the issue's 5 s figure is about. */
+function llama7bTensors(): [string, number[]][] {
+  const d = 4096, ff = 11008, vocab = 32000;
+  const t: [string, number[]][] = [['model.embed_tokens.weight', [vocab, d]]];
+  for (let i = 0; i < 32; i++) {
+    const p = `model.layers.${i}.`;
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) t.push([`${p}self_attn.${n}.weight`, [d, d]]);
+    t.push([`${p}mlp.gate_proj.weight`, [ff, d]], [`${p}mlp.up_proj.weight`, [ff, d]], [`${p}mlp.down_proj.weight`, [d, ff]]);
+    t.push([`${p}input_layernorm.weight`, [d]], [`${p}post_attention_layernorm.weight`, [d]]);
+  }
+  t.push(['model.norm.weight', [d]], ['lm_head.weight', [vocab, d]]);
+  return t;
+}
+
+/** Writes (once) a float16 safetensors file with these tensors, filled with weight-like values. */
+function ensureNamedF16(file: string, tensors: [string, number[]][]): void {
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [name, shape] of tensors) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'F16', shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  let json = JSON.stringify(header);
+  while ((json.length + 8) % 8) json += ' ';
+  const total = 8 + json.length + off;
+  if (fs.existsSync(file) && fs.statSync(file).size === total) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, Buffer.from(json));
+  const r = rng(7);
+  const pool = new Float32Array(1 << 22);
+  fillWeights(pool, r);
+  const codes = new Uint16Array(pool.length);
+  for (let i = 0; i < pool.length; i++) codes[i] = f32ToF16(pool[i]);
+  const block = new Uint16Array(1 << 24);
+  for (let done = 0; done < off / 2; done += block.length) {
+    const rot = Math.floor(r() * codes.length);
+    for (let i = 0; i < block.length; i++) block[i] = codes[(i + rot) & (codes.length - 1)];
+    const n = Math.min(block.length, off / 2 - done);
+    fs.writeSync(fd, new Uint8Array(block.buffer, 0, n * 2));
   }
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
@@ -159,6 +210,28 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
         } finally { await pool.close(); }
       }
     } finally { m.close(); }
+  }
+  if (argv.includes('--7b')) {
+    // 13.5 GB: generated once under bench/.data (about a minute), then page-cached by the warm read.
+    const file = path.join(DATA, 'llama7b-f16.safetensors');
+    ensureNamedF16(file, llama7bTensors());
+    warm(file);
+    const m = openModel(file);
+    const pool = new WorkerPool({ size: 2 });
+    try {
+      await analyseModel(m, { pool, filter: (t) => t.name === 'model.norm.weight' });
+      let best = Infinity;
+      for (let rep = 0; rep < 2; rep++) {
+        const t0 = process.hrtime.bigint();
+        const r = await analyseModel(m, { pool });
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+        if (r.failed.length) throw new Error(`bench analysis failed: ${r.failed[0].error}`);
+        out.llama7b_f16_tensors = r.tensors.length;
+      }
+      out.llama7b_f16_file_GB = Math.round((m.sizeOnDisk / 1e9) * 100) / 100;
+      out.llama7b_f16_2w_seconds = Math.round(best * 100) / 100;
+      out.llama7b_f16_2w_GBps = gbs(m.sizeOnDisk, best);
+    } finally { await pool.close(); m.close(); }
   }
   out.loadavg_1min_at_end = Math.round(os.loadavg()[0] * 10) / 10;
   out.cores = os.availableParallelism();

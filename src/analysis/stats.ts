@@ -293,7 +293,7 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
     min = Math.min(min, c.min); max = Math.max(max, c.max);
     mom = mergeMoments(mom, chunkToMoments(c));
     // Only chunks that can change the top-k are scanned, which after the first few is almost none.
-    if (o.topK > 0 && c.count > 0 && (!heap.full || Math.max(-c.min, c.max) > heap.floor)) offerTop(k, n, pos, heap);
+    if (o.topK > 0 && c.count > 0 && (!heap.full || Math.max(-c.min, c.max) > heap.floor)) offerTop(k, n, pos, heap, Math.max(-c.min, c.max));
     if (layout) {
       const run = Math.floor(pos / layout.inner);
       k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner, c.count === n);
@@ -304,9 +304,27 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
   return { numel, nan, inf: numel - mom.n - nan, zeros, nearZeros, min, max, moments: mom, top: heap.sorted(), keys: k.keysRead(), channels };
 }
 
-/** Offers the chunk's candidates to the heap: the kernel pre-selects the finite x with |x| above the heap's floor. */
-function offerTop(k: StatsKernel, n: number, pos: number, heap: TopHeap): void {
-  const idx = k.above(n, heap.full ? heap.floor : -1);
+/**
+ * The kernel's pre-selection of top-k candidates: the heap's floor when it is full; while it is
+ * not, thresholds falling from the chunk's largest magnitude until enough elements pass (each
+ * try is one vector scan), so a tensor's first chunk is not offered element by element.
+ */
+function topCandidates(heap: TopHeap, scan: (threshold: number) => Int32Array, floorThreshold: () => number, thresholds: Iterable<number>): Int32Array {
+  if (heap.full) return scan(floorThreshold());
+  const need = heap.k - heap.h.length;
+  let idx: Int32Array | undefined;
+  for (const t of thresholds) {
+    idx = scan(t);
+    if (idx.length >= need) return idx;
+  }
+  return idx!;
+}
+
+/** Offers the chunk's finite x with |x| above the candidate threshold to the heap. */
+function offerTop(k: StatsKernel, n: number, pos: number, heap: TopHeap, absMax: number): void {
+  // |x| > absMax/2, /4, … /2^16, then every finite x (above -1): at least `need` candidates, so the top k are among them.
+  const steps = function* () { for (let d = 2; d <= 65536; d *= 4) yield absMax / d; yield -1; };
+  const idx = topCandidates(heap, (t) => k.above(n, t), () => heap.floor, steps());
   const x = k.f32();
   for (let j = 0; j < idx.length; j++) {
     const i = idx[j], v = x[i];
@@ -666,7 +684,9 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
     // Only chunks that can change the top-k are looked at, on their raw codes: a magnitude
     // code above the heap floor's is a value above the floor (16-bit floats are sign-magnitude).
     if (o.topK > 0 && mc >= 0 && (!heap.full || Math.abs(table[mc]) > heap.floor)) {
-      const idx = k.above16(n, heap.full ? magnitudeCodeOf(table, heap.floor, NAN_ABOVE[dt]) + 1 : 0, NAN_ABOVE[dt]);
+      // Magnitude codes from the chunk's largest down by 1/16, 1/4, 1 and 4 octaves (of 1024 codes), then all.
+      const steps = [mc, mc - 64, mc - 256, mc - 1024, mc - 4096, 0].filter((c, i, a) => c >= 0 && (i === 0 || c < a[i - 1]));
+      const idx = topCandidates(heap, (from) => k.above16(n, from, NAN_ABOVE[dt]), () => magnitudeCodeOf(table, heap.floor, NAN_ABOVE[dt]) + 1, steps);
       const raw = k.raw();
       const codes = new Uint16Array(raw.buffer, raw.byteOffset, n);
       for (let j = 0; j < idx.length; j++) {
