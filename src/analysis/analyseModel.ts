@@ -146,7 +146,9 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
   const results = new Map<string, TensorEntry>();
   const failed: ModelStats['failed'] = [];
   try {
-    await Promise.all(todo.map(async (t) => {
+    // Largest first: the pool then ends on small tensors, not with one worker alone on a big one.
+    const order = [...todo].sort((a, b) => b.numel - a.numel);
+    await Promise.all(order.map(async (t) => {
       let stats: TensorStats;
       try {
         stats = await one(t);

@@ -61,6 +61,8 @@ function collectBuffers(v: unknown, out: ArrayBuffer[], seen = new Set<unknown>(
     if (b instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === b.byteLength && !out.includes(b)) out.push(b);
     return out;
   }
+  // Arrays of numbers (histograms, per-channel values) hold no buffers: not walked element by element.
+  if (Array.isArray(v) && (v.length === 0 || typeof v[0] !== 'object')) return out;
   for (const x of Object.values(v)) collectBuffers(x, out, seen);
   return out;
 }
