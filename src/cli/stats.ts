@@ -21,7 +21,8 @@ Options:
   --top K            largest-|x| values kept per tensor (default 16)
   --no-cache         neither read nor write the results cache
   --cache-dir DIR    cache directory (default ~/.cache/quantscope)
-  --no-refine        skip the third pass that tightens percentiles
+  --no-refine        float32: report each percentile as the middle of its
+                     16-bit key bucket with an error bound, not exactly
   --sensitivity      also measure each weight matrix's quantization error per
                      candidate format (int8/int4/int3/int2/NF4/FP8) and its bytes`;
 

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
 import { analyseModel, analyseSensitivity, ENGINE_VERSION } from '../../src/analysis/analyseModel';
 import { tensorSensitivity } from '../../src/analysis/sensitivity';
-import { StatsCache } from '../../src/analysis/cache';
+import { StatsCache, decodeEntry, encodeEntry } from '../../src/analysis/cache';
 import { analyseArray } from '../../src/analysis/stats';
 import { CancelledError, WorkerPool } from '../../src/worker/pool';
 
@@ -131,6 +131,38 @@ describe('analyseModel through the worker pool', function () {
     assert.equal(new StatsCache(cacheDir, ENGINE_VERSION + 1).load([file], {}), undefined);
     const st = fs.statSync(file);
     fs.utimesSync(file, st.atime, new Date(st.mtimeMs + 5000));
+    assert.equal(cache.load([file], {}), undefined);
+  });
+
+  it('cache entries: long number arrays round-trip bit for bit through the float64 block; damaged entries are misses', () => {
+    const long = Array.from({ length: 100 }, (_, i) => (i === 3 ? NaN : i === 4 ? -0 : i === 5 ? -Infinity : i === 6 ? 5e-324 : Math.sin(i) * 1e30));
+    const entry = { engineVersion: 1, identity: [], settings: { topK: 2 }, result: { a: long, b: [NaN, -0, 1], c: { d: long.slice(1), e: 'x' } } };
+    const buf = encodeEntry(entry as never);
+    assert.ok(buf.length < 16 + 400 + 8 * 199 + 8, `entry of ${buf.length} bytes`);
+    const back = decodeEntry(buf) as unknown as typeof entry;
+    assert.deepEqual(back, entry);
+    assert.ok(Object.is(back.result.a[4], -0) && Object.is(back.result.b[1], -0));
+    // Misaligned in its buffer, as a slice of a larger read could be.
+    const shifted = Buffer.alloc(buf.length + 3);
+    buf.copy(shifted, 3);
+    assert.deepEqual(decodeEntry(shifted.subarray(3)), entry);
+    assert.throws(() => decodeEntry(buf.subarray(0, buf.length - 8)), /refers past its data/);
+    assert.throws(() => decodeEntry(buf.subarray(0, buf.length - 3)), /lengths/);
+    assert.throws(() => decodeEntry(Buffer.from('{"engineVersion":1}')), /not a QuantScope cache entry/);
+    const bad = Buffer.from(buf);
+    bad.writeUInt32LE(buf.length, 8);
+    assert.throws(() => decodeEntry(bad), /lengths/);
+    // Through the cache: a damaged entry file is a miss, not an error.
+    const cacheDir = path.join(dir, 'cache-damaged');
+    fs.mkdirSync(cacheDir, { recursive: true });
+    const legacy = path.join(cacheDir, `stats-${'0'.repeat(32)}.json`);
+    fs.writeFileSync(legacy, '{}');
+    const cache = new StatsCache(cacheDir);
+    const res = { engineVersion: ENGINE_VERSION, file, format: 'safetensors', options: {}, tensors: [], skipped: [], failed: [], seconds: 0 };
+    const p = cache.store([file], {}, res);
+    assert.deepEqual(cache.load([file], {}), res);
+    assert.ok(!fs.existsSync(legacy), 'an entry of the old JSON format is removed');
+    fs.writeFileSync(p, fs.readFileSync(p).subarray(0, 20));
     assert.equal(cache.load([file], {}), undefined);
   });
 });
