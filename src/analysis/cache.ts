@@ -6,7 +6,7 @@
  * (the extension passes its global storage, the CLI ~/.cache/quantscope).
  *
  * An entry is JSON for the structure plus one float64 block for the long
- * number arrays (histograms, per-channel statistics): a 7B model's 1.4 M
+ * number arrays and Float64Arrays (histograms, per-channel statistics): a 7B model's 1.4 M
  * channels made 138 MB of JSON that took 3 s to write and 4 s to parse.
  * Layout: "QSCACHE1", u32 JSON byte length, u32 0, the JSON (space-padded to
  * a multiple of 8 bytes), then little-endian float64 values; an array in the
@@ -40,6 +40,7 @@ const MAGIC = 'QSCACHE1';
 const BLOCK_MIN = 32;
 
 function isNumberArray(v: unknown): v is number[] {
+  if (v instanceof Float64Array) return true;
   if (!Array.isArray(v) || v.length < BLOCK_MIN) return false;
   for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'number') return false;
   return true;
@@ -63,7 +64,8 @@ export function encodeEntry(c: CacheFile): Buffer {
   const arrays: number[][] = [];
   let total = 0;
   const json = JSON.stringify(c, (_k, v: unknown) => {
-    if (isNumberArray(v)) { arrays.push(v); total += v.length; return { __f64: [total - v.length, v.length] }; }
+    // A Float64Array comes back as one (__f64a), a number array as a number array (__f64).
+    if (isNumberArray(v)) { arrays.push(v); total += v.length; return { [v instanceof Float64Array ? '__f64a' : '__f64']: [total - v.length, v.length] }; }
     return tagScalar(v);
   });
   let head = Buffer.from(json, 'utf8');
@@ -91,11 +93,12 @@ export function decodeEntry(buf: Buffer): CacheFile {
     ? new Float64Array(buf.buffer, buf.byteOffset + start, count)
     : new Float64Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
   return JSON.parse(buf.toString('utf8', 16, start), (_k, v: unknown) => {
-    const ref = (v as { __f64?: unknown } | null)?.__f64;
+    const o = v as { __f64?: unknown; __f64a?: unknown } | null;
+    const ref = o?.__f64 ?? o?.__f64a;
     if (ref !== undefined) {
       const [first, n] = ref as [number, number];
       if (!(Number.isSafeInteger(first) && Number.isSafeInteger(n) && first >= 0 && n >= 0 && first + n <= count)) throw new Error('cache entry refers past its data');
-      return Array.from(block.subarray(first, first + n));
+      return o?.__f64a !== undefined ? block.slice(first, first + n) : Array.from(block.subarray(first, first + n));
     }
     return untagScalar(v);
   }) as CacheFile;

@@ -117,7 +117,8 @@ async function run(argv: string[]): Promise<number> {
       const pool = new WorkerPool({ size: threads });
       try { sens = await analyseSensitivity(model, { pool }); } finally { await pool.close(); }
     }
-    const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
+    // Typed arrays (per-channel statistics) print as JSON arrays; NaN and ±Inf as null.
+    const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (x instanceof Float64Array ? Array.from(x) : typeof x === 'number' && !Number.isFinite(x) ? null : x));
     if (flags.json) console.log(json(sens ? { ...result, sensitivity: sens } : result));
     else {
       console.log(renderText(result));

@@ -38,8 +38,8 @@ export function rebin(counts: readonly number[], bins: number): number[] {
 }
 
 /** Per-channel envelope with at most `max` points: each point is the min of mins and max of maxes of its channels. */
-export function channelEnvelope(min: readonly number[], max: readonly number[], maxPoints: number): { min: number[]; max: number[]; stride: number } {
-  if (min.length <= maxPoints) return { min: min.slice(), max: max.slice(), stride: 1 };
+export function channelEnvelope(min: ArrayLike<number>, max: ArrayLike<number>, maxPoints: number): { min: number[]; max: number[]; stride: number } {
+  if (min.length <= maxPoints) return { min: Array.from(min), max: Array.from(max), stride: 1 };
   const stride = Math.ceil(min.length / maxPoints);
   const lo: number[] = [], hi: number[] = [];
   for (let i = 0; i < min.length; i += stride) {

@@ -83,7 +83,7 @@ function channelReference(x: Float32Array, shape: number[], axis: number) {
  * (README): the mean is within 4e-6·(σ + |first − mean|) and σ within
  * 4e-6·σ·(1 + (first − mean)²/σ²) of the exact values (`k` widens it).
  */
-function closeChannels(ch: { mean: number[]; std: number[] }, ref: ReturnType<typeof channelReference>, label: string, k = 1): void {
+function closeChannels(ch: { mean: ArrayLike<number>; std: ArrayLike<number> }, ref: ReturnType<typeof channelReference>, label: string, k = 1): void {
   ref.forEach((r, c) => {
     const far = Math.abs(r.first - r.mean);
     close(ch.mean[c], r.mean, 0, k * 4e-6 * (r.sd + far) + 1e-300, `${label} mean ch${c}`);
