@@ -590,9 +590,11 @@ export function bf16ToF32(src: usize, dst: usize, n: i32): void {
   }
 }
 
-// Counts every 16-bit code of a float16/bfloat16 chunk (two interleaved u32
-// tables of 65536 at h and h + 262144, so consecutive equal codes do not
-// serialise on one counter). Returns (largest magnitude code << 16) | (b + 1)
+// Counts every 16-bit code of a float16/bfloat16 chunk in one table of 65536
+// u32 at h. (Two interleaved tables, against consecutive equal codes
+// serialising on one counter, measured 13 % slower on weights here and no
+// faster on all-zero chunks: this CPU forwards a store to the next load of
+// the same address, and one table leaves half the cache.) Returns (largest magnitude code << 16) | (b + 1)
 // where b is the largest magnitude code (code & 0x7fff) that is not NaN, i.e.
 // not above nanAbove, -1 if none: the host learns both the top-k bound and
 // whether the chunk holds any NaN/±Inf.
@@ -604,7 +606,6 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
   const ONE = i16x8.splat(1);
   let mx = i16x8.splat(0);
   let raw = i16x8.splat(0);
-  const h2 = h + 262144;
   const n8 = n & ~7;
   for (let i = 0; i < n8; i += 8) {
     const v = v128.load(src + (<usize>i << 1));
@@ -616,19 +617,19 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
     const z = load<u64>(src + (<usize>i << 1), 8);
     let a = h + (<usize>(w & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = h2 + (<usize>((w >>> 16) & 0xffff) << 2);
+    a = h + (<usize>((w >>> 16) & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
     a = h + (<usize>((w >>> 32) & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = h2 + (<usize>(w >>> 48) << 2);
+    a = h + (<usize>(w >>> 48) << 2);
     store<u32>(a, load<u32>(a) + 1);
     a = h + (<usize>(z & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = h2 + (<usize>((z >>> 16) & 0xffff) << 2);
+    a = h + (<usize>((z >>> 16) & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
     a = h + (<usize>((z >>> 32) & 0xffff) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    a = h2 + (<usize>(z >>> 48) << 2);
+    a = h + (<usize>(z >>> 48) << 2);
     store<u32>(a, load<u32>(a) + 1);
   }
   let best: i32 = max(
@@ -639,7 +640,7 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
     max(max(<i32>i16x8.extract_lane_u(raw, 4), <i32>i16x8.extract_lane_u(raw, 5)), max(<i32>i16x8.extract_lane_u(raw, 6), <i32>i16x8.extract_lane_u(raw, 7))));
   for (let i = n8; i < n; i++) {
     const c = <i32>load<u16>(src + (<usize>i << 1));
-    const a = h + (<usize>(i & 1) << 18) + (<usize>c << 2);
+    const a = h + (<usize>c << 2);
     store<u32>(a, load<u32>(a) + 1);
     const m = c & 0x7fff;
     if (m <= nanAbove && m > best) best = m;
@@ -702,22 +703,6 @@ export function compactU32(src: usize, n: i32, idx: usize, cnt: usize): i32 {
     store<i32>(idx + (<usize>m << 2), i);
     store<f64>(cnt + (<usize>m << 3), <f64>c);
     store<u32>(src + (<usize>i << 2), 0);
-    m++;
-  }
-  return m;
-}
-
-// compactU32 of the sum of two tables of n u32 counters (count16's two
-// interleaved tables): one sparse list, both tables zeroed.
-export function compactU32Pair(src: usize, src2: usize, n: i32, idx: usize, cnt: usize): i32 {
-  let m = 0;
-  for (let i = 0; i < n; i++) {
-    const a = load<u32>(src + (<usize>i << 2)), b = load<u32>(src2 + (<usize>i << 2));
-    if ((a | b) == 0) continue;
-    store<i32>(idx + (<usize>m << 2), i);
-    store<f64>(cnt + (<usize>m << 3), <f64>a + <f64>b);
-    store<u32>(src + (<usize>i << 2), 0);
-    store<u32>(src2 + (<usize>i << 2), 0);
     m++;
   }
   return m;

@@ -161,7 +161,6 @@ interface StatsExports {
   histFast(p: number, n: number, min: number, scale: number, lo: number, hi: number, h: number, kp: number, sub: number): number;
   above(p: number, n: number, thr: number, idx: number): number;
   compactU32(src: number, n: number, idx: number, cnt: number): number;
-  compactU32Pair(src: number, src2: number, n: number, idx: number, cnt: number): number;
   above16(src: number, n: number, from: number, infCode: number, idx: number): number;
   channels(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
   channelsFast(p: number, n: number, c0: number, off0: number, inner: number, C: number, ch: number): void;
@@ -218,7 +217,7 @@ export class WasmKernel implements StatsKernel {
     this.IDX = p; p = align(p + capacity * 4 + 16);
     this.CIDX = p; p = align(p + KEYS * 4);
     this.CCNT = p; p = align(p + KEYS * 8);
-    this.CODES = p; p = align(p + 2 * 65536 * 4);
+    this.CODES = p; p = align(p + 65536 * 4);
     this.CH = p;
     this.ensure(p);
     new Int32Array(this.buf, this.KP, MAX_REFINE_SLOTS).fill(-1);
@@ -391,7 +390,7 @@ export class WasmKernel implements StatsKernel {
   sum(n: number): number { return this.x.sumF32(this.F32, n); }
 
   codesReset(): void {
-    if (this.codesDirty) new Uint32Array(this.buf, this.CODES, 2 * 65536).fill(0);
+    if (this.codesDirty) new Uint32Array(this.buf, this.CODES, 65536).fill(0);
     this.codesDirty = false;
     this.codeAcc = undefined;
     this.codesSince = 0;
@@ -404,17 +403,16 @@ export class WasmKernel implements StatsKernel {
     return { best: (r & 0xffff) - 1, top: r >>> 16 };
   }
   private flushCodes(): void {
-    const c = new Uint32Array(this.buf, this.CODES, 2 * 65536);
+    const c = new Uint32Array(this.buf, this.CODES, 65536);
     const acc = this.codeAcc ??= new Float64Array(65536);
-    for (let i = 0; i < 65536; i++) acc[i] += c[i] + c[65536 + i];
+    for (let i = 0; i < 65536; i++) acc[i] += c[i];
     c.fill(0);
     this.codesSince = 0;
   }
   codesRead(): Counts {
     this.codesDirty = false;
     if (this.codeAcc) { this.flushCodes(); return sparseCounts(this.codeAcc); }
-    const m = this.x.compactU32Pair(this.CODES, this.CODES + 65536 * 4, 65536, this.CIDX, this.CCNT);
-    return { at: new Int32Array(this.buf, this.CIDX, m).slice(), n: new Float64Array(this.buf, this.CCNT, m).slice() };
+    return this.compact(this.CODES);
   }
 
   /**
