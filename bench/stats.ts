@@ -188,28 +188,33 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
     warm(file);
     const m = openModel(file);
     out[`${dt}_file_GB`] = Math.round((m.sizeOnDisk / 1e9) * 1000) / 1000;
+    const pools = [new WorkerPool({ size: 1 }), new WorkerPool({ size: 2 })];
     try {
-      for (const workers of [1, 2]) {
-        const pool = new WorkerPool({ size: workers });
-        try {
-          await analyseModel(m, { pool, filter: (t) => t.name === 'layers.0.weight' }); // start the workers
-          const variants: [string, StatsOptions][] = dt === 'f16'
-            ? [['exact16_1pass', {}], ['f32_2pass', { exact16: false }]]
-            : [['2pass', {}]];
-          for (const [label, stats] of variants) {
+      // Start the workers and let their JIT warm up on one tensor.
+      for (const pool of pools) await analyseModel(m, { pool, filter: (t) => t.name === 'layers.0.weight' });
+      const variants: [string, StatsOptions][] = dt === 'f16'
+        ? [['exact16_1pass', {}], ['f32_2pass', { exact16: false }]]
+        : [['2pass', {}]];
+      for (const [label, stats] of variants) {
+        // 1 and 2 workers alternate, best of `reps` each: this VM's speed drifts over minutes.
+        const reps = label === 'f32_2pass' ? 1 : 2;
+        for (let rep = 0; rep < reps; rep++) {
+          for (const pool of pools) {
             const t0 = process.hrtime.bigint();
             const c0 = process.cpuUsage();
             const r = await analyseModel(m, { pool, stats });
             const cpu = process.cpuUsage(c0);
             const sec = Number(process.hrtime.bigint() - t0) / 1e9;
             if (r.failed.length) throw new Error(`bench analysis failed: ${r.failed[0].error}`);
-            const name = `${dt}_full_pass_${label}_${workers}w`;
+            const name = `${dt}_full_pass_${label}_${pool.size}w`;
+            const prev = out[`${name}_GBps`];
+            if (typeof prev === 'number' && prev >= gbs(m.sizeOnDisk, sec)) continue;
             out[`${name}_GBps`] = gbs(m.sizeOnDisk, sec);
             out[`${name}_per_cpu_s_GBps`] = gbs(m.sizeOnDisk, (cpu.user + cpu.system) / 1e6);
           }
-        } finally { await pool.close(); }
+        }
       }
-    } finally { m.close(); }
+    } finally { await Promise.all(pools.map((p) => p.close())); m.close(); }
   }
   if (argv.includes('--7b')) {
     // 13.5 GB: generated once under bench/.data (about a minute), then page-cached by the warm read.
@@ -244,6 +249,6 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
     const ca = out[`${dt}_full_pass_${label}_1w_per_cpu_s_GBps`], cb = out[`${dt}_full_pass_${label}_2w_per_cpu_s_GBps`];
     if (typeof ca === 'number' && typeof cb === 'number' && ca > 0) out[`${dt}_2w_cpu_efficiency`] = Math.round((cb / ca) * 100) / 100;
   }
-  out.note = 'full_pass = every statistic incl. histograms and exact percentiles; 2pass = float32 passes (moments + key buckets, then histogram + outliers + percentile refinement), exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
+  out.note = 'full_pass figures are the best of 2 runs, 1 and 2 workers alternating (f32_2pass of the f16 file: 1 run); full_pass = every statistic incl. histograms and exact percentiles; 2pass = float32 passes (moments + key buckets, then histogram + outliers + percentile refinement), exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
   return out;
 }
