@@ -395,6 +395,14 @@ const tests: UiTest[] = [
       // The inspector's own INT4 column for that tensor agrees with the panel.
       const shown = (await columnByName(insp, 'sqnr4')).get(name!);
       if (shown === undefined || Math.abs(parseFloat(shown) - values[0]) > 0.051) throw new Error(`inspector INT4 dB for ${name}: ${shown}, panel ${values[0]}`);
+      // A conv weight has output channels: its per-channel range chart draws (the statistics hold them as Float64Arrays).
+      await insp.evaluate(() => document.getElementById('qs-detail')?.scrollIntoView());
+      await insp.waitForTimeout(500);
+      const empty = await insp.evaluate(() => { const e = document.getElementById('qs-empty-channels'); return e && !e.hidden ? e.textContent : ''; });
+      if (empty) throw new Error(`${name}: the per-channel chart is empty: ${empty}`);
+      const px = await drawnPixels(insp, 'qs-chart-channels');
+      if (px.drawn < 0.02 * px.total) throw new Error(`${name}: the per-channel chart did not draw (${px.drawn} of ${px.total} pixels)`);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-channels.png') });
     },
   },
 ];
