@@ -101,16 +101,9 @@ export interface StatsKernel {
    * and the largest magnitude code of all (NaN and ±Inf included).
    */
   count16(n: number, nanAbove: number): { best: number; top: number };
+  /** Counts per code, 65536 entries. */
   /** Occurrences of each 16-bit code since codesReset (sparse). */
   codesRead(): Counts;
-  /**
-   * Keeps a whole range of n float32 elements in the kernel's memory: f32() and every kernel then
-   * work on the chunk at the element offset set by `window`, so a second pass over the range needs
-   * no second read. Call after channelsSetup (which releases any hold); hold(0) releases it.
-   */
-  hold(n: number): void;
-  /** Element offset of the next chunk inside the held range. */
-  window(offset: number): void;
 }
 
 /** The kernels' per-chunk output with the power-of-two scale of d divided out (exact in float64). */
@@ -207,10 +200,6 @@ export class WasmKernel implements StatsKernel {
   private codeAcc: Float64Array | undefined;
   private codesSince = 0;
   private C = 0;
-  /** Where the current chunk's float32 input starts: F32, or inside the held range. */
-  private IN: number;
-  private held = 0;
-  private HOLD = 0;
   private linAcc = new Float64Array(HIST_BINS + 1);
   private sinceFlush = 0;
 
@@ -230,7 +219,6 @@ export class WasmKernel implements StatsKernel {
     this.CCNT = p; p = align(p + KEYS * 8);
     this.CODES = p; p = align(p + 65536 * 4);
     this.CH = p;
-    this.IN = this.F32;
     this.ensure(p);
     new Int32Array(this.buf, this.KP, MAX_REFINE_SLOTS).fill(-1);
   }
@@ -240,28 +228,11 @@ export class WasmKernel implements StatsKernel {
   }
   private get buf(): ArrayBuffer { return this.x.memory.buffer; }
 
-  f32(): Float32Array {
-    const len = this.held ? Math.min(this.capacity, this.held - (this.IN - this.HOLD) / 4) : this.capacity;
-    return new Float32Array(this.buf, this.IN, len);
-  }
-  hold(n: number): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) throw new Error(`hold: bad element count ${n}`);
-    this.held = n;
-    if (n === 0) { this.IN = this.F32; return; }
-    // After the channel state, which channelsSetup sizes (and which releases the hold).
-    this.HOLD = align(this.CH + this.chBytes(this.C));
-    this.ensure(this.HOLD + n * 4 + 16);
-    this.IN = this.HOLD;
-  }
-  window(offset: number): void {
-    if (!this.held) throw new Error('window: no range is held');
-    if (!(Number.isSafeInteger(offset) && offset >= 0 && offset < this.held)) throw new Error(`window: offset ${offset} outside the held ${this.held} elements`);
-    this.IN = this.HOLD + offset * 4;
-  }
+  f32(): Float32Array { return new Float32Array(this.buf, this.F32, this.capacity); }
   raw(): Uint8Array { return new Uint8Array(this.buf, this.RAW, this.capacity * 2); }
   decode(dtype: 'f16' | 'bf16', n: number): void {
-    if (dtype === 'f16') this.x.f16ToF32(this.RAW, this.IN, n);
-    else this.x.bf16ToF32(this.RAW, this.IN, n);
+    if (dtype === 'f16') this.x.f16ToF32(this.RAW, this.F32, n);
+    else this.x.bf16ToF32(this.RAW, this.F32, n);
   }
 
   moments(n: number, eps: number, shift: number, scaleExp: number, countKeys: boolean): ChunkMoments {
@@ -271,12 +242,12 @@ export class WasmKernel implements StatsKernel {
       this.keysSince += n;
       this.keysDirty = true;
     }
-    this.x.momentsFast(this.IN, n, eps, shift, 2 ** scaleExp, this.OUT, countKeys ? this.KEYS : this.SCRATCH);
+    this.x.momentsFast(this.F32, n, eps, shift, 2 ** scaleExp, this.OUT, countKeys ? this.KEYS : this.SCRATCH);
     const o = new Float64Array(this.buf, this.OUT, 16);
     // A NaN or ±Inf shows in the fast kernel's extremes or sums: redo the chunk with masking (keys are already counted).
     let fin = Number.isFinite(o[4]) && Number.isFinite(o[5]);
     for (let j = 8; j < 16 && fin; j++) fin = Number.isFinite(o[j]);
-    if (!fin) this.x.moments(this.IN, n, eps, shift, 2 ** scaleExp, this.OUT, this.SCRATCH);
+    if (!fin) this.x.moments(this.F32, n, eps, shift, 2 ** scaleExp, this.OUT, this.SCRATCH);
     const count = o[0];
     return chunkResult(count, count < n ? countNaN(this.f32(), n) : 0, o[2], o[3], o[4], o[5], Math.fround(shift), scaleExp,
       o[8] + o[9], o[10] + o[11], o[12] + o[13], o[14] + o[15]);
@@ -325,7 +296,7 @@ export class WasmKernel implements StatsKernel {
     // Each u32 counter sees at most sinceFlush + n increments; flush long before 2^32.
     if (this.sinceFlush + n > 2 ** 31) this.flushHist();
     this.sinceFlush += n;
-    return (allFinite ? this.x.histFast : this.x.hist)(this.IN, n, min, scale, lo, hi, this.HIST, this.KP, this.SUB);
+    return (allFinite ? this.x.histFast : this.x.hist)(this.F32, n, min, scale, lo, hi, this.HIST, this.KP, this.SUB);
   }
   private flushHist(): void {
     const h = new Uint32Array(this.buf, this.HIST, 4 * HIST_COPY);
@@ -366,7 +337,7 @@ export class WasmKernel implements StatsKernel {
   }
 
   above(n: number, thr: number): Int32Array {
-    const m = this.x.above(this.IN, n, thr, this.IDX);
+    const m = this.x.above(this.F32, n, thr, this.IDX);
     return new Int32Array(this.buf, this.IDX, m);
   }
 
@@ -374,7 +345,6 @@ export class WasmKernel implements StatsKernel {
   private chBytes(C: number): number { return this.lastAxis ? 44 * C + 8 : 48 * C; }
   private lastAxis = false;
   channelsSetup(channels: number, inner = 2): void {
-    this.hold(0);
     this.C = channels;
     this.lastAxis = inner === 1;
     this.ensure(this.CH + this.chBytes(channels));
@@ -393,8 +363,8 @@ export class WasmKernel implements StatsKernel {
     a.fill(-Infinity, 2 * C, 3 * C);
   }
   channels(n: number, c0: number, off0: number, inner: number, allFinite = false): void {
-    if (this.lastAxis) this.x.channelsLast(this.IN, n, c0, this.C, this.CH, !allFinite);
-    else (allFinite ? this.x.channelsFast : this.x.channels)(this.IN, n, c0, off0, inner, this.C, this.CH);
+    if (this.lastAxis) this.x.channelsLast(this.F32, n, c0, this.C, this.CH, !allFinite);
+    else (allFinite ? this.x.channelsFast : this.x.channels)(this.F32, n, c0, off0, inner, this.C, this.CH);
   }
   channelsRaw(dtype: 'f16' | 'bf16', n: number, c0: number, off0: number, inner: number, allFinite = false): void {
     if (this.lastAxis) { this.decode(dtype, n); this.channels(n, c0, off0, inner, allFinite); return; }
@@ -417,7 +387,7 @@ export class WasmKernel implements StatsKernel {
     };
   }
 
-  sum(n: number): number { return this.x.sumF32(this.IN, n); }
+  sum(n: number): number { return this.x.sumF32(this.F32, n); }
 
   codesReset(): void {
     if (this.codesDirty) new Uint32Array(this.buf, this.CODES, 65536).fill(0);

@@ -18,11 +18,8 @@ function bin(x: number, min: number, scale: number): number {
 
 export class TsKernel implements StatsKernel {
   readonly kind = 'ts' as const;
-  /** The current chunk's input: the chunk buffer, or a window of the held range. */
-  private in32: Float32Array;
-  private bits: Uint32Array;
-  private readonly chunk32: Float32Array;
-  private heldRange: Float32Array | undefined;
+  private readonly in32: Float32Array;
+  private readonly bits: Uint32Array;
   private readonly rawBuf: Uint8Array;
   private lin = new Float64Array(HIST_BINS + 1);
   private keys = new Float64Array(KEYS);
@@ -33,26 +30,13 @@ export class TsKernel implements StatsKernel {
   private C = 0;
 
   constructor(readonly capacity = 65536) {
-    this.chunk32 = this.in32 = new Float32Array(capacity);
+    this.in32 = new Float32Array(capacity);
     this.bits = new Uint32Array(this.in32.buffer);
     this.rawBuf = new Uint8Array(capacity * 2);
     this.idx = new Int32Array(capacity);
   }
 
   f32(): Float32Array { return this.in32; }
-  hold(n: number): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) throw new Error(`hold: bad element count ${n}`);
-    this.heldRange = n > 0 ? new Float32Array(n) : undefined;
-    this.in32 = this.heldRange ? this.heldRange.subarray(0, Math.min(n, this.capacity)) : this.chunk32;
-    this.bits = new Uint32Array(this.in32.buffer, this.in32.byteOffset, this.in32.length);
-  }
-  window(offset: number): void {
-    const r = this.heldRange;
-    if (!r) throw new Error('window: no range is held');
-    if (!(Number.isSafeInteger(offset) && offset >= 0 && offset < r.length)) throw new Error(`window: offset ${offset} outside the held ${r.length} elements`);
-    this.in32 = r.subarray(offset, Math.min(r.length, offset + this.capacity));
-    this.bits = new Uint32Array(r.buffer, r.byteOffset + offset * 4, this.in32.length);
-  }
   raw(): Uint8Array { return this.rawBuf; }
 
   decode(dtype: 'f16' | 'bf16', n: number): void {
@@ -166,7 +150,6 @@ export class TsKernel implements StatsKernel {
 
   private last: { l1: Float64Array; l2: Float64Array; started: number } | undefined;
   channelsSetup(channels: number, inner = 2): void {
-    this.hold(0);
     this.C = channels;
     this.last = inner === 1 ? { l1: new Float64Array(channels), l2: new Float64Array(channels), started: 0 } : undefined;
     this.ch = {

@@ -270,29 +270,22 @@ export interface Pass1 {
   channels?: ChannelPartial;
 }
 
-/**
- * Runs body over [start, end) chunk by chunk. `held`: the kernel holds the range (see StatsKernel.hold);
- * each chunk then goes to its own place in it, and without a source it is already there (a second pass).
- */
-function forChunks(src: ChunkSource | undefined, k: StatsKernel, start: number, end: number, chunk: number, hook: ChunkHook | undefined, body: (n: number, pos: number) => void, held = false): void {
+function forChunks(src: ChunkSource, k: StatsKernel, start: number, end: number, chunk: number, hook: ChunkHook | undefined, body: (n: number, pos: number) => void): void {
   const step = Math.min(chunk, k.capacity);
   for (let pos = start; pos < end; pos += step) {
     const n = Math.min(step, end - pos);
-    if (held) k.window(pos - start);
-    src?.fill(k, pos, n);
+    src.fill(k, pos, n);
     body(n, pos);
     hook?.(pos + n - start);
   }
 }
 
-/** `hold`: keep the range in the kernel (StatsKernel.hold), so runPass2 with `held` reads nothing. */
-export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, number], o: ResolvedStatsOptions, layout?: ChannelLayout, hook?: ChunkHook, hold = false): Pass1 {
+export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, number], o: ResolvedStatsOptions, layout?: ChannelLayout, hook?: ChunkHook): Pass1 {
   const [start, end] = range;
   let mom: Moments = { n: 0, mean: 0, m2: 0, m3: 0, m4: 0 };
   let nan = 0, zeros = 0, nearZeros = 0, min = Infinity, max = -Infinity;
   const heap = new TopHeap(o.topK);
   if (layout) k.channelsSetup(layout.channels, layout.inner);
-  if (hold) k.hold(end - start);
   k.keysReset();
   forChunks(src, k, start, end, o.chunkElements, hook, (n, pos) => {
     const c = chunkMoments(k, n, o.nearZeroEps, mom, min, max);
@@ -305,7 +298,7 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
       const run = Math.floor(pos / layout.inner);
       k.channels(n, run % layout.channels, pos - run * layout.inner, layout.inner, c.count === n);
     }
-  }, hold);
+  });
   const channels = layout ? channelPartial(k, layout) : undefined;
   const numel = end - start;
   return { numel, nan, inf: numel - mom.n - nan, zeros, nearZeros, min, max, moments: mom, top: heap.sorted(), keys: k.keysRead(), channels };
@@ -415,13 +408,10 @@ export interface Pass2 {
   sub: Counts[];
 }
 
-/** `held`: pass 1 ran with `hold` on this kernel and range, so the data is read from the kernel, not src; the hold is released after. */
-export function runPass2(src: ChunkSource, k: StatsKernel, range: [number, number], p: Pass2Params, o: ResolvedStatsOptions, hook?: ChunkHook, held = false): Pass2 {
+export function runPass2(src: ChunkSource, k: StatsKernel, range: [number, number], p: Pass2Params, o: ResolvedStatsOptions, hook?: ChunkHook): Pass2 {
   k.histReset(p.refineKeys);
   let outliers = 0;
-  try {
-    forChunks(held ? undefined : src, k, range[0], range[1], o.chunkElements, hook, (n) => { outliers += k.hist(n, p.min, p.scale, p.lo, p.hi, p.allFinite === true); }, held);
-  } finally { if (held) k.hold(0); }
+  forChunks(src, k, range[0], range[1], o.chunkElements, hook, (n) => { outliers += k.hist(n, p.min, p.scale, p.lo, p.hi, p.allFinite === true); });
   const h = k.histRead();
   return { lin: h.lin, outliers, sub: h.sub };
 }
@@ -636,30 +626,20 @@ export function finalize(p1: Pass1, p2: Pass2, params: Pass2Params, o: ResolvedS
   };
 }
 
-/**
- * All passes over one source in this thread. A source of at most `holdElements` elements that
- * needs two passes is read once: the kernel keeps it for the second (memory: 4 bytes per element).
- */
-export function analyseSource(src: ChunkSource, opts: StatsOptions = {}, layout?: ChannelLayout, kernel?: StatsKernel, hook?: ChunkHook, holdElements = 0): TensorStats {
+/** All passes over one source in this thread. */
+export function analyseSource(src: ChunkSource, opts: StatsOptions = {}, layout?: ChannelLayout, kernel?: StatsKernel, hook?: ChunkHook): TensorStats {
   const o = resolveOptions(opts);
   const k = kernel ?? makeKernel('wasm', o.chunkElements);
   const range: [number, number] = [0, src.numel];
   if (o.exact16 && isRaw16(src)) return finalizeCodes(runCodes(src, k, range, o, layout, hook), src.dtype16, o, layout);
-  const hold = src.numel <= holdElements;
-  let p1: Pass1;
-  try {
-    p1 = runPass1(src, k, range, o, layout, hook, hold);
-  } catch (e) {
-    if (hold) k.hold(0);
-    throw e;
-  }
+  const p1 = runPass1(src, k, range, o, layout, hook);
   const params = pass2Params(p1, o);
-  const p2 = runPass2(src, k, range, params, o, hook, hold);
+  const p2 = runPass2(src, k, range, params, o, hook);
   return finalize(p1, p2, params, o, layout);
 }
 
-export function analyseArray(data: Float32Array, opts: StatsOptions = {}, shape?: readonly number[], outputChannelAxis?: number, kernel?: StatsKernel, holdElements = 0): TensorStats {
-  return analyseSource(arraySource(data), opts, shape ? channelLayout(shape, outputChannelAxis) : undefined, kernel, undefined, holdElements);
+export function analyseArray(data: Float32Array, opts: StatsOptions = {}, shape?: readonly number[], outputChannelAxis?: number, kernel?: StatsKernel): TensorStats {
+  return analyseSource(arraySource(data), opts, shape ? channelLayout(shape, outputChannelAxis) : undefined, kernel);
 }
 
 // --- float16 / bfloat16: one pass over the codes ----------------------------

@@ -28,12 +28,6 @@ export interface PoolOptions {
   cancelGraceMs?: number;
   /** Jobs handed to each worker at once: the running one and those waiting behind it. Default 2 (one ahead). */
   prefetch?: number;
-  /**
-   * Per worker: a float32 (or decoded) tensor of at most this many bytes is read once and kept in
-   * the worker for its second statistics pass, instead of being read again. Default 1 GiB / size,
-   * at most 256 MiB; 0 turns it off.
-   */
-  holdBytesPerWorker?: number;
 }
 
 export interface RunOptions {
@@ -117,8 +111,7 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const hold = this.opts.holdBytesPerWorker ?? Math.min(256 * 2 ** 20, Math.floor(2 ** 30 / this.size));
-    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs, holdBytes: Math.max(0, hold) };
+    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs };
     const worker = new Worker(this.script, {
       workerData: init,
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxOldGenerationSizeMb ?? 1024 },

@@ -44,8 +44,6 @@ export type JobOf<K extends JobKind> = Extract<JobRequest, { kind: K }>;
 
 export interface WorkerInit {
   allowTestJobs: boolean;
-  /** A two-pass tensor of at most this many bytes (as float32) is read once and kept for its second pass. */
-  holdBytes?: number;
 }
 
 export type ToWorker =

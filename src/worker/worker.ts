@@ -18,32 +18,12 @@ class Cancelled extends Error {
 }
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
-/** Two-pass tensors up to this size are read once (analyseSource's holdElements). */
-const holdElements = Math.floor((init.holdBytes ?? 0) / 4);
 const models = new Map<string, ModelFile>();
 let kernel: StatsKernel | undefined;
 
 function kernelFor(o: ResolvedStatsOptions): StatsKernel {
   if (!kernel || kernel.capacity < o.chunkElements) kernel = new WasmKernel(Math.max(o.chunkElements, 65536));
   return kernel;
-}
-
-/**
- * WASM memory only grows: after holding a large tensor the kernel keeps it. A worker idle for this
- * long drops its kernel (a new one is a cheap instantiation of the compiled module), so a pool
- * kept alive by the extension does not sit on hundreds of MB between analyses.
- */
-const IDLE_RELEASE_MS = 2000;
-let idleTimer: NodeJS.Timeout | undefined;
-let running = 0;
-function jobStarted(): void {
-  running++;
-  if (idleTimer) { clearTimeout(idleTimer); idleTimer = undefined; }
-}
-function jobEnded(): void {
-  if (--running > 0) return;
-  idleTimer = setTimeout(() => { kernel = undefined; idleTimer = undefined; }, IDLE_RELEASE_MS);
-  idleTimer.unref();
 }
 
 function model(path: string): ModelFile {
@@ -103,13 +83,13 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
       if (job.source.kind === 'array') {
         const src = arraySource(job.source.data);
         const layout = job.source.shape ? channelLayout(job.source.shape, job.source.outputChannelAxis) : undefined;
-        return analyseSource(src, o, layout, k, multiPass(progress, src.numel, 2), holdElements);
+        return analyseSource(src, o, layout, k, multiPass(progress, src.numel, 2));
       }
       const { m, t } = fileTensor(job.source);
       const src = tensorSource(m, t);
       try {
         const passes = o.exact16 && isRaw16(src) ? 1 : 2;
-        return analyseSource(src, o, channelLayout(t.shape, t.layer.outputChannelAxis), k, multiPass(progress, t.numel, passes), holdElements);
+        return analyseSource(src, o, channelLayout(t.shape, t.layer.outputChannelAxis), k, multiPass(progress, t.numel, passes));
       } finally { src.close(); }
     }
     case 'pass1': case 'pass2': case 'codes16': {
@@ -182,10 +162,8 @@ if (parentPort) {
   parentPort.on('message', (msg: ToWorker) => {
     if (msg.type !== 'run') return;
     const { id, job, cancel } = msg;
-    jobStarted();
     Promise.resolve()
       .then(() => run(id, job, cancel))
-      .finally(jobEnded)
       .then(
         (result) => post({ type: 'done', id, result }, collectBuffers(result, [])),
         (e: unknown) => {

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/stats';
-import { StatsKernel, WasmKernel } from '../../src/analysis/kernels';
+import { WasmKernel } from '../../src/analysis/kernels';
 import { TsKernel } from '../../src/analysis/kernelsTs';
 import { rng } from '../random';
 
@@ -265,45 +265,6 @@ describe('analysis: streaming and range merging', () => {
         assert.throws(() => analyseSource(src(), { chunkElements: 1000 }, undefined, k, () => { if (++calls === stopAt) throw new Error('stop'); }), /stop/);
         assert.deepEqual(analyseSource(src(), { chunkElements: 1000 }, undefined, k), fresh(src), `${label} after stopping at chunk ${stopAt}`);
       }
-    }
-  });
-
-  it('a tensor held in the kernel between the passes (read once) gives exactly the statistics of two reads', () => {
-    const codes = new Uint16Array(50_000);
-    for (let i = 0; i < codes.length; i++) codes[i] = ((i * 2654435761) >>> 7) & 0xbfff; // finite halves of both signs
-    for (const mk of [() => new WasmKernel(777), () => new TsKernel(777)]) {
-      for (const name of ['normal', 'nanInf', 'giantOutlier', 'offsetNarrow', 'heavyTail']) {
-        const x = cases[name]();
-        for (const [shape, axis] of [[undefined, undefined], [[250, 200], 0], [[250, 200], 1]] as const) {
-          const twice = analyseArray(x, { chunkElements: 777 }, shape, axis, mk());
-          const k = mk();
-          let reads = 0;
-          const counting = { numel: x.length, fill: (kk: StatsKernel, start: number, count: number) => { reads++; arraySource(x).fill(kk, start, count); } };
-          const once = analyseSource(counting, { chunkElements: 777 }, shape ? channelLayout(shape, axis) : undefined, k, undefined, x.length);
-          assert.deepEqual(once, twice, `${k.kind} ${name} ${shape ? `axis ${axis}` : ''}`);
-          assert.equal(reads, Math.ceil(x.length / 777), 'one read per chunk, one pass');
-          // The hold is released: the same kernel then analyses another tensor normally.
-          assert.deepEqual(analyseArray(x, { chunkElements: 777 }, shape, axis, k), twice);
-        }
-      }
-      // float16 through the float32 passes (decoded into the held range).
-      const o = { chunkElements: 777, exact16: false };
-      assert.deepEqual(analyseSource(raw16Source(codes, 'f16'), o, undefined, mk(), undefined, codes.length), analyseSource(raw16Source(codes, 'f16'), o, undefined, mk()));
-    }
-    const k = new WasmKernel(777);
-    assert.throws(() => k.window(0), /no range is held/);
-    k.hold(1000);
-    assert.throws(() => k.window(1000), /outside the held 1000 elements/);
-  });
-
-  it('a pass abandoned while a tensor is held releases it', () => {
-    const x = cases.normal();
-    const k = new WasmKernel(777);
-    for (const stopAt of [3, Math.ceil(x.length / 777) + 3]) {
-      let calls = 0;
-      assert.throws(() => analyseSource(arraySource(x), { chunkElements: 777 }, undefined, k, () => { if (++calls === stopAt) throw new Error('stop'); }, x.length), /stop/);
-      assert.throws(() => k.window(0), /no range is held/);
-      assert.deepEqual(analyseArray(x, { chunkElements: 777 }, undefined, undefined, k), analyseArray(x, { chunkElements: 777 }));
     }
   });
 
