@@ -322,7 +322,7 @@ function topCandidates(heap: TopHeap, scan: (threshold: number) => Int32Array, f
 
 /** Offers the chunk's finite x with |x| above the candidate threshold to the heap. */
 function offerTop(k: StatsKernel, n: number, pos: number, heap: TopHeap, absMax: number): void {
-  // |x| > absMax/2, /4, … /2^16, then every finite x (above -1): at least `need` candidates, so the top k are among them.
+  // |x| > absMax/2, /8, /32, … /2^15, then every finite x (above -1): at least `need` candidates, so the top k are among them.
   const steps = function* () { for (let d = 2; d <= 65536; d *= 4) yield absMax / d; yield -1; };
   const idx = topCandidates(heap, (t) => k.above(n, t), () => heap.floor, steps());
   const x = k.f32();
