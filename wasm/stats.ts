@@ -594,25 +594,16 @@ export function bf16ToF32(src: usize, dst: usize, n: i32): void {
 // u32 at h. (Two interleaved tables, against consecutive equal codes
 // serialising on one counter, measured 13 % slower on weights here and no
 // faster on all-zero chunks: this CPU forwards a store to the next load of
-// the same address, and one table leaves half the cache.) Returns (largest magnitude code << 16) | (b + 1)
-// where b is the largest magnitude code (code & 0x7fff) that is not NaN, i.e.
-// not above nanAbove, -1 if none: the host learns both the top-k bound and
-// whether the chunk holds any NaN/±Inf.
-// Eight codes per vector load; the maximum is tracked with u16 lanes as
-// magnitude + 1 (0 for NaN lanes), so "none" comes out as -1.
-export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
-  const MAG = i16x8.splat(0x7fff);
-  const LIM = i16x8.splat(<i16>nanAbove);
-  const ONE = i16x8.splat(1);
-  let mx = i16x8.splat(0);
-  let raw = i16x8.splat(0);
+// the same address, and one table leaves half the cache.) Nothing else
+// happens per code: what the host needs to know about a chunk (NaN/±Inf in
+// it, values above the top-k floor) it reads from the table with sumCodes
+// and topCode, which cost a few thousand entries instead of a vector max per
+// eight codes (17 % of this loop).
+// The counters are bumped from two 64-bit loads per eight codes: cheaper than
+// eight lane extracts.
+export function count16(src: usize, n: i32, h: usize): void {
   const n8 = n & ~7;
   for (let i = 0; i < n8; i += 8) {
-    const v = v128.load(src + (<usize>i << 1));
-    const m = v128.and(v, MAG);
-    mx = i16x8.max_u(mx, v128.and(i16x8.add(m, ONE), i16x8.le_u(m, LIM)));
-    raw = i16x8.max_u(raw, m);
-    // The counters are bumped from two 64-bit scalar loads of the same codes: cheaper than eight lane extracts.
     const w = load<u64>(src + (<usize>i << 1));
     const z = load<u64>(src + (<usize>i << 1), 8);
     let a = h + (<usize>(w & 0xffff) << 2);
@@ -632,21 +623,34 @@ export function count16(src: usize, n: i32, h: usize, nanAbove: i32): i32 {
     a = h + (<usize>(z >>> 48) << 2);
     store<u32>(a, load<u32>(a) + 1);
   }
-  let best: i32 = max(
-    max(max(<i32>i16x8.extract_lane_u(mx, 0), <i32>i16x8.extract_lane_u(mx, 1)), max(<i32>i16x8.extract_lane_u(mx, 2), <i32>i16x8.extract_lane_u(mx, 3))),
-    max(max(<i32>i16x8.extract_lane_u(mx, 4), <i32>i16x8.extract_lane_u(mx, 5)), max(<i32>i16x8.extract_lane_u(mx, 6), <i32>i16x8.extract_lane_u(mx, 7)))) - 1;
-  let top: i32 = max(
-    max(max(<i32>i16x8.extract_lane_u(raw, 0), <i32>i16x8.extract_lane_u(raw, 1)), max(<i32>i16x8.extract_lane_u(raw, 2), <i32>i16x8.extract_lane_u(raw, 3))),
-    max(max(<i32>i16x8.extract_lane_u(raw, 4), <i32>i16x8.extract_lane_u(raw, 5)), max(<i32>i16x8.extract_lane_u(raw, 6), <i32>i16x8.extract_lane_u(raw, 7))));
   for (let i = n8; i < n; i++) {
-    const c = <i32>load<u16>(src + (<usize>i << 1));
-    const a = h + (<usize>c << 2);
+    const a = h + (<usize>load<u16>(src + (<usize>i << 1)) << 2);
     store<u32>(a, load<u32>(a) + 1);
-    const m = c & 0x7fff;
-    if (m <= nanAbove && m > best) best = m;
-    if (m > top) top = m;
   }
-  return (top << 16) | (best + 1);
+}
+
+// Sum of the u32 counters h[from..to) (0 ≤ from ≤ to ≤ 65536), in float64.
+export function sumCodes(h: usize, from: i32, to: i32): f64 {
+  let s: f64 = 0;
+  let i = from;
+  // u32 lanes widened pairwise into u64 sums: no overflow for any table a chunk loop can fill.
+  let acc = i64x2.splat(0);
+  for (; i + 4 <= to; i += 4) {
+    const v = v128.load(h + (<usize>i << 2));
+    acc = i64x2.add(acc, i64x2.add(i64x2.extend_low_i32x4_u(v), i64x2.extend_high_i32x4_u(v)));
+  }
+  s = <f64>(i64x2.extract_lane(acc, 0) + i64x2.extract_lane(acc, 1));
+  for (; i < to; i++) s += <f64>load<u32>(h + (<usize>i << 2));
+  return s;
+}
+
+// The largest magnitude m < below with a non-zero counter for +m or -m (codes
+// m and 0x8000 | m), or -1.
+export function topCode(h: usize, below: i32): i32 {
+  for (let m = below - 1; m >= 0; m--) {
+    if ((load<u32>(h + (<usize>m << 2)) | load<u32>(h + (<usize>(m | 0x8000) << 2))) != 0) return m;
+  }
+  return -1;
 }
 
 // Positions i of the finite 16-bit codes of a chunk whose magnitude

@@ -96,11 +96,12 @@ export interface StatsKernel {
   sum(n: number): number;
   /** Zero the 16-bit code counters. */
   codesReset(): void;
-  /**
-   * Count the codes of raw()[0..2n); returns the largest non-NaN magnitude code (code & 0x7fff ≤ nanAbove), -1 if none,
-   * and the largest magnitude code of all (NaN and ±Inf included).
-   */
-  count16(n: number, nanAbove: number): { best: number; top: number };
+  /** Counts the codes of raw()[0..2n). */
+  count16(n: number): void;
+  /** Codes counted since codesReset whose magnitude (code & 0x7fff) is in [from, to), both signs. */
+  codeCount(from: number, to: number): number;
+  /** The largest magnitude below `below` counted since codesReset (either sign), or -1. */
+  topCode(below: number): number;
   /** Counts per code, 65536 entries. */
   /** Occurrences of each 16-bit code since codesReset (sparse). */
   codesRead(): Counts;
@@ -170,7 +171,9 @@ interface StatsExports {
   f16ToF32(src: number, dst: number, n: number): void;
   bf16ToF32(src: number, dst: number, n: number): void;
   sumF32(p: number, n: number): number;
-  count16(src: number, n: number, h: number, nanAbove: number): number;
+  count16(src: number, n: number, h: number): void;
+  sumCodes(h: number, from: number, to: number): number;
+  topCode(h: number, below: number): number;
 }
 
 let wasmModule: object | undefined;
@@ -395,12 +398,24 @@ export class WasmKernel implements StatsKernel {
     this.codeAcc = undefined;
     this.codesSince = 0;
   }
-  count16(n: number, nanAbove: number): { best: number; top: number } {
+  count16(n: number): void {
     if (this.codesSince + n > 2 ** 31) this.flushCodes();
     this.codesSince += n;
     this.codesDirty = true;
-    const r = this.x.count16(this.RAW, n, this.CODES, nanAbove);
-    return { best: (r & 0xffff) - 1, top: r >>> 16 };
+    this.x.count16(this.RAW, n, this.CODES);
+  }
+  codeCount(from: number, to: number): number {
+    if (!(from >= 0 && from <= to && to <= 0x8000)) throw new Error(`codeCount: bad magnitude range [${from}, ${to})`);
+    let s = this.x.sumCodes(this.CODES, from, to) + this.x.sumCodes(this.CODES, 0x8000 + from, 0x8000 + to);
+    const acc = this.codeAcc;
+    if (acc) for (let m = from; m < to; m++) s += acc[m] + acc[0x8000 | m];
+    return s;
+  }
+  topCode(below: number): number {
+    let m = this.x.topCode(this.CODES, below);
+    const acc = this.codeAcc;
+    if (acc) for (let c = below - 1; c > m; c--) if (acc[c] + acc[0x8000 | c] > 0) { m = c; break; }
+    return m;
   }
   private flushCodes(): void {
     const c = new Uint32Array(this.buf, this.CODES, 65536);

@@ -254,17 +254,19 @@ export class TsKernel implements StatsKernel {
 
   private codes = new Float64Array(65536);
   codesReset(): void { this.codes.fill(0); }
-  count16(n: number, nanAbove: number): { best: number; top: number } {
+  count16(n: number): void {
     const h16 = new Uint16Array(this.rawBuf.buffer, this.rawBuf.byteOffset, n);
-    let best = -1, top = 0;
-    for (let i = 0; i < n; i++) {
-      const c = h16[i];
-      this.codes[c]++;
-      const m = c & 0x7fff;
-      if (m <= nanAbove && m > best) best = m;
-      if (m > top) top = m;
-    }
-    return { best, top };
+    for (let i = 0; i < n; i++) this.codes[h16[i]]++;
+  }
+  codeCount(from: number, to: number): number {
+    if (!(from >= 0 && from <= to && to <= 0x8000)) throw new Error(`codeCount: bad magnitude range [${from}, ${to})`);
+    let s = 0;
+    for (let m = from; m < to; m++) s += this.codes[m] + this.codes[0x8000 | m];
+    return s;
+  }
+  topCode(below: number): number {
+    for (let m = below - 1; m >= 0; m--) if (this.codes[m] + this.codes[0x8000 | m] > 0) return m;
+    return -1;
   }
   codesRead(): Counts { return sparseCounts(this.codes); }
 

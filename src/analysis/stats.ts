@@ -678,16 +678,29 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
   k.codesReset();
   if (layout) k.channelsSetup(layout.channels, layout.inner);
   const step = Math.min(o.chunkElements, k.capacity);
+  const inf = NAN_ABOVE[dt];
+  let nonFinite = 0;
   for (let pos = start; pos < end; pos += step) {
     const n = Math.min(step, end - pos);
     src.fillRaw(k, pos, n);
-    const { best: mc, top } = k.count16(n, NAN_ABOVE[dt]);
-    // Only chunks that can change the top-k are looked at, on their raw codes: a magnitude
-    // code above the heap floor's is a value above the floor (16-bit floats are sign-magnitude).
-    if (o.topK > 0 && mc >= 0 && (!heap.full || Math.abs(table[mc]) > heap.floor)) {
-      // Magnitude codes from the chunk's largest down by 1/16, 1/4, 1 and 4 octaves (of 1024 codes), then all.
-      const steps = [mc, mc - 64, mc - 256, mc - 1024, mc - 4096, 0].filter((c, i, a) => c >= 0 && (i === 0 || c < a[i - 1]));
-      const idx = topCandidates(heap, (from) => k.above16(n, from, NAN_ABOVE[dt]), () => magnitudeCodeOf(table, heap.floor, NAN_ABOVE[dt]) + 1, steps);
+    // What a chunk brings is read off the code table as differences: elements above the heap's
+    // floor (16-bit floats are sign-magnitude, so a larger magnitude code is a larger |x|), and
+    // NaN/±Inf (magnitude codes from ±Inf's up). Only a chunk with candidates is scanned.
+    const from = o.topK > 0 && heap.full ? magnitudeCodeOf(table, heap.floor, inf) + 1 : inf;
+    const before = from < inf ? k.codeCount(from, inf) : 0;
+    k.count16(n);
+    const nf = k.codeCount(inf, 0x8000);
+    const finite = nf === nonFinite;
+    nonFinite = nf;
+    let steps: number[] | undefined;
+    if (from < inf && k.codeCount(from, inf) > before) steps = [];
+    else if (o.topK > 0 && !heap.full) {
+      // Magnitude codes from the largest seen so far down by 1/16, 1/4, 1 and 4 octaves (of 1024 codes), then all.
+      const mc = k.topCode(inf);
+      if (mc >= 0) steps = [mc, mc - 64, mc - 256, mc - 1024, mc - 4096, 0].filter((c, i, a) => c >= 0 && (i === 0 || c < a[i - 1]));
+    }
+    if (steps) {
+      const idx = topCandidates(heap, (f) => k.above16(n, f, inf), () => from, steps);
       const raw = k.raw();
       const codes = new Uint16Array(raw.buffer, raw.byteOffset, n);
       for (let j = 0; j < idx.length; j++) {
@@ -697,8 +710,7 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
     }
     if (layout) {
       const run = Math.floor(pos / layout.inner);
-      // No magnitude code at or above ±Inf's: no NaN/Inf in the chunk.
-      k.channelsRaw(dt, n, run % layout.channels, pos - run * layout.inner, layout.inner, top < NAN_ABOVE[dt]);
+      k.channelsRaw(dt, n, run % layout.channels, pos - run * layout.inner, layout.inner, finite);
     }
     hook?.(pos + n - start);
   }

@@ -416,6 +416,29 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     });
   });
 
+  it('code-table queries (counts per magnitude range, largest magnitude) match a direct count, also after the counters are flushed', () => {
+    const r = rng(21);
+    const codes = new Uint16Array(30_000);
+    for (let i = 0; i < codes.length; i++) codes[i] = r() < 0.001 ? 0x7c00 | Math.floor(r() * 1024) | (r() < 0.5 ? 0x8000 : 0) : Math.floor(r() * 0x7400) | (r() < 0.5 ? 0x8000 : 0);
+    const direct = (upTo: number, from: number, to: number) => { let c = 0; for (let i = 0; i < upTo; i++) { const m = codes[i] & 0x7fff; if (m >= from && m < to) c++; } return c; };
+    const directTop = (upTo: number, below: number) => { let t = -1; for (let i = 0; i < upTo; i++) { const m = codes[i] & 0x7fff; if (m < below && m > t) t = m; } return t; };
+    for (const k of [new WasmKernel(10_000), new TsKernel(10_000)]) {
+      k.codesReset();
+      for (let part = 0; part < 3; part++) {
+        new Uint16Array(k.raw().buffer, k.raw().byteOffset, 10_000).set(codes.subarray(part * 10_000, (part + 1) * 10_000));
+        k.count16(10_000);
+        const upTo = (part + 1) * 10_000;
+        for (const [from, to] of [[0, 0x8000], [0x7c00, 0x8000], [0x7000, 0x7c00], [5, 6], [0x1234, 0x4321], [0x7bfd, 0x7c00]]) {
+          assert.equal(k.codeCount(from, to), direct(upTo, from, to), `${k.kind} part ${part} [${from}, ${to})`);
+        }
+        for (const below of [0x7c00, 0x8000, 0x1000, 1]) assert.equal(k.topCode(below), directTop(upTo, below), `${k.kind} part ${part} topCode(${below})`);
+        // The WASM counters move into float64 totals long before they could overflow; the queries must include them.
+        if (k instanceof WasmKernel && part === 1) (k as unknown as { flushCodes(): void }).flushCodes();
+      }
+      assert.throws(() => k.codeCount(5, 4), /bad magnitude range/);
+    }
+  });
+
   it('ranges merged equal the whole; per-channel stats match the float32 path', () => {
     const codes = halfCodes(200 * 150, 5, true);
     const layout = channelLayout([200, 150], 0)!;
