@@ -697,7 +697,11 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
     else if (o.topK > 0 && !heap.full) {
       // Magnitude codes from the largest seen so far down by 1/16, 1/4, 1 and 4 octaves (of 1024 codes), then all.
       const mc = k.topCode(inf);
-      if (mc >= 0) steps = [mc, mc - 64, mc - 256, mc - 1024, mc - 4096, 0].filter((c, i, a) => c >= 0 && (i === 0 || c < a[i - 1]));
+      if (mc >= 0) {
+        steps = [];
+        for (const c of [mc, mc - 64, mc - 256, mc - 1024, mc - 4096]) if (c > 0) steps.push(c);
+        steps.push(0); // every finite code: the last try always yields all candidates
+      }
     }
     if (steps) {
       const idx = topCandidates(heap, (f) => k.above16(n, f, inf), () => from, steps);

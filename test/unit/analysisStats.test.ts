@@ -439,6 +439,25 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     }
   });
 
+  it('top-k of float16 codes equals the float32 path when every magnitude is tiny (thresholds start low) or ties abound', () => {
+    const r = rng(33);
+    for (const [label, n, gen] of [
+      // Each tiny magnitude once: the largest code alone cannot fill the heap, the thresholds must go down to 0.
+      ['tiny ramp', 64, (i: number) => i | (i % 3 ? 0 : 0x8000)],
+      ['tiny random', 5000, () => Math.floor(r() * 0x30) | (r() < 0.5 ? 0x8000 : 0)],
+      ['ties', 5000, () => (r() < 0.5 ? 0x3c00 : 0xbc00)],
+      ['few large', 5000, () => (r() < 0.0005 ? 0x5000 : Math.floor(r() * 0x20))],
+    ] as const) {
+      const codes = Uint16Array.from({ length: n }, (_, i) => gen(i));
+      for (const chunk of [16, 777, 5000]) {
+        const exact = analyseSource(raw16Source(codes, 'f16'), { chunkElements: chunk, topK: 16 }, undefined, new WasmKernel(chunk));
+        const f = analyseArray(decode(codes, 'f16'), { chunkElements: chunk, topK: 16 });
+        assert.deepEqual(exact.outliers.top, f.outliers.top, `${label}, chunks of ${chunk}`);
+        assert.equal(exact.outliers.top.length, 16);
+      }
+    }
+  });
+
   it('ranges merged equal the whole; per-channel stats match the float32 path', () => {
     const codes = halfCodes(200 * 150, 5, true);
     const layout = channelLayout([200, 150], 0)!;
