@@ -4,8 +4,9 @@
  * (`prefetch`), so it starts it the moment it posts a result instead of idling
  * for the round trip through this thread. A worker that crashes, exits or runs
  * out of memory fails only the job it was running (WorkerCrashedError); the
- * jobs handed to it ahead go back to the front of the queue, and the worker is
- * replaced on the next dispatch.
+ * jobs handed to it ahead go back to the front of the queue (a job that moves
+ * buffers is never handed ahead), and the worker is replaced on the next
+ * dispatch.
  * Cancellation sets a shared flag the worker polls between chunks; a worker
  * that has not stopped `cancelGraceMs` later is terminated and replaced, so a
  * cancelled job always settles within that bound.
@@ -135,6 +136,8 @@ export class WorkerPool {
       for (const s of this.slots) if (!s.dead && (!slot || s.tasks.length < slot.tasks.length)) slot = s;
       if ((!slot || slot.tasks.length > 0) && this.slots.filter((s) => !s.dead).length < this.size) slot = this.spawn();
       if (!slot || slot.tasks.length >= depth) return;
+      // A job that moves buffers goes only to an idle worker: handed ahead to one that then died, its data would be gone.
+      if (this.queue[0].opts.transfer?.length && slot.tasks.length > 0) return;
       const task = this.queue.shift()!;
       task.slot = slot;
       slot.tasks.push(task);

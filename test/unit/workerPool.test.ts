@@ -86,6 +86,19 @@ describe('worker pool', function () {
     } finally { await one.close(); }
   });
 
+  it('a job that moves its buffer is not handed ahead to a busy worker, so a crash before it cannot lose its data', async () => {
+    const one = new WorkerPool({ size: 1, allowTestJobs: true, maxOldGenerationSizeMb: 64 });
+    try {
+      const x = data(5000, 9);
+      const expected = analyseArray(x.slice());
+      const crash = one.run({ kind: 'test-crash', how: 'exit' });
+      const next = one.run({ kind: 'analyse', source: { kind: 'array', data: x }, options: {} }, { transfer: [x.buffer as ArrayBuffer] });
+      await assert.rejects(crash, WorkerCrashedError);
+      assert.deepEqual(await next, expected);
+      assert.equal(x.byteLength, 0, 'the buffer moved (to the replacement worker)');
+    } finally { await one.close(); }
+  });
+
   it('a job cancelled while it waits behind another in its worker settles at once and never runs', async () => {
     const one = new WorkerPool({ size: 1, allowTestJobs: true });
     try {
