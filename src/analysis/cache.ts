@@ -6,11 +6,12 @@
  * (the extension passes its global storage, the CLI ~/.cache/quantscope).
  *
  * An entry is JSON for the structure plus one float64 block for the long
- * number arrays and Float64Arrays (histograms, per-channel statistics): a 7B model's 1.4 M
- * channels made 138 MB of JSON that took 3 s to write and 4 s to parse.
- * Layout: "QSCACHE1", u32 JSON byte length, u32 0, the JSON (space-padded to
- * a multiple of 8 bytes), then little-endian float64 values; an array in the
- * JSON appears as {"__f64": [first, count]} into that block.
+ * number arrays and the Float64Arrays (histograms, per-channel statistics):
+ * a 7B model's 1.4 M channels made 138 MB of JSON that took 3 s to write and
+ * 4 s to parse. Layout: "QSCACHE1", u32 JSON byte length, u32 0, the JSON
+ * (space-padded to a multiple of 8 bytes), then little-endian float64 values;
+ * an array in the JSON appears as {"__f64": [first, count]} into that block,
+ * a Float64Array as {"__f64a": [first, count]} (and comes back as one).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
