@@ -44,15 +44,15 @@ function f32ToF16(v: number): number {
   return h;
 }
 
-function ensureFile(file: string, dtype: 'F32' | 'F16', tensors: number, rows: number, cols: number): void {
-  const bpe = dtype === 'F32' ? 4 : 2;
-  const per = rows * cols * bpe;
-  const header: Record<string, unknown> = {};
-  for (let i = 0; i < tensors; i++) header[`layers.${i}.weight`] = { dtype, shape: [rows, cols], data_offsets: [i * per, (i + 1) * per] };
+/**
+ * Writes a safetensors file once: the JSON header (space-padded to 8 bytes) and `dataBytes` of
+ * tensor data from `writeData`, through a temp file renamed at the end. A file of the right size
+ * is kept as it is.
+ */
+function writeSafetensorsOnce(file: string, header: Record<string, unknown>, dataBytes: number, writeData: (fd: number) => void): void {
   let json = JSON.stringify(header);
   while ((json.length + 8) % 8) json += ' ';
-  const total = 8 + json.length + tensors * per;
-  if (fs.existsSync(file) && fs.statSync(file).size === total) return;
+  if (fs.existsSync(file) && fs.statSync(file).size === 8 + json.length + dataBytes) return;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
@@ -60,20 +60,30 @@ function ensureFile(file: string, dtype: 'F32' | 'F16', tensors: number, rows: n
   len.writeBigUInt64LE(BigInt(json.length));
   fs.writeSync(fd, len);
   fs.writeSync(fd, Buffer.from(json));
-  // One random block, rotated and rescaled per chunk: generating 1G fresh values would dominate the bench.
-  const r = rng(42);
-  const pool = new Float32Array(1 << 22);
-  fillWeights(pool, r);
-  const chunk = new Float32Array(pool.length);
-  const h = new Uint16Array(chunk.length);
-  for (let done = 0; done < tensors * rows * cols; done += chunk.length) {
-    const rot = Math.floor(r() * pool.length), scale = 0.5 + r();
-    for (let i = 0; i < chunk.length; i++) chunk[i] = pool[(i + rot) & (pool.length - 1)] * scale;
-    if (dtype === 'F32') fs.writeSync(fd, new Uint8Array(chunk.buffer));
-    else { for (let i = 0; i < chunk.length; i++) h[i] = f32ToF16(chunk[i]); fs.writeSync(fd, new Uint8Array(h.buffer)); }
-  }
+  writeData(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
+}
+
+function ensureFile(file: string, dtype: 'F32' | 'F16', tensors: number, rows: number, cols: number): void {
+  const bpe = dtype === 'F32' ? 4 : 2;
+  const per = rows * cols * bpe;
+  const header: Record<string, unknown> = {};
+  for (let i = 0; i < tensors; i++) header[`layers.${i}.weight`] = { dtype, shape: [rows, cols], data_offsets: [i * per, (i + 1) * per] };
+  writeSafetensorsOnce(file, header, tensors * per, (fd) => {
+    // One random block, rotated and rescaled per chunk: generating 1G fresh values would dominate the bench.
+    const r = rng(42);
+    const pool = new Float32Array(1 << 22);
+    fillWeights(pool, r);
+    const chunk = new Float32Array(pool.length);
+    const h = new Uint16Array(chunk.length);
+    for (let done = 0; done < tensors * rows * cols; done += chunk.length) {
+      const rot = Math.floor(r() * pool.length), scale = 0.5 + r();
+      for (let i = 0; i < chunk.length; i++) chunk[i] = pool[(i + rot) & (pool.length - 1)] * scale;
+      if (dtype === 'F32') fs.writeSync(fd, new Uint8Array(chunk.buffer));
+      else { for (let i = 0; i < chunk.length; i++) h[i] = f32ToF16(chunk[i]); fs.writeSync(fd, new Uint8Array(h.buffer)); }
+    }
+  });
 }
 
 /** LLaMA-7B's tensor names and shapes (6.74B parameters), float16: the checkpoint the issue's 5 s figure is about. */
@@ -99,31 +109,20 @@ function ensureNamedF16(file: string, tensors: [string, number[]][]): void {
     header[name] = { dtype: 'F16', shape, data_offsets: [off, off + bytes] };
     off += bytes;
   }
-  let json = JSON.stringify(header);
-  while ((json.length + 8) % 8) json += ' ';
-  const total = 8 + json.length + off;
-  if (fs.existsSync(file) && fs.statSync(file).size === total) return;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  fs.writeSync(fd, len);
-  fs.writeSync(fd, Buffer.from(json));
-  const r = rng(7);
-  const pool = new Float32Array(1 << 22);
-  fillWeights(pool, r);
-  const codes = new Uint16Array(pool.length);
-  for (let i = 0; i < pool.length; i++) codes[i] = f32ToF16(pool[i]);
-  const block = new Uint16Array(1 << 24);
-  for (let done = 0; done < off / 2; done += block.length) {
-    const rot = Math.floor(r() * codes.length);
-    for (let i = 0; i < block.length; i++) block[i] = codes[(i + rot) & (codes.length - 1)];
-    const n = Math.min(block.length, off / 2 - done);
-    fs.writeSync(fd, new Uint8Array(block.buffer, 0, n * 2));
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  writeSafetensorsOnce(file, header, off, (fd) => {
+    const r = rng(7);
+    const pool = new Float32Array(1 << 22);
+    fillWeights(pool, r);
+    const codes = new Uint16Array(pool.length);
+    for (let i = 0; i < pool.length; i++) codes[i] = f32ToF16(pool[i]);
+    const block = new Uint16Array(1 << 24);
+    for (let done = 0; done < off / 2; done += block.length) {
+      const rot = Math.floor(r() * codes.length);
+      for (let i = 0; i < block.length; i++) block[i] = codes[(i + rot) & (codes.length - 1)];
+      const n = Math.min(block.length, off / 2 - done);
+      fs.writeSync(fd, new Uint8Array(block.buffer, 0, n * 2));
+    }
+  });
 }
 
 function warm(file: string): void {
