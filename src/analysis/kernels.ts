@@ -102,7 +102,6 @@ export interface StatsKernel {
   codeCount(from: number, to: number): number;
   /** The largest magnitude below `below` counted since codesReset (either sign), or -1. */
   topCode(below: number): number;
-  /** Counts per code, 65536 entries. */
   /** Occurrences of each 16-bit code since codesReset (sparse). */
   codesRead(): Counts;
 }
