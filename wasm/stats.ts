@@ -629,19 +629,24 @@ export function count16(src: usize, n: i32, h: usize): void {
   }
 }
 
-// Sum of the u32 counters h[from..to) (0 ≤ from ≤ to ≤ 65536), in float64.
+// Sum of the u32 counters of magnitudes from..to (0 ≤ from ≤ to ≤ 0x8000) of
+// both signs: h[from..to) plus h[0x8000 + from..0x8000 + to). Summed in u32
+// lanes, so the table's total must stay below 2^32 (the host flushes its
+// table into float64 every 2^31 codes); plain adds make a scan of the tens of
+// thousands of empty counters above a tensor's largest code cost about 2 µs.
 export function sumCodes(h: usize, from: i32, to: i32): f64 {
-  let s: f64 = 0;
+  let a = i32x4.splat(0), b = i32x4.splat(0);
   let i = from;
-  // u32 lanes widened pairwise into u64 sums: no overflow for any table a chunk loop can fill.
-  let acc = i64x2.splat(0);
+  const neg: usize = 0x8000 << 2;
   for (; i + 4 <= to; i += 4) {
-    const v = v128.load(h + (<usize>i << 2));
-    acc = i64x2.add(acc, i64x2.add(i64x2.extend_low_i32x4_u(v), i64x2.extend_high_i32x4_u(v)));
+    const q = h + (<usize>i << 2);
+    a = i32x4.add(a, v128.load(q));
+    b = i32x4.add(b, v128.load(q + neg));
   }
-  s = <f64>(i64x2.extract_lane(acc, 0) + i64x2.extract_lane(acc, 1));
-  for (; i < to; i++) s += <f64>load<u32>(h + (<usize>i << 2));
-  return s;
+  a = i32x4.add(a, b);
+  let s: u32 = <u32>(i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3));
+  for (; i < to; i++) s += load<u32>(h + (<usize>i << 2)) + load<u32>(h + (<usize>i << 2) + neg);
+  return <f64>s;
 }
 
 // The largest magnitude m < below with a non-zero counter for +m or -m (codes

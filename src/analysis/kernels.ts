@@ -405,7 +405,7 @@ export class WasmKernel implements StatsKernel {
   }
   codeCount(from: number, to: number): number {
     if (!(from >= 0 && from <= to && to <= 0x8000)) throw new Error(`codeCount: bad magnitude range [${from}, ${to})`);
-    let s = this.x.sumCodes(this.CODES, from, to) + this.x.sumCodes(this.CODES, 0x8000 + from, 0x8000 + to);
+    let s = this.x.sumCodes(this.CODES, from, to);
     const acc = this.codeAcc;
     if (acc) for (let m = from; m < to; m++) s += acc[m] + acc[0x8000 | m];
     return s;

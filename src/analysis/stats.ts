@@ -679,21 +679,24 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
   if (layout) k.channelsSetup(layout.channels, layout.inner);
   const step = Math.min(o.chunkElements, k.capacity);
   const inf = NAN_ABOVE[dt];
-  let nonFinite = 0;
+  let nonFinite = 0, aboveFrom = -1, aboveCount = 0;
   for (let pos = start; pos < end; pos += step) {
     const n = Math.min(step, end - pos);
     src.fillRaw(k, pos, n);
     // What a chunk brings is read off the code table as differences: elements above the heap's
     // floor (16-bit floats are sign-magnitude, so a larger magnitude code is a larger |x|), and
     // NaN/±Inf (magnitude codes from ±Inf's up). Only a chunk with candidates is scanned.
+    // (The count above the floor after a chunk is the next chunk's count before it while the floor stays.)
     const from = o.topK > 0 && heap.full ? magnitudeCodeOf(table, heap.floor, inf) + 1 : inf;
-    const before = from < inf ? k.codeCount(from, inf) : 0;
+    const before = from >= inf ? 0 : from === aboveFrom ? aboveCount : k.codeCount(from, inf);
     k.count16(n);
     const nf = k.codeCount(inf, 0x8000);
     const finite = nf === nonFinite;
     nonFinite = nf;
+    aboveFrom = from;
+    aboveCount = from < inf ? k.codeCount(from, inf) : 0;
     let steps: number[] | undefined;
-    if (from < inf && k.codeCount(from, inf) > before) steps = [];
+    if (aboveCount > before) steps = [];
     else if (o.topK > 0 && !heap.full) {
       // Magnitude codes from the largest seen so far down by 1/16, 1/4, 1 and 4 octaves (of 1024 codes), then all.
       const mc = k.topCode(inf);
