@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { openModel } from '../src/formats/index';
 import { analyseModel } from '../src/analysis/analyseModel';
 import { WasmKernel, f32Down, f32Up } from '../src/analysis/kernels';
-import { StatsOptions, analyseArray } from '../src/analysis/stats';
+import { StatsOptions, analyseArray, channelLayout, finalize, pass2Params, resolveOptions, runPass1, runPass2 } from '../src/analysis/stats';
+import { isAnalysable, tensorSource } from '../src/analysis/tensorSource';
 import { WorkerPool } from '../src/worker/pool';
 import { rng } from '../test/random';
 
@@ -149,6 +150,39 @@ async function cpuSeconds(f: () => unknown): Promise<number> {
 
 const gbs = (bytes: number, s: number) => Math.round((bytes / 1e9 / s) * 100) / 100;
 
+/**
+ * Each float32 pass alone over the file's tensors, in this thread (best of 2): where the two-pass
+ * time goes, and pass 1 alone is what any one-pass design that keeps pass 1's work would cost.
+ */
+function passesAlone(m: ReturnType<typeof openModel>): Record<string, number> {
+  const o = resolveOptions({});
+  const k = new WasmKernel(o.chunkElements);
+  let t1 = Infinity, t2 = Infinity, bytes = 0;
+  for (let rep = 0; rep < 2; rep++) {
+    let a = 0, b = 0;
+    bytes = 0;
+    for (const t of m.tensors) {
+      if (!isAnalysable(t)) continue;
+      const n = t.shape.reduce((x, y) => x * y, 1);
+      bytes += n * 4;
+      const src = tensorSource(m, t);
+      const layout = channelLayout(t.shape, 0);
+      try {
+        const s0 = process.hrtime.bigint();
+        const p1 = runPass1(src, k, [0, n], o, layout);
+        const s1 = process.hrtime.bigint();
+        const params = pass2Params(p1, o);
+        finalize(p1, runPass2(src, k, [0, n], params, o), params, o, layout);
+        a += Number(s1 - s0) / 1e9;
+        b += Number(process.hrtime.bigint() - s1) / 1e9;
+      } finally { src.close(); }
+    }
+    t1 = Math.min(t1, a);
+    t2 = Math.min(t2, b);
+  }
+  return { f32_pass1_alone_1thread_GBps: gbs(bytes, t1), f32_pass2_and_finalize_alone_1thread_GBps: gbs(bytes, t2) };
+}
+
 export async function run(argv: string[]): Promise<Record<string, number | string>> {
   const small = argv.includes('--small');
   const out: Record<string, number | string> = {};
@@ -213,6 +247,7 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
           }
         }
       }
+      if (dt === 'f32') Object.assign(out, passesAlone(m));
     } finally { await Promise.all(pools.map((p) => p.close())); m.close(); }
   }
   if (argv.includes('--7b')) {
@@ -248,6 +283,6 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
     const ca = out[`${dt}_full_pass_${label}_1w_per_cpu_s_GBps`], cb = out[`${dt}_full_pass_${label}_2w_per_cpu_s_GBps`];
     if (typeof ca === 'number' && typeof cb === 'number' && ca > 0) out[`${dt}_2w_cpu_efficiency`] = Math.round((cb / ca) * 100) / 100;
   }
-  out.note = 'full_pass figures are the best of 2 runs, 1 and 2 workers alternating (f32_2pass of the f16 file: 1 run); full_pass = every statistic incl. histograms and exact percentiles; 2pass = float32 passes (moments + key buckets, then histogram + outliers + percentile refinement), exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine)';
+  out.note = 'full_pass figures are the best of 2 runs, 1 and 2 workers alternating (f32_2pass of the f16 file: 1 run); full_pass = every statistic incl. histograms and exact percentiles; 2pass = float32 passes (moments + key buckets, then histogram + outliers + percentile refinement), exact16_1pass = float16 code counting; GB/s of file bytes, page-cached; per_cpu_s = bytes per CPU-second of the whole process (fair on a loaded machine); f32_pass*_alone = each float32 pass by itself over the f32 file in the bench thread, best of 2';
   return out;
 }
