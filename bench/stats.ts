@@ -166,7 +166,7 @@ function passesAlone(m: ReturnType<typeof openModel>): Record<string, number> {
       const n = t.shape.reduce((x, y) => x * y, 1);
       bytes += n * 4;
       const src = tensorSource(m, t);
-      const layout = channelLayout(t.shape, 0);
+      const layout = channelLayout(t.shape, t.layer.outputChannelAxis);
       try {
         const s0 = process.hrtime.bigint();
         const p1 = runPass1(src, k, [0, n], o, layout);
