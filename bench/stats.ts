@@ -163,7 +163,7 @@ function passesAlone(m: ReturnType<typeof openModel>): Record<string, number> {
     bytes = 0;
     for (const t of m.tensors) {
       if (!isAnalysable(t)) continue;
-      const n = t.shape.reduce((x, y) => x * y, 1);
+      const n = t.numel;
       bytes += n * 4;
       const src = tensorSource(m, t);
       const layout = channelLayout(t.shape, t.layer.outputChannelAxis);

@@ -425,25 +425,30 @@ export function mergePass2(a: Pass2, b: Pass2): Pass2 {
 interface KeyTarget { q: number; rank: number; key: number; rankInKey: number }
 
 /**
- * The key bucket of each percentile's rank. keys.at is ascending (every producer of Counts keeps
- * it so): the values' order is then the negative keys from the last one down, then the
- * non-negative keys upwards, a walk with no sort.
+ * For each of PERCENTILES (nearest rank: the value of 1-based rank ceil(q/100 · count) among the
+ * sorted finite values), the entry of at[0..m) holding that rank and the rank within the entry.
+ * `at` holds 16-bit sign-magnitude codes or top-16-bit float32 keys in ascending order, with
+ * cnt[i] values at at[i]: the values ascend along the negative entries (sign bit 0x8000 set, at
+ * the end) from the last one down, then along the others upwards, a walk with no sort.
  */
-function keyTargets(count: number, keys: Counts): KeyTarget[] {
-  const at = keys.at, m = at.length;
-  let neg = m; // first negative (sign bit set) key
+function percentileEntries(count: number, at: ArrayLike<number>, cnt: ArrayLike<number>, m = at.length): { q: number; rank: number; entry: number; rankIn: number }[] {
+  for (let i = 1; i < m; i++) if (!(at[i - 1] < at[i])) throw new Error('counts are not in ascending code order');
+  let neg = m; // first negative entry
   while (neg > 0 && at[neg - 1] >= 0x8000) neg--;
-  for (let i = 1; i < m; i++) if (!(at[i - 1] < at[i])) throw new Error('key counts are not in ascending key order');
   const nth = (t: number) => (t < m - neg ? m - 1 - t : t - (m - neg));
-  const out: KeyTarget[] = [];
+  const out = [];
   let j = 0, cum = 0;
   for (const q of PERCENTILES) {
-    // Nearest-rank definition: the value of 1-based rank ceil(q/100 · n) among the sorted finite values.
     const rank = Math.min(count, Math.max(1, Math.ceil((q / 100) * count)));
-    while (j < m - 1 && cum + keys.n[nth(j)] < rank) cum += keys.n[nth(j++)];
-    out.push({ q, rank, key: at[nth(j)], rankInKey: rank - cum });
+    while (j < m - 1 && cum + cnt[nth(j)] < rank) cum += cnt[nth(j++)];
+    out.push({ q, rank, entry: nth(j), rankIn: rank - cum });
   }
   return out;
+}
+
+/** The key bucket of each percentile's rank (keys.at is ascending: every producer of Counts keeps it so). */
+function keyTargets(count: number, keys: Counts): KeyTarget[] {
+  return percentileEntries(count, keys.at, keys.n).map((e) => ({ q: e.q, rank: e.rank, key: keys.at[e.entry], rankInKey: e.rankIn }));
 }
 
 const fbits = new Float32Array(1);
@@ -786,20 +791,9 @@ export function finalizeCodes(p: CodesPartial, dt: 'f16' | 'bf16', o: ResolvedSt
     lin[t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t] += cnts[i];
     if (v > params.hi || v < params.lo) outliers += cnts[i];
   }
-  // Exact nearest-rank percentiles: 16-bit floats are sign-magnitude, so walking the
-  // negative codes downwards and then the positive ones upwards visits the values in order.
+  // Exact nearest-rank percentiles: the distinct codes present, walked in value order.
   const percentiles: PercentileValue[] = [];
-  if (n > 0) {
-    let firstNeg = 0;
-    while (firstNeg < m && codes[firstNeg] < 0x8000) firstNeg++;
-    const nth = (t: number) => (t < m - firstNeg ? m - 1 - t : t - (m - firstNeg));
-    let t = 0, cum = 0;
-    for (const q of PERCENTILES) {
-      const rank = Math.min(n, Math.max(1, Math.ceil((q / 100) * n)));
-      while (cum + cnts[nth(t)] < rank) cum += cnts[nth(t++)];
-      percentiles.push({ q, value: vals[nth(t)] + 0, errorBound: 0 });
-    }
-  }
+  if (n > 0) for (const e of percentileEntries(n, codes, cnts, m)) percentiles.push({ q: e.q, value: vals[e.entry] + 0, errorBound: 0 });
   const stats = finalize(p1, { lin, outliers, sub: [] }, params, o, layout, percentiles);
   return stats;
 }
