@@ -309,8 +309,8 @@ export function runPass1(src: ChunkSource, k: StatsKernel, range: [number, numbe
  * not, thresholds falling from the chunk's largest magnitude until enough elements pass (each
  * try is one vector scan), so a tensor's first chunk is not offered element by element.
  */
-function topCandidates(heap: TopHeap, scan: (threshold: number) => Int32Array, floorThreshold: () => number, thresholds: Iterable<number>): Int32Array {
-  if (heap.full) return scan(floorThreshold());
+function topCandidates(heap: TopHeap, scan: (threshold: number) => Int32Array, floorThreshold: number, thresholds: Iterable<number>): Int32Array {
+  if (heap.full) return scan(floorThreshold);
   const need = heap.k - heap.h.length;
   let idx: Int32Array | undefined;
   for (const t of thresholds) {
@@ -324,7 +324,7 @@ function topCandidates(heap: TopHeap, scan: (threshold: number) => Int32Array, f
 function offerTop(k: StatsKernel, n: number, pos: number, heap: TopHeap, absMax: number): void {
   // |x| > absMax/2, /8, /32, … /2^15, then every finite x (above -1): at least `need` candidates, so the top k are among them.
   const steps = function* () { for (let d = 2; d <= 65536; d *= 4) yield absMax / d; yield -1; };
-  const idx = topCandidates(heap, (t) => k.above(n, t), () => heap.floor, steps());
+  const idx = topCandidates(heap, (t) => k.above(n, t), heap.floor, steps());
   const x = k.f32();
   for (let j = 0; j < idx.length; j++) {
     const i = idx[j], v = x[i];
@@ -712,7 +712,7 @@ export function runCodes(src: Raw16Source, k: StatsKernel, range: [number, numbe
       }
     }
     if (steps) {
-      const idx = topCandidates(heap, (f) => k.above16(n, f, inf), () => from, steps);
+      const idx = topCandidates(heap, (f) => k.above16(n, f, inf), from, steps);
       const raw = k.raw();
       const codes = new Uint16Array(raw.buffer, raw.byteOffset, n);
       for (let j = 0; j < idx.length; j++) {
