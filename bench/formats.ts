@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { ONNX_PROTO } from '../src/formats/onnx-schema';
+import { ONNX_PROTO } from '../src/formats/onnx/schema';
 
 const root = path.resolve(__dirname, '../..');
 const dataDir = path.join(root, 'bench/.data');
@@ -147,7 +147,7 @@ interface Probe { ms: number; peakRssMiB: number; baseRssMiB: number; tensors: n
 /** Open (and optionally stream the largest tensor of) `file` in a fresh node process. */
 function probe(file: string, read: boolean, inMemory = false): Probe {
   const formats = path.join(root, 'out/src/formats/index.js');
-  const onnx = path.join(root, 'out/src/formats/onnx.js');
+  const onnx = path.join(root, 'out/src/formats/onnx/reader.js');
   const script = `
     const t0 = process.hrtime.bigint();
     const base = process.resourceUsage().maxRSS;

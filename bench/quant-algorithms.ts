@@ -11,8 +11,8 @@
  * The GGUF encoder figures live in bench/quant.ts.
  */
 import { gptq, gptqHessian } from '../src/quant/algorithms/gptq';
-import { gptqParallel } from '../src/quant/algorithms/gptqParallel';
-import { WorkerPool } from '../src/worker/pool';
+import { gptqParallel } from '../src/pipelines/gptqParallel';
+import { WorkerPool } from '../src/jobs/pool';
 import * as os from 'node:os';
 
 function arg(argv: string[], name: string, dflt: number): number {

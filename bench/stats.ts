@@ -11,11 +11,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../src/formats/index';
-import { analyseModel } from '../src/analysis/analyseModel';
-import { WasmKernel, f32Down, f32Up } from '../src/analysis/kernels';
-import { StatsOptions, analyseArray, channelLayout, finalize, pass2Params, resolveOptions, runPass1, runPass2 } from '../src/analysis/stats';
+import { analyseModel } from '../src/pipelines/analyseModel';
+import { WasmKernel, f32Down, f32Up } from '../src/kernels/statsKernel';
+import { StatsOptions, analyseArray, channelLayout, finalize, pass2Params, resolveOptions, runPass1, runPass2 } from '../src/analysis/weightStats';
 import { isAnalysable, tensorSource } from '../src/analysis/tensorSource';
-import { WorkerPool } from '../src/worker/pool';
+import { WorkerPool } from '../src/jobs/pool';
 import { rng } from '../test/random';
 
 const DATA = path.join(__dirname, '..', '..', 'bench', '.data');

@@ -41,14 +41,14 @@ const builds = [
     target: 'es2022',
     sourcemap: true,
     minify: production,
-    entryPoints: ['webview/main.ts'],
+    entryPoints: ['webview/inspector/main.ts'],
     outfile: 'dist/webview.js',
     logLevel: 'info',
     absWorkingDir: root,
   },
 ];
-if (existsSync(join(root, 'src/worker/worker.ts'))) {
-  builds.push({ ...nodeCommon, entryPoints: ['src/worker/worker.ts'], outfile: 'dist/worker.js' });
+if (existsSync(join(root, 'src/jobs/worker.ts'))) {
+  builds.push({ ...nodeCommon, entryPoints: ['src/jobs/worker.ts'], outfile: 'dist/worker.js' });
 }
 
 function copyAssets() {

@@ -1,8 +1,8 @@
 import * as vscode from 'vscode';
-import { ModelEditorProvider } from './editor/modelEditorProvider';
-import { SensitivityViewProvider } from './panels/sensitivityView';
-import { registerCommands } from './commands';
-import { log } from './log';
+import { ModelEditorProvider } from './host/inspector/provider';
+import { SensitivityViewProvider } from './host/panels/sensitivityView';
+import { registerCommands } from './host/commands';
+import { log } from './host/log';
 
 export interface QuantScopeApi {
   activationMs: number;

@@ -3,9 +3,9 @@
  * exact knapsack search (src/quant/mixedPrecision) under a default budget,
  * from the weight-space sensitivity table. Pure: no vscode import.
  */
-import type { TensorSensitivity } from '../analysis/sensitivity';
+import type { TensorSensitivity } from './sensitivity';
 import { searchMixedPrecision, type LayerChoices } from '../quant/mixedPrecision';
-import type { MixedSummary } from '../shared/protocol';
+import type { MixedSummary } from '../shared/protocol/inspector';
 
 /** Default budget: average bits per quantizable weight, scales and zero points included (about llama.cpp's Q4_K_M). */
 export const DEFAULT_MIXED_BITS = 4.5;

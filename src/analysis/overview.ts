@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { ModelFile, TensorInfo } from '../formats/types';
-import type { ModelOverview, TensorRow } from '../shared/protocol';
-import { isAnalysable } from '../analysis/tensorSource';
+import type { ModelOverview, TensorRow } from '../shared/protocol/inspector';
+import { isAnalysable } from './tensorSource';
 
 const FLOAT = new Set(['f64', 'f32', 'f16', 'bf16']);
 

@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import { FormatError, ModelFile, TensorInfo } from '../formats/types';
-import { ChunkSource, Raw16Source } from './stats';
-import { StatsKernel } from './kernels';
+import { ChunkSource, Raw16Source } from './weightStats';
+import { StatsKernel } from '../kernels/statsKernel';
 
 const DIRECT: Record<string, 2 | 4> = { f32: 4, f16: 2, bf16: 2 };
 

@@ -11,8 +11,8 @@
  * exactly with the partials of other ranges (Chan/Pébay moment merging in
  * float64), so a large tensor can be split across workers.
  */
-import { ChunkMoments, Counts, HIST_BINS, LOG_BINS, StatsKernel, WasmKernel, addCounts, f32Down, f32Up } from './kernels';
-import { TsKernel } from './kernelsTs';
+import { ChunkMoments, Counts, HIST_BINS, LOG_BINS, StatsKernel, WasmKernel, addCounts, f32Down, f32Up } from '../kernels/statsKernel';
+import { TsKernel } from '../kernels/statsKernelRef';
 
 export const PERCENTILES = [0.01, 0.1, 1, 50, 99, 99.9, 99.99] as const;
 

@@ -5,10 +5,10 @@
  */
 import { CliCommand, parseArgs } from './common';
 import { openModel } from '../formats/index';
-import { analyseModel, analyseSensitivity, ModelSensitivity, ModelStats, TensorEntry } from '../analysis/analyseModel';
-import { StatsCache, defaultCliCacheDir } from '../analysis/cache';
-import { StatsOptions } from '../analysis/stats';
-import { WorkerPool } from '../worker/pool';
+import { analyseModel, analyseSensitivity, ModelSensitivity, ModelStats, TensorEntry } from '../pipelines/analyseModel';
+import { StatsCache, defaultCliCacheDir } from '../pipelines/statsCache';
+import { StatsOptions } from '../analysis/weightStats';
+import { WorkerPool } from '../jobs/pool';
 
 const HELP = `Usage: quantscope stats FILE [options]
 

@@ -5,10 +5,10 @@
  */
 import * as path from 'node:path';
 import { FormatError, ModelFile } from './types';
-import { fileSize, readAt } from './tensor-reader';
-import { matchGguf, openGguf } from './gguf';
-import { matchSafetensors, openSafetensors, openSafetensorsIndex } from './safetensors';
-import { matchOnnx, openOnnx } from './onnx';
+import { fileSize, readAt } from './lazyModelFile';
+import { matchGguf, openGguf } from './gguf/reader';
+import { matchSafetensors, openSafetensors, openSafetensorsIndex } from './safetensors/reader';
+import { matchOnnx, openOnnx } from './onnx/reader';
 
 export { FormatError } from './types';
 export type { ModelFile, TensorInfo, DType, LayerLink } from './types';

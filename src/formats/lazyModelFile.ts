@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import { DType, FormatError, GraphInfo, MetadataValue, ModelFile, ModelFormat, TensorInfo } from './types';
 import { decodeToFloat32, isScalarDType, SCALAR_DTYPES } from './dtypes';
-import { canDequantizeGgml, dequantizeGgml } from '../quant/ggml/dequant';
-import { ggmlTypeByName } from '../quant/ggml/types';
+import { canDequantizeGgml, dequantizeGgml } from './gguf/dequant';
+import { ggmlTypeByName } from './gguf/ggmlTypes';
 
 /** Largest single fs.readSync call. */
 export const READ_CHUNK = 1 << 20;

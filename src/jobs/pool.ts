@@ -19,7 +19,7 @@ import type { FromWorker, JobKind, JobOf, JobResults, ToWorker, WorkerInit } fro
 export interface PoolOptions {
   /** Number of workers; default os.availableParallelism(), at least 1. */
   size?: number;
-  /** Worker script; default worker.js next to this module (out/src/worker or dist). */
+  /** Worker script; default worker.js next to this module (out/src/jobs or dist). */
   workerScript?: string;
   /** V8 old-generation limit per worker, MB. Default 1024. */
   maxOldGenerationSizeMb?: number;

@@ -2,7 +2,7 @@
  * Messages between the pool (main thread) and its workers. Both sides import
  * these types, so a job kind, its payload and its result type change together.
  */
-import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/stats';
+import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/weightStats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
 

@@ -1,13 +1,13 @@
 /**
  * Worker entry: runs statistics jobs for the pool. Built twice: by tsc to
- * out/src/worker/worker.js and by esbuild to dist/worker.js; the pool takes
+ * out/src/jobs/worker.js and by esbuild to dist/worker.js; the pool takes
  * the script path as an option.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openModel } from '../formats/index';
 import type { ModelFile } from '../formats/types';
-import { StatsKernel, WasmKernel } from '../analysis/kernels';
-import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, ResolvedStatsOptions } from '../analysis/stats';
+import { StatsKernel, WasmKernel } from '../kernels/statsKernel';
+import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, ResolvedStatsOptions } from '../analysis/weightStats';
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
 import { gptqRows } from '../quant/algorithms/gptq';

@@ -5,9 +5,9 @@
  * Data goes through the module's memory in chunks of 256K values, so memory
  * stays small whatever the tensor size.
  */
-import { GgmlTypeName, ggmlTypeByName } from '../types';
+import { GgmlTypeName, ggmlTypeByName } from '../formats/gguf/ggmlTypes';
 import { GGML_KERNELS_WASM_BASE64 } from './ggmlKernels.generated';
-import { compileBase64, growTo, instantiate, type WasmMemory } from '../../wasm/runtime';
+import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 
 interface Kernels {
   memory: WasmMemory;

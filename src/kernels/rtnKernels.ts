@@ -8,7 +8,7 @@
  * kernel's two passes over a group (max |x|, then encode) hit cache; the
  * module's memory grows once to the largest chunk seen and is reused.
  */
-import { RTN_KERNELS_WASM_BASE64 } from './rtnKernels.wasm';
+import { RTN_KERNELS_WASM_BASE64 } from './rtnKernels.generated';
 import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 
 interface Kernels {

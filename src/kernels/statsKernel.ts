@@ -5,8 +5,8 @@
  * A kernel owns its buffers: callers fill `f32()` (or `raw()` + `decode`)
  * with up to `capacity` elements, then run the passes over that chunk.
  */
-import { STATS_WASM_BASE64 } from './statsWasm.generated';
-import { compileBase64, growTo, instantiate, type WasmMemory } from '../quant/wasm/runtime';
+import { STATS_WASM_BASE64 } from './statsKernel.generated';
+import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 
 export const HIST_BINS = 2048;
 export const LOG_BINS = 256;

@@ -4,7 +4,7 @@
  * bit-identical to the WASM ones; tests rely on that, and it is the fallback
  * where WebAssembly SIMD is unavailable.
  */
-import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, chunkResult, dropNonFiniteKeys, sparseCounts } from './kernels';
+import { ChannelRaw, ChunkMoments, Counts, HIST_BINS, KEYS, MAX_REFINE_SLOTS, StatsKernel, chunkResult, dropNonFiniteKeys, sparseCounts } from './statsKernel';
 
 const fr = Math.fround;
 const pmin = (a: number, b: number) => (b < a ? b : a);

@@ -7,11 +7,11 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { ModelFile, TensorInfo } from '../formats/types';
-import { CancelledError, WorkerPool } from '../worker/pool';
-import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, pass2Params, resolveOptions } from './stats';
-import { isAnalysable } from './tensorSource';
-import type { SensitivityOptions, TensorSensitivity } from './sensitivity';
-import type { FileTensorRef, Range } from '../worker/protocol';
+import { CancelledError, WorkerPool } from '../jobs/pool';
+import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, pass2Params, resolveOptions } from '../analysis/weightStats';
+import { isAnalysable } from '../analysis/tensorSource';
+import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
+import type { FileTensorRef, Range } from '../jobs/protocol';
 
 /** Bump when any statistic's definition or computation changes: cached results are then recomputed. */
 export const ENGINE_VERSION = 4;

@@ -9,9 +9,9 @@
  * which rows share its call (see lazyBlockUpdate), weights keep their float
  * type on the way to the worker, and the loss is summed per row in row order.
  */
-import { CancelledError, WorkerPool } from '../../worker/pool';
-import { GptqOptions, GptqPlan, GptqResult, gptqPlan, sumInOrder } from './gptq';
-import { checkGridConfig } from './intGrid';
+import { CancelledError, WorkerPool } from '../jobs/pool';
+import { GptqOptions, GptqPlan, GptqResult, gptqPlan, sumInOrder } from '../quant/algorithms/gptq';
+import { checkGridConfig } from '../quant/algorithms/intGrid';
 
 export interface GptqParallelRun {
   pool: WorkerPool;

@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ENGINE_VERSION, ModelStats } from './analyseModel';
-import { StatsOptions, resolveOptions } from './stats';
+import { StatsOptions, resolveOptions } from '../analysis/weightStats';
 
 export interface FileIdentity { path: string; size: number; mtimeMs: number }
 

@@ -11,7 +11,7 @@ export * from './rtn';
 export * from './packing';
 export * from './metrics';
 export * from './mixedPrecision';
-export { wasmAvailable } from './wasm/rtnWasm';
+export { wasmAvailable } from '../kernels/rtnKernels';
 
 // ---- algorithms (GPTQ, AWQ, SmoothQuant, outlier-aware, bias correction) and GGUF block encoders
 // (src/quant/algorithms/**, src/quant/ggml/**: exports are added here by their owner)
@@ -22,6 +22,6 @@ export * from './algorithms/outlierDecomposition';
 export * from './algorithms/biasCorrection';
 export { NotPositiveDefiniteError, choleskyLower, upperCholeskyOfInverse, gram, outputErrorFromGram } from './algorithms/linalg';
 export { rtnQuantize as gridRtnQuantize, type IntGridConfig, type GridQuantized } from './algorithms/intGrid';
-export * from './ggml/types';
+export * from '../formats/gguf/ggmlTypes';
 export * from './ggml/quantize';
-export * from './ggml/dequant';
+export * from '../formats/gguf/dequant';

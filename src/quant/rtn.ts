@@ -9,7 +9,7 @@ import {
   MinifloatSpec, encodeMinifloat, mxSharedScale,
 } from './numberFormats';
 import { Granularity, groupLayout, newRun, gather, scatter, GroupLayout } from './granularity';
-import { quantSymIntWasm, quantIntZpWasm, WASM_MAX_GROUP } from './wasm/rtnWasm';
+import { quantSymIntWasm, quantIntZpWasm, WASM_MAX_GROUP } from '../kernels/rtnKernels';
 import { RangeCalibrator, RangeTarget, CalibratorName, calibrator as calibratorByName, MinMaxCalibrator, MseCalibrator } from './calibrators';
 
 export interface QuantSpec {

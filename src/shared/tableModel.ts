@@ -3,7 +3,7 @@
  * streamed statistics, sorting, regex filtering, grouping and CSV. DOM-free,
  * so the webview renders it and the host rebuilds the same view for export.
  */
-import type { ConfigResult, GroupBy, SortKey, StatsSummary, TableView, TensorRow } from './protocol';
+import type { ConfigResult, GroupBy, SortKey, StatsSummary, TableView, TensorRow } from './protocol/inspector';
 
 export const INT8_CONFIG = 'int8-channel';
 export const INT4_CONFIG = 'int4-g128';

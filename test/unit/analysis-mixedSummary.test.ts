@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { mixedAssignment } from '../../src/editor/mixedAssignment';
+import { mixedAssignment } from '../../src/analysis/mixedSummary';
 import type { TensorSensitivity } from '../../src/analysis/sensitivity';
 
 function rng(seed: number): () => number {

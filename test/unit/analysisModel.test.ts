@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
-import { analyseModel, analyseSensitivity, ENGINE_VERSION } from '../../src/analysis/analyseModel';
+import { analyseModel, analyseSensitivity, ENGINE_VERSION } from '../../src/pipelines/analyseModel';
 import { tensorSensitivity } from '../../src/analysis/sensitivity';
-import { StatsCache, decodeEntry, encodeEntry } from '../../src/analysis/cache';
-import { analyseArray } from '../../src/analysis/stats';
-import { CancelledError, WorkerPool } from '../../src/worker/pool';
+import { StatsCache, decodeEntry, encodeEntry } from '../../src/pipelines/statsCache';
+import { analyseArray } from '../../src/analysis/weightStats';
+import { CancelledError, WorkerPool } from '../../src/jobs/pool';
 
 /** Minimal safetensors writer: u64 LE header length, JSON header, then the data. */
 function writeSafetensors(file: string, tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[]): void {

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/stats';
-import { WasmKernel } from '../../src/analysis/kernels';
-import { TsKernel } from '../../src/analysis/kernelsTs';
+import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/weightStats';
+import { WasmKernel } from '../../src/kernels/statsKernel';
+import { TsKernel } from '../../src/kernels/statsKernelRef';
 import { rng } from '../random';
 
 function normal(r: () => number): number {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { openModel } from '../../src/formats/index';
 import { FormatError } from '../../src/formats/types';
-import { ONNX_PROTO } from '../../src/formats/onnx-schema';
+import { ONNX_PROTO } from '../../src/formats/onnx/schema';
 
 const fixtures = path.resolve(__dirname, '../../../test/fixtures/formats');
 let tmp: string;

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { onnxRoot, openOnnx, openOnnxInMemory } from '../../src/formats/onnx';
-import { ONNX_PROTO } from '../../src/formats/onnx-schema';
-import { scanProtobufFile } from '../../src/formats/protobufScan';
+import { onnxRoot, openOnnx, openOnnxInMemory } from '../../src/formats/onnx/reader';
+import { ONNX_PROTO } from '../../src/formats/onnx/schema';
+import { scanProtobufFile } from '../../src/formats/onnx/protobufScan';
 import { FormatError, ModelFile } from '../../src/formats/types';
 
 const repo = path.resolve(__dirname, '../../..');

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { openModel } from '../../src/formats/index';
-import { ONNX_PROTO } from '../../src/formats/onnx-schema';
+import { ONNX_PROTO } from '../../src/formats/onnx/schema';
 
 const nm = path.resolve(__dirname, '../../../node_modules');
 const MODELS = [

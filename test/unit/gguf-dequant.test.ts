@@ -5,8 +5,8 @@
  * float32 wherever ggml's float arithmetic does.
  */
 import * as assert from 'node:assert/strict';
-import { dequantizeGgml } from '../../src/quant/ggml/dequant';
-import { GGML_TYPES, ggmlTypeById, ggmlTypeByName } from '../../src/quant/ggml/types';
+import { dequantizeGgml } from '../../src/formats/gguf/dequant';
+import { GGML_TYPES, ggmlTypeById, ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { FormatError } from '../../src/formats/types';
 
 const fr = Math.fround;

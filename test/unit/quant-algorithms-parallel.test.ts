@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { CancelledError, WorkerPool } from '../../src/worker/pool';
+import { CancelledError, WorkerPool } from '../../src/jobs/pool';
 import { GptqOptions, gptq, gptqHessian } from '../../src/quant/algorithms/gptq';
-import { gptqParallel } from '../../src/quant/algorithms/gptqParallel';
+import { gptqParallel } from '../../src/pipelines/gptqParallel';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -82,7 +82,7 @@ describe('GPTQ over the worker pool', function () {
   let pool: WorkerPool;
   before(() => {
     // The tsc-compiled worker next to the compiled pool (what the CLI and tests run).
-    pool = new WorkerPool({ size: 2, workerScript: path.join(__dirname, '../../src/worker/worker.js') });
+    pool = new WorkerPool({ size: 2, workerScript: path.join(__dirname, '../../src/jobs/worker.js') });
   });
   after(async () => { await pool.close(); });
 

@@ -3,14 +3,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { quantizeGgml, quantizeGgmlInto } from '../../src/quant/ggml/quantize';
-import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, ggmlWasmAvailable } from '../../src/quant/ggml/wasm/ggmlWasm';
-import { GGML_KERNELS_SOURCE_SHA256 } from '../../src/quant/ggml/wasm/ggmlKernels.generated';
-import { GgmlTypeName, ggmlTypeByName } from '../../src/quant/ggml/types';
+import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, ggmlWasmAvailable } from '../../src/kernels/ggmlKernels';
+import { GGML_KERNELS_SOURCE_SHA256 } from '../../src/kernels/ggmlKernels.generated';
+import { GgmlTypeName, ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { rng } from '../random';
 
 // The WebAssembly kernels must give the TypeScript reference's bytes (which equal ggml's) everywhere.
 const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
-const SRC = path.resolve(__dirname, '../../../src/quant/ggml/wasm/ggmlKernels.as');
+const SRC = path.resolve(__dirname, '../../../src/kernels/ggmlKernels.as');
 
 function readF32(name: string): Float32Array {
   const b = fs.readFileSync(path.join(FIX, name));
@@ -53,7 +53,7 @@ describe('GGUF WebAssembly kernels', function () {
 
   it('the embedded module was built from the current ggmlKernels.as', () => {
     const sha = crypto.createHash('sha256').update(fs.readFileSync(SRC)).digest('hex');
-    assert.equal(GGML_KERNELS_SOURCE_SHA256, sha, 'run node src/quant/ggml/wasm/buildGgmlKernels.mjs');
+    assert.equal(GGML_KERNELS_SOURCE_SHA256, sha, 'run node src/kernels/build.mjs');
   });
 
   it('loads on this Node (WebAssembly SIMD)', () => {

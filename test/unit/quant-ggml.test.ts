@@ -2,9 +2,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { quantizeGgml, quantizeGgmlInto, ggmlQuantizedSize, canQuantizeGgml } from '../../src/quant/ggml/quantize';
-import { dequantizeGgml } from '../../src/quant/ggml/dequant';
+import { dequantizeGgml } from '../../src/formats/gguf/dequant';
 import { f16ToF32 } from '../../src/formats/dtypes';
-import { GgmlTypeName } from '../../src/quant/ggml/types';
+import { GgmlTypeName } from '../../src/formats/gguf/ggmlTypes';
 import { rng } from '../random';
 
 // Fixtures are produced by the real ggml library (test/fixtures/ggml/gen_reference.py).

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { quantize, quantizeCodes, QuantSpec, MseCalibrator } from '../../src/quant';
-import { wasmAvailable } from '../../src/quant/wasm/rtnWasm';
-import { RTN_KERNELS_SOURCE_SHA256 } from '../../src/quant/wasm/rtnKernels.wasm';
+import { wasmAvailable } from '../../src/kernels/rtnKernels';
+import { RTN_KERNELS_SOURCE_SHA256 } from '../../src/kernels/rtnKernels.generated';
 import { randomTensor, rng } from './quant-testUtil';
 
 /** Index of the first differing element (bitwise for floats, so -0 ≠ +0), or -1. */
@@ -23,8 +23,8 @@ function firstDiff(a: Float32Array | Int8Array | Uint8Array, b: Float32Array | I
 describe('quant RTN WebAssembly kernel', () => {
   it('is available in Node 20 and built from the current source', () => {
     assert.ok(wasmAvailable(), 'WebAssembly SIMD kernel failed to load');
-    const src = readFileSync(path.join(__dirname, '../../../src/quant/wasm/rtnKernels.as'));
-    assert.equal(createHash('sha256').update(src).digest('hex'), RTN_KERNELS_SOURCE_SHA256, 'rtnKernels.as changed: run node src/quant/wasm/buildKernels.mjs');
+    const src = readFileSync(path.join(__dirname, '../../../src/kernels/rtnKernels.as'));
+    assert.equal(createHash('sha256').update(src).digest('hex'), RTN_KERNELS_SOURCE_SHA256, 'rtnKernels.as changed: run node src/kernels/build.mjs');
   });
 
   it('equals the TypeScript reference bit for bit over shapes, widths, ranges and granularities (ties, tails, zero groups)', () => {

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { parseFromWebview, parseTableView, pngBytes } from '../../src/shared/protocol';
+import { parseFromWebview, parseTableView, pngBytes } from '../../src/shared/protocol/inspector';
 
 const goodView = { sort: 'sqnr4', descending: true, filter: 'attn', group: 'block', config: 'int4-g128' };
 // A 1×1 PNG (signature + IHDR + IDAT + IEND), base64.

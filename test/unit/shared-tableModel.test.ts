@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { buildView, compileFilter, configBits, parseCsv, riskOf, sortRows, toCsv, type Row } from '../../src/shared/tableModel';
-import type { TableView } from '../../src/shared/protocol';
+import type { TableView } from '../../src/shared/protocol/inspector';
 
 function row(name: string, o: Partial<Row> & { kurt?: number; s8?: number; s4?: number } = {}): Row {
   const r: Row = { name, dtype: 'f32', shape: [4, 4], params: o.params ?? 16, bytes: 64, layer: o.layer ?? `${name}_node`, opType: o.opType ?? 'MatMul', analysable: true, quantizable: true };

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { CancelledError, JobFailedError, WorkerCrashedError, WorkerPool } from '../../src/worker/pool';
-import { analyseArray } from '../../src/analysis/stats';
+import { CancelledError, JobFailedError, WorkerCrashedError, WorkerPool } from '../../src/jobs/pool';
+import { analyseArray } from '../../src/analysis/weightStats';
 
 function data(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);

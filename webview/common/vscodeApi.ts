@@ -1,4 +1,4 @@
-import type { FromWebview } from '../src/shared/protocol';
+import type { FromWebview } from '../../src/shared/protocol/inspector';
 
 interface VsCodeApi {
   postMessage(msg: FromWebview): void;

@@ -6,8 +6,8 @@ import {
   Chart, BarController, BarElement, LineController, LineElement, PointElement, LinearScale, LogarithmicScale,
   CategoryScale, Filler, Legend, Tooltip, type ChartConfiguration, type Plugin,
 } from 'chart.js';
-import type { ConfigResult, TensorDetail } from '../src/shared/protocol';
-import { configBits } from '../src/shared/tableModel';
+import type { ConfigResult, TensorDetail } from '../../src/shared/protocol/inspector';
+import { configBits } from '../../src/shared/tableModel';
 
 Chart.register(BarController, BarElement, LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Filler, Legend, Tooltip);
 

@@ -1,7 +1,7 @@
-import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../src/shared/protocol';
-import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, type Row } from '../src/shared/tableModel';
-import { vscode } from './vscodeApi';
-import { formatBytes, formatCount } from './format';
+import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../../src/shared/protocol/inspector';
+import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, type Row } from '../../src/shared/tableModel';
+import { vscode } from '../common/vscodeApi';
+import { formatBytes, formatCount } from '../common/format';
 import { LayerTable } from './table';
 import {
   ChartSlot, chartPng, channelConfig, configBarsConfig, histogramConfig, layerSqnrConfig, layerTailsConfig, readTheme, sizeConfig,

@@ -3,9 +3,9 @@
  * view exist in the DOM), so 10,000 tensors scroll as smoothly as 10.
  * Sorting, filtering and grouping live in src/shared/tableModel.ts.
  */
-import type { SortKey, TableView } from '../src/shared/protocol';
-import { COLUMNS, buildView, riskOf, sqnrOf, type Item, type Row } from '../src/shared/tableModel';
-import { formatCount } from './format';
+import type { SortKey, TableView } from '../../src/shared/protocol/inspector';
+import { COLUMNS, buildView, riskOf, sqnrOf, type Item, type Row } from '../../src/shared/tableModel';
+import { formatCount } from '../common/format';
 
 const ROW_H = 24;
 const OVERSCAN = 8;

@@ -7,9 +7,9 @@
  * matches a build without fused multiply-add contraction, as ggml's generic
  * reference path is compiled on x86-64.
  */
-import { FormatError } from '../../formats/types';
-import { f16Lookup, bf16ToF32 } from '../../formats/dtypes';
-import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from './types';
+import { FormatError } from '../types';
+import { f16Lookup, bf16ToF32 } from '../dtypes';
+import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from './ggmlTypes';
 
 const fr = Math.fround;
 

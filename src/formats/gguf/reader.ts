@@ -8,10 +8,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DType, FormatError, MetadataValue, ModelFile, TensorInfo } from './types';
-import { LazyModelFile, READ_CHUNK, checkedNumel, fileSize } from './tensor-reader';
-import { ggmlTypeById } from '../quant/ggml/types';
-import { parseTensorName } from './naming';
+import { DType, FormatError, MetadataValue, ModelFile, TensorInfo } from '../types';
+import { LazyModelFile, READ_CHUNK, checkedNumel, fileSize } from '../lazyModelFile';
+import { ggmlTypeById } from './ggmlTypes';
+import { parseTensorName } from '../naming';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 

@@ -20,7 +20,7 @@
  */
 import * as fs from 'node:fs';
 import * as protobuf from 'protobufjs';
-import { FormatError } from './types';
+import { FormatError } from '../types';
 
 export interface SplicedField {
   /** Byte offset of the payload in the file. */

@@ -15,13 +15,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { ONNX_PROTO } from './onnx-schema';
+import { ONNX_PROTO } from './schema';
 import {
   ConsumerRef, DType, FormatError, GraphInfo, GraphNode, LayerLink, MetadataValue, ModelFile, ScalarDType, TensorInfo,
-} from './types';
-import { ONNX_DTYPES, ONNX_DTYPE_NAMES, scalarByteLength } from './dtypes';
-import { LazyModelFile, checkedNumel, fileSize, readFully } from './tensor-reader';
-import { parseTensorName } from './naming';
+} from '../types';
+import { ONNX_DTYPES, ONNX_DTYPE_NAMES, scalarByteLength } from '../dtypes';
+import { LazyModelFile, checkedNumel, fileSize, readFully } from '../lazyModelFile';
+import { parseTensorName } from '../naming';
 import { scanProtobufFile } from './protobufScan';
 
 /** protobuf messages are limited to 2 GiB; larger models must use external data. */

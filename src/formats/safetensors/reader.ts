@@ -7,10 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FormatError, MetadataValue, ModelFile, TensorInfo } from './types';
-import { SAFETENSORS_DTYPES, scalarByteLength } from './dtypes';
-import { LazyModelFile, checkedNumel, fileSize, readAt } from './tensor-reader';
-import { parseTensorName } from './naming';
+import { FormatError, MetadataValue, ModelFile, TensorInfo } from '../types';
+import { SAFETENSORS_DTYPES, scalarByteLength } from '../dtypes';
+import { LazyModelFile, checkedNumel, fileSize, readAt } from '../lazyModelFile';
+import { parseTensorName } from '../naming';
 
 /** The reference implementation refuses headers above 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;

@@ -1,8 +1,8 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { buildOverview } from '../editor/overview';
-import { MODEL_EDITOR_VIEW_TYPE, type ModelEditorProvider } from '../editor/modelEditorProvider';
-import type { ModelOverview } from '../shared/protocol';
+import { buildOverview } from '../../analysis/overview';
+import { MODEL_EDITOR_VIEW_TYPE, type ModelEditorProvider } from '../inspector/provider';
+import type { ModelOverview } from '../../shared/protocol/inspector';
 import { log } from '../log';
 
 const MODEL_EXTENSIONS = ['.onnx', '.safetensors', '.gguf'];
@@ -100,7 +100,7 @@ export function registerCommands(context: vscode.ExtensionContext, editors: Mode
     if (!uri) throw new Error('quantscope.getModelSummary needs a model file URI');
     // Loaded on first use so activation stays fast.
      
-    const { openModel } = require('../formats') as typeof import('../formats');
+    const { openModel } = require('../../formats') as typeof import('../../formats');
     const model = openModel(uri.fsPath);
     try {
       return buildOverview(model).overview;

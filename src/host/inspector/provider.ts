@@ -1,15 +1,15 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelFile } from '../formats/types';
-import type { TensorStats } from '../analysis/stats';
-import type { TensorSensitivity } from '../analysis/sensitivity';
-import type { WorkerPool } from '../worker/pool';
-import { buildOverview } from './overview';
-import { configResults, readinessReport, statsSummary, tensorDetail } from './inspectorData';
-import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type SensitivityPanelData, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../shared/protocol';
-import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, toCsv, type Row } from '../shared/tableModel';
-import { webviewHtml, webviewOptions } from './webviewHtml';
+import type { ModelFile } from '../../formats/types';
+import type { TensorStats } from '../../analysis/weightStats';
+import type { TensorSensitivity } from '../../analysis/sensitivity';
+import type { WorkerPool } from '../../jobs/pool';
+import { buildOverview } from '../../analysis/overview';
+import { configResults, readinessReport, statsSummary, tensorDetail } from '../../analysis/viewData';
+import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type SensitivityPanelData, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../../shared/protocol/inspector';
+import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, toCsv, type Row } from '../../shared/tableModel';
+import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 
 export const MODEL_EDITOR_VIEW_TYPE = 'quantscope.modelEditor';
@@ -104,7 +104,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const t0 = performance.now();
     try {
       // Loaded on first use so activation stays fast.
-      const { openModel } = require('../formats') as typeof import('../formats');
+      const { openModel } = require('../../formats') as typeof import('../../formats');
       const model = openModel(uri.fsPath);
       doc.model = model;
       doc.built = buildOverview(model);
@@ -124,7 +124,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
 
   private getPool(): WorkerPool {
     if (!this.pool) {
-      const { WorkerPool } = require('../worker/pool') as typeof import('../worker/pool');
+      const { WorkerPool } = require('../../jobs/pool') as typeof import('../../jobs/pool');
       const threads = vscode.workspace.getConfiguration('quantscope').get<number>('workers.threads', 0);
       this.pool = new WorkerPool({ workerScript: path.join(this.extensionUri.fsPath, 'dist', 'worker.js'), ...(threads > 0 ? { size: threads } : {}) });
     }
@@ -135,8 +135,8 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
   private async analyse(doc: ModelDocument): Promise<void> {
     const model = doc.model;
     if (!model || doc.state === 'running') return;
-    const { analyseModel, analyseSensitivity } = require('../analysis/analyseModel') as typeof import('../analysis/analyseModel');
-    const { CancelledError } = require('../worker/pool') as typeof import('../worker/pool');
+    const { analyseModel, analyseSensitivity } = require('../../pipelines/analyseModel') as typeof import('../../pipelines/analyseModel');
+    const { CancelledError } = require('../../jobs/pool') as typeof import('../../jobs/pool');
     const abort = new AbortController();
     doc.abort = abort;
     doc.state = 'running';
@@ -163,7 +163,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     let finished = false;
     const soon = () => { if (!finished) timer ??= setTimeout(flush, 100); };
     const quantizable = (doc.built?.tensors ?? []).filter((t) => t.analysable && t.shape.length >= 2).length;
-    const { StatsCache } = require('../analysis/cache') as typeof import('../analysis/cache');
+    const { StatsCache } = require('../../pipelines/statsCache') as typeof import('../../pipelines/statsCache');
     const cache = this.cacheDir ? new StatsCache(this.cacheDir) : undefined;
     // Reopening a model shows its statistics at once.
     if (cache && doc.stats.size === 0) {
@@ -246,7 +246,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
   private mixedFor(doc: ModelDocument): MixedSummary | undefined {
     const model = doc.model;
     if (!model) return undefined;
-    const { mixedAssignment } = require('./mixedAssignment') as typeof import('./mixedAssignment');
+    const { mixedAssignment } = require('../../analysis/mixedSummary') as typeof import('../../analysis/mixedSummary');
     const layers = model.tensors.filter((t) => doc.sens.has(t.name)).map((t) => ({ name: t.name, bytes: t.byteLength, sens: doc.sens.get(t.name)! }));
     const kept = model.sizeOnDisk - layers.reduce((a, l) => a + l.bytes, 0);
     try {

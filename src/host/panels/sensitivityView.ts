@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
-import { webviewHtml, webviewOptions } from '../editor/webviewHtml';
-import type { ModelEditorProvider } from '../editor/modelEditorProvider';
-import { parseFromWebview, type SensitivityPanelData, type ToWebview } from '../shared/protocol';
+import { webviewHtml, webviewOptions } from '../webviewHtml';
+import type { ModelEditorProvider } from '../inspector/provider';
+import { parseFromWebview, type SensitivityPanelData, type ToWebview } from '../../shared/protocol/inspector';
 import { log } from '../log';
 
 /**

@@ -14,8 +14,8 @@
  * encoders to be held against (see gen_reference.py there).
  */
 import { f32ToF16, f16Lookup } from '../../formats/dtypes';
-import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from './types';
-import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, quantizeGgmlWasm } from './wasm/ggmlWasm';
+import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
+import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, quantizeGgmlWasm } from '../../kernels/ggmlKernels';
 
 const fr = Math.fround;
 const F16 = f16Lookup();

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { channelEnvelope, readinessReport, rebin, unravel } from '../../src/editor/inspectorData';
-import { int4g128Bytes, int8ChannelBytes, isQuantizableWeight } from '../../src/editor/overview';
+import { channelEnvelope, readinessReport, rebin, unravel } from '../../src/analysis/viewData';
+import { int4g128Bytes, int8ChannelBytes, isQuantizableWeight } from '../../src/analysis/overview';
 import { SENSITIVITY_CONFIGS, axesFor, quantizedBytes } from '../../src/analysis/sensitivity';
-import type { ModelOverview } from '../../src/shared/protocol';
+import type { ModelOverview } from '../../src/shared/protocol/inspector';
 import type { Row } from '../../src/shared/tableModel';
 
 describe('inspector data (host side)', () => {

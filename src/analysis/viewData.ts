@@ -3,9 +3,9 @@
  * summaries, the tensor detail, and the Markdown readiness report. No `vscode`
  * import, so it is unit-tested in plain Node.
  */
-import type { TensorStats } from '../analysis/stats';
-import type { TensorSensitivity } from '../analysis/sensitivity';
-import type { ConfigResult, ModelOverview, StatsSummary, TensorDetail } from '../shared/protocol';
+import type { TensorStats } from './weightStats';
+import type { TensorSensitivity } from './sensitivity';
+import type { ConfigResult, ModelOverview, StatsSummary, TensorDetail } from '../shared/protocol/inspector';
 import { INT4_CONFIG, INT8_CONFIG, Row, riskOf, sqnrOf } from '../shared/tableModel';
 
 export function statsSummary(name: string, s: TensorStats): StatsSummary {
