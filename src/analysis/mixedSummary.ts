@@ -5,6 +5,7 @@
  */
 import type { TensorSensitivity } from './sensitivity';
 import { searchMixedPrecision, type LayerChoices } from '../quant/mixedPrecision';
+import { referenceConfig } from '../quant/configs';
 import type { MixedSummary } from '../shared/protocol/inspector';
 
 /** Default budget: average bits per quantizable weight, scales and zero points included (about llama.cpp's Q4_K_M). */
@@ -35,11 +36,12 @@ export function mixedAssignment(
     const label = c.options[r.best!.options[i]].label;
     counts[label] = (counts[label] ?? 0) + 1;
   });
-  // Uniform INT4 g128 for comparison: the error the search is meant to beat at a similar size.
+  // Uniform reference INT4 for comparison: the error the search is meant to beat at a similar size.
+  const int4 = referenceConfig('int4');
   let int4Error = 0;
   let int4Bytes = 0;
   for (const l of layers) {
-    const c = l.sens.configs.find((k) => k.config === 'int4-g128');
+    const c = l.sens.configs.find((k) => k.config === int4.id);
     if (!c) return undefined;
     int4Error += c.mse * l.sens.numel;
     int4Bytes += c.bytes;

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import type { ModelOverview, TensorRow } from '../shared/protocol/inspector';
 import { isAnalysable } from './tensorSource';
+import { configBytes, referenceConfig } from '../quant/configs';
 
 const FLOAT = new Set(['f64', 'f32', 'f16', 'bf16']);
 
@@ -10,31 +11,14 @@ export function isQuantizableWeight(t: Pick<TensorInfo, 'dtype' | 'shape' | 'num
   return (FLOAT.has(t.dtype) || t.dtype.startsWith('f8_')) && t.shape.length >= 2 && t.numel > 0;
 }
 
-/** Scales are stored in the model's precision: float32 for float32/64 weights, 16 bits otherwise. */
-function scaleBytes(dtype: string): number {
-  return dtype === 'f32' || dtype === 'f64' ? 4 : 2;
+/** Bytes of a weight under the reference INT8 config (symmetric, per output channel). */
+export function int8ChannelBytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'layer'>): number {
+  return configBytes(referenceConfig('int8'), t.shape, t.layer.outputChannelAxis, t.dtype);
 }
 
-/** Output-channel and reduction axes, as the sensitivity analysis chooses them. */
-function axes(t: Pick<TensorInfo, 'shape' | 'layer'>): { channelAxis: number; groupAxis: number } {
-  const r = t.shape.length;
-  const a = t.layer.outputChannelAxis;
-  const c = a === undefined ? 0 : a < 0 ? a + r : a;
-  return { channelAxis: c, groupAxis: c === 0 ? 1 : 0 };
-}
-
-/** INT8 symmetric per output channel: one code byte per weight and one scale per channel. */
-export function int8ChannelBytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel' | 'layer'>): number {
-  return t.numel + t.shape[axes(t).channelAxis] * scaleBytes(t.dtype);
-}
-
-/** INT4 asymmetric, groups of 128 along the reduction axis: packed codes, a scale and a packed 4-bit zero point per group. */
-export function int4g128Bytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel' | 'layer'>): number {
-  const { channelAxis, groupAxis } = axes(t);
-  // Output channel first: the reduction runs over the whole flattened row (a conv's I/g·kh·kw).
-  const k = channelAxis === 0 && t.shape.length > 2 ? t.numel / t.shape[0] : t.shape[groupAxis];
-  const groups = k > 0 ? (t.numel / k) * Math.ceil(k / 128) : 0;
-  return Math.ceil(t.numel / 2) + groups * scaleBytes(t.dtype) + Math.ceil(groups / 2);
+/** Bytes of a weight under the reference INT4 config (asymmetric, groups of 128 along the reduction axis). */
+export function int4g128Bytes(t: Pick<TensorInfo, 'dtype' | 'shape' | 'layer'>): number {
+  return configBytes(referenceConfig('int4'), t.shape, t.layer.outputChannelAxis, t.dtype);
 }
 
 /** What the inspector's overview shows, from the index alone (no tensor bytes are read). */

@@ -5,15 +5,31 @@
  */
 import type { TensorStats } from './weightStats';
 import type { TensorSensitivity } from './sensitivity';
-import type { ConfigResult, ModelOverview, StatsSummary, TensorDetail } from '../shared/protocol/inspector';
-import { INT4_CONFIG, INT8_CONFIG, Row, riskOf, sqnrOf } from '../shared/tableModel';
+import type { ConfigInfo, ConfigResult, ModelOverview, StatsSummary, TensorDetail } from '../shared/protocol/inspector';
+import { CONFIGS, configById, referenceConfig } from '../quant/configs';
+import { Row, riskOf, sqnrOf } from '../shared/tableModel';
 
 export function statsSummary(name: string, s: TensorStats): StatsSummary {
   return { name, min: s.min, max: s.max, mean: s.mean, std: s.std, kurtosis: s.kurtosis, outlierShare: s.outliers.share, nan: s.nan, inf: s.inf };
 }
 
 export function configResults(s: TensorSensitivity): ConfigResult[] {
-  return s.configs.map((c) => ({ config: c.config, sqnrDb: c.sqnrDb, relError: c.relError, bytes: c.bytes, bitsPerWeight: c.bitsPerWeight, calibrator: c.calibrator }));
+  return s.configs.map((c) => {
+    const info = configById(c.config);
+    const r: ConfigResult = { config: c.config, bits: info.bits, sqnrDb: c.sqnrDb, relError: c.relError, bytes: c.bytes, bitsPerWeight: c.bitsPerWeight, calibrator: c.calibrator };
+    if (info.reference) r.reference = info.reference;
+    return r;
+  });
+}
+
+/** The catalogue as the views receive it. */
+export function configInfos(): ConfigInfo[] {
+  return CONFIGS.map((c) => {
+    const i: ConfigInfo = { id: c.id, label: c.label, format: c.format, bits: c.bits, granularity: c.granularity, symmetric: c.symmetric };
+    if (c.groupSize !== undefined) i.groupSize = c.groupSize;
+    if (c.reference) i.reference = c.reference;
+    return i;
+  });
 }
 
 /** Row-major flat position → index tuple. */
@@ -108,7 +124,7 @@ export function readinessReport(o: ModelOverview, rows: readonly Row[], state: {
       L.push(`| ${id} | ${db(med)} | ${db(vals[0]?.s)} | ${vals[0] ? `\`${mdCell(vals[0].r.name)}\`` : '—'} | ${high} |`);
     }
     L.push('');
-    for (const [id, label] of [[INT8_CONFIG, 'INT8 per-channel'], [INT4_CONFIG, 'INT4 group 128']] as const) {
+    for (const { id, label } of [referenceConfig('int8'), referenceConfig('int4')]) {
       const worst = measured.filter((r) => sqnrOf(r, id) !== undefined).sort((a, b) => sqnrOf(a, id)! - sqnrOf(b, id)!).slice(0, 10);
       if (!worst.length) continue;
       L.push(`## Most sensitive tensors at ${label}`, '');

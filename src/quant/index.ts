@@ -11,6 +11,7 @@ export * from './rtn';
 export * from './packing';
 export * from './metrics';
 export * from './mixedPrecision';
+export * from './configs';
 export { wasmAvailable } from '../kernels/rtnKernels';
 
 // ---- algorithms (GPTQ, AWQ, SmoothQuant, outlier-aware, bias correction) and GGUF block encoders

@@ -20,7 +20,7 @@
  *   cells and 200 layers that is within 0.3 % of the budget.
  */
 import { QuantSpec, quantize } from './rtn';
-import { groupLayout } from './granularity';
+import { storageBytes } from './configs';
 import { FORMAT_BITS } from './numberFormats';
 
 export interface LayerOption {
@@ -301,21 +301,6 @@ export function paretoFrontier(
     if (out.length === 0 || (p.error < out[out.length - 1].error && p.bytes > out[out.length - 1].bytes)) out.push(p);
   }
   return out;
-}
-
-/**
- * Storage of a tensor quantized with `spec`, for building LayerOptions:
- * packed codes (bits per element, rounded up to whole bytes per tensor),
- * one scale per group (`scaleBytes`, default 4 for float32; 2 for fp16
- * scales, 1 for E8M0) and, for asymmetric integer grids, one zero point per
- * group packed at the code width (as ONNX int4/uint4 and MatMulNBits store them).
- */
-export function storageBytes(shape: readonly number[], spec: QuantSpec, opts: { scaleBytes?: number } = {}): number {
-  const layout = groupLayout(shape, spec.granularity);
-  const bits = spec.format === 'int' || spec.format === 'uint' ? spec.bits ?? 8 : FORMAT_BITS[spec.format];
-  const scaleBytes = opts.scaleBytes ?? (spec.scale === 'pow2' && (spec.format === 'fp4_e2m1' || spec.format === 'fp8_e4m3' || spec.format === 'fp8_e5m2') ? 1 : 4);
-  const asymmetric = (spec.format === 'int' || spec.format === 'uint') && spec.symmetric === false;
-  return Math.ceil((layout.numel * bits) / 8) + layout.groups * scaleBytes + (asymmetric ? Math.ceil((layout.groups * bits) / 8) : 0);
 }
 
 /**

@@ -5,9 +5,6 @@
  */
 import type { ConfigResult, GroupBy, SortKey, StatsSummary, TableView, TensorRow } from './protocol/inspector';
 
-export const INT8_CONFIG = 'int8-channel';
-export const INT4_CONFIG = 'int4-g128';
-
 export interface Row extends TensorRow {
   stats?: StatsSummary;
   configs?: ConfigResult[];
@@ -15,14 +12,26 @@ export interface Row extends TensorRow {
 
 export type Risk = 'high' | 'medium' | 'low';
 
-/** Bits per code of a sensitivity config id ("int4-g128" → 4, "fp8-e4m3" → 8, "nf4-g64" → 4). */
-export function configBits(config: string): number {
-  const m = /^(?:int|nf|fp)(\d+)/.exec(config);
-  return m ? Number(m[1]) : 8;
+export function resultOf(row: Row, config: string): ConfigResult | undefined {
+  return row.configs?.find((c) => c.config === config);
 }
 
 export function sqnrOf(row: Row, config: string): number | undefined {
-  return row.configs?.find((c) => c.config === config)?.sqnrDb;
+  return resultOf(row, config)?.sqnrDb;
+}
+
+/** The config id behind a reference column, as the measured rows carry it. */
+export function referenceId(rows: readonly Row[], role: 'int8' | 'int4'): string | undefined {
+  for (const r of rows) {
+    const c = r.configs?.find((k) => k.reference === role);
+    if (c) return c.config;
+  }
+  return undefined;
+}
+
+/** SQNR of the row's reference INT8 / INT4 config. */
+export function referenceSqnr(row: Row, role: 'int8' | 'int4'): number | undefined {
+  return row.configs?.find((c) => c.reference === role)?.sqnrDb;
 }
 
 /**
@@ -32,9 +41,10 @@ export function sqnrOf(row: Row, config: string): number | undefined {
  * 12 dB (two bits) short is where accuracy typically breaks.
  */
 export function riskOf(row: Row, config: string): Risk | undefined {
-  const s = sqnrOf(row, config);
-  if (s === undefined) return undefined;
-  const expected = 6.02 * configBits(config) - 6;
+  const c = resultOf(row, config);
+  if (c === undefined) return undefined;
+  const s = c.sqnrDb;
+  const expected = 6.02 * c.bits - 6;
   if (!(s >= expected - 12)) return 'high';
   if (s < expected - 6) return 'medium';
   return 'low';
@@ -65,8 +75,8 @@ export const COLUMNS: readonly Column[] = [
   { key: 'dtype', label: 'DType', numeric: false, value: (r) => r.dtype, csv: (r) => r.dtype },
   { key: 'shape', label: 'Shape', numeric: false, value: (r) => r.shape.join('×'), csv: (r) => r.shape.join('x') },
   { key: 'params', label: 'Params', numeric: true, value: (r) => r.params, csv: (r) => String(r.params) },
-  { key: 'sqnr8', label: 'INT8 dB', csvLabel: 'SQNR int8-channel (dB)', numeric: true, value: (r) => sqnrOf(r, INT8_CONFIG), csv: (r) => num(sqnrOf(r, INT8_CONFIG)) },
-  { key: 'sqnr4', label: 'INT4 dB', csvLabel: 'SQNR int4-g128 (dB)', numeric: true, value: (r) => sqnrOf(r, INT4_CONFIG), csv: (r) => num(sqnrOf(r, INT4_CONFIG)) },
+  { key: 'sqnr8', label: 'INT8 dB', csvLabel: 'SQNR INT8 reference (dB)', numeric: true, value: (r) => referenceSqnr(r, 'int8'), csv: (r) => num(referenceSqnr(r, 'int8')) },
+  { key: 'sqnr4', label: 'INT4 dB', csvLabel: 'SQNR INT4 reference (dB)', numeric: true, value: (r) => referenceSqnr(r, 'int4'), csv: (r) => num(referenceSqnr(r, 'int4')) },
   { key: 'sqnrSel', label: 'SQNR chosen', numeric: true, value: (r, c) => sqnrOf(r, c), csv: (r, c) => num(sqnrOf(r, c)) },
   { key: 'kurtosis', label: 'Kurtosis', numeric: true, value: stat('kurtosis'), csv: (r) => num(r.stats?.kurtosis) },
   { key: 'outlierShare', label: 'Outliers', csvLabel: 'Outlier share', numeric: true, value: stat('outlierShare'), csv: (r) => num(r.stats?.outlierShare) },
@@ -183,7 +193,13 @@ function csvCell(s: string): string {
 /** The view as CSV (RFC 4180): every matching row in the view's order, grouping flattened, all columns. */
 export function toCsv(rows: readonly Row[], view: TableView): string {
   const built = buildView(rows, { ...view, group: 'none' });
-  const cols = COLUMNS.map((c) => (c.key === 'sqnrSel' ? { ...c, csvLabel: `SQNR chosen: ${view.config} (dB)` } : c));
+  // Headers name the configs: the reference columns by the id the rows carry.
+  const ref = { sqnr8: referenceId(rows, 'int8'), sqnr4: referenceId(rows, 'int4') } as Partial<Record<SortKey, string>>;
+  const cols = COLUMNS.map((c) => {
+    if (c.key === 'sqnrSel') return { ...c, csvLabel: `SQNR chosen: ${view.config} (dB)` };
+    const id = ref[c.key];
+    return id ? { ...c, csvLabel: `SQNR ${id} (dB)` } : c;
+  });
   const lines = [cols.map((c) => csvCell(c.csvLabel ?? c.label)).join(',')];
   for (const it of built.items) {
     if (it.kind !== 'row') continue;

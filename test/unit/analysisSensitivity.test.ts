@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { SENSITIVITY_CONFIGS, axesFor, quantizedBytes, sampleRows, tensorSensitivity } from '../../src/analysis/sensitivity';
+import { sampleRows, tensorSensitivity } from '../../src/analysis/sensitivity';
+import { CONFIGS, storageBytes, weightLayout } from '../../src/quant/configs';
 
 function gaussian(n: number, seed: number): Float32Array {
   let s = seed;
@@ -17,7 +18,7 @@ describe('analysis: weight-space sensitivity', function () {
   const by = (id: string) => res.configs.find((c) => c.config === id)!;
 
   it('covers every candidate config with the better calibrator', () => {
-    assert.deepEqual(res.configs.map((c) => c.config), SENSITIVITY_CONFIGS.map((c) => c.id));
+    assert.deepEqual(res.configs.map((c) => c.config), CONFIGS.map((c) => c.id));
     for (const c of res.configs) {
       assert.equal(c.mse, Math.min(c.tried.minmax, c.tried.mse), c.config);
       assert.equal(c.mse, c.tried[c.calibrator]);
@@ -55,7 +56,7 @@ describe('analysis: weight-space sensitivity', function () {
     assert.equal(by('int8-channel').bytes, 64 * 300 + 64 * 4);
     assert.equal(by('nf4-g64').bytes, 64 * 300 / 2 + 64 * 5 * 4);
     assert.equal(by('fp8-e4m3').bytes, 64 * 300 + 64 * 4);
-    assert.equal(quantizedBytes([64, 300], { format: 'int', bits: 8, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, 8, 2), 64 * 300 + 128);
+    assert.equal(storageBytes([64, 300], { format: 'int', bits: 8, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, { scaleBytes: 2 }), 64 * 300 + 128);
   });
 
   it('groups a conv kernel along its flattened row (depthwise [O, 1, kh, kw] included)', () => {
@@ -72,8 +73,8 @@ describe('analysis: weight-space sensitivity', function () {
   });
 
   it('axes and sampling', () => {
-    assert.deepEqual(axesFor([300, 64], 1), { channelAxis: 1, groupAxis: 0 });
-    assert.deepEqual(axesFor([64, 32, 3, 3], 0), { channelAxis: 0, groupAxis: 1 });
+    assert.deepEqual(weightLayout([300, 64], 1), { shape: [300, 64], channelAxis: 1, groupAxis: 0 });
+    assert.deepEqual(weightLayout([64, 32, 3, 3], 0), { shape: [64, 288], channelAxis: 0, groupAxis: 1 });
     const s = sampleRows([4096, 1000], 1_000_000);
     assert.deepEqual(s.sampledShape, [7 * 128, 1000]);
     assert.equal(s.rows.length, 7);

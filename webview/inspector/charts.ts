@@ -6,8 +6,7 @@ import {
   Chart, BarController, BarElement, LineController, LineElement, PointElement, LinearScale, LogarithmicScale,
   CategoryScale, Filler, Legend, Tooltip, type ChartConfiguration, type Plugin,
 } from 'chart.js';
-import type { ConfigResult, TensorDetail } from '../../src/shared/protocol/inspector';
-import { configBits } from '../../src/shared/tableModel';
+import type { ConfigInfo, ConfigResult, TensorDetail } from '../../src/shared/protocol/inspector';
 
 Chart.register(BarController, BarElement, LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Filler, Legend, Tooltip);
 
@@ -84,16 +83,16 @@ function e4m3Values(): number[] {
  * [lo, hi] (symmetric configs use max(|lo|, |hi|)). Per-channel and per-group
  * scales are finer than this; the chart shows the coarsest grid of the tensor.
  */
-export function gridLevels(config: string, lo: number, hi: number): number[] {
+export function gridLevels(config: ConfigInfo | undefined, lo: number, hi: number): number[] {
   const a = Math.max(Math.abs(lo), Math.abs(hi));
-  if (!(hi > lo)) return [];
-  if (config.startsWith('nf4')) return NF4.map((v) => v * a);
-  if (config.startsWith('fp8')) {
+  if (!(hi > lo) || !config) return [];
+  if (config.format === 'nf4') return NF4.map((v) => v * a);
+  if (config.format === 'fp8_e4m3') {
     const pos = e4m3Values().map((v) => (v * a) / 448);
     return [...pos.slice(1).map((v) => -v).reverse(), ...pos];
   }
-  const bits = configBits(config);
-  if (config === 'int8-channel') {
+  const bits = config.bits;
+  if (config.symmetric) {
     const q = 2 ** (bits - 1) - 1;
     return Array.from({ length: 2 * q + 1 }, (_, k) => ((k - q) * a) / q);
   }
@@ -142,7 +141,7 @@ const quantOverlay: Plugin<'line'> = {
   },
 };
 
-export interface HistogramSettings { log: boolean; config: string; range: 'minmax' | 'percentile' }
+export interface HistogramSettings { log: boolean; config: ConfigInfo | undefined; range: 'minmax' | 'percentile' }
 
 /** Histogram of a tensor with the chosen config's grid overlaid and the percentile-clipped tails shaded. */
 export function histogramConfig(d: TensorDetail, s: HistogramSettings, t: Theme): ChartConfiguration<'line'> {
@@ -233,11 +232,11 @@ export function configBarsConfig(configs: ConfigResult[], chosen: string, t: The
 
 export interface LayerPoint { name: string; sqnr?: number; kurtosis?: number; outlierShare?: number; risk?: 'high' | 'medium' | 'low' }
 
-export function layerSqnrConfig(points: LayerPoint[], config: string, t: Theme): ChartConfiguration<'bar'> {
+export function layerSqnrConfig(points: LayerPoint[], config: ConfigInfo, t: Theme): ChartConfiguration<'bar'> {
   const p = points.filter((x) => x.sqnr !== undefined && Number.isFinite(x.sqnr));
   const base = baseOptions(t, 'Per-layer SQNR');
   const top = Math.max(0, ...p.map((x) => x.sqnr!));
-  const cap = 6.02 * configBits(config) + 24;
+  const cap = 6.02 * config.bits + 24;
   const clamped = top > cap;
   const yMax = Math.ceil((Math.min(top, cap) + 1) / 10) * 10;
   return {
@@ -245,7 +244,7 @@ export function layerSqnrConfig(points: LayerPoint[], config: string, t: Theme):
     data: {
       labels: p.map((x) => x.name),
       datasets: [{
-        label: `SQNR ${config} (dB)`, data: p.map((x) => x.sqnr!), borderWidth: 0,
+        label: `SQNR ${config.id} (dB)`, data: p.map((x) => x.sqnr!), borderWidth: 0,
         backgroundColor: p.map((x) => (x.risk === 'high' ? t.red : x.risk === 'medium' ? t.yellow : t.blue)),
       }],
     },

@@ -1,5 +1,5 @@
-import type { AnalysisProgress, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../../src/shared/protocol/inspector';
-import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, type Row } from '../../src/shared/tableModel';
+import type { AnalysisProgress, ConfigInfo, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../../src/shared/protocol/inspector';
+import { riskOf, sqnrOf, type Row } from '../../src/shared/tableModel';
 import { vscode } from '../common/vscodeApi';
 import { formatBytes, formatCount } from '../common/format';
 import { LayerTable } from './table';
@@ -22,13 +22,15 @@ interface SavedState {
 function loadState(): SavedState {
   const s = vscode.getState() as Partial<SavedState> | undefined;
   // Worst first: the point of the inspector is where quantization will hurt.
-  const view: TableView = { sort: 'sqnrSel', descending: false, filter: '', group: 'none', config: INT8_CONFIG, ...(s?.view ?? {}) };
+  const view: TableView = { sort: 'sqnrSel', descending: false, filter: '', group: 'none', config: '', ...(s?.view ?? {}) };
   return { view, selected: s?.selected, collapsed: s?.collapsed ?? [], scrollTop: s?.scrollTop ?? 0, hist: s?.hist ?? { log: false, range: 'percentile' } };
 }
 
 const state = loadState();
 let overview: ModelOverview | undefined;
-let configs: string[] = [INT8_CONFIG, INT4_CONFIG];
+/** The config catalogue, as the host sends it with the overview. */
+let configs: ConfigInfo[] = [];
+const configInfo = (id: string) => configs.find((c) => c.id === id);
 let rows: Row[] = [];
 const rowIndex = new Map<string, number>();
 let detail: TensorDetail | undefined;
@@ -114,7 +116,7 @@ function renderShell(o: ModelOverview): void {
   const dtypes = el('ul', { class: 'qs-dtypes', 'aria-label': 'Bytes by data type' });
   for (const [d, b] of Object.entries(o.bytesByDtype).sort((a, b) => b[1] - a[1])) dtypes.append(el('li', {}, el('code', {}, d), ` ${formatBytes(b)}`));
 
-  const configSelect = select('qs-config', 'Format', configs.map((c) => [c, c] as [string, string]), state.view.config, (v) => {
+  const configSelect = select('qs-config', 'Format', configs.map((c) => [c.id, `${c.label} (${c.id})`] as [string, string]), state.view.config, (v) => {
     if (!table) return;
     table.view.config = v;
     table.refresh();
@@ -254,7 +256,7 @@ function renderDetail(): void {
     ? `shape ${d.shape.join('×')} · mean ${s.mean.toPrecision(4)} · std ${s.std.toPrecision(4)} · kurtosis ${s.kurtosis.toFixed(2)} · ${(100 * s.outlierShare).toFixed(3)}% beyond ${d.outlierSigma}σ` +
       (sqnrOf(row, table.view.config) !== undefined ? ` · SQNR ${table.view.config} ${sqnrOf(row, table.view.config)!.toFixed(1)} dB (${riskOf(row, table.view.config)} risk)` : '')
     : row?.analysable ? 'Statistics not computed yet.' : 'No statistics for this dtype.';
-  const hs: HistogramSettings = { log: state.hist.log, config: table.view.config, range: state.hist.range };
+  const hs: HistogramSettings = { log: state.hist.log, config: configInfo(table.view.config), range: state.hist.range };
   slots.get('histogram')?.show(d.histogram.counts.length ? histogramConfig(d, hs, theme) : undefined, 'No statistics for this tensor.');
   slots.get('channels')?.show(channelConfig(d, theme), d.shape.length < 2 ? 'A 1-D tensor has no output channels.' : 'No per-channel statistics (the output-channel axis is unknown).');
   slots.get('configs')?.show(d.configs?.length ? configBarsConfig(d.configs, table.view.config, theme) : undefined,
@@ -291,7 +293,8 @@ function renderModelCharts(): void {
     if (r.stats) { p.kurtosis = r.stats.kurtosis; p.outlierShare = r.stats.outlierShare; }
     return p;
   });
-  slots.get('layer-sqnr')?.show(layerSqnrConfig(points, config, theme));
+  const info = configInfo(config);
+  slots.get('layer-sqnr')?.show(info && layerSqnrConfig(points, info, theme));
   slots.get('layer-tails')?.show(layerTailsConfig(points, theme));
   const o = overview;
   const weights = rows.filter((r) => r.quantizable).reduce((a, r) => a + r.bytes, 0);
@@ -317,11 +320,11 @@ function scheduleTableRefresh(): void {
   }, 150);
 }
 
-function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: string[]): void {
+function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: ConfigInfo[]): void {
   overview = o;
   mixed = undefined;
   configs = cfgs;
-  if (!configs.includes(state.view.config)) state.view.config = configs[0];
+  if (!configInfo(state.view.config)) state.view.config = (configs.find((c) => c.reference === 'int8') ?? configs[0]).id;
   rows = tensors.map((t) => ({ ...t }));
   rowIndex.clear();
   rows.forEach((r, i) => rowIndex.set(r.name, i));

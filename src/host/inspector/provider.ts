@@ -6,16 +6,15 @@ import type { TensorStats } from '../../analysis/weightStats';
 import type { TensorSensitivity } from '../../analysis/sensitivity';
 import type { WorkerPool } from '../../jobs/pool';
 import { buildOverview } from '../../analysis/overview';
-import { configResults, readinessReport, statsSummary, tensorDetail } from '../../analysis/viewData';
+import { configInfos, configResults, readinessReport, statsSummary, tensorDetail } from '../../analysis/viewData';
+import { referenceConfig } from '../../quant/configs';
 import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type SensitivityPanelData, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../../shared/protocol/inspector';
-import { INT4_CONFIG, INT8_CONFIG, riskOf, sqnrOf, toCsv, type Row } from '../../shared/tableModel';
+import { referenceSqnr, riskOf, sqnrOf, toCsv, type Row } from '../../shared/tableModel';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 
 export const MODEL_EDITOR_VIEW_TYPE = 'quantscope.modelEditor';
 
-/** Config ids the sensitivity analysis measures, in the order the UI offers them. */
-const CONFIG_IDS = ['int8-channel', 'int4-g128', 'int4-g32', 'int3-g128', 'int2-g64', 'nf4-g64', 'fp8-e4m3'];
 
 type AnalysisState = 'idle' | 'running' | 'complete' | 'cancelled' | 'failed';
 
@@ -262,19 +261,20 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const key = this.lastActive && this.open.has(this.lastActive) ? this.lastActive : [...this.open.keys()].pop();
     const doc = key ? this.open.get(key)?.document : undefined;
     if (!key || !doc?.built) return null;
-    const rows = doc.rows().filter((r) => sqnrOf(r, INT4_CONFIG) !== undefined);
-    rows.sort((a, b) => sqnrOf(a, INT4_CONFIG)! - sqnrOf(b, INT4_CONFIG)! || a.name.localeCompare(b.name));
+    const int4 = referenceConfig('int4').id;
+    const rows = doc.rows().filter((r) => sqnrOf(r, int4) !== undefined);
+    rows.sort((a, b) => sqnrOf(a, int4)! - sqnrOf(b, int4)! || a.name.localeCompare(b.name));
     return {
       file: key,
       fileName: path.basename(key),
-      config: INT4_CONFIG,
+      config: int4,
       measured: rows.length,
       quantizable: doc.built.tensors.filter((t) => t.quantizable).length,
       rows: rows.slice(0, limit).map((r) => {
-        const out: SensitivityPanelData['rows'][number] = { name: r.name, layer: r.layer, opType: r.opType, params: r.params, sqnrDb: sqnrOf(r, INT4_CONFIG)! };
-        const s8 = sqnrOf(r, INT8_CONFIG);
+        const out: SensitivityPanelData['rows'][number] = { name: r.name, layer: r.layer, opType: r.opType, params: r.params, sqnrDb: sqnrOf(r, int4)! };
+        const s8 = referenceSqnr(r, 'int8');
         if (s8 !== undefined) out.sqnrInt8 = s8;
-        const risk = riskOf(r, INT4_CONFIG);
+        const risk = riskOf(r, int4);
         if (risk) out.risk = risk;
         return out;
       }),
@@ -304,7 +304,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       post({ type: 'error', message: doc.error ?? 'unknown error' });
       return;
     }
-    post({ type: 'overview', ...doc.built, configs: CONFIG_IDS });
+    post({ type: 'overview', ...doc.built, configs: configInfos() });
     const stats = [...doc.stats].map(([n, s]) => statsSummary(n, s));
     if (stats.length) post({ type: 'stats', items: stats });
     const sens = [...doc.sens].map(([name, s]) => ({ name, configs: configResults(s) }));
@@ -412,7 +412,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const doc = this.documentFor(file);
     if (!doc) throw new Error('quantscope.inspector.exportCsv: no open inspector for that model');
     if (typeof target !== 'string' || !path.isAbsolute(target)) throw new Error('quantscope.inspector.exportCsv: the target must be an absolute path');
-    const v: TableView | undefined = view === undefined ? { sort: 'name', descending: false, filter: '', group: 'none', config: 'int8-channel' } : parseTableView(view);
+    const v: TableView | undefined = view === undefined ? { sort: 'name', descending: false, filter: '', group: 'none', config: referenceConfig('int8').id } : parseTableView(view);
     if (!v) throw new Error('quantscope.inspector.exportCsv: malformed table view');
     this.writeCsv(doc, target, v);
     return target;

@@ -46,7 +46,22 @@ export interface StatsSummary {
   nan: number; inf: number;
 }
 
-export interface ConfigResult { config: string; sqnrDb: number; relError: number; bytes: number; bitsPerWeight: number; calibrator: string }
+/** A quantization config as the views know it (from the catalogue, src/quant/configs.ts, sent by the host). */
+export interface ConfigInfo {
+  id: string;
+  label: string;
+  format: string;
+  /** Code width in bits. */
+  bits: number;
+  granularity: 'channel' | 'group' | 'tensor';
+  groupSize?: number;
+  symmetric: boolean;
+  /** The config behind the fixed INT8 / INT4 columns. */
+  reference?: 'int8' | 'int4';
+}
+
+/** One config's measured weight error on a tensor; `bits` and `reference` come from the catalogue. */
+export interface ConfigResult { config: string; bits: number; reference?: 'int8' | 'int4'; sqnrDb: number; relError: number; bytes: number; bitsPerWeight: number; calibrator: string }
 
 export interface SensSummary { name: string; configs: ConfigResult[] }
 
@@ -54,7 +69,7 @@ export interface SensSummary { name: string; configs: ConfigResult[] }
 export interface SensitivityPanelData {
   file: string;
   fileName: string;
-  /** The format the ranking is by (INT4 g128). */
+  /** The config the ranking is by (the INT4 reference). */
   config: string;
   measured: number;
   quantizable: number;
@@ -97,7 +112,7 @@ export interface AnalysisProgress { tensorsDone: number; tensorsTotal: number; f
 /** Extension → webview. */
 export type ToWebview =
   | { type: 'loading'; fileName: string }
-  | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[]; configs: string[] }
+  | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[]; configs: ConfigInfo[] }
   | { type: 'stats'; items: StatsSummary[] }
   | { type: 'sensitivity'; items: SensSummary[] }
   | { type: 'mixed'; mixed: MixedSummary }
