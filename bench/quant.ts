@@ -38,7 +38,7 @@ const int4G128: QuantSpec = { format: 'int', bits: 4, granularity: { kind: 'grou
 // GGUF figures encode into an output reused across repetitions, as a converter reuses its
 // buffers: page-faulting a fresh 17-53 MB output costs more than encoding Q8_0 on a busy VM.
 const ggufDst = new Map<string, Uint8Array>();
-async function gguf(type: string, t: BenchTensor, impl: 'auto' | 'ts'): Promise<void> {
+async function gguf(type: string, t: BenchTensor, impl: 'auto' | 'ref'): Promise<void> {
   const q = await import('../src/quant/ggml/quantize.js');
   const bytes = q.ggmlQuantizedSize(type, t.w.length);
   let dst = ggufDst.get(type);
@@ -74,21 +74,21 @@ const figures: Figure[] = [
   // rtn_int4_g128_packed: quantizePacked4Into (packed in the module) into reused outputs; _alloc: quantizeCodes + packInt4.
   { key: 'rtn_int4_g128_packed', unit: 'GB/s', cpu: true, run: (t) => { rtnPacked4Into(t, int4G128, 'int4g128'); } },
   { key: 'rtn_int4_g128_packed_alloc', unit: 'GB/s', run: (t) => { packInt4(quantizeCodes(t.w, [t.rows, t.cols], int4G128).codes); } },
-  { key: 'rtn_int8_per_channel_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel, { kernel: 'reference' }); } },
+  { key: 'rtn_int8_per_channel_ref', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], int8PerChannel, { impl: 'ref' }); } },
   // A complete com.microsoft MatMulNBits weight (transpose, asymmetric uint4 per 32, packed B / scales / zero points).
   { key: 'matmulnbits_uint4_g32_asym', unit: 'GB/s', run: (t) => { packMatMulNBits(t.w, t.rows, t.cols, { bits: 4, blockSize: 32 }); } },
   { key: 'mse_clip_int4_g128', unit: 'GB/s', reps: 2, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }); } },
-  { key: 'mse_clip_int4_g128_ts_reference', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }, { kernel: 'reference' }); } },
+  { key: 'mse_clip_int4_g128_ref', unit: 'GB/s', reps: 1, run: (t) => { quantizeCodes(t.w, [t.rows, t.cols], { ...int4G128, calibrator: 'mse' }, { impl: 'ref' }); } },
   // GGUF encoders (byte-exact with ggml's reference quantizers), the whole tensor each run.
   { key: 'gguf_q8_0', unit: 'GB/s', run: (t) => gguf('Q8_0', t, 'auto') },
   { key: 'gguf_q4_0', unit: 'GB/s', run: (t) => gguf('Q4_0', t, 'auto') },
   { key: 'gguf_q4_k', unit: 'GB/s', reps: 2, run: (t) => gguf('Q4_K', t, 'auto') },
   { key: 'gguf_q6_k', unit: 'GB/s', reps: 2, run: (t) => gguf('Q6_K', t, 'auto') },
   // The same encoders on the TypeScript reference path (what the WebAssembly kernels are tested against).
-  { key: 'gguf_q8_0_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q8_0', t, 'ts') },
-  { key: 'gguf_q4_0_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_0', t, 'ts') },
-  { key: 'gguf_q4_k_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_K', t, 'ts') },
-  { key: 'gguf_q6_k_ts', unit: 'GB/s', reps: 1, run: (t) => gguf('Q6_K', t, 'ts') },
+  { key: 'gguf_q8_0_ref', unit: 'GB/s', reps: 1, run: (t) => gguf('Q8_0', t, 'ref') },
+  { key: 'gguf_q4_0_ref', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_0', t, 'ref') },
+  { key: 'gguf_q4_k_ref', unit: 'GB/s', reps: 1, run: (t) => gguf('Q4_K', t, 'ref') },
+  { key: 'gguf_q6_k_ref', unit: 'GB/s', reps: 1, run: (t) => gguf('Q6_K', t, 'ref') },
   // GPTQ at 4096x4096 takes minutes in pure TypeScript (and this harness runs every figure twice), so a
   // 1024x1024 layer is timed here; `npm run bench -- quantalgo` extrapolates to 4096x4096 or measures it.
   { key: 'gptq_1024x1024_s', unit: 's', reps: 1, run: async () => { (await import('./quant-algorithms.js')).gptqOnce(1024); } },

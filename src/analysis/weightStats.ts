@@ -12,7 +12,8 @@
  * float64), so a large tensor can be split across workers.
  */
 import { ChunkMoments, Counts, HIST_BINS, LOG_BINS, StatsKernel, WasmKernel, addCounts, f32Down, f32Up } from '../kernels/statsKernel';
-import { TsKernel } from '../kernels/statsKernelRef';
+import { StatsKernelRef } from '../kernels/statsKernelRef';
+import type { Impl } from '../kernels/runtime';
 
 export const PERCENTILES = [0.01, 0.1, 1, 50, 99, 99.9, 99.99] as const;
 
@@ -117,8 +118,9 @@ export function arraySource(data: Float32Array): ChunkSource {
   };
 }
 
-export function makeKernel(kind: 'wasm' | 'ts', capacity: number): StatsKernel {
-  return kind === 'ts' ? new TsKernel(capacity) : new WasmKernel(capacity);
+/** The statistics kernel of an implementation ('auto' is the WebAssembly one: it covers every pass). */
+export function makeKernel(impl: Impl, capacity: number): StatsKernel {
+  return impl === 'ref' ? new StatsKernelRef(capacity) : new WasmKernel(capacity);
 }
 
 /** Called between chunks; throw to abandon the pass (cancellation). */
@@ -657,7 +659,7 @@ const decodeTables: Partial<Record<'f16' | 'bf16', Float32Array>> = {};
 export function decodeTable(dt: 'f16' | 'bf16'): Float32Array {
   let t = decodeTables[dt];
   if (!t) {
-    const k = new TsKernel(65536);
+    const k = new StatsKernelRef(65536);
     const raw = k.raw();
     const codes = new Uint16Array(raw.buffer, raw.byteOffset, 65536);
     for (let i = 0; i < 65536; i++) codes[i] = i;

@@ -14,6 +14,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { CancelledError } from './cancel';
 import type { FromWorker, JobKind, JobOf, JobResults, ToWorker, WorkerInit } from './protocol';
 
 export interface PoolOptions {
@@ -38,9 +39,7 @@ export interface RunOptions {
   transfer?: ArrayBuffer[];
 }
 
-export class CancelledError extends Error {
-  constructor(what: string) { super(`${what}: cancelled`); this.name = 'CancelledError'; }
-}
+export { CancelledError };
 export class WorkerCrashedError extends Error {
   constructor(message: string) { super(message); this.name = 'WorkerCrashedError'; }
 }

@@ -11,11 +11,9 @@ import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRa
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
 import { gptqRows } from '../quant/algorithms/gptq';
+import { CancelledError } from './cancel';
 import type { FileTensorRef, FromWorker, JobRequest, ToWorker, WorkerInit } from './protocol';
 
-class Cancelled extends Error {
-  constructor() { super('cancelled'); this.name = 'CancelledError'; }
-}
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
 const models = new Map<string, ModelFile>();
@@ -69,10 +67,10 @@ function collectBuffers(v: unknown, out: ArrayBuffer[], seen = new Set<unknown>(
 
 function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
   // A job handed over ahead of time may have been cancelled while it waited.
-  if (Atomics.load(cancel, 0) !== 0) throw new Cancelled();
+  if (Atomics.load(cancel, 0) !== 0) throw new CancelledError('job');
   let last = 0;
   const progress = (total: number): ChunkHook => (done) => {
-    if (Atomics.load(cancel, 0) !== 0) throw new Cancelled();
+    if (Atomics.load(cancel, 0) !== 0) throw new CancelledError('job');
     const now = Date.now();
     if (now - last > 50 || done === total) { last = now; post({ type: 'progress', id, done, total }); }
   };
@@ -137,7 +135,7 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
       const end = Date.now() + job.ms;
       let sliced = 0;
       while (Date.now() < end) {
-        if (job.cooperative && Atomics.load(cancel, 0) !== 0) throw new Cancelled();
+        if (job.cooperative && Atomics.load(cancel, 0) !== 0) throw new CancelledError('job');
         const s = Date.now();
         while (Date.now() - s < 1) { /* spin */ }
         sliced++;
@@ -168,7 +166,7 @@ if (parentPort) {
         (result) => post({ type: 'done', id, result }, collectBuffers(result, [])),
         (e: unknown) => {
           const err = e instanceof Error ? e : new Error(String(e));
-          post({ type: 'failed', id, error: { name: err.name, message: err.message, stack: err.stack }, cancelled: err instanceof Cancelled });
+          post({ type: 'failed', id, error: { name: err.name, message: err.message, stack: err.stack }, cancelled: err instanceof CancelledError });
         },
       );
   });

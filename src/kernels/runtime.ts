@@ -33,3 +33,12 @@ export function growTo(memory: WasmMemory, bytes: number): void {
   const have = memory.buffer.byteLength;
   if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
 }
+
+/**
+ * Which implementation of a kernel runs: 'auto' (default) the WebAssembly
+ * SIMD kernel where it applies and the TypeScript reference elsewhere; 'ref'
+ * the reference (the `*Ref` twin, as ggml names its `_ref` functions);
+ * 'wasm' demands the kernel and throws where there is none. All give the
+ * same results; tests hold them equal.
+ */
+export type Impl = 'auto' | 'ref' | 'wasm';

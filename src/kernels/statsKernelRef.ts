@@ -16,7 +16,7 @@ function bin(x: number, min: number, scale: number): number {
   return t < 0 ? 0 : t > HIST_BINS - 1 ? HIST_BINS - 1 : t;
 }
 
-export class TsKernel implements StatsKernel {
+export class StatsKernelRef implements StatsKernel {
   readonly kind = 'ts' as const;
   private readonly in32: Float32Array;
   private readonly bits: Uint32Array;

@@ -10,6 +10,7 @@ import {
 } from './numberFormats';
 import { Granularity, groupLayout, newRun, gather, scatter, GroupLayout } from './granularity';
 import { quantSymIntWasm, quantIntZpWasm, WASM_MAX_GROUP } from '../kernels/rtnKernels';
+import type { Impl } from '../kernels/runtime';
 import { RangeCalibrator, RangeTarget, CalibratorName, calibrator as calibratorByName, MinMaxCalibrator, MseCalibrator } from './calibrators';
 
 export interface QuantSpec {
@@ -337,6 +338,10 @@ export function paramsFromRange(spec: QuantSpec, lo: number, hi: number): { scal
   return { scale: p.scale, zeroPoint: p.zp };
 }
 
+function noKernel(where: string, spec: QuantSpec): never {
+  throw new RangeError(`${where}: impl 'wasm' asked for, but no WebAssembly kernel covers ${spec.format}${spec.bits ? spec.bits : ''} with this granularity and calibrator (int / uint with float scales, min-max or MSE clipping, contiguous equal groups)`);
+}
+
 function checkFinite(x: Float32Array, where: string): void {
   let acc = 0;
   for (let i = 0; i < x.length; i++) acc += x[i] * 0; // NaN iff some element is NaN or ±Inf
@@ -351,10 +356,10 @@ export interface QuantizeOptions {
   /**
    * 'auto' (default) uses the WebAssembly SIMD kernels where they apply
    * (int / uint, min-max, or MSE clipping for symmetric int; float scales;
-   * groups that are contiguous runs of equal length); they are
-   * is bit-identical to the reference; 'reference' forces the TypeScript path.
+   * groups that are contiguous runs of equal length), bit-identical to the
+   * reference; 'ref' forces the TypeScript path; 'wasm' demands the kernel.
    */
-  kernel?: 'auto' | 'reference';
+  impl?: Impl;
 }
 
 /** Length of each group when every group is one contiguous run of equal size, else 0. */
@@ -448,11 +453,12 @@ export function quantize(x: Float32Array, shape: readonly number[], spec: QuantS
   }
   const codec = codecFor(spec);
   const cal = resolveCalibrator(spec);
-  if ((opts.kernel ?? 'auto') === 'auto') {
+  if ((opts.impl ?? 'auto') !== 'ref') {
     const fast = quantizeFast(x, layout, spec, cal);
     if (fast) return fast;
   }
   checkFinite(x, 'quantize');
+  if (opts.impl === 'wasm') noKernel('quantize', spec);
   const target = targetOf(codec);
   return runGroups(x, layout, spec, codec, cal instanceof MinMaxCalibrator ? null : (vals, n) => cal.fromValues(vals, n, target));
 }
@@ -463,7 +469,7 @@ export function quantize(x: Float32Array, shape: readonly number[], spec: QuantS
  * allows (a 4096x4096 float32 result is 64 MB of fresh memory to fault in).
  */
 export function quantizeCodes(x: Float32Array, shape: readonly number[], spec: QuantSpec, opts: QuantizeOptions = {}): Omit<QuantResult, 'dequantized'> {
-  if ((opts.kernel ?? 'auto') === 'auto') {
+  if ((opts.impl ?? 'auto') !== 'ref') {
     const layout = groupLayout(shape, spec.granularity);
     if (layout.numel !== x.length) {
       throw new RangeError(`quantize: shape [${shape.join(', ')}] has ${layout.numel} elements but the data has ${x.length}`);
@@ -473,8 +479,10 @@ export function quantizeCodes(x: Float32Array, shape: readonly number[], spec: Q
       const { dequantized: _unused, ...rest } = fast;
       return rest;
     }
+    checkFinite(x, 'quantizeCodes');
+    if (opts.impl === 'wasm') noKernel('quantizeCodes', spec);
   }
-  const { dequantized: _unused, ...rest } = quantize(x, shape, spec, { kernel: 'reference' });
+  const { dequantized: _unused, ...rest } = quantize(x, shape, spec, { impl: 'ref' });
   return rest;
 }
 
@@ -529,7 +537,7 @@ export interface QuantCodesOut {
  */
 export function quantizeCodesInto(
   x: Float32Array, shape: readonly number[], spec: QuantSpec, out: QuantCodesOut, opts: QuantizeOptions = {},
-): { kernel: 'wasm' | 'reference' } {
+): { impl: 'wasm' | 'ref' } {
   const layout = groupLayout(shape, spec.granularity);
   if (layout.numel !== x.length) {
     throw new RangeError(`quantizeCodesInto: shape [${shape.join(', ')}] has ${layout.numel} elements but the data has ${x.length}`);
@@ -541,18 +549,20 @@ export function quantizeCodesInto(
   }
   const zps = out.zeroPoints ?? null;
   checkScalesOut('quantizeCodesInto', layout, out.scales, zps);
-  if ((opts.kernel ?? 'auto') === 'auto') {
+  if ((opts.impl ?? 'auto') !== 'ref') {
     const plan = fastPlan(layout, spec, resolveCalibrator(spec));
-    if (plan && runFast(x, plan, out.codes, null, out.scales, zps)) return { kernel: 'wasm' };
+    if (plan && runFast(x, plan, out.codes, null, out.scales, zps)) return { impl: 'wasm' };
+    checkFinite(x, 'quantizeCodesInto');
+    if (opts.impl === 'wasm') noKernel('quantizeCodesInto', spec);
   }
-  const r = quantize(x, shape, spec, { kernel: 'reference' });
+  const r = quantize(x, shape, spec, { impl: 'ref' });
   (out.codes as Uint8Array).set(r.codes as Uint8Array);
   out.scales.set(r.scales);
   if (zps) {
     if (r.zeroPoints) zps.set(r.zeroPoints);
     else zps.fill(0);
   }
-  return { kernel: 'reference' };
+  return { impl: 'ref' };
 }
 
 /** Caller-owned outputs for `quantizePacked4Into`. */
@@ -572,7 +582,7 @@ export interface QuantPacked4Out {
  */
 export function quantizePacked4Into(
   x: Float32Array, shape: readonly number[], spec: QuantSpec, out: QuantPacked4Out, opts: QuantizeOptions = {},
-): { kernel: 'wasm' | 'reference' } {
+): { impl: 'wasm' | 'ref' } {
   if ((spec.format !== 'int' && spec.format !== 'uint') || (spec.bits ?? 8) !== 4) {
     throw new RangeError(`quantizePacked4Into: needs a 4-bit int or uint spec, got ${spec.format} with ${spec.bits ?? 8} bits`);
   }
@@ -585,9 +595,11 @@ export function quantizePacked4Into(
     throw new RangeError(`quantizePacked4Into: out.packed must be a Uint8Array of ${bytes} bytes for ${layout.numel} 4-bit codes, got ${out.packed?.constructor?.name} of ${out.packed?.length}`);
   }
   checkScalesOut('quantizePacked4Into', layout, out.scales, out.zeroPoints ?? null);
-  if ((opts.kernel ?? 'auto') === 'auto') {
+  if ((opts.impl ?? 'auto') !== 'ref') {
     const plan = fastPlan(layout, spec, resolveCalibrator(spec));
-    if (plan && plan.gsize % 2 === 0 && runFast(x, plan, null, null, out.scales, out.zeroPoints ?? null, out.packed)) return { kernel: 'wasm' };
+    if (plan && plan.gsize % 2 === 0 && runFast(x, plan, null, null, out.scales, out.zeroPoints ?? null, out.packed)) return { impl: 'wasm' };
+    checkFinite(x, 'quantizePacked4Into');
+    if (opts.impl === 'wasm') noKernel('quantizePacked4Into', spec);
   }
   const codes = spec.format === 'int' ? new Int8Array(layout.numel) : new Uint8Array(layout.numel);
   const r = quantizeCodesInto(x, shape, spec, { codes, scales: out.scales, zeroPoints: out.zeroPoints }, opts);

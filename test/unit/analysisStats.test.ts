@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { PERCENTILES, analyseArray, analyseSource, arraySource, channelLayout, finalize, finalizeCodes, mergeCodes, raw16Source, runCodes, mergePass1, mergePass2, pass2Params, resolveOptions, runPass1, runPass2, TensorStats } from '../../src/analysis/weightStats';
 import { WasmKernel } from '../../src/kernels/statsKernel';
-import { TsKernel } from '../../src/kernels/statsKernelRef';
+import { StatsKernelRef } from '../../src/kernels/statsKernelRef';
 import { rng } from '../random';
 
 function normal(r: () => number): number {
@@ -296,7 +296,7 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
       const x = gen().subarray(0, 20_003);
       for (const chunk of [7, 4099]) {
         const w = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new WasmKernel(chunk));
-        const t = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new TsKernel(chunk));
+        const t = analyseArray(x, { chunkElements: chunk }, [20_003], undefined, new StatsKernelRef(chunk));
         assert.deepEqual(w, t, `${name}/${chunk}`);
       }
       // Last axis (channelsLast: four channels per vector once every channel has its shift, float32
@@ -304,7 +304,7 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
       // at odd offsets (lane path).
       for (const [shape, axis] of [[[100, 200], 1], [[2000, 10], 1], [[100, 200], 0]] as const) {
         const w = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, shape, axis, new WasmKernel(999));
-        const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, shape, axis, new TsKernel(999));
+        const t = analyseArray(x.subarray(0, 20_000), { chunkElements: 999 }, shape, axis, new StatsKernelRef(999));
         assert.deepEqual(w, t, `${name} channels [${shape}] axis ${axis}`);
       }
     }
@@ -312,7 +312,7 @@ describe('analysis: WASM kernels equal the TypeScript twin', () => {
 
   it('f16 and bf16 decoding: all 65536 codes, against the IEEE formula', () => {
     const n = 65536;
-    const w = new WasmKernel(n), t = new TsKernel(n);
+    const w = new WasmKernel(n), t = new StatsKernelRef(n);
     for (const dt of ['f16', 'bf16'] as const) {
       for (const k of [w, t]) {
         const raw = new Uint16Array(k.raw().buffer, k.raw().byteOffset, n);
@@ -351,7 +351,7 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     return a;
   }
   const decode = (codes: Uint16Array, dt: 'f16' | 'bf16') => {
-    const k = new TsKernel(codes.length);
+    const k = new StatsKernelRef(codes.length);
     new Uint16Array(k.raw().buffer, 0, codes.length).set(codes);
     k.decode(dt, codes.length);
     return k.f32().slice(0, codes.length);
@@ -373,7 +373,7 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
         assert.deepEqual(exact.logHistogram, f.logHistogram);
         assert.deepEqual(exact.outliers.top, f.outliers.top);
         assert.equal(exact.outliers.count, f.outliers.count);
-        const t = analyseSource(raw16Source(codes, dt), { chunkElements: 4099 }, undefined, new TsKernel(4099));
+        const t = analyseSource(raw16Source(codes, dt), { chunkElements: 4099 }, undefined, new StatsKernelRef(4099));
         assert.deepEqual(t, exact, 'TS twin equals WASM');
       });
     }
@@ -388,7 +388,7 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
         for (const axis of [0, 1]) {
           const layout = channelLayout([150, 201], axis)!;
           const w = analyseSource(raw16Source(codes, dt), { chunkElements: 777 }, layout, new WasmKernel(777));
-          const t = analyseSource(raw16Source(codes, dt), { chunkElements: 777 }, layout, new TsKernel(777));
+          const t = analyseSource(raw16Source(codes, dt), { chunkElements: 777 }, layout, new StatsKernelRef(777));
           assert.deepEqual(w.channels, t.channels, `${dt}/${special}/axis ${axis}: TS twin`);
           const f = analyseArray(x, { chunkElements: 777 }, [150, 201], axis, new WasmKernel(777));
           assert.deepEqual(w.channels, f.channels, `${dt}/${special}/axis ${axis}: float32 path`);
@@ -407,7 +407,7 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     const layout = channelLayout([finite.length, 8], 0)!;
     const o = resolveOptions({ chunkElements: 8192 });
     const w = runCodes(raw16Source(codes, 'f16'), new WasmKernel(8192), [0, codes.length], o, layout);
-    const t = runCodes(raw16Source(codes, 'f16'), new TsKernel(8192), [0, codes.length], o, layout);
+    const t = runCodes(raw16Source(codes, 'f16'), new StatsKernelRef(8192), [0, codes.length], o, layout);
     assert.deepEqual(w.channels, t.channels, 'TS twin');
     finite.forEach((c, i) => {
       const e = (c >> 10) & 0x1f, m = c & 0x3ff;
@@ -422,7 +422,7 @@ describe('analysis: float16/bfloat16 exact path (code counting)', () => {
     for (let i = 0; i < codes.length; i++) codes[i] = r() < 0.001 ? 0x7c00 | Math.floor(r() * 1024) | (r() < 0.5 ? 0x8000 : 0) : Math.floor(r() * 0x7400) | (r() < 0.5 ? 0x8000 : 0);
     const direct = (upTo: number, from: number, to: number) => { let c = 0; for (let i = 0; i < upTo; i++) { const m = codes[i] & 0x7fff; if (m >= from && m < to) c++; } return c; };
     const directTop = (upTo: number, below: number) => { let t = -1; for (let i = 0; i < upTo; i++) { const m = codes[i] & 0x7fff; if (m < below && m > t) t = m; } return t; };
-    for (const k of [new WasmKernel(10_000), new TsKernel(10_000)]) {
+    for (const k of [new WasmKernel(10_000), new StatsKernelRef(10_000)]) {
       k.codesReset();
       for (let part = 0; part < 3; part++) {
         new Uint16Array(k.raw().buffer, k.raw().byteOffset, 10_000).set(codes.subarray(part * 10_000, (part + 1) * 10_000));

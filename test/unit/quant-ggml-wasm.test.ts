@@ -93,7 +93,7 @@ describe('GGUF WebAssembly kernels', function () {
         // Importance with exact zeros, ties and a wide range, as real imatrix files have.
         const qw = new Float32Array(row);
         for (let i = 0; i < row; i++) qw[i] = i % 17 === 0 ? 0 : i % 5 === 0 ? 1 : Math.exp(gauss(r) * 3);
-        const want = quantizeGgml(type, x, x.length, { impl: 'ts', importance: qw });
+        const want = quantizeGgml(type, x, x.length, { impl: 'ref', importance: qw });
         const got = quantizeGgml(type, x, x.length, { impl: 'wasm', importance: qw });
         const at = firstDiff(got, want);
         assert.equal(at, -1, `${type}+imatrix ${name}: first differing byte ${at} (block ${Math.floor(at / ggmlTypeByName(type)!.typeSize)})`);
@@ -110,7 +110,7 @@ describe('GGUF WebAssembly kernels', function () {
         const r = rng(1000 + d * 7919 + type.length);
         const x = new Float32Array(blocks * bs);
         for (let i = 0; i < x.length; i++) x[i] = gen(r, i);
-        const want = quantizeGgml(type, x, x.length, { impl: 'ts' });
+        const want = quantizeGgml(type, x, x.length, { impl: 'ref' });
         const got = quantizeGgml(type, x, x.length, { impl: 'wasm' });
         const at = firstDiff(got, want);
         const tsize = ggmlTypeByName(type)!.typeSize;
@@ -135,7 +135,7 @@ describe('GGUF WebAssembly kernels', function () {
       const a = new Uint8Array(bytes + 10).fill(0xee);
       const b = new Uint8Array(bytes + 10).fill(0xee);
       assert.equal(quantizeGgmlInto(type, x, 64, a, 7, nEl, { impl: 'wasm', importance }), bytes);
-      assert.equal(quantizeGgmlInto(type, x, 64, b, 7, nEl, { impl: 'ts', importance }), bytes);
+      assert.equal(quantizeGgmlInto(type, x, 64, b, 7, nEl, { impl: 'ref', importance }), bytes);
       assert.equal(firstDiff(a, b), -1, `${type}${importance ? '+imatrix' : ''}`);
       assert.equal(a[6], 0xee);
       assert.equal(a[bytes + 7], 0xee);
@@ -146,7 +146,7 @@ describe('GGUF WebAssembly kernels', function () {
     const x = new Float32Array(512).fill(0.5);
     x[300] = NaN;
     x[400] = Infinity;
-    for (const impl of ['wasm', 'ts'] as const) {
+    for (const impl of ['wasm', 'ref'] as const) {
       assert.throws(() => quantizeGgml('Q4_K', x, 512, { impl }), /element 300 is NaN/);
     }
     const y = new Float32Array(64).fill(1);

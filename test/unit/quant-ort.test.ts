@@ -59,11 +59,11 @@ describe('quant engine vs ONNX Runtime', function () {
         nodes: [{ opType: 'DynamicQuantizeLinear', inputs: ['x'], outputs: ['y', 's', 'z'] }],
       });
       const [y, s, z] = await runOrt(model, { x: { data: x, dims: [n] } });
-      for (const kernel of ['auto', 'reference'] as const) {
-        const r = quantize(x, [n], { format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }, { kernel });
-        if (t > 0) assert.equal(r.scales[0], Number(s.data[0]), `tensor ${t} scale (${kernel})`);
-        assert.equal(r.zeroPoints![0], Number(z.data[0]), `tensor ${t} zero point (${kernel})`);
-        assert.deepEqual(Array.from(r.codes), Array.from(y.data as Uint8Array), `tensor ${t} codes (${kernel})`);
+      for (const impl of ['auto', 'ref'] as const) {
+        const r = quantize(x, [n], { format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }, { impl });
+        if (t > 0) assert.equal(r.scales[0], Number(s.data[0]), `tensor ${t} scale (${impl})`);
+        assert.equal(r.zeroPoints![0], Number(z.data[0]), `tensor ${t} zero point (${impl})`);
+        assert.deepEqual(Array.from(r.codes), Array.from(y.data as Uint8Array), `tensor ${t} codes (${impl})`);
       }
     }
   });

@@ -61,7 +61,7 @@ describe('quant packing', () => {
       if (symmetric) assert.equal(p.zeroPoints, null);
       const wt = new Float32Array(KK * N);
       for (let k = 0; k < KK; k++) for (let n = 0; n < N; n++) wt[n * KK + k] = ww[k * N + n];
-      const ref = quantize(wt, [N, KK], { format: 'uint', bits: bitsN, symmetric, range: 'full', granularity: { kind: 'group', axis: 1, size: bs } }, { kernel: 'reference' });
+      const ref = quantize(wt, [N, KK], { format: 'uint', bits: bitsN, symmetric, range: 'full', granularity: { kind: 'group', axis: 1, size: bs } }, { impl: 'ref' });
       const dec = unpackMatMulNBits(p);
       for (let k = 0; k < KK; k++) for (let n = 0; n < N; n++) assert.equal(dec[k * N + n], ref.dequantized[n * KK + k], `bits ${bitsN} K ${KK} k=${k} n=${n}`);
       assert.equal(p.dequantized[5], dec[5]);

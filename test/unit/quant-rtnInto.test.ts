@@ -70,8 +70,8 @@ describe('quant RTN into caller-owned outputs', () => {
       }
       const spec: QuantSpec = { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } };
       const out = outputsFor([rows, cols], spec);
-      const { kernel } = quantizeCodesInto(x, [rows, cols], spec, out);
-      assert.equal(kernel, 'wasm');
+      const { impl } = quantizeCodesInto(x, [rows, cols], spec, out);
+      assert.equal(impl, 'wasm');
       const ref = int8RowReference(x, rows, cols);
       assert.equal(firstDiff(out.codes, ref.codes), -1, `codes ${rows}x${cols}`);
       assert.ok(sameBits(out.scales, ref.scales), `scales ${rows}x${cols}`);
@@ -105,7 +105,7 @@ describe('quant RTN into caller-owned outputs', () => {
           if (!symmetric) for (let i = 0; i < numel; i += 4) x[i] = Math.abs(x[i]) + 0.05;
           for (let i = 0; i < 40; i++) x[Math.floor(r() * numel)] = -1e-7; // rounds to -0 before the zero point
           quantizeCodesInto(x, shape, spec, out);
-          const ref = quantize(x, shape, spec, { kernel: 'reference' });
+          const ref = quantize(x, shape, spec, { impl: 'ref' });
           const what = JSON.stringify({ shape, g, format, symmetric, bits, calibrator, seed });
           assert.equal(firstDiff(out.codes, ref.codes), -1, `codes ${what}`);
           assert.ok(sameBits(out.scales, ref.scales), `scales ${what}`);
@@ -127,7 +127,7 @@ describe('quant RTN into caller-owned outputs', () => {
       { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 }, calibrator: 'percentile' },
     ] as QuantSpec[]) {
       const out = outputsFor(shape, spec);
-      assert.equal(quantizeCodesInto(x, shape, spec, out).kernel, 'reference', spec.format);
+      assert.equal(quantizeCodesInto(x, shape, spec, out).impl, 'ref', spec.format);
       const ref = quantize(x, shape, spec);
       assert.equal(firstDiff(out.codes, ref.codes), -1, `codes ${spec.format}`);
       assert.ok(sameBits(out.scales, ref.scales), `scales ${spec.format}`);
@@ -136,28 +136,28 @@ describe('quant RTN into caller-owned outputs', () => {
     // The reference kernel on request, for a spec the fast path covers.
     const spec: QuantSpec = { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } };
     const out = outputsFor(shape, spec);
-    assert.equal(quantizeCodesInto(x, shape, spec, out, { kernel: 'reference' }).kernel, 'reference');
+    assert.equal(quantizeCodesInto(x, shape, spec, out, { impl: 'ref' }).impl, 'ref');
     assert.equal(firstDiff(out.codes, quantize(x, shape, spec).codes), -1);
   });
 
   it('packs 4-bit codes two per byte, low nibble first, as the codes of quantize() say', function () {
     this.timeout(10000);
-    const cases: { shape: number[]; spec: QuantSpec; kernel: 'wasm' | 'reference' }[] = [
-      { shape: [640, 256], spec: { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 128 } }, kernel: 'wasm' },
-      { shape: [33, 70], spec: { format: 'int', bits: 4, granularity: { kind: 'channel', axis: 0 } }, kernel: 'wasm' },
-      { shape: [3, 70002], spec: { format: 'uint', bits: 4, symmetric: false, granularity: { kind: 'channel', axis: 0 } }, kernel: 'wasm' },
-      { shape: [2000, 34], spec: { format: 'uint', bits: 4, granularity: { kind: 'group', axis: 1, size: 34 } }, kernel: 'wasm' },
+    const cases: { shape: number[]; spec: QuantSpec; impl: 'wasm' | 'ref' }[] = [
+      { shape: [640, 256], spec: { format: 'int', bits: 4, granularity: { kind: 'group', axis: 1, size: 128 } }, impl: 'wasm' },
+      { shape: [33, 70], spec: { format: 'int', bits: 4, granularity: { kind: 'channel', axis: 0 } }, impl: 'wasm' },
+      { shape: [3, 70002], spec: { format: 'uint', bits: 4, symmetric: false, granularity: { kind: 'channel', axis: 0 } }, impl: 'wasm' },
+      { shape: [2000, 34], spec: { format: 'uint', bits: 4, granularity: { kind: 'group', axis: 1, size: 34 } }, impl: 'wasm' },
       // Odd group length (and odd element count): nibbles straddle groups, packed outside the module.
-      { shape: [11, 7], spec: { format: 'int', bits: 4, granularity: { kind: 'channel', axis: 0 } }, kernel: 'reference' },
+      { shape: [11, 7], spec: { format: 'int', bits: 4, granularity: { kind: 'channel', axis: 0 } }, impl: 'ref' },
     ];
-    for (const { shape, spec, kernel } of cases) {
+    for (const { shape, spec, impl } of cases) {
       const numel = shape[0] * shape[1];
       const x = randomTensor(numel, numel, 0.3);
       const z = quantOutputSizes(shape, spec);
       const out = { packed: new Uint8Array((numel + 1) >> 1).fill(0xa5), scales: new Float32Array(z.groups), zeroPoints: new Int32Array(z.groups) };
-      const got = quantizePacked4Into(x, shape, spec, out).kernel;
-      if (kernel === 'wasm') assert.equal(got, 'wasm', JSON.stringify(shape));
-      const ref = quantize(x, shape, spec, { kernel: 'reference' });
+      const got = quantizePacked4Into(x, shape, spec, out).impl;
+      if (impl === 'wasm') assert.equal(got, 'wasm', JSON.stringify(shape));
+      const ref = quantize(x, shape, spec, { impl: 'ref' });
       for (let i = 0; i < numel; i++) {
         const nib = (out.packed[i >> 1] >> ((i & 1) * 4)) & 15;
         const code = spec.format === 'int' ? (nib ^ 8) - 8 : nib;

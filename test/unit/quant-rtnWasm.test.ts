@@ -55,7 +55,7 @@ describe('quant RTN WebAssembly kernel', () => {
           for (const calibrator of ['minmax', 'mse', new MseCalibrator(7, 0.2)] as const) {
             const spec: QuantSpec = { format, symmetric, bits: bitsN, range, granularity: g, calibrator };
             const fast = quantize(x, shape, spec);
-            const ref = quantize(x, shape, spec, { kernel: 'reference' });
+            const ref = quantize(x, shape, spec, { impl: 'ref' });
             const what = JSON.stringify({ shape, g, format, symmetric, bitsN, range, calibrator });
             assert.equal(firstDiff(Int8Array.from(fast.zeroPoints!), Int8Array.from(ref.zeroPoints!)), -1, `zero points ${what}`);
             assert.equal(firstDiff(fast.codes, ref.codes), -1, `codes ${what}`);
@@ -63,7 +63,7 @@ describe('quant RTN WebAssembly kernel', () => {
             assert.equal(firstDiff(fast.dequantized, ref.dequantized), -1, `dequantized ${what}`);
             assert.equal(firstDiff(quantizeCodes(x, shape, spec).codes, ref.codes), -1, `quantizeCodes ${what}`);
             if (calibrator !== 'minmax' && format === 'int' && symmetric) {
-              const mm = quantize(x, shape, { ...spec, calibrator: 'minmax' }, { kernel: 'reference' });
+              const mm = quantize(x, shape, { ...spec, calibrator: 'minmax' }, { impl: 'ref' });
               clipped += fast.scales.filter((v, i) => v < mm.scales[i]).length;
             }
             checked++;
@@ -81,11 +81,11 @@ describe('quant RTN WebAssembly kernel', () => {
     const x = randomTensor(shape[0] * shape[1], 77);
     const spec: QuantSpec = { format: 'int', bits: 8, granularity: { kind: 'channel', axis: 0 } };
     const fast = quantize(x, shape, spec);
-    const ref = quantize(x, shape, spec, { kernel: 'reference' });
+    const ref = quantize(x, shape, spec, { impl: 'ref' });
     assert.equal(firstDiff(fast.codes, ref.codes), -1);
     assert.equal(firstDiff(fast.dequantized, ref.dequantized), -1);
     const g = quantize(x, [x.length / 32, 32], { ...spec, granularity: { kind: 'group', axis: 1, size: 32 } });
-    const gr = quantize(x, [x.length / 32, 32], { ...spec, granularity: { kind: 'group', axis: 1, size: 32 } }, { kernel: 'reference' });
+    const gr = quantize(x, [x.length / 32, 32], { ...spec, granularity: { kind: 'group', axis: 1, size: 32 } }, { impl: 'ref' });
     assert.equal(firstDiff(g.codes, gr.codes), -1);
     assert.equal(firstDiff(g.scales, gr.scales), -1);
   });

@@ -7,6 +7,9 @@
  *
  * Rounding is half to even with saturation, as ONNX QuantizeLinear does.
  */
+import type { Granularity } from '../granularity';
+import { roundHalfEven } from '../numberFormats';
+import { QuantSpec, paramsFromRange, quantize } from '../rtn';
 
 export interface IntGridConfig {
   /** Bit width, 2..8. */
@@ -28,46 +31,38 @@ export function checkGridConfig(c: IntGridConfig, cols: number, who: string): vo
   if (g > 0 && cols % g !== 0) throw new RangeError(`${who}: groupSize ${g} does not divide the ${cols} input columns`);
 }
 
-/** Round half to even (what ONNX Runtime and torch.round do). */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
-}
-
 export function maxCode(bits: number): number {
   return (1 << bits) - 1;
 }
 
-/** Scale and zero point for the values v[o + k·stride], k < n. */
+/**
+ * Scale and zero point for the values v[o + k·stride], k < n: the range
+ * rule of rtn.ts (a range that contains 0, float32 scale, ORT's rounding),
+ * so GPTQ and AWQ quantize onto exactly the grid round-to-nearest uses.
+ */
 export function gridParams(
   c: IntGridConfig, v: ArrayLike<number>, o: number, n: number, stride: number, out: { scale: number; zero: number },
 ): void {
-  const qmax = maxCode(c.bits);
-  if (c.symmetric) {
-    let amax = 0;
-    for (let k = 0; k < n; k++) {
-      const a = Math.abs(v[o + k * stride]);
-      if (a > amax) amax = a;
-    }
-    out.zero = 1 << (c.bits - 1);
-    out.scale = amax > 0 ? Math.fround(amax / (out.zero - 1)) : 1; // stored as float32, so quantize with that
-    return;
-  }
   let lo = 0, hi = 0;
   for (let k = 0; k < n; k++) {
     const x = v[o + k * stride];
     if (x < lo) lo = x;
     if (x > hi) hi = x;
   }
-  if (hi === lo) { out.scale = 1; out.zero = 0; return; }
-  out.scale = Math.fround((hi - lo) / qmax);
-  out.zero = Math.min(qmax, Math.max(0, roundHalfEven(-lo / out.scale)));
+  const p = paramsFromRange(gridSpec(c), lo, hi);
+  out.scale = p.scale;
+  out.zero = p.zeroPoint;
 }
 
-/** Unsigned code of one value. */
+/** Unsigned code of one value (float32 quotient, half to even, saturated: as rtn.ts and ONNX QuantizeLinear). */
 export function encode(x: number, scale: number, zero: number, qmax: number): number {
-  const q = roundHalfEven(x / scale) + zero;
+  const q = roundHalfEven(Math.fround(x / scale)) + zero;
   return q < 0 ? 0 : q > qmax ? qmax : q;
+}
+
+/** The grid as an rtn.ts spec: unsigned codes, fixed zero point 2^(N-1) when symmetric. */
+function gridSpec(c: IntGridConfig, granularity: Granularity = { kind: 'tensor' }): QuantSpec {
+  return { format: 'uint', bits: c.bits, symmetric: c.symmetric, granularity };
 }
 
 export interface GridQuantized {
@@ -85,32 +80,17 @@ export interface GridQuantized {
   dequantized: Float32Array;
 }
 
-/** Round-to-nearest onto the grid: the baseline every other algorithm here is measured against. */
+/** Round-to-nearest onto the grid (rtn.ts itself, laid out as the algorithms here return results): the baseline they are measured against. */
 export function rtnQuantize(w: ArrayLike<number>, rows: number, cols: number, c: IntGridConfig): GridQuantized {
   checkGridConfig(c, cols, 'rtnQuantize');
   if (w.length < rows * cols) throw new RangeError(`rtnQuantize: weights hold ${w.length} < ${rows}×${cols} values`);
   const g = c.groupSize || cols;
   const nGroups = cols / g;
-  const qmax = maxCode(c.bits);
-  const codes = new Uint8Array(rows * cols);
-  const scales = new Float32Array(rows * nGroups);
-  const zeroPoints = new Uint8Array(rows * nGroups);
-  const dq = new Float32Array(rows * cols);
-  const p = { scale: 1, zero: 0 };
-  for (let r = 0; r < rows; r++) {
-    for (let gi = 0; gi < nGroups; gi++) {
-      const o = r * cols + gi * g;
-      gridParams(c, w, o, g, 1, p);
-      scales[r * nGroups + gi] = p.scale;
-      zeroPoints[r * nGroups + gi] = p.zero;
-      for (let k = 0; k < g; k++) {
-        const u = encode(w[o + k], p.scale, p.zero, qmax);
-        codes[o + k] = u;
-        dq[o + k] = p.scale * (u - p.zero);
-      }
-    }
-  }
+  const x = w instanceof Float32Array && w.length === rows * cols ? w : Float32Array.from({ length: rows * cols }, (_, i) => w[i]);
+  const q = quantize(x, [rows, cols], gridSpec(c, { kind: 'group', axis: 1, size: g }));
   const groupIndex = new Int32Array(cols);
   for (let j = 0; j < cols; j++) groupIndex[j] = Math.floor(j / g);
-  return { rows, cols, codes, scales, zeroPoints, groupIndex, nGroups, dequantized: dq };
+  return {
+    rows, cols, codes: q.codes as Uint8Array, scales: q.scales, zeroPoints: Uint8Array.from(q.zeroPoints!), groupIndex, nGroups, dequantized: q.dequantized,
+  };
 }

@@ -6,7 +6,7 @@
  *   Y = X_o W_oᵀ (fp16)  +  dequant(Q(X_r) Q(W_r)ᵀ) (int8, per-token × per-row scales).
  */
 import { f32ToF16, f16Lookup } from '../../formats/dtypes';
-import { roundHalfEven } from './intGrid';
+import { roundHalfEven } from '../numberFormats';
 
 export interface OutlierOptions {
   /** Channels whose activation magnitude is at least this stay 16-bit (LLM.int8 uses 6.0). */

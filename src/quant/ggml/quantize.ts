@@ -13,6 +13,7 @@
  * test/fixtures/ggml holds bytes produced by the real ggml library for these
  * encoders to be held against (see gen_reference.py there).
  */
+import type { Impl } from '../../kernels/runtime';
 import { f32ToF16, f16Lookup } from '../../formats/dtypes';
 import { GgmlTypeInfo, GgmlTypeName, QK_K, ggmlTypeById, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
 import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, quantizeGgmlWasm } from '../../kernels/ggmlKernels';
@@ -45,11 +46,11 @@ export interface GgmlQuantizeOptions {
    * Which encoder runs: 'auto' (default) takes the WebAssembly SIMD kernels
    * (wasm/ggmlWasm.ts) where one exists for the type (with importance
    * weights: where the kernel has that path too), else this file's
-   * TypeScript reference; 'ts' forces the reference; 'wasm' demands the
+   * TypeScript reference; 'ref' forces the reference; 'wasm' demands the
    * kernel and throws where there is none. All give the same bytes
    * (test/unit/quant-ggml-wasm.test.ts).
    */
-  impl?: 'auto' | 'ts' | 'wasm';
+  impl?: Impl;
 }
 
 function resolve(type: GgmlTypeName | number | string): GgmlTypeInfo {
@@ -112,7 +113,7 @@ export function quantizeGgmlInto(
     if (qw.length < row) throw new RangeError(`quantizeGgml: importance has ${qw.length} values, rows have ${row}`);
     if (nElements % row !== 0) throw new RangeError(`quantizeGgml: ${nElements} elements is not a whole number of rows of ${row}`);
   }
-  if (impl !== 'ts') {
+  if (impl !== 'ref') {
     // The kernel checks finiteness chunk by chunk; a bad value leaves earlier chunks written.
     const bad = quantizeGgmlWasm(info.name, src, srcOffset, dst, dstOffset, nElements, qw, row);
     if (bad >= 0) throw new RangeError(`quantizeGgml: element ${bad} is ${src[srcOffset + bad]}; ${info.name} blocks need finite values`);
