@@ -2,7 +2,7 @@
 // and the webview bundle (esbuild), plus static assets the webview needs.
 // Usage: node scripts/build.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +11,9 @@ const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 const dist = join(root, 'dist');
 mkdirSync(dist, { recursive: true });
+// The single webview bundle of earlier builds, now one per view.
+rmSync(join(dist, 'webview.js'), { force: true });
+rmSync(join(dist, 'webview.js.map'), { force: true });
 
 const nodeCommon = {
   bundle: true,
@@ -34,22 +37,21 @@ const builds = [
   },
   // src/cli.ts starts with its own #! line, which esbuild keeps.
   { ...nodeCommon, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' },
-  {
+  // One bundle per webview view, as vscode-hexeditor builds editor.js and inspector.js.
+  ...['inspector', 'sensitivity'].map((view) => ({
     bundle: true,
     platform: 'browser',
     format: 'iife',
     target: 'es2022',
     sourcemap: true,
     minify: production,
-    entryPoints: ['webview/inspector/main.ts'],
-    outfile: 'dist/webview.js',
+    entryPoints: [`webview/${view}/main.ts`],
+    outfile: `dist/${view}.js`,
     logLevel: 'info',
     absWorkingDir: root,
-  },
+  })),
 ];
-if (existsSync(join(root, 'src/jobs/worker.ts'))) {
-  builds.push({ ...nodeCommon, entryPoints: ['src/jobs/worker.ts'], outfile: 'dist/worker.js' });
-}
+builds.push({ ...nodeCommon, entryPoints: ['src/jobs/worker.ts'], outfile: 'dist/worker.js' });
 
 function copyAssets() {
   cpSync(join(root, 'webview/style.css'), join(dist, 'webview.css'));

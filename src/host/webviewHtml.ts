@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, entry: 'inspector' | 'sensitivity', title: string): string {
   const nonce = randomBytes(16).toString('base64');
   const dist = vscode.Uri.joinPath(extensionUri, 'dist');
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js'));
+  // One bundle per view (scripts/build.mjs).
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, `${entry}.js`));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.css'));
   const codicons = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicons', 'codicon.css'));
   const csp = [

@@ -1,5 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { parseFromWebview, parseTableView, pngBytes } from '../../src/shared/protocol/inspector';
+import { parseFromInspector, parseTableView } from '../../src/shared/protocol/inspector';
+import { parseFromSensitivity } from '../../src/shared/protocol/sensitivity';
+import { pngBytes } from '../../src/shared/protocol/common';
 
 const goodView = { sort: 'sqnr4', descending: true, filter: 'attn', group: 'block', config: 'int4-g128' };
 // A 1×1 PNG (signature + IHDR + IDAT + IEND), base64.
@@ -7,15 +9,14 @@ const PNG_1x1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8B
 
 describe('webview protocol validation', () => {
   it('accepts each well-formed message and returns only known fields', () => {
-    assert.deepEqual(parseFromWebview({ type: 'ready', extra: 1 }), { type: 'ready' });
-    assert.deepEqual(parseFromWebview({ type: 'cancelAnalysis' }), { type: 'cancelAnalysis' });
-    assert.deepEqual(parseFromWebview({ type: 'restartAnalysis' }), { type: 'restartAnalysis' });
-    assert.deepEqual(parseFromWebview({ type: 'log', level: 'warn', message: 'x' }), { type: 'log', level: 'warn', message: 'x' });
-    assert.deepEqual(parseFromWebview({ type: 'command', command: 'exportReport' }), { type: 'command', command: 'exportReport' });
-    assert.deepEqual(parseFromWebview({ type: 'selectTensor', name: 'blk.0.attn_q.weight' }), { type: 'selectTensor', name: 'blk.0.attn_q.weight' });
-    assert.deepEqual(parseFromWebview({ type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight', extra: 1 }), { type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight' });
-    assert.deepEqual(parseFromWebview({ type: 'exportCsv', view: { ...goodView, evil: '__proto__' } }), { type: 'exportCsv', view: goodView });
-    const png = parseFromWebview({ type: 'exportPng', chart: 'layer-sqnr', dataUrl: `data:image/png;base64,${PNG_1x1}` });
+    assert.deepEqual(parseFromInspector({ type: 'ready', extra: 1 }), { type: 'ready' });
+    assert.deepEqual(parseFromInspector({ type: 'cancelAnalysis' }), { type: 'cancelAnalysis' });
+    assert.deepEqual(parseFromInspector({ type: 'restartAnalysis' }), { type: 'restartAnalysis' });
+    assert.deepEqual(parseFromInspector({ type: 'log', level: 'warn', message: 'x' }), { type: 'log', level: 'warn', message: 'x' });
+    assert.deepEqual(parseFromInspector({ type: 'command', command: 'exportReport' }), { type: 'command', command: 'exportReport' });
+    assert.deepEqual(parseFromInspector({ type: 'selectTensor', name: 'blk.0.attn_q.weight' }), { type: 'selectTensor', name: 'blk.0.attn_q.weight' });
+    assert.deepEqual(parseFromInspector({ type: 'exportCsv', view: { ...goodView, evil: '__proto__' } }), { type: 'exportCsv', view: goodView });
+    const png = parseFromInspector({ type: 'exportPng', chart: 'layer-sqnr', dataUrl: `data:image/png;base64,${PNG_1x1}` });
     assert.equal(png?.type, 'exportPng');
   });
 
@@ -47,8 +48,20 @@ describe('webview protocol validation', () => {
     ['exportPng without data', { type: 'exportPng', chart: 'size' }],
   ];
   for (const [what, msg] of malformed) {
-    it(`rejects ${what}`, () => assert.equal(parseFromWebview(msg), undefined));
+    it(`rejects ${what}`, () => {
+      assert.equal(parseFromInspector(msg), undefined);
+      assert.equal(parseFromSensitivity(msg), undefined);
+    });
   }
+
+  it('the Sensitivity view speaks ready, log and revealTensor only; the inspector does not reveal', () => {
+    const reveal = { type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight', extra: 1 };
+    assert.deepEqual(parseFromSensitivity(reveal), { type: 'revealTensor', file: '/m/a.gguf', name: 'blk.0.attn_q.weight' });
+    assert.equal(parseFromInspector(reveal), undefined);
+    assert.deepEqual(parseFromSensitivity({ type: 'ready' }), { type: 'ready' });
+    assert.deepEqual(parseFromSensitivity({ type: 'log', level: 'info', message: 'm' }), { type: 'log', level: 'info', message: 'm' });
+    for (const t of ['selectTensor', 'exportCsv', 'cancelAnalysis', 'command']) assert.equal(parseFromSensitivity({ type: t, name: 'w' }), undefined, t);
+  });
 
   it('parseTableView requires every field', () => {
     for (const k of Object.keys(goodView)) {

@@ -1,11 +1,15 @@
-import type { FromWebview } from '../../src/shared/protocol/inspector';
-
-interface VsCodeApi {
-  postMessage(msg: FromWebview): void;
+/** The handle on the extension host, typed by the messages the view may send. */
+export interface HostApi<Out> {
+  postMessage(msg: Out): void;
   getState(): unknown;
   setState(state: unknown): void;
 }
-declare function acquireVsCodeApi(): VsCodeApi;
+declare function acquireVsCodeApi(): HostApi<unknown>;
 
-/** The one handle on the host; acquireVsCodeApi may be called only once. */
-export const vscode: VsCodeApi = acquireVsCodeApi();
+let api: HostApi<unknown> | undefined;
+
+/** acquireVsCodeApi may be called only once per webview: every caller shares the handle. */
+export function acquireHost<Out>(): HostApi<Out> {
+  api ??= acquireVsCodeApi();
+  return api as HostApi<Out>;
+}

@@ -1,6 +1,7 @@
-import type { AnalysisProgress, ConfigInfo, GroupBy, MixedSummary, ModelOverview, SensitivityPanelData, TableView, TensorDetail, TensorRow, ToWebview } from '../../src/shared/protocol/inspector';
+import type { AnalysisProgress, ConfigInfo, FromInspector, GroupBy, MixedSummary, ModelOverview, TableView, TensorDetail, TensorRow, ToInspector } from '../../src/shared/protocol/inspector';
 import { riskOf, sqnrOf, type Row } from '../../src/shared/tableModel';
-import { vscode } from '../common/vscodeApi';
+import { acquireHost } from '../common/vscodeApi';
+import { button, el, icon } from '../common/dom';
 import { formatBytes, formatCount } from '../common/format';
 import { LayerTable } from './table';
 import {
@@ -9,6 +10,7 @@ import {
 } from './charts';
 
 const app = document.getElementById('app') as HTMLElement;
+const vscode = acquireHost<FromInspector>();
 
 /** What survives the webview being hidden and restored (the host re-sends the data). */
 interface SavedState {
@@ -35,7 +37,7 @@ let rows: Row[] = [];
 const rowIndex = new Map<string, number>();
 let detail: TensorDetail | undefined;
 let mixed: MixedSummary | undefined;
-let analysis: { running: boolean; progress?: AnalysisProgress; done?: Extract<ToWebview, { type: 'analysisDone' }> } = { running: true };
+let analysis: { running: boolean; progress?: AnalysisProgress; done?: Extract<ToInspector, { type: 'analysisDone' }> } = { running: true };
 let table: LayerTable | undefined;
 const slots = new Map<string, ChartSlot>();
 let scrollSave: number | undefined;
@@ -48,23 +50,6 @@ function saveState(): void {
     state.scrollTop = table.scrollTop;
   }
   vscode.setState(state);
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-function icon(name: string): HTMLElement {
-  return el('span', { class: `codicon codicon-${name}`, 'aria-hidden': 'true' });
-}
-
-function button(id: string, iconName: string, label: string, onClick: () => void, title = label): HTMLButtonElement {
-  const b = el('button', { id, class: 'qs-button', type: 'button', title }, icon(iconName), ` ${label}`);
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 function select<T extends string>(id: string, label: string, options: [T, string][], value: T, onChange: (v: T) => void): HTMLElement {
@@ -351,7 +336,7 @@ function renderMixed(): void {
     (Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}% of uniform INT4-g128's weight error · ` : '') + counts;
 }
 
-window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
+window.addEventListener('message', (ev: MessageEvent<ToInspector>) => {
   const m = ev.data;
   switch (m.type) {
     case 'loading':
@@ -375,9 +360,6 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
     case 'mixed':
       mixed = m.mixed;
       renderMixed();
-      break;
-    case 'sensitivityPanel':
-      renderSensitivityPanel(m.data);
       break;
     case 'reveal':
       // From the Sensitivity panel: clear a filter that would hide the tensor, then select it.
@@ -424,39 +406,5 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
 new MutationObserver(() => { renderDetail(); renderModelCharts(); }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 window.addEventListener('beforeunload', saveState);
 
-function renderSensitivity(): void {
-  app.replaceChildren(
-    el('p', {}, 'No model is open in the inspector.'),
-    el('p', { class: 'qs-muted' }, 'Open a model file (.onnx, .safetensors, .gguf): its weights are listed here, most sensitive to INT4 first.'),
-  );
-}
 
-/** The Sensitivity panel: the active model's weights, least INT4 SQNR first; a click reveals one in the inspector. */
-function renderSensitivityPanel(d: SensitivityPanelData | null): void {
-  if (!d) {
-    renderSensitivity();
-    document.body.dataset.state = 'empty';
-    return;
-  }
-  const head = el('p', { id: 'qs-sens-head' }, el('strong', {}, d.fileName), ` · ${d.measured} of ${d.quantizable} weights measured · ranked by ${d.config} SQNR`);
-  if (d.rows.length === 0) {
-    app.replaceChildren(head, el('p', { class: 'qs-muted' }, 'Waiting for the quantization error of its weights…'));
-    document.body.dataset.state = 'waiting';
-    return;
-  }
-  const list = el('ol', { id: 'qs-sens-list', class: 'qs-sens-list', 'aria-label': `Most sensitive weights of ${d.fileName}` });
-  for (const r of d.rows) {
-    const b = el('button', { class: 'qs-sens-row', 'data-name': r.name, title: `${r.name} (${r.layer || r.opType})`, 'aria-label': `${r.name}: ${r.sqnrDb.toFixed(1)} dB at ${d.config}` },
-      el('span', { class: `qs-dot qs-dot-${r.risk ?? 'none'}`, 'aria-hidden': 'true' }),
-      el('span', { class: 'qs-sens-name' }, r.name),
-      el('span', { class: 'qs-sens-db num' }, `${r.sqnrDb.toFixed(1)} dB`),
-      el('span', { class: 'qs-sens-db8 num qs-muted' }, r.sqnrInt8 !== undefined ? `INT8 ${r.sqnrInt8.toFixed(1)}` : ''));
-    b.addEventListener('click', () => vscode.postMessage({ type: 'revealTensor', file: d.file, name: r.name }));
-    list.append(el('li', {}, b));
-  }
-  app.replaceChildren(head, list);
-  document.body.dataset.state = 'ready';
-}
-
-if (document.body.dataset.entry === 'sensitivity') renderSensitivity();
 vscode.postMessage({ type: 'ready' });

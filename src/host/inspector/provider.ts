@@ -8,7 +8,9 @@ import type { WorkerPool } from '../../jobs/pool';
 import { buildOverview } from '../../analysis/overview';
 import { configInfos, configResults, readinessReport, statsSummary, tensorDetail } from '../../analysis/viewData';
 import { referenceConfig } from '../../quant/configs';
-import { parseFromWebview, parseTableView, pngBytes, type AnalysisProgress, type MixedSummary, type SensitivityPanelData, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToWebview } from '../../shared/protocol/inspector';
+import { pngBytes } from '../../shared/protocol/common';
+import type { SensitivityPanelData } from '../../shared/protocol/sensitivity';
+import { parseFromInspector, parseTableView, type AnalysisProgress, type MixedSummary, type ModelOverview, type SensSummary, type StatsSummary, type TableView, type TensorRow, type ToInspector } from '../../shared/protocol/inspector';
 import { referenceSqnr, riskOf, sqnrOf, toCsv, type Row } from '../../shared/tableModel';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
@@ -37,10 +39,10 @@ class ModelDocument implements vscode.CustomDocument {
   firstFailure: string | undefined;
   progress: AnalysisProgress | undefined;
   abort: AbortController | undefined;
-  readonly panels = new Set<(m: ToWebview) => void>();
+  readonly panels = new Set<(m: ToInspector) => void>();
   constructor(readonly uri: vscode.Uri) {}
 
-  broadcast(m: ToWebview): void {
+  broadcast(m: ToInspector): void {
     for (const p of this.panels) p(m);
   }
 
@@ -286,20 +288,20 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     const e = this.open.get(file);
     if (!e || !e.document.built?.tensors.some((t) => t.name === name)) return false;
     e.panel.reveal(e.panel.viewColumn, false);
-    void e.panel.webview.postMessage({ type: 'reveal', name } satisfies ToWebview);
+    void e.panel.webview.postMessage({ type: 'reveal', name } satisfies ToInspector);
     return true;
   }
 
-  private doneMessage(doc: ModelDocument): ToWebview {
+  private doneMessage(doc: ModelDocument): ToInspector {
     const state = doc.state === 'complete' || doc.state === 'cancelled' || doc.state === 'failed' ? doc.state : 'failed';
-    const m: ToWebview = { type: 'analysisDone', state, failed: doc.failedTensors };
+    const m: ToInspector = { type: 'analysisDone', state, failed: doc.failedTensors };
     if (doc.stateMessage) m.message = doc.stateMessage;
     if (doc.firstFailure) m.firstFailure = doc.firstFailure;
     return m;
   }
 
   /** Everything a (re)created webview needs: the index, then the results known so far. */
-  private sendAll(doc: ModelDocument, post: (m: ToWebview) => void): void {
+  private sendAll(doc: ModelDocument, post: (m: ToInspector) => void): void {
     if (!doc.built) {
       post({ type: 'error', message: doc.error ?? 'unknown error' });
       return;
@@ -321,7 +323,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'inspector', path.basename(key));
     const entry = { panel, document } as { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument };
     this.open.set(key, entry);
-    const post = (m: ToWebview) => void panel.webview.postMessage(m);
+    const post = (m: ToInspector) => void panel.webview.postMessage(m);
     document.panels.add(post);
     this.lastActive = key;
     panel.onDidChangeViewState(() => {
@@ -331,7 +333,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
       }
     });
     panel.webview.onDidReceiveMessage(async (raw: unknown) => {
-      const msg = parseFromWebview(raw);
+      const msg = parseFromInspector(raw);
       if (!msg) {
         log().warn(`Ignored a malformed message from the inspector webview for ${key}`);
         return;

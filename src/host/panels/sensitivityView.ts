@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import type { ModelEditorProvider } from '../inspector/provider';
-import { parseFromWebview, type SensitivityPanelData, type ToWebview } from '../../shared/protocol/inspector';
+import { parseFromSensitivity, type SensitivityPanelData, type ToSensitivity } from '../../shared/protocol/sensitivity';
 import { log } from '../log';
 
 /**
@@ -39,7 +39,7 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
   private update(): void {
     if (!this.view) return;
     this.lastSent = this.editors.sensitivityPanelData();
-    void this.view.webview.postMessage({ type: 'sensitivityPanel', data: this.lastSent } satisfies ToWebview);
+    void this.view.webview.postMessage({ type: 'sensitivityPanel', data: this.lastSent } satisfies ToSensitivity);
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -51,7 +51,7 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
     });
     view.onDidChangeVisibility(() => view.visible && this.update());
     view.webview.onDidReceiveMessage((raw: unknown) => {
-      const msg = parseFromWebview(raw);
+      const msg = parseFromSensitivity(raw);
       if (!msg) {
         log().warn('Ignored a malformed message from the Sensitivity view');
         return;

@@ -1,8 +1,12 @@
 /**
  * Messages between the extension host and the model-inspector webview.
  * Shared by both sides (no `vscode` import, no DOM import). Everything that
- * arrives from a webview is untrusted and goes through `parseFromWebview`.
+ * arrives from the webview is untrusted and goes through `parseFromInspector`.
  */
+import { isPlainObject, name, parseLog, parsePngExport, shortString, type LogMessage } from './common';
+
+const COMMANDS = new Set(['quantize', 'exportReport']);
+const GROUPS = new Set<string>(['none', 'block', 'op']);
 
 export interface ModelOverview {
   fileName: string;
@@ -65,17 +69,6 @@ export interface ConfigResult { config: string; bits: number; reference?: 'int8'
 
 export interface SensSummary { name: string; configs: ConfigResult[] }
 
-/** What the Sensitivity panel shows: the active inspector's weights, most sensitive first. */
-export interface SensitivityPanelData {
-  file: string;
-  fileName: string;
-  /** The config the ranking is by (the INT4 reference). */
-  config: string;
-  measured: number;
-  quantizable: number;
-  rows: { name: string; layer: string; opType: string; params: number; sqnrDb: number; sqnrInt8?: number; risk?: 'low' | 'medium' | 'high' }[];
-}
-
 /** Best per-layer formats under a default average-bits budget (exact knapsack search over the sensitivity table). */
 export interface MixedSummary {
   averageBits: number;
@@ -109,14 +102,13 @@ export interface TensorDetail {
 
 export interface AnalysisProgress { tensorsDone: number; tensorsTotal: number; fraction: number; phase: 'statistics' | 'sensitivity' }
 
-/** Extension → webview. */
-export type ToWebview =
+/** Extension → inspector. */
+export type ToInspector =
   | { type: 'loading'; fileName: string }
   | { type: 'overview'; overview: ModelOverview; tensors: TensorRow[]; configs: ConfigInfo[] }
   | { type: 'stats'; items: StatsSummary[] }
   | { type: 'sensitivity'; items: SensSummary[] }
   | { type: 'mixed'; mixed: MixedSummary }
-  | { type: 'sensitivityPanel'; data: SensitivityPanelData | null }
   | { type: 'reveal'; name: string }
   | { type: 'progress'; progress: AnalysisProgress }
   | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number; firstFailure?: string }
@@ -140,33 +132,18 @@ export interface TableView {
   config: string;
 }
 
-/** Webview → extension. */
-export type FromWebview =
+/** Inspector → extension. */
+export type FromInspector =
   | { type: 'ready' }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | LogMessage
   | { type: 'command'; command: 'quantize' | 'exportReport' }
   | { type: 'cancelAnalysis' }
   | { type: 'restartAnalysis' }
   | { type: 'selectTensor'; name: string }
-  | { type: 'revealTensor'; file: string; name: string }
   | { type: 'exportCsv'; view: TableView }
   | { type: 'exportPng'; chart: string; dataUrl: string };
 
-const COMMANDS = new Set(['quantize', 'exportReport']);
-const LEVELS = new Set(['info', 'warn', 'error']);
-const GROUPS = new Set<string>(['none', 'block', 'op']);
 const SORTS = new Set<string>(SORT_KEYS);
-const PNG_PREFIX = 'data:image/png;base64,';
-/** A 4k chart at 4 bytes a pixel, base64: far above any real chart, low enough to refuse a flood. */
-export const MAX_PNG_DATA_URL = 48 * 1024 * 1024;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function shortString(v: unknown, max: number): v is string {
-  return typeof v === 'string' && v.length <= max;
-}
 
 export function parseTableView(v: unknown): TableView | undefined {
   if (!isPlainObject(v)) return undefined;
@@ -178,8 +155,8 @@ export function parseTableView(v: unknown): TableView | undefined {
   return { sort: v.sort as SortKey, descending: v.descending, filter: v.filter, group: v.group as GroupBy, config: v.config };
 }
 
-/** Validate a message from a webview; returns undefined for anything malformed. */
-export function parseFromWebview(raw: unknown): FromWebview | undefined {
+/** Validate a message from the inspector; returns undefined for anything malformed. */
+export function parseFromInspector(raw: unknown): FromInspector | undefined {
   if (!isPlainObject(raw)) return undefined;
   const m = raw;
   switch (m.type) {
@@ -190,10 +167,7 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
     case 'restartAnalysis':
       return { type: 'restartAnalysis' };
     case 'log':
-      if (typeof m.level === 'string' && LEVELS.has(m.level) && shortString(m.message, 10_000)) {
-        return { type: 'log', level: m.level as 'info' | 'warn' | 'error', message: m.message };
-      }
-      return undefined;
+      return parseLog(m);
     case 'command':
       if (typeof m.command === 'string' && COMMANDS.has(m.command)) {
         return { type: 'command', command: m.command as 'quantize' | 'exportReport' };
@@ -201,33 +175,16 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
       return undefined;
     case 'selectTensor':
       // Tensor names are looked up in the model's index, never used as paths.
-      if (shortString(m.name, 4096) && m.name.length > 0) return { type: 'selectTensor', name: m.name };
-      return undefined;
-    case 'revealTensor':
-      // The file is only matched against open inspectors, never opened from here.
-      if (shortString(m.file, 4096) && m.file.length > 0 && shortString(m.name, 4096) && m.name.length > 0) return { type: 'revealTensor', file: m.file, name: m.name };
-      return undefined;
+      return name(m.name) ? { type: 'selectTensor', name: m.name } : undefined;
     case 'exportCsv': {
       const view = parseTableView(m.view);
       return view ? { type: 'exportCsv', view } : undefined;
     }
-    case 'exportPng':
-      if (!shortString(m.chart, 40) || !/^[a-z0-9-]+$/.test(m.chart)) return undefined;
-      if (!shortString(m.dataUrl, MAX_PNG_DATA_URL) || !m.dataUrl.startsWith(PNG_PREFIX)) return undefined;
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(m.dataUrl.slice(PNG_PREFIX.length))) return undefined;
-      return { type: 'exportPng', chart: m.chart, dataUrl: m.dataUrl };
+    case 'exportPng': {
+      const png = parsePngExport(m);
+      return png ? { type: 'exportPng', ...png } : undefined;
+    }
     default:
       return undefined;
   }
-}
-
-/** The PNG bytes of a validated exportPng message; throws if they are not a PNG. */
-export function pngBytes(dataUrl: string): Uint8Array {
-  const b64 = dataUrl.slice(PNG_PREFIX.length);
-  const bin = typeof atob === 'function' ? atob(b64) : '';
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (out.length < 8 || sig.some((b, i) => out[i] !== b)) throw new Error('exported chart is not a PNG image');
-  return out;
 }
