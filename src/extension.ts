@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
 import { ModelEditorProvider } from './host/inspector/provider';
+import { InspectorRegistry } from './host/inspector/registry';
+import { HostPool } from './host/workerPool';
 import { SensitivityViewProvider } from './host/panels/sensitivityView';
 import { registerCommands } from './host/commands';
 import { log } from './host/log';
@@ -14,9 +16,12 @@ declare const globalThis: { __quantscopeLoadStart?: number };
 export function activate(context: vscode.ExtensionContext): QuantScopeApi {
   const tActivate = performance.now();
   const t0 = globalThis.__quantscopeLoadStart ?? tActivate;
-  const editors = ModelEditorProvider.register(context);
-  SensitivityViewProvider.register(context, editors);
-  registerCommands(context, editors);
+  const registry = new InspectorRegistry();
+  const pool = new HostPool(context.extensionUri);
+  context.subscriptions.push(registry, pool);
+  ModelEditorProvider.register(context, registry, pool);
+  SensitivityViewProvider.register(context, registry);
+  registerCommands(context, { registry, pool });
   const activationMs = performance.now() - t0;
   log().info(
     `QuantScope ${context.extension.packageJSON.version} activated in ${activationMs.toFixed(1)} ms ` +

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
-import type { ModelEditorProvider } from '../inspector/provider';
+import type { InspectorRegistry } from '../inspector/registry';
 import { parseFromSensitivity, type SensitivityPanelData, type ToSensitivity } from '../../shared/protocol/sensitivity';
 import { log } from '../log';
 
@@ -17,15 +17,15 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    private readonly editors: ModelEditorProvider,
+    private readonly editors: InspectorRegistry,
   ) {}
 
-  static register(context: vscode.ExtensionContext, editors: ModelEditorProvider): SensitivityViewProvider {
+  static register(context: vscode.ExtensionContext, editors: InspectorRegistry): SensitivityViewProvider {
     const p = new SensitivityViewProvider(context.extensionUri, editors);
     context.subscriptions.push(
       vscode.window.registerWebviewViewProvider(SensitivityViewProvider.viewId, p),
       // Results stream in many batches a second: refresh the list at most every 250 ms.
-      editors.onDidChangeSensitivity(() => {
+      editors.onDidChange(() => {
         p.pending ??= setTimeout(() => {
           p.pending = undefined;
           p.update();

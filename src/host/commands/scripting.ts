@@ -1,0 +1,27 @@
+import * as vscode from 'vscode';
+import { buildOverview } from '../../analysis/overview';
+import type { ModelOverview } from '../../shared/protocol/inspector';
+import type { InspectorRegistry } from '../inspector/registry';
+import { targetModel } from './modelTarget';
+
+/** Commands for scripts, tests and other extensions (not in the palette). */
+export function registerScripting(context: vscode.ExtensionContext, registry: InspectorRegistry): void {
+  // Scriptable: the index summary of a model file (used by tests and other extensions).
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.getModelSummary', async (arg: unknown): Promise<ModelOverview> => {
+    const uri = arg instanceof vscode.Uri ? arg : typeof arg === 'string' ? vscode.Uri.file(arg) : targetModel(undefined);
+    if (!uri) throw new Error('quantscope.getModelSummary needs a model file URI');
+    // Loaded on first use so activation stays fast.
+     
+    const { openModel } = require('../../formats') as typeof import('../../formats');
+    const model = openModel(uri.fsPath);
+    try {
+      return buildOverview(model).overview;
+    } finally {
+      model.close();
+    }
+  }));
+  // Scriptable: what the open inspectors show.
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.getOpenInspectors', () =>
+    [...registry.open.entries()].map(([file, e]) => ({ file, overview: e.overview, error: e.error, visible: e.panel.visible })),
+  ));
+}

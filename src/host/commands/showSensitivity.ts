@@ -1,0 +1,9 @@
+import * as vscode from 'vscode';
+
+/** Show Sensitivity Panel: focuses the Sensitivity view in the QuantScope panel. */
+export function registerShowSensitivity(context: vscode.ExtensionContext): void {
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.showSensitivity', async () => {
+    await vscode.commands.executeCommand('quantscope.sensitivityView.focus');
+    return true;
+  }));
+}
