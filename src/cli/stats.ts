@@ -5,7 +5,8 @@
  */
 import { CliCommand, parseArgs } from './common';
 import { openModel } from '../formats/index';
-import { analyseModel, analyseSensitivity, ModelSensitivity, ModelStats, TensorEntry } from '../pipelines/analyseModel';
+import { analyseModel, ModelStats, TensorEntry } from '../pipelines/analyseModel';
+import { analyseSensitivity, ModelSensitivity } from '../pipelines/analyseSensitivity';
 import { StatsCache, defaultCliCacheDir } from '../pipelines/statsCache';
 import { StatsOptions } from '../analysis/weightStats';
 import { WorkerPool } from '../jobs/pool';

@@ -1,5 +1,6 @@
 /**
- * A worker_threads pool for statistics jobs. Jobs are queued FIFO and run one
+ * A worker_threads pool for every domain's jobs (statistics, sensitivity,
+ * GPTQ, ...: see handlers/ and protocol.ts). Jobs are queued FIFO and run one
  * at a time per worker; each worker is also handed the next job ahead of time
  * (`prefetch`), so it starts it the moment it posts a result instead of idling
  * for the round trip through this thread. A worker that crashes, exits or runs

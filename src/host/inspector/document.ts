@@ -71,7 +71,8 @@ export class ModelDocument implements vscode.CustomDocument {
   async analyse(run: AnalysisRun): Promise<void> {
     const model = this.model;
     if (!model || this.state === 'running') return;
-    const { analyseModel, analyseSensitivity } = require('../../pipelines/analyseModel') as typeof import('../../pipelines/analyseModel');
+    const { analyseModel } = require('../../pipelines/analyseModel') as typeof import('../../pipelines/analyseModel');
+    const { analyseSensitivity } = require('../../pipelines/analyseSensitivity') as typeof import('../../pipelines/analyseSensitivity');
     const { CancelledError } = require('../../jobs/pool') as typeof import('../../jobs/pool');
     const abort = new AbortController();
     this.abort = abort;

@@ -1,0 +1,71 @@
+/**
+ * Weight-space sensitivity of every weight matrix of a model, one job per
+ * tensor through the pool (each worker reads its tensor, or a sample of it).
+ */
+import { setMaxListeners } from 'node:events';
+import type { ModelFile, TensorInfo } from '../formats/types';
+import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
+import { isAnalysable } from '../analysis/tensorSource';
+import { CancelledError, WorkerPool } from '../jobs/pool';
+import { ENGINE_VERSION } from './analyseModel';
+
+export interface ModelSensitivity {
+  engineVersion: number;
+  file: string;
+  options: SensitivityOptions;
+  tensors: { name: string; dtype: string; shape: number[]; sensitivity: TensorSensitivity }[];
+  skipped: { name: string; dtype: string; reason: string }[];
+  failed: { name: string; error: string }[];
+  seconds: number;
+}
+
+/**
+ * Weight-space sensitivity of every weight matrix (rank ≥ 2 float tensors by
+ * default; 1-D norms and biases are rarely quantized) through the pool.
+ */
+export async function analyseSensitivity(model: ModelFile, opts: {
+  pool: WorkerPool; options?: SensitivityOptions; signal?: AbortSignal;
+  filter?(t: TensorInfo): boolean;
+  onTensor?(name: string, s: TensorSensitivity, done: number, total: number): void;
+}): Promise<ModelSensitivity> {
+  const t0 = Date.now();
+  const todo: TensorInfo[] = [];
+  const skipped: ModelSensitivity['skipped'] = [];
+  for (const t of model.tensors) {
+    const wanted = opts.filter ? opts.filter(t) : t.shape.length >= 2;
+    if (!wanted) continue;
+    if (isAnalysable(t)) todo.push(t); else skipped.push({ name: t.name, dtype: t.dtype, reason: 'not a floating-point tensor' });
+  }
+  const inner = new AbortController();
+  setMaxListeners(0, inner.signal);
+  const abort = () => inner.abort();
+  if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  const results = new Map<string, TensorSensitivity>();
+  const failed: ModelSensitivity['failed'] = [];
+  let done = 0;
+  try {
+    await Promise.all(todo.map(async (t) => {
+      try {
+        const s = await opts.pool.run({ kind: 'sensitivity', source: { kind: 'file', path: model.path, tensor: t.name }, options: opts.options ?? {} }, { signal: inner.signal });
+        results.set(t.name, s);
+        opts.onTensor?.(t.name, s, ++done, todo.length);
+      } catch (e) {
+        if (inner.signal.aborted || e instanceof CancelledError) throw e;
+        failed.push({ name: t.name, error: e instanceof Error ? e.message : String(e) });
+        done++;
+      }
+    }));
+  } catch (e) {
+    inner.abort();
+    if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener('abort', abort);
+  }
+  return {
+    engineVersion: ENGINE_VERSION, file: model.path, options: opts.options ?? {},
+    tensors: todo.filter((t) => results.has(t.name)).map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], sensitivity: results.get(t.name)! })),
+    skipped, failed, seconds: (Date.now() - t0) / 1000,
+  };
+}
