@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { channelEnvelope, readinessReport, rebin, unravel } from '../../src/analysis/viewData';
+import { channelEnvelope, rebin, unravel } from '../../src/analysis/viewData';
+import { readinessReport } from '../../src/analysis/report';
 import { int4g128Bytes, int8ChannelBytes } from '../../src/analysis/overview';
 import type { ModelOverview } from '../../src/shared/protocol/inspector';
 import type { Row } from '../../src/shared/tableModel';

@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readinessReport } from '../../analysis/viewData';
+import { readinessReport } from '../../analysis/report';
 import { referenceConfig } from '../../quant/configs';
 import type { SensitivityPanelData } from '../../shared/protocol/sensitivity';
 import { parseTableView, type ModelOverview, type TableView, type ToInspector } from '../../shared/protocol/inspector';
