@@ -24,7 +24,7 @@ export function heapBase(): usize {
 // each lane sequential), and each block's four lanes go into the two f64
 // lanes as (l0 + l2, l1 + l3). The host picks a float32 shift near the mean
 // (and redoes a chunk whose mean is far from it), so the block sums stay free
-// of cancellation; the error bound is in src/analysis/README.md. Non-finite
+// of cancellation; the error bound is in docs/statistics-engine.md. Non-finite
 // lanes are replaced by the shift itself, which makes their d exactly 0.
 // Elements past the last whole group of four are summed the same way, lane
 // i & 3, in the final block.

@@ -73,7 +73,7 @@ describe('analyseModel through the worker pool', function () {
         const ref = analyseArray(decoded[e.name], {}, t.shape, t.layer.outputChannelAxis);
         const s = e.stats;
         for (const k of ['numel', 'count', 'nan', 'inf', 'zeros', 'min', 'max'] as const) assert.equal(s[k], ref[k], `${e.name} ${k}`);
-        // Each side is within the float32-block moment bound (src/analysis/README.md) of the exact value; twice it apart at most.
+        // Each side is within the float32-block moment bound (docs/statistics-engine.md) of the exact value; twice it apart at most.
         assert.ok(Math.abs(s.mean - ref.mean) <= 8e-6 * ref.std, `${e.name} mean`);
         assert.ok(Math.abs(s.std - ref.std) <= 8e-6 * ref.std, `${e.name} std`);
         assert.ok(Math.abs(s.kurtosis - ref.kurtosis) <= 8e-5 * (ref.kurtosis + 4), `${e.name} kurtosis`);

@@ -54,7 +54,7 @@ function close(a: number, b: number, rel: number, abs = 0, what = ''): void {
 }
 
 /**
- * The moments' error bound (src/analysis/README.md): powers summed in float32
+ * The moments' error bound (docs/statistics-engine.md): powers summed in float32
  * within 64-element blocks put the mean within 4e-6·σ, σ within 4e-6
  * relative, the skewness within 2e-5·(E|x−μ|³/σ³ + 1) and the kurtosis within
  * 4e-5·(kurtosis + 4) of the exact values; `k` widens it for comparing two

@@ -56,7 +56,7 @@ describe('CLI bundle (dist/cli.js)', function () {
     assert.equal(t.stats.count, vals.length);
     assert.equal(t.stats.min, Math.min(...vals));
     assert.equal(t.stats.max, Math.max(...vals));
-    // The engine's stated bound for float32 input (src/analysis/README.md): the mean within 4e-6·σ.
+    // The engine's stated bound for float32 input (docs/statistics-engine.md): the mean within 4e-6·σ.
     const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
     assert.ok(Math.abs(t.stats.mean - mean) <= 4e-6 * sd, `${t.stats.mean} vs ${mean} (σ ${sd})`);
   });
