@@ -5,9 +5,9 @@
  * Tensors above `splitElements` are cut into ranges analysed in parallel and
  * merged exactly (pass partials are mergeable, see stats.ts).
  */
-import { setMaxListeners } from 'node:events';
 import type { ModelFile, TensorInfo } from '../formats/types';
-import { CancelledError, WorkerPool } from '../jobs/pool';
+import type { WorkerPool } from '../jobs/pool';
+import { eachTensorJob } from './tensorJobs';
 import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, pass2Params, resolveOptions } from '../analysis/weightStats';
 import { isAnalysable } from '../analysis/tensorSource';
 import type { FileTensorRef, Range } from '../jobs/protocol';
@@ -104,15 +104,7 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     };
   };
 
-  // Sibling jobs of a failed or cancelled analysis are aborted too.
-  const inner = new AbortController();
-  setMaxListeners(0, inner.signal); // one listener per queued job
-  const abort = () => inner.abort();
-  if (opts.signal?.aborted) throw new CancelledError(`statistics of ${model.path}`);
-  opts.signal?.addEventListener('abort', abort, { once: true });
-  const signal = inner.signal;
-
-  const one = async (t: TensorInfo): Promise<TensorStats> => {
+  const one = async (t: TensorInfo, signal: AbortSignal): Promise<TensorStats> => {
     const source: FileTensorRef = { kind: 'file', path: model.path, tensor: t.name };
     if (t.numel <= split || pool.size < 2) {
       const tr = track(passes * t.numel);
@@ -144,33 +136,19 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
 
   const results = new Map<string, TensorEntry>();
   const failed: ModelStats['failed'] = [];
-  try {
-    // Largest first: the pool then ends on small tensors, not with one worker alone on a big one.
-    const order = [...todo].sort((a, b) => b.numel - a.numel);
-    await Promise.all(order.map(async (t) => {
-      let stats: TensorStats;
-      try {
-        stats = await one(t);
-      } catch (e) {
-        if (signal.aborted || e instanceof CancelledError) throw e;
-        failed.push({ name: t.name, error: e instanceof Error ? e.message : String(e) });
-        tensorsDone++;
-        progress();
-        return;
-      }
-      const e = entryOf(t, stats);
-      results.set(t.name, e);
-      tensorsDone++;
-      progress();
-      opts.onTensor?.(e, tensorsDone, todo.length);
-    }));
-  } catch (e) {
-    inner.abort();
-    if (opts.signal?.aborted) throw new CancelledError(`statistics of ${model.path}`);
-    throw e;
-  } finally {
-    opts.signal?.removeEventListener('abort', abort);
-  }
+  // Largest first: the pool then ends on small tensors, not with one worker alone on a big one.
+  const order = [...todo].sort((a, b) => b.numel - a.numel);
+  await eachTensorJob(`statistics of ${model.path}`, order, opts.signal, one, (t, stats) => {
+    const e = entryOf(t, stats);
+    results.set(t.name, e);
+    tensorsDone++;
+    progress();
+    opts.onTensor?.(e, tensorsDone, todo.length);
+  }, (t, error) => {
+    failed.push({ name: t.name, error });
+    tensorsDone++;
+    progress();
+  });
   return {
     engineVersion: ENGINE_VERSION, file: model.path, format: model.format, options: o,
     tensors: todo.filter((t) => results.has(t.name)).map((t) => results.get(t.name)!), skipped, failed, seconds: (Date.now() - t0) / 1000,

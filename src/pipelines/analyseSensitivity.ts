@@ -2,11 +2,11 @@
  * Weight-space sensitivity of every weight matrix of a model, one job per
  * tensor through the pool (each worker reads its tensor, or a sample of it).
  */
-import { setMaxListeners } from 'node:events';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import { isAnalysable } from '../analysis/tensorSource';
-import { CancelledError, WorkerPool } from '../jobs/pool';
+import type { WorkerPool } from '../jobs/pool';
+import { eachTensorJob } from './tensorJobs';
 import { ENGINE_VERSION } from './analyseModel';
 
 export interface ModelSensitivity {
@@ -36,33 +36,19 @@ export async function analyseSensitivity(model: ModelFile, opts: {
     if (!wanted) continue;
     if (isAnalysable(t)) todo.push(t); else skipped.push({ name: t.name, dtype: t.dtype, reason: 'not a floating-point tensor' });
   }
-  const inner = new AbortController();
-  setMaxListeners(0, inner.signal);
-  const abort = () => inner.abort();
-  if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
-  opts.signal?.addEventListener('abort', abort, { once: true });
   const results = new Map<string, TensorSensitivity>();
   const failed: ModelSensitivity['failed'] = [];
   let done = 0;
-  try {
-    await Promise.all(todo.map(async (t) => {
-      try {
-        const s = await opts.pool.run({ kind: 'sensitivity', source: { kind: 'file', path: model.path, tensor: t.name }, options: opts.options ?? {} }, { signal: inner.signal });
-        results.set(t.name, s);
-        opts.onTensor?.(t.name, s, ++done, todo.length);
-      } catch (e) {
-        if (inner.signal.aborted || e instanceof CancelledError) throw e;
-        failed.push({ name: t.name, error: e instanceof Error ? e.message : String(e) });
-        done++;
-      }
-    }));
-  } catch (e) {
-    inner.abort();
-    if (opts.signal?.aborted) throw new CancelledError(`sensitivity of ${model.path}`);
-    throw e;
-  } finally {
-    opts.signal?.removeEventListener('abort', abort);
-  }
+  await eachTensorJob(`sensitivity of ${model.path}`, todo, opts.signal,
+    (t, signal) => opts.pool.run({ kind: 'sensitivity', source: { kind: 'file', path: model.path, tensor: t.name }, options: opts.options ?? {} }, { signal }),
+    (t, s) => {
+      results.set(t.name, s);
+      opts.onTensor?.(t.name, s, ++done, todo.length);
+    },
+    (t, error) => {
+      failed.push({ name: t.name, error });
+      done++;
+    });
   return {
     engineVersion: ENGINE_VERSION, file: model.path, options: opts.options ?? {},
     tensors: todo.filter((t) => results.has(t.name)).map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], sensitivity: results.get(t.name)! })),
