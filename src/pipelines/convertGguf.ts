@@ -17,17 +17,18 @@ import { GgufValueType, openGguf, readGgufHeader, GgufHeader } from '../formats/
 import { GgufFileWriter, GgufKv, layoutGguf } from '../formats/gguf/writer';
 import { Imatrix, readImatrix } from '../formats/gguf/imatrix';
 import { MetadataValue, ModelFile, TensorInfo } from '../formats/types';
-import { f32ToF16 } from '../formats/dtypes';
-import { quantizeGgmlInto, QUANTIZABLE } from '../quant/ggml/quantize';
-import { dequantizeGgml } from '../quant/ggml/dequant';
+import { QUANTIZABLE } from '../quant/ggml/quantize';
+import { GgufSlabResult, digestGgufRange, encodeGgufSlab, slabRanges } from '../quant/ggml/slab';
 import { GgmlTypeName, ggmlTypeByName } from '../quant/ggml/types';
+import type { WorkerPool } from '../worker/pool';
 import {
   GGUF_PRESETS, GgufPreset, PlannedTensor, TensorTypeOverride, parseTensorTypeOverride, planGgufTypes,
 } from '../quant/ggml/presets';
 
 /** ggml's quantization format version, written to general.quantization_version. */
 const GGML_QNT_VERSION = 2;
-const SLAB_VALUES = 1 << 24;
+/** Values per slab: the unit of work handed to a worker, and of the verification fingerprints. */
+const SLAB_VALUES = 1 << 22;
 
 export interface ConvertGgufOptions {
   preset: GgufPreset;
@@ -48,6 +49,11 @@ export interface ConvertGgufOptions {
   verify?: boolean;
   /** Encoder implementation (see quantizeGgml); default 'auto'. */
   impl?: 'auto' | 'ts' | 'wasm';
+  /**
+   * Workers to encode and verify slabs on (two slabs per worker in flight);
+   * without one everything runs on this thread.
+   */
+  pool?: WorkerPool;
 }
 
 export interface ConvertGgufProgress {
@@ -183,25 +189,57 @@ export async function convertGguf(
   const m = openGguf(source);
   const byName = new Map(m.tensors.map((t) => [t.name, t]));
   const bytesTotal = m.tensors.reduce((s, t) => s + t.byteLength, 0);
-  let bytesRead = 0;
+  const runner = slabRunner(source, m, options.pool, options.impl ?? 'auto', cb.signal);
   const writer = new GgufFileWriter(output, layout);
-  const digests: string[] = [];
+  const digests: string[][] = plan.map(() => []);
   const results: ConvertedGgufTensor[] = [];
   try {
-    for (let k = 0; k < plan.length; k++) {
-      const pt = plan[k];
+    // Every slab of every tensor, in file order; up to `window` are being encoded while the oldest is written.
+    const tasks = plan.flatMap((pt, k) => tensorSlabs(byName.get(pt.name)!, pt).map((range, j, all) => ({ k, range, last: j === all.length - 1 })));
+    const acc = plan.map(() => ({ err: 0, ref: 0, importance: false }));
+    const window = options.pool ? options.pool.size * 2 : 1;
+    const inflight: Promise<GgufSlabResult>[] = [];
+    let next = 0;
+    let bytesRead = 0;
+    const launch = (): void => {
+      const t = tasks[next++];
+      const pt = plan[t.k];
       const info = byName.get(pt.name)!;
-      const r = await convertTensor(m, info, pt, writer, layout.sizes[k], im, options.impl ?? 'auto', cb.signal);
+      if (pt.from === pt.to) {
+        inflight.push(Promise.resolve(copySlab(m, info, t.range)));
+      } else {
+        const imp = importanceFor(im, pt, t.range[0]);
+        if (imp) acc[t.k].importance = true;
+        inflight.push(runner.encode(info, t.range, pt.to, pt.ne[0], imp));
+      }
+      // A failed slab is reported when its turn comes; do not let it count as unhandled meanwhile.
+      inflight[inflight.length - 1].catch(() => undefined);
+    };
+    for (let done = 0; done < tasks.length; done++) {
+      while (next < tasks.length && inflight.length < window) launch();
+      await checkCancel(cb.signal);
+      const r = await inflight.shift()!;
+      const t = tasks[done];
+      writer.write(r.bytes);
+      digests[t.k].push(r.digest);
+      acc[t.k].err += r.errSum;
+      acc[t.k].ref += r.refSum;
+      if (!t.last) continue;
       writer.endTensor();
-      digests.push(r.digest);
-      results.push(r.result);
-      bytesRead += info.byteLength;
-      cb.onProgress?.({ done: k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
+      const pt = plan[t.k];
+      const a = acc[t.k];
+      const relMse = pt.from === pt.to ? 0 : a.ref > 0 ? a.err / a.ref : a.err > 0 ? Infinity : 0;
+      results.push({
+        name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: layout.sizes[t.k],
+        requantized: pt.from !== pt.to, relMse, sqnrDb: sqnr(relMse), importance: a.importance,
+      });
+      bytesRead += byName.get(pt.name)!.byteLength;
+      cb.onProgress?.({ done: t.k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
     }
     writer.finish();
     const t1 = process.hrtime.bigint();
     let verification: ConvertGgufResult['verification'];
-    if (options.verify !== false) verification = await verifyWritten(writer.tempPath, output, kvs, plan, digests, cb.signal);
+    if (options.verify !== false) verification = await verifyWritten(writer.tempPath, output, kvs, plan, digests, runner, cb.signal);
     const t2 = process.hrtime.bigint();
     if (cb.signal?.aborted) throw new Cancelled();
     writer.commit();
@@ -237,81 +275,59 @@ function sqnr(rel: number): number {
   return rel > 0 ? -10 * Math.log10(rel) : Infinity;
 }
 
-async function convertTensor(
-  m: ModelFile, info: TensorInfo, pt: PlannedTensor, writer: GgufFileWriter, outBytes: number,
-  im: Imatrix | undefined, impl: 'auto' | 'ts' | 'wasm', signal?: AbortSignal,
-): Promise<{ result: ConvertedGgufTensor; digest: string }> {
-  const hash = crypto.createHash('sha256');
-  const base = { name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: outBytes };
-  if (pt.from === pt.to) {
-    // Copied: the digest is over the bytes, which the check reads back the same way.
-    const step = 1 << 26;
-    for (let off = 0; off < info.byteLength; off += step) {
-      await checkCancel(signal);
-      const b = m.readBytes(info, off, Math.min(step, info.byteLength - off));
-      hash.update(b);
-      writer.write(b);
-    }
-    return { result: { ...base, requantized: false, relMse: 0, sqnrDb: Infinity, importance: false }, digest: hash.digest('hex') };
-  }
-  const ne0 = pt.ne[0];
-  const rowsPerExpert = pt.ne[1] ?? 1;
-  const nRows = info.numel / ne0;
-  const toInfo = ggmlTypeByName(pt.to)!;
-  const rowBytes = (ne0 / toInfo.blockSize) * toInfo.typeSize;
-  let qw: Float32Array | undefined;
-  let importance = false;
-  if (im && toInfo.quantized) {
-    const e = im.entries.get(pt.name);
-    const nExperts = pt.ne[2] ?? 1;
-    if (e) {
-      if (e.length === ne0 * nExperts) { qw = e; importance = true; } else if (!/^(per_layer_)?token_embd\.weight$/.test(pt.name)) {
-        // llama.cpp refuses this too: most of the model would be quantized without the imatrix.
-        throw new Error(`imatrix size ${e.length} differs from tensor size ${ne0 * nExperts} for ${pt.name}`);
-      }
-    }
-  }
-  // Slabs of whole rows that never cross an expert boundary (each expert has its own importance).
-  const slabRows = Math.max(1, Math.min(rowsPerExpert, Math.floor(SLAB_VALUES / ne0)));
-  const bytesBuf = new Uint8Array(slabRows * rowBytes);
-  const deq = new Float32Array(slabRows * ne0);
-  let errSum = 0, refSum = 0;
-  for (let row = 0; row < nRows;) {
-    await checkCancel(signal);
-    const inExpert = row % rowsPerExpert;
-    const n = Math.min(slabRows, rowsPerExpert - inExpert, nRows - row);
-    const x = m.readFloat32(info, row * ne0, n * ne0);
-    const bytes = bytesBuf.subarray(0, n * rowBytes);
-    const out = deq.subarray(0, n * ne0);
-    if (pt.to === 'F16') {
-      const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n * ne0);
-      for (let i = 0; i < h.length; i++) h[i] = f32ToF16(x[i]);
-      dequantizeGgml('F16', bytes, out, n * ne0);
-    } else if (pt.to === 'F32') {
-      new Float32Array(bytes.buffer, bytes.byteOffset, n * ne0).set(x);
-      out.set(x);
-    } else {
-      const expert = Math.floor(row / rowsPerExpert);
-      const imp = qw ? qw.subarray(expert * ne0, (expert + 1) * ne0) : undefined;
-      quantizeGgmlInto(pt.to, x, 0, bytes, 0, n * ne0, imp ? { importance: imp, rowLength: ne0, impl } : { impl });
-      dequantizeGgml(pt.to, bytes, out, n * ne0);
-    }
-    for (let i = 0; i < out.length; i++) {
-      const d = out[i] - x[i];
-      errSum += d * d;
-      refSum += x[i] * x[i];
-    }
-    hash.update(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
-    writer.write(bytes);
-    row += n;
-  }
-  const relMse = refSum > 0 ? errSum / refSum : errSum > 0 ? Infinity : 0;
-  return { result: { ...base, requantized: true, relMse, sqnrDb: sqnr(relMse), importance }, digest: hash.digest('hex') };
+interface SlabRunner {
+  encode(info: TensorInfo, range: [number, number], to: GgmlTypeName, rowLength: number, importance?: Float32Array): Promise<GgufSlabResult>;
+  digest(file: string, m: ModelFile, t: TensorInfo, range: [number, number], raw: boolean): Promise<string>;
 }
 
-/** Reopen the written file with our reader: metadata, types, shapes, and every tensor's values as the encoder produced them. */
+/** Slabs run here, or as pool jobs that read the files themselves. */
+function slabRunner(source: string, m: ModelFile, pool: WorkerPool | undefined, impl: 'auto' | 'ts' | 'wasm', signal?: AbortSignal): SlabRunner {
+  if (!pool) {
+    return {
+      encode: async (info, [start, count], to, rowLength, importance) =>
+        encodeGgufSlab(m.readFloat32(info, start, count), to, rowLength, importance, impl),
+      digest: async (_file, om, t, [start, count], raw) => digestGgufRange(om, t, start, count, raw),
+    };
+  }
+  return {
+    encode: (info, [start, count], to, rowLength, importance) => pool.run({
+      kind: 'ggufSlab', source: { kind: 'file', path: source, tensor: info.name }, start, count, to, rowLength, importance, impl,
+    }, { signal }),
+    digest: (file, _om, t, [start, count], raw) =>
+      pool.run({ kind: 'ggufDigest', source: { kind: 'file', path: file, tensor: t.name }, start, count, raw }, { signal }),
+  };
+}
+
+function tensorSlabs(info: TensorInfo, pt: PlannedTensor): [number, number][] {
+  return slabRanges(info.numel, pt.ne[0], pt.ne[1] ?? 1, SLAB_VALUES);
+}
+
+/** A tensor kept as it is: its bytes, fingerprinted as the verification reads them back. */
+function copySlab(m: ModelFile, info: TensorInfo, [start, count]: [number, number]): GgufSlabResult {
+  const bpe = info.byteLength / info.numel;
+  const bytes = m.readBytes(info, start * bpe, count * bpe);
+  return { bytes, errSum: 0, refSum: 0, digest: crypto.createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** The imatrix row for the expert that element `start` belongs to, checked as llama.cpp checks it. */
+function importanceFor(im: Imatrix | undefined, pt: PlannedTensor, start: number): Float32Array | undefined {
+  const toInfo = ggmlTypeByName(pt.to)!;
+  if (!im || !toInfo.quantized) return undefined;
+  const e = im.entries.get(pt.name);
+  if (!e) return undefined;
+  const ne0 = pt.ne[0], nExperts = pt.ne[2] ?? 1;
+  if (e.length !== ne0 * nExperts) {
+    // llama.cpp refuses this too (most of the model would silently lose its imatrix), except for token embeddings.
+    if (/^(per_layer_)?token_embd\.weight$/.test(pt.name)) return undefined;
+    throw new Error(`imatrix size ${e.length} differs from tensor size ${ne0 * nExperts} for ${pt.name}`);
+  }
+  const expert = Math.floor(start / (ne0 * (pt.ne[1] ?? 1)));
+  return e.slice(expert * ne0, (expert + 1) * ne0);
+}
+
+/** Reopen the written file with our reader: metadata, types, shapes, and every slab's values as the encoder produced them. */
 async function verifyWritten(
-  file: string, output: string, kvs: GgufKv[], plan: PlannedTensor[], digests: string[], signal?: AbortSignal,
+  file: string, output: string, kvs: GgufKv[], plan: PlannedTensor[], digests: string[][], runner: SlabRunner, signal?: AbortSignal,
 ): Promise<{ tensors: number; metadataKeys: number }> {
   const fail = (what: string): never => { throw new Error(`verification of ${output} failed: ${what}`); };
   const h = readGgufHeader(file);
@@ -325,27 +341,26 @@ async function verifyWritten(
   const m = openGguf(file);
   try {
     if (m.tensors.length !== plan.length) fail(`${m.tensors.length} tensors, expected ${plan.length}`);
+    const jobs: { k: number; j: number; p: Promise<string> }[] = [];
     for (let k = 0; k < plan.length; k++) {
       const t = m.tensors[k], pt = plan[k], raw = h.rawTensors[k];
       if (raw.name !== pt.name || ggmlTypeByName(pt.to)!.id !== raw.type || raw.ne.join() !== pt.ne.join()) {
         fail(`tensor #${k} is ${raw.name} ${raw.type} [${raw.ne.join(', ')}], expected ${pt.name} ${pt.to} [${pt.ne.join(', ')}]`);
       }
-      const hash = crypto.createHash('sha256');
-      if (pt.from === pt.to) {
-        const step = 1 << 26;
-        for (let off = 0; off < t.byteLength; off += step) {
-          await checkCancel(signal);
-          hash.update(m.readBytes(t, off, Math.min(step, t.byteLength - off)));
-        }
-      } else {
-        const step = SLAB_VALUES;
-        for (let start = 0; start < t.numel; start += step) {
-          await checkCancel(signal);
-          const v = m.readFloat32(t, start, Math.min(step, t.numel - start));
-          hash.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      const slabs = tensorSlabs(t, pt);
+      if (slabs.length !== digests[k].length) fail(`tensor ${pt.name}: ${slabs.length} slabs, ${digests[k].length} fingerprints`);
+      slabs.forEach((range, j) => {
+        const job = { k, j, p: runner.digest(file, m, t, range, pt.from === pt.to) };
+        job.p.catch(() => undefined);
+        jobs.push(job);
+      });
+      // Bounded: settle what is queued before it grows past a few dozen slabs.
+      if (jobs.length > 64 || k === plan.length - 1) {
+        await checkCancel(signal);
+        for (const job of jobs.splice(0)) {
+          if ((await job.p) !== digests[job.k][job.j]) fail(`tensor ${plan[job.k].name} (slab ${job.j}) does not dequantize to what the encoder produced`);
         }
       }
-      if (hash.digest('hex') !== digests[k]) fail(`tensor ${pt.name} does not dequantize to what the encoder produced`);
     }
   } finally {
     m.close();

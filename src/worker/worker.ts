@@ -11,6 +11,7 @@ import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRa
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
 import { gptqRows } from '../quant/algorithms/gptq';
+import { digestGgufRange, encodeGgufSlab } from '../quant/ggml/slab';
 import type { FileTensorRef, FromWorker, JobRequest, ToWorker, WorkerInit } from './protocol';
 
 class Cancelled extends Error {
@@ -121,6 +122,14 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
     case 'sensitivity': {
       const { m, t } = fileTensor(job.source);
       return modelTensorSensitivity(m, t, job.options);
+    }
+    case 'ggufSlab': {
+      const { m, t } = fileTensor(job.source);
+      return encodeGgufSlab(m.readFloat32(t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
+    }
+    case 'ggufDigest': {
+      const { m, t } = fileTensor(job.source);
+      return digestGgufRange(m, t, job.start, job.count, job.raw);
     }
     case 'test-crash': {
       if (!init.allowTestJobs) throw new Error('test jobs are disabled in this pool');

@@ -17,6 +17,7 @@ import { ggmlTypeByName } from '../../src/quant/ggml/types';
 import { llamaModelQuantize } from '../../src/runtime/llamacpp/quantize';
 import { llamaEvaluate, meanKlDivergence, LlamaLogits } from '../../src/runtime/llamacpp/evaluate';
 import { writeLlamaGguf, TinyLlamaSpec } from '../llamaGguf';
+import { WorkerPool } from '../../src/worker/pool';
 import { rng } from '../random';
 
 const PRESETS = Object.keys(GGUF_PRESETS) as GgufPreset[];
@@ -203,6 +204,25 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
     await llamaModelQuantize(q8, ref, { ftype: GGUF_PRESETS.Q4_K_M.ftype, nthread: 1, allowRequantize: true });
     await convertGguf(q8, ours, { preset: 'Q4_K_M', allowRequantize: true });
     assertSameGguf(ours, ref);
+  });
+
+  it('with a worker pool: the same bytes, verified, and Cancel still leaves nothing', async () => {
+    const pool = new WorkerPool({ size: 2 });
+    try {
+      const ref = path.join(dir, 'ref-pool.gguf'), ours = path.join(dir, 'ours-pool.gguf');
+      await llamaModelQuantize(f16, ref, { ftype: GGUF_PRESETS.Q5_K_M.ftype, nthread: 2 });
+      const r = await convertGguf(f16, ours, { preset: 'Q5_K_M', pool });
+      assert.equal(r.verification?.tensors, r.tensors.length);
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(ref)));
+      const before = new Set(fs.readdirSync(dir));
+      const ac = new AbortController();
+      await assert.rejects(convertGguf(f16, path.join(dir, 'pool-cancelled.gguf'), { preset: 'Q4_K_M', pool }, {
+        signal: ac.signal, onProgress: (p) => { if (p.done === 30) ac.abort(); },
+      }), /cancel/);
+      assert.deepEqual(new Set(fs.readdirSync(dir)), before);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('Cancel leaves no partial file; the source is never the output', async () => {
