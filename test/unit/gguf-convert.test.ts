@@ -8,6 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { openGguf, readGgufHeader, GgufValueType } from '../../src/formats/gguf';
 import { GgufFileWriter, layoutGguf } from '../../src/formats/gguf/writer';
 import { readImatrix } from '../../src/formats/gguf/imatrix';
@@ -223,6 +224,26 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
     } finally {
       await pool.close();
     }
+  });
+
+  it('a full disk (ulimit -f) fails the write with a clear error and leaves no partial file', () => {
+    const sub = path.join(dir, 'full');
+    fs.mkdirSync(sub);
+    const script = `require(${JSON.stringify(path.resolve(__dirname, '../../src/pipelines/convertGguf.js'))})` +
+      `.convertGguf(${JSON.stringify(f16)}, ${JSON.stringify(path.join(sub, 'out.gguf'))}, { preset: 'Q4_K_M' })` +
+      `.then(() => process.exit(0), (e) => { console.error(e.code || '', e.message); process.exit(3); });`;
+    let stderr = '';
+    let status = 0;
+    try {
+      // 2 MiB file size limit: the 6 MB output cannot be written.
+      execFileSync('bash', ['-c', `ulimit -f 2048; exec "${process.execPath}" -e "$0"`, script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      status = (e as { status: number }).status;
+      stderr = String((e as { stderr: Buffer }).stderr);
+    }
+    assert.equal(status, 3, stderr);
+    assert.match(stderr, /EFBIG cannot write .*out\.gguf/);
+    assert.deepEqual(fs.readdirSync(sub), []);
   });
 
   it('Cancel leaves no partial file; the source is never the output', async () => {

@@ -187,20 +187,20 @@ export class GgufFileWriter {
   private fd: number | undefined;
   private index = 0;
   private written = 0;
-  private pos: number;
+  private pos = 0;
   private done = false;
 
   constructor(readonly outPath: string, readonly layout: GgufLayout) {
     const dir = path.dirname(path.resolve(outPath));
     this.tempPath = path.join(dir, `.${path.basename(outPath)}.${process.pid}.${Date.now().toString(36)}.partial`);
     this.fd = fs.openSync(this.tempPath, 'wx');
+    this.pos = 0;
     try {
-      fs.writeSync(this.fd, layout.header, 0, layout.header.length, 0);
+      this.put(layout.header);
     } catch (e) {
       this.abort();
       throw e;
     }
-    this.pos = layout.header.length;
   }
 
   /** Index of the tensor the next bytes belong to. */
@@ -215,10 +215,22 @@ export class GgufFileWriter {
     if (this.written + bytes.length > want) {
       throw new RangeError(`GGUF writer: ${this.outPath}: tensor #${this.index} gets ${this.written + bytes.length} bytes, its type and shape need ${want}`);
     }
-    let done = 0;
-    while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, bytes.length - done, this.pos + done);
-    this.pos += bytes.length;
+    this.put(bytes);
     this.written += bytes.length;
+  }
+
+  /** Write at the current position; a failure (full disk, file size limit) names the output. */
+  private put(bytes: Uint8Array): void {
+    try {
+      let done = 0;
+      while (done < bytes.length) done += fs.writeSync(this.fd!, bytes, done, bytes.length - done, this.pos + done);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const wrapped = new Error(`cannot write ${this.outPath} (${err.code ?? 'error'}: ${err.message})`) as NodeJS.ErrnoException;
+      wrapped.code = err.code;
+      throw wrapped;
+    }
+    this.pos += bytes.length;
   }
 
   endTensor(): void {
@@ -231,10 +243,7 @@ export class GgufFileWriter {
   }
 
   private write0(n: number): void {
-    const z = Buffer.alloc(n);
-    let done = 0;
-    while (done < n) done += fs.writeSync(this.fd!, z, done, n - done, this.pos + done);
-    this.pos += n;
+    this.put(Buffer.alloc(n));
   }
 
   /** All tensors written: flush to disk and close. The file still has its temporary name. */
