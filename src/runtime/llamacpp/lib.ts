@@ -128,7 +128,6 @@ let loaded: LlamaLib | undefined;
 
 export function loadLlamaLib(): LlamaLib {
   if (loaded) return loaded;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const koffi = require('koffi') as Koffi;
   const paths = locateLlamaLibs();
   // libllama's RUNPATH is $ORIGIN, so loading it by full path finds its siblings.
