@@ -4,7 +4,7 @@
  * llama.cpp ends only this process; the parent reports it as an error.
  */
 import { loadLlamaLib, setLlamaLog, LlamaLib, GGML_TYPE_COUNT, Koffi } from './lib';
-import type { ChildMessage, EvaluateReply, EvaluateRequest, LlamaReply, LlamaRequest, QuantizeReply, QuantizeRequest } from './protocol';
+import type { ChildMessage, ComputeTypesReply, ComputeTypesRequest, EvaluateReply, EvaluateRequest, LlamaReply, LlamaRequest, QuantizeReply, QuantizeRequest } from './protocol';
 
 /** Stable C memory holding a NUL-terminated copy of `s`. */
 function cString(koffi: Koffi, s: string): unknown {
@@ -20,16 +20,11 @@ function cFloats(koffi: Koffi, a: Float32Array): unknown {
   return p;
 }
 
-function quantize(lib: LlamaLib, r: QuantizeRequest): LlamaReply {
+function quantizeParams(lib: LlamaLib, r: { ftype: number; pure?: boolean; tensorTypes?: { pattern: string; type: number }[] }, keep: unknown[]) {
   const { koffi } = lib;
   const p = lib.llama_model_quantize_default_params();
-  p.nthread = r.nthread ?? 1;
   p.ftype = r.ftype;
   p.pure = !!r.pure;
-  p.allow_requantize = !!r.allowRequantize;
-  p.output_tensor_type = r.outputTensorType ?? GGML_TYPE_COUNT;
-  p.token_embedding_type = r.tokenEmbeddingType ?? GGML_TYPE_COUNT;
-  const keep: unknown[] = [];
   if (r.tensorTypes?.length) {
     const T = lib.types.tensorOverride;
     const rows = r.tensorTypes.map((o) => ({ pattern: cString(koffi, o.pattern), type: o.type }));
@@ -39,6 +34,51 @@ function quantize(lib: LlamaLib, r: QuantizeRequest): LlamaReply {
     keep.push(rows, mem);
     p.tt_overrides = mem;
   }
+  return p;
+}
+
+function computeTypes(lib: LlamaLib, r: ComputeTypesRequest): ComputeTypesReply {
+  const keep: unknown[] = [];
+  const p = quantizeParams(lib, r, keep);
+  const m = r.model;
+  const model = lib.llama_quant_model_from_metadata({
+    architecture: m.arch, n_embd: m.nEmbd, n_ff: m.nFf, n_layer: m.nLayer, n_head: m.nHead, n_head_kv: m.nHeadKv,
+    n_expert: m.nExpert, n_embd_head_k: m.nEmbdHead, n_embd_head_v: m.nEmbdHead,
+  });
+  const ctx = lib.ggml_init({ mem_size: 1024 * 1024 + r.tensors.length * 1024, mem_buffer: null, no_alloc: true });
+  // The state keeps a pointer to the parameters: give it memory that outlives this call.
+  const pmem = lib.koffi.alloc(lib.types.quantizeParams, 1);
+  lib.koffi.encode(pmem, lib.types.quantizeParams, p);
+  keep.push(pmem);
+  const qs = lib.llama_quant_init(model, pmem);
+  try {
+    const ts = r.tensors.map((t) => {
+      const g = lib.ggml_new_tensor(ctx, t.type, t.ne.length, t.ne);
+      lib.ggml_set_name(g, t.name);
+      return g;
+    });
+    const allowed = ts.map((g) => lib.llama_quant_tensor_allows_quantization(qs, g));
+    const sel = ts.filter((_g, i) => allowed[i]);
+    const out = new Int32Array(Math.max(1, sel.length));
+    if (sel.length) lib.llama_quant_compute_types(qs, r.ftype, sel, out, sel.length);
+    let k = 0;
+    return { op: 'computeTypes', types: allowed.map((a) => (a ? out[k++] : -1)) };
+  } finally {
+    lib.llama_quant_free(qs);
+    lib.ggml_free(ctx);
+    lib.llama_model_free(model);
+    keep.length = 0;
+  }
+}
+
+function quantize(lib: LlamaLib, r: QuantizeRequest): LlamaReply {
+  const keep: unknown[] = [];
+  const p = quantizeParams(lib, r, keep);
+  const { koffi } = lib;
+  p.nthread = r.nthread ?? 1;
+  p.allow_requantize = !!r.allowRequantize;
+  p.output_tensor_type = r.outputTensorType ?? GGML_TYPE_COUNT;
+  p.token_embedding_type = r.tokenEmbeddingType ?? GGML_TYPE_COUNT;
   if (r.imatrix?.length) {
     const T = lib.types.imatrixData;
     const rows = r.imatrix.map((e) => ({ name: cString(koffi, e.name), data: cFloats(koffi, e.data), size: e.data.length }));
@@ -131,6 +171,8 @@ function serve(req: LlamaRequest): LlamaReply {
     }
     case 'evaluate':
       return evaluate(lib, req);
+    case 'computeTypes':
+      return computeTypes(lib, req);
   }
 }
 

@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type {
-  ChildMessage, EvaluateReply, EvaluateRequest, InfoReply, InfoRequest, LlamaReply, LlamaRequest,
+  ChildMessage, ComputeTypesReply, ComputeTypesRequest, EvaluateReply, EvaluateRequest, InfoReply, InfoRequest, LlamaReply, LlamaRequest,
   QuantizeChunkReply, QuantizeChunkRequest, QuantizeReply, QuantizeRequest,
 } from './protocol';
 
@@ -29,6 +29,7 @@ type ReplyOf<R extends LlamaRequest> =
   R extends QuantizeRequest ? QuantizeReply :
   R extends QuantizeChunkRequest ? QuantizeChunkReply :
   R extends EvaluateRequest ? EvaluateReply :
+  R extends ComputeTypesRequest ? ComputeTypesReply :
   R extends InfoRequest ? InfoReply : LlamaReply;
 
 export function callLlama<R extends LlamaRequest>(req: R, opts: LlamaCallOptions = {}): Promise<ReplyOf<R>> {

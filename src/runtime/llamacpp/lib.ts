@@ -102,8 +102,19 @@ export interface LlamaLib {
   llama_decode(ctx: unknown, batch: Record<string, unknown>): number;
   llama_get_logits_ith(ctx: unknown, i: number): unknown;
   llama_log_set(cb: unknown, user: unknown): void;
+  ggml_init(params: { mem_size: number; mem_buffer: unknown; no_alloc: boolean }): unknown;
+  ggml_free(ctx: unknown): void;
+  ggml_new_tensor(ctx: unknown, type: number, nDims: number, ne: number[]): unknown;
+  ggml_set_name(t: unknown, name: string): unknown;
+  /** llama-ext.h (C++ names): the quantizer's type choice on a mock model, for testing. */
+  llama_quant_model_from_metadata(desc: Record<string, unknown>): unknown;
+  /** `params` must be stable memory (koffi.alloc of types.quantizeParams): the state keeps the pointer. */
+  llama_quant_init(model: unknown, params: unknown): unknown;
+  llama_quant_free(qs: unknown): void;
+  llama_quant_tensor_allows_quantization(qs: unknown, t: unknown): boolean;
+  llama_quant_compute_types(qs: unknown, ftype: number, tensors: unknown[], out: Int32Array, n: number): void;
   /** Struct types, for callers that build memory by hand. */
-  types: { imatrixData: unknown; tensorOverride: unknown; logCallback: unknown };
+  types: { imatrixData: unknown; tensorOverride: unknown; logCallback: unknown; quantizeParams: unknown };
 }
 
 export interface QuantizeParams {
@@ -222,6 +233,11 @@ export function loadLlamaLib(): LlamaLib {
     logits: 'void *',
   });
   const logCallback = koffi.proto('void ggml_log_callback(int level, const char *text, void *user)');
+  const InitParamsT = koffi.struct('ggml_init_params', { mem_size: 'size_t', mem_buffer: 'void *', no_alloc: 'bool' });
+  const ModelDescT = koffi.struct('llama_quant_model_desc', {
+    architecture: 'str', n_embd: 'uint32_t', n_ff: 'uint32_t', n_layer: 'uint32_t', n_head: 'uint32_t',
+    n_head_kv: 'uint32_t', n_expert: 'uint32_t', n_embd_head_k: 'uint32_t', n_embd_head_v: 'uint32_t',
+  });
 
   const lib: LlamaLib = {
     koffi, paths,
@@ -245,7 +261,17 @@ export function loadLlamaLib(): LlamaLib {
     llama_decode: llama.func('llama_decode', 'int32_t', ['void *', BatchT]),
     llama_get_logits_ith: llama.func('llama_get_logits_ith', 'void *', ['void *', 'int32_t']),
     llama_log_set: llama.func('llama_log_set', 'void', [koffi.pointer(logCallback), 'void *']),
-    types: { imatrixData, tensorOverride, logCallback },
+    ggml_init: base.func('ggml_init', 'void *', [InitParamsT]),
+    ggml_free: base.func('ggml_free', 'void', ['void *']),
+    ggml_new_tensor: base.func('ggml_new_tensor', 'void *', ['void *', 'int', 'int', 'int64_t *']),
+    ggml_set_name: base.func('ggml_set_name', 'void *', ['void *', 'str']),
+    llama_quant_model_from_metadata: llama.func('_Z31llama_quant_model_from_metadataPK22llama_quant_model_desc', 'void *', [koffi.pointer(ModelDescT)]),
+    llama_quant_init: llama.func('_Z16llama_quant_initPK11llama_modelPK27llama_model_quantize_params', 'void *', ['void *', 'void *']),
+    llama_quant_free: llama.func('_Z16llama_quant_freeP19quantize_state_impl', 'void', ['void *']),
+    llama_quant_tensor_allows_quantization: llama.func('_Z38llama_quant_tensor_allows_quantizationPK19quantize_state_implPK11ggml_tensor', 'bool', ['void *', 'void *']),
+    llama_quant_compute_types: llama.func('_Z25llama_quant_compute_typesP19quantize_state_impl11llama_ftypePP11ggml_tensorP9ggml_typem', 'void',
+      ['void *', 'int', 'void **', '_Out_ int *', 'size_t']),
+    types: { imatrixData, tensorOverride, logCallback, quantizeParams: QuantizeParamsT },
   } as unknown as LlamaLib;
   checkLayout(lib);
   loaded = lib;

@@ -45,11 +45,22 @@ export interface EvaluateRequest {
   f32KvCache?: boolean;
 }
 
+/** llama.cpp's per-tensor type choice on a mock model (llama-ext.h's testing API). */
+export interface ComputeTypesRequest {
+  op: 'computeTypes';
+  model: { arch: string; nEmbd: number; nFf: number; nLayer: number; nHead: number; nHeadKv: number; nExpert: number; nEmbdHead: number };
+  ftype: number;
+  pure?: boolean;
+  tensorTypes?: { pattern: string; type: number }[];
+  /** In the order llama.cpp walks them; ne in ggml order; type is the source ggml type id. */
+  tensors: { name: string; ne: number[]; type: number }[];
+}
+
 export interface InfoRequest {
   op: 'info';
 }
 
-export type LlamaRequest = QuantizeRequest | QuantizeChunkRequest | EvaluateRequest | InfoRequest;
+export type LlamaRequest = QuantizeRequest | QuantizeChunkRequest | EvaluateRequest | ComputeTypesRequest | InfoRequest;
 
 export interface QuantizeReply { op: 'quantize'; status: number; seconds: number }
 export interface QuantizeChunkReply { op: 'quantizeChunk'; bytes: Uint8Array }
@@ -59,9 +70,11 @@ export interface EvaluateReply {
   /** Row-major [tokens.length][nVocab]. */
   logits: Float32Array;
 }
+/** Per tensor: the chosen ggml type id, or -1 where llama.cpp does not quantize it. */
+export interface ComputeTypesReply { op: 'computeTypes'; types: number[] }
 export interface InfoReply { op: 'info'; libraryDir: string; llamaLibrary: string }
 
-export type LlamaReply = QuantizeReply | QuantizeChunkReply | EvaluateReply | InfoReply;
+export type LlamaReply = QuantizeReply | QuantizeChunkReply | EvaluateReply | ComputeTypesReply | InfoReply;
 
 export interface ChildMessage {
   reply?: LlamaReply;
