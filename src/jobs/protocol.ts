@@ -2,9 +2,12 @@
  * Messages between the pool (main thread) and its workers. Both sides import
  * these types, so a job kind, its payload and its result type change together.
  */
+import type { Impl } from '../kernels/runtime';
 import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/weightStats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
+import type { GgufSlabResult } from '../quant/ggml/slab';
+import type { GgmlTypeName } from '../formats/gguf/ggmlTypes';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -24,6 +27,10 @@ export type JobRequest =
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
   /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
+  /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab). */
+  | { kind: 'ggufSlab'; source: FileTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
+  /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
+  | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -36,6 +43,8 @@ export interface JobResults {
   codes16: CodesPartial;
   sensitivity: TensorSensitivity;
   gptqRows: GptqResult;
+  ggufSlab: GgufSlabResult;
+  ggufDigest: string;
   'test-crash': never;
   'test-hang': { sliced: number };
 }

@@ -224,15 +224,21 @@ function roundAway(v: v128, H: v128, SIGN: v128): v128 {
 }
 
 // Codes of 16 elements at p: min(top, trunc(f32(f32((x - sub) * id) + add))), as i8x16.
+// With id = Inf (a subnormal d) the products are ±Inf or NaN, which ggml's x86 cast
+// turns into code 0 (truncX86; the TypeScript reference's castInt8X86 says why).
 @inline
-function codes16(p: usize, ID: v128, SUB: v128, ADD: v128, TOP: v128, useSub: bool): v128 {
+function codes16(p: usize, ID: v128, SUB: v128, ADD: v128, TOP: v128, useSub: bool, infId: bool): v128 {
   let v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
   if (useSub) { v0 = f32x4.sub(v0, SUB); v1 = f32x4.sub(v1, SUB); v2 = f32x4.sub(v2, SUB); v3 = f32x4.sub(v3, SUB); }
+  v0 = f32x4.add(f32x4.mul(v0, ID), ADD); v1 = f32x4.add(f32x4.mul(v1, ID), ADD);
+  v2 = f32x4.add(f32x4.mul(v2, ID), ADD); v3 = f32x4.add(f32x4.mul(v3, ID), ADD);
+  if (infId) {
+    return narrow16(i32x4.min_s(truncX86(v0), TOP), i32x4.min_s(truncX86(v1), TOP),
+      i32x4.min_s(truncX86(v2), TOP), i32x4.min_s(truncX86(v3), TOP));
+  }
   return narrow16(
-    i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v0, ID), ADD)), TOP),
-    i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v1, ID), ADD)), TOP),
-    i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v2, ID), ADD)), TOP),
-    i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v3, ID), ADD)), TOP));
+    i32x4.min_s(i32x4.trunc_sat_f32x4_s(v0), TOP), i32x4.min_s(i32x4.trunc_sat_f32x4_s(v1), TOP),
+    i32x4.min_s(i32x4.trunc_sat_f32x4_s(v2), TOP), i32x4.min_s(i32x4.trunc_sat_f32x4_s(v3), TOP));
 }
 
 // Nibbles of elements j (low) and j+16 (high) in byte j.
@@ -259,7 +265,8 @@ export function q4_0(x: usize, y: usize, nb: i32): i32 {
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(o, <u16>toHalf(d));
     const ID = f32x4.splat(id);
-    v128.store(o + 2, packNibbles(codes16(b, ID, Z, ADD, TOP, false), codes16(b + 64, ID, Z, ADD, TOP, false)));
+    const inf = abs<f32>(id) == Infinity;
+    v128.store(o + 2, packNibbles(codes16(b, ID, Z, ADD, TOP, false, inf), codes16(b + 64, ID, Z, ADD, TOP, false, inf)));
   }
   return -1;
 }
@@ -276,7 +283,8 @@ export function q4_1(x: usize, y: usize, nb: i32): void {
     store<u16>(o, <u16>toHalf(d));
     store<u16>(o + 2, <u16>toHalf(mn));
     const ID = f32x4.splat(id), SUB = f32x4.splat(mn);
-    v128.store(o + 4, packNibbles(codes16(b, ID, SUB, ADD, TOP, true), codes16(b + 64, ID, SUB, ADD, TOP, true)));
+    const inf = abs<f32>(id) == Infinity;
+    v128.store(o + 4, packNibbles(codes16(b, ID, SUB, ADD, TOP, true, inf), codes16(b + 64, ID, SUB, ADD, TOP, true, inf)));
   }
 }
 
@@ -290,7 +298,8 @@ export function q5_0(x: usize, y: usize, nb: i32): i32 {
     const id: f32 = d != 0 ? <f32>1 / d : 0;
     store<u16>(o, <u16>toHalf(d));
     const ID = f32x4.splat(id);
-    packQ5(o + 2, o + 6, codes16(b, ID, Z, ADD, TOP, false), codes16(b + 64, ID, Z, ADD, TOP, false));
+    const inf = abs<f32>(id) == Infinity;
+    packQ5(o + 2, o + 6, codes16(b, ID, Z, ADD, TOP, false, inf), codes16(b + 64, ID, Z, ADD, TOP, false, inf));
   }
   return -1;
 }

@@ -130,6 +130,10 @@ export interface GgufHeader {
   metadata: Record<string, MetadataValue>;
   /** Value type of each metadata key, for writers that must round-trip it. */
   metadataTypes: Record<string, number>;
+  /** Element type of each array-valued key (its outermost level). */
+  metadataArrayTypes: Record<string, number>;
+  /** Each tensor's dims in ggml order (ne[0], the row length, first) and offset within the data section. */
+  rawTensors: { name: string; ne: number[]; type: number; offset: number }[];
   alignment: number;
   dataOffset: number;
   tensors: TensorInfo[];
@@ -170,10 +174,16 @@ function parse(c: Cursor, file: string, size: number): GgufHeader {
   if (nTensors * 24 > c.remaining) throw new FormatError(file, 'tensor count', `${nTensors} tensors cannot fit in the file`);
   const metadata: Record<string, MetadataValue> = Object.create(null) as Record<string, MetadataValue>;
   const metadataTypes: Record<string, number> = Object.create(null) as Record<string, number>;
+  const metadataArrayTypes: Record<string, number> = Object.create(null) as Record<string, number>;
   for (let i = 0; i < nKv; i++) {
     const key = c.str(`metadata key #${i}`);
     const type = c.u32(`metadata ${key} (type)`);
     if (key in metadata) throw new FormatError(file, `metadata ${key}`, 'duplicate key');
+    if (type === GgufValueType.ARRAY) {
+      const at = c.pos;
+      metadataArrayTypes[key] = c.u32(`metadata ${key} (array element type)`);
+      c.pos = at;
+    }
     metadata[key] = readValue(c, type, `metadata ${key}`, 0);
     metadataTypes[key] = type;
   }
@@ -243,7 +253,8 @@ function parse(c: Cursor, file: string, size: number): GgufHeader {
     }
   }
   // Null-prototype objects: a key named "__proto__" in a file stays plain data.
-  return { version, metadata, metadataTypes, alignment, dataOffset, tensors, ggmlTypes };
+  const rawTensors = raw.map((r) => ({ name: r.name, ne: r.dims, type: r.type, offset: r.offset }));
+  return { version, metadata, metadataTypes, metadataArrayTypes, rawTensors, alignment, dataOffset, tensors, ggmlTypes };
 }
 
 function ggmlScalar(name: string): DType {

@@ -186,6 +186,21 @@ function putF16(y: Uint8Array, o: number, v: number): number {
   return h;
 }
 
+/**
+ * ggml's `(int8_t)(v)` for the legacy 32-element encoders, as an x86-64 build
+ * computes it (cvttss2si, then the low byte). C leaves the cast undefined when
+ * v is ±Inf, NaN or outside int32, which happens when a block's scale d is so
+ * small (float32 subnormals, e.g. PP-OCRv4 rec's conv2d_117.w_0) that 1/d
+ * overflows: x * (1/d) is then ±Inf, or NaN for x = 0. x86 turns all of those
+ * into 0x80000000, whose low byte is 0, so such blocks come out all zero codes.
+ * We match the x86 bytes because that is the build people run llama.cpp on; an
+ * ARM build (fcvtzs saturates) would give 15 / 31 for +Inf instead.
+ */
+function castInt8X86(v: number): number {
+  if (!(v > -2147483649 && v < 2147483648)) return 0;
+  return (Math.trunc(v) << 24) >> 24;
+}
+
 function clamp(v: number, lo: number, hi: number): number {
   return v < lo ? lo : v > hi ? hi : v;
 }
@@ -227,9 +242,9 @@ function q4_0(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     const id = d ? fr(1 / d) : 0;
     putF16(y, o, d);
     for (let j = 0; j < 16; j++) {
-      // ggml truncates toward zero after adding 8.5, which is floor here since the sum is positive.
-      const a = Math.min(15, Math.trunc(fr(fr(x[b + j] * id) + 8.5)));
-      const c = Math.min(15, Math.trunc(fr(fr(x[b + j + 16] * id) + 8.5)));
+      // ggml: MIN(15, (int8_t)(x*id + 8.5f)) into a uint8_t (see castInt8X86 for 1/d = Inf).
+      const a = Math.min(15, castInt8X86(fr(fr(x[b + j] * id) + 8.5))) & 0xff;
+      const c = Math.min(15, castInt8X86(fr(fr(x[b + j + 16] * id) + 8.5))) & 0xff;
       y[o + 2 + j] = a | (c << 4);
     }
   }
@@ -250,8 +265,8 @@ function q4_1(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     putF16(y, o, d);
     putF16(y, o + 2, min);
     for (let j = 0; j < 16; j++) {
-      const a = Math.min(15, Math.trunc(fr(fr(fr(x[b + j] - min) * id) + 0.5)));
-      const c = Math.min(15, Math.trunc(fr(fr(fr(x[b + j + 16] - min) * id) + 0.5)));
+      const a = Math.min(15, castInt8X86(fr(fr(fr(x[b + j] - min) * id) + 0.5))) & 0xff;
+      const c = Math.min(15, castInt8X86(fr(fr(fr(x[b + j + 16] - min) * id) + 0.5))) & 0xff;
       y[o + 4 + j] = a | (c << 4);
     }
   }
@@ -283,7 +298,7 @@ function q5_0(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     const d = fr(max / -16);
     const id = d ? fr(1 / d) : 0;
     putF16(y, o, d);
-    for (let j = 0; j < 32; j++) L32[j] = Math.min(31, Math.trunc(fr(fr(x[b + j] * id) + 16.5)));
+    for (let j = 0; j < 32; j++) L32[j] = Math.min(31, castInt8X86(fr(fr(x[b + j] * id) + 16.5))) & 0xff;
     packQ5(y, o + 2, o + 6, L32);
   }
 }
@@ -302,8 +317,9 @@ function q5_1(x: Float32Array, xo: number, y: Uint8Array, yo: number, nb: number
     const id = d ? fr(1 / d) : 0;
     putF16(y, o, d);
     putF16(y, o + 2, min);
-    // No clamp here in ggml: the top value lands on 31 exactly.
-    for (let j = 0; j < 32; j++) L32[j] = Math.trunc(fr(fr(fr(x[b + j] - min) * id) + 0.5)) & 0xff;
+    // No clamp here in ggml: the top value lands on 31 exactly. For 1/d = Inf this gives
+    // the x86 bytes too (ToInt32 of ±Inf and NaN is 0, as castInt8X86).
+    for (let j = 0; j < 32; j++) L32[j] = castInt8X86(fr(fr(fr(x[b + j] - min) * id) + 0.5)) & 0xff;
     packQ5(y, o + 4, o + 8, L32);
   }
 }
