@@ -28,13 +28,13 @@ import torch.nn.functional as F
 LICENCES = '/usr/share/common-licenses'
 HELDOUT_FILE = 'MPL-2.0'
 HELDOUT_BYTES = 4096
-D_MODEL = 128
+D_MODEL = 64
 N_HEAD = 4
 N_LAYER = 2
 D_FF = 4 * D_MODEL
 CONTEXT = 64
-STEPS = int(os.environ.get('TINY_STEPS', '2500'))
-BATCH = 32
+STEPS = int(os.environ.get('TINY_STEPS', '1500'))
+BATCH = 16
 SEED = 1234
 
 
