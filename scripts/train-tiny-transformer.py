@@ -7,7 +7,9 @@ Run with Debian's python3-torch and python3-onnx:
 Text: Debian's licence texts in /usr/share/common-licenses. Every file but
 MPL-2.0 is training text; the first HELDOUT_BYTES of MPL-2.0 are written to
 OUT_DIR/heldout.txt and never seen in training, so quality tests measure
-quantization error on text the model did not memorise.
+quantization error on text the model did not memorise; the first
+CALIBRATION_BYTES of GPL-3 (training text) go to OUT_DIR/calibration.txt for
+GPTQ/AWQ calibration.
 
 The model is a decoder-only transformer (pre-LayerNorm, causal attention,
 GELU MLP) over bytes (vocab 256). Every linear layer is a plain matrix
@@ -28,6 +30,9 @@ import torch.nn.functional as F
 LICENCES = '/usr/share/common-licenses'
 HELDOUT_FILE = 'MPL-2.0'
 HELDOUT_BYTES = 4096
+# Calibration text for GPTQ/AWQ: in-distribution (part of the training text), written beside the model.
+CALIBRATION_FILE = 'GPL-3'
+CALIBRATION_BYTES = 8192
 D_MODEL = 64
 N_HEAD = 4
 N_LAYER = 2
@@ -130,6 +135,10 @@ def main():
     )
     with open(os.path.join(out_dir, 'heldout.txt'), 'wb') as f:
         f.write(heldout)
+    with open(os.path.join(LICENCES, CALIBRATION_FILE), 'rb') as f:
+        calibration = f.read()[:CALIBRATION_BYTES]
+    with open(os.path.join(out_dir, 'calibration.txt'), 'wb') as f:
+        f.write(calibration)
     print(f'wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes), heldout.txt ({len(heldout)} bytes)')
 
 

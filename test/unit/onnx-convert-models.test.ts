@@ -9,34 +9,14 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { convertOnnx, ConvertOnnxResult } from '../../src/pipelines/convertOnnx';
+import { convertOnnx } from '../../src/pipelines/convertOnnx';
+import { assertUntouchedIdentical } from './onnx-testModels';
 import { verifyOnnx, VerifyOnnxOptions } from '../../src/pipelines/verifyOnnx';
 import { openOnnx } from '../../src/formats/onnx';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const OCR = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
 const VAD = path.join(ROOT, 'node_modules', '@ricky0123', 'vad-web', 'dist', 'silero_vad_legacy.onnx');
-
-/** Every tensor the conversion left alone has the same bytes in the output. */
-export function assertUntouchedIdentical(r: ConvertOnnxResult): number {
-  const a = openOnnx(r.source);
-  const b = openOnnx(r.output);
-  let n = 0;
-  try {
-    for (const s of r.skipped) {
-      const ta = a.tensors.find((t) => t.name === s.name && t.graph === s.graph)!;
-      const tb = b.tensors.find((t) => t.name === s.name && t.graph === s.graph);
-      assert.ok(tb, `skipped tensor ${s.name} (${s.reason}) is missing from the output`);
-      assert.deepEqual(tb.shape, ta.shape);
-      assert.ok(Buffer.from(b.readBytes(tb)).equals(Buffer.from(a.readBytes(ta))), `skipped tensor ${s.name}: bytes differ`);
-      n++;
-    }
-  } finally {
-    a.close();
-    b.close();
-  }
-  return n;
-}
 
 /** A normalized RGB page (white = 1, ink = -1) with rows of word-like dark bars. */
 function textLikePage(h: number, w: number): Float32Array {

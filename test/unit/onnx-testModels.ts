@@ -4,7 +4,10 @@
  * nodes, Gemm attributes and If subgraphs the one-node helper cannot).
  */
 import { EditableOnnx, GraphMsg, ModelMsg, NodeMsg, TensorMsg, ValueInfoMsg, writeOnnx } from '../../src/formats/onnx/writer';
+import * as assert from 'node:assert/strict';
 import { randomTensor } from './quant-testUtil';
+import { openOnnx } from '../../src/formats/onnx';
+import type { ConvertOnnxResult } from '../../src/pipelines/convertOnnx';
 
 export function vi(name: string, elemType: number, dims: (number | string)[]): ValueInfoMsg {
   return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } } };
@@ -36,3 +39,25 @@ export function matmulModel(file: string, K: number, N: number, seed: number): F
   });
   return w;
 }
+
+/** Every tensor the conversion left alone has the same bytes in the output. */
+export function assertUntouchedIdentical(r: ConvertOnnxResult): number {
+  const a = openOnnx(r.source);
+  const b = openOnnx(r.output);
+  let n = 0;
+  try {
+    for (const s of r.skipped) {
+      const ta = a.tensors.find((t) => t.name === s.name && t.graph === s.graph)!;
+      const tb = b.tensors.find((t) => t.name === s.name && t.graph === s.graph);
+      assert.ok(tb, `skipped tensor ${s.name} (${s.reason}) is missing from the output`);
+      assert.deepEqual(tb.shape, ta.shape);
+      assert.ok(Buffer.from(b.readBytes(tb)).equals(Buffer.from(a.readBytes(ta))), `skipped tensor ${s.name}: bytes differ`);
+      n++;
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+  return n;
+}
+
