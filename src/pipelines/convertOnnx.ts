@@ -43,6 +43,7 @@ import { awq } from '../quant/algorithms/awq';
 import { weightErrorReport } from '../quant/metrics';
 import { Feeds, runOnnxInWorker } from '../runtime/ortRun';
 import { quantIntZpWasm } from '../quant/wasm/rtnWasm';
+import { quantizeNBitsKN } from '../quant/matmulNBitsKN';
 
 export type OnnxTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic';
 export type OnnxAlgo = 'rtn' | 'gptq' | 'awq';
@@ -141,9 +142,19 @@ function u8(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** A weight's values as float32, whatever its storage (raw, external or typed fields). */
-export function weightFloat32(ed: EditableOnnx, w: WeightRef): Float32Array {
+/**
+ * A weight's values as float32, whatever its storage (raw, external or typed
+ * fields). float32 payloads are read into `scratch` and viewed in place (the
+ * result is valid until the next call with the same scratch).
+ */
+export function weightFloat32(ed: EditableOnnx, w: WeightRef, scratch?: { buf: Uint8Array }): Float32Array {
   const numel = w.dims.reduce((a, b) => a * b, 1);
+  const len = ed.payloadLength(w.tensor);
+  if (len !== undefined && scratch && w.dtype === 'f32') {
+    if (scratch.buf.byteLength < len) scratch.buf = new Uint8Array(len);
+    const raw = ed.readPayloadInto(w.tensor, scratch.buf)!;
+    if (raw.byteOffset % 4 === 0 && raw.byteLength === numel * 4) return new Float32Array(raw.buffer, raw.byteOffset, numel);
+  }
   const out = new Float32Array(numel);
   const raw = ed.readPayload(w.tensor);
   if (raw) {
@@ -252,12 +263,13 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const tq = performance.now();
   const reports: QuantizedTensorReport[] = [];
   const removable = new Set<WeightRef>();
+  const scratch = { buf: new Uint8Array(0) };
   for (let i = 0; i < jobs.length; i++) {
     signal?.throwIfAborted();
     const job = jobs[i];
     progress({ phase: 'quantize', done: i, total: jobs.length, tensor: job.w.name });
-    const wf = weightFloat32(ed, job.w);
-    const bytesBefore = ed.readPayload(job.w.tensor)?.byteLength ?? wf.length * 4;
+    const wf = weightFloat32(ed, job.w, scratch);
+    const bytesBefore = ed.payloadLength(job.w.tensor) ?? wf.length * 4;
     let report: QuantizedTensorReport;
     if (target === 'onnx-int4') report = applyNBits(ed, ix, job, wf, algo, options, activations.get(job.w.key));
     else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, wf);
@@ -422,6 +434,13 @@ function applyNBits(
 ): QuantizedTensorReport {
   const { K, N } = job;
   const { bits, blockSize: bs, symmetric } = job.choice;
+  if (algo === 'rtn' && !job.transposed && job.w.dtype === 'f32') {
+    // RTN on a MatMul weight: quantize and pack in its own [K, N] layout (no transpose, no float copies).
+    const r = quantizeNBitsKN(wf, K, N, bits, bs, symmetric);
+    const packed: NBitsTensors = { K, N, bits, blockSize: bs, nBlocks: r.nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
+    const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
+    return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, r.digest, options);
+  }
   const Kp = Math.ceil(K / bs) * bs;
   const wt = weightNK(wf, job, Kp);
   let q: GridQuantized;
@@ -451,7 +470,16 @@ function applyNBits(
   const effective = inputScale ? pred.map((v, i) => v * inputScale![Math.floor(i / N)]) : pred;
   const orig = job.transposed ? transposeNK(wf, N, K) : wf;
   const err = weightErrorReport(orig, effective);
+  return emitNBits(ed, ix, job, packed, f16, inputScale, used, err, float32Digest(pred), options);
+}
 
+/** Add the MatMulNBits initializers beside the weight and replace each consumer. */
+function emitNBits(
+  ed: EditableOnnx, ix: GraphIndex, job: Job, packed: NBitsTensors, f16: boolean, inputScale: Float32Array | undefined, used: string,
+  err: { relFrobenius: number; sqnrDb: number; maxAbs: number }, digest: string, options: ConvertOnnxOptions,
+): QuantizedTensorReport {
+  const { K, N } = job;
+  const { bits, blockSize: bs, symmetric } = job.choice;
   // Initializers live where the weight is defined, so every consumer (subgraphs included) sees them.
   const g = job.w.scope.graph;
   const base = job.w.name;
@@ -506,7 +534,7 @@ function applyNBits(
     choice: `MatMulNBits int${bits} ${symmetric ? 'sym' : 'asym'} block ${bs} (${used})`,
     bytesBefore: 0, bytesAfter,
     predicted: { relFrobenius: err.relFrobenius, sqnrDb: err.sqnrDb, maxAbs: err.maxAbs },
-    stored: { kind: 'nbits', graph: job.w.scope.path, B: Bname, scales: Sname, zeroPoints: Zname, gIdx: Gname, K, N, bits, blockSize: bs, digest: float32Digest(pred) },
+    stored: { kind: 'nbits', graph: job.w.scope.path, B: Bname, scales: Sname, zeroPoints: Zname, gIdx: Gname, K, N, bits, blockSize: bs, digest },
   };
 }
 

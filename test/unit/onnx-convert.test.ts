@@ -14,6 +14,9 @@ import { openOnnx } from '../../src/formats/onnx';
 import { runOnnxInWorker } from '../../src/runtime/ortRun';
 import { randomTensor } from './quant-testUtil';
 import { f32Tensor, matmulModel, node, vi, writeModel } from './onnx-testModels';
+import { quantizeNBitsKN } from '../../src/quant/matmulNBitsKN';
+import { rtnQuantize } from '../../src/quant/algorithms/intGrid';
+import { packNBits, float32Digest } from '../../src/formats/onnx/quantLayouts';
 
 /** y = x·W in float64 for x [M, K], W [K, N]. */
 function matmul64(x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float64Array {
@@ -42,6 +45,26 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
   let dir: string;
   before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-onnxc-')); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('the [K, N] RTN kernel equals the reference grid (intGrid rtnQuantize of the transpose, then packNBits), bytes and prediction', () => {
+    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false]] as const) {
+      const w = randomTensor(K * N, K * 31 + N, 0.7);
+      for (let i = 0; i < 20; i++) w[(i * 37) % w.length] = 0.05 * Math.round(w[(i * 37) % w.length] / 0.05); // some exact grid points
+      const fast = quantizeNBitsKN(w, K, N, bits, bs, sym);
+      const Kp = Math.ceil(K / bs) * bs;
+      const wt = new Float32Array(N * Kp);
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * Kp + k] = w[k * N + n];
+      const q = rtnQuantize(wt, N, Kp, { bits, symmetric: sym, groupSize: bs });
+      const ref = packNBits(q, K, bits, bs, sym);
+      const tag = `K=${K} N=${N} int${bits} block ${bs} ${sym ? 'sym' : 'asym'}`;
+      assert.ok(Buffer.from(fast.B).equals(Buffer.from(ref.B)), `${tag}: B`);
+      assert.deepEqual(Array.from(fast.scales), Array.from(ref.scales), `${tag}: scales`);
+      assert.deepEqual(fast.zeroPoints && Array.from(fast.zeroPoints), ref.zeroPoints && Array.from(ref.zeroPoints), `${tag}: zero points`);
+      const pred = new Float32Array(K * N);
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) pred[k * N + n] = q.dequantized[n * Kp + k];
+      assert.equal(fast.digest, float32Digest(pred), `${tag}: prediction`);
+    }
+  });
 
   const M = 5;
   const cases: { bits: 2 | 4 | 8; symmetric: boolean; blockSize: number; K: number; N: number }[] = [

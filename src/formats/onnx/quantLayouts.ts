@@ -233,14 +233,28 @@ export function dequantizeDq(
   return out;
 }
 
-/** FNV-1a over the float32 bit patterns: a compact fingerprint of a prediction, compared after the write. */
-export function float32Digest(a: Float32Array): string {
-  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < u.length; i++) {
-    h1 = Math.imul(h1 ^ u[i], 0x01000193);
-    h2 = Math.imul(h2 ^ (u[i] >>> 7), 0x85ebca6b);
+/** FNV-style hash over float32 bit patterns, fed in pieces: a compact fingerprint of a prediction, compared after the write. */
+export class Float32Digest {
+  private h1 = 0x811c9dc5;
+  private h2 = 0x01000193;
+  private n = 0;
+  update(u: Uint32Array): void {
+    let h1 = this.h1, h2 = this.h2;
+    for (let i = 0; i < u.length; i++) {
+      h1 = Math.imul(h1 ^ u[i], 0x01000193);
+      h2 = Math.imul(h2 ^ (u[i] >>> 7), 0x85ebca6b);
+    }
+    this.h1 = h1;
+    this.h2 = h2;
+    this.n += u.length;
   }
-  return `${(h1 >>> 0).toString(16).padStart(8, '0')}${(h2 >>> 0).toString(16).padStart(8, '0')}:${a.length}`;
+  value(): string {
+    return `${(this.h1 >>> 0).toString(16).padStart(8, '0')}${(this.h2 >>> 0).toString(16).padStart(8, '0')}:${this.n}`;
+  }
+}
+
+export function float32Digest(a: Float32Array): string {
+  const d = new Float32Digest();
+  d.update(new Uint32Array(a.buffer, a.byteOffset, a.length));
+  return d.value();
 }

@@ -90,6 +90,25 @@ export class EditableOnnx {
     if (this.model.graph) walk(this.model.graph, 'main');
     return out;
   }
+  /** Payload length in bytes without reading it. */
+  payloadLength(t: TensorMsg): number | undefined {
+    const p = this.payloads.get(t);
+    return p ? (p.kind === 'bytes' ? p.bytes.byteLength : p.length) : undefined;
+  }
+  /** The payload read into `dst` (a view of it), or the in-memory bytes themselves. */
+  readPayloadInto(t: TensorMsg, dst: Uint8Array): Uint8Array | undefined {
+    const p = this.payloads.get(t);
+    if (!p) return undefined;
+    if (p.kind === 'bytes') return p.bytes;
+    if (dst.byteLength < p.length) throw new RangeError(`readPayloadInto: ${dst.byteLength}-byte buffer for a ${p.length}-byte payload`);
+    const fd = fs.openSync(p.file, 'r');
+    try {
+      readFully(fd, p.file, dst, 0, p.length, p.offset);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return dst.subarray(0, p.length);
+  }
   /** The bytes of a tensor's payload (raw or external), read now. Typed-field tensors return undefined. */
   readPayload(t: TensorMsg): Uint8Array | undefined {
     const p = this.payloads.get(t);
