@@ -35,7 +35,7 @@ import { FormatError } from '../formats/types';
 import {
   EditableOnnx, GraphScope, NodeMsg, TensorMsg, AttrMsg, openOnnxForEdit, writeOnnx, newTensor, intAttr, int64ToNumber,
 } from '../formats/onnx/writer';
-import { packNBits, roundScalesToF16, quantizeForDq, dqCodeBytes, float32Digest, NBitsTensors, AxisQuantized } from '../formats/onnx/quantLayouts';
+import { packNBits, roundScalesToF16, quantizeForDq, dqCodeBytes, float32Digest, Float32Digest, NBitsTensors, AxisQuantized } from '../formats/onnx/quantLayouts';
 import { GraphIndex, Use, WeightRef, freshName, gemmForm, indexGraph } from './onnxGraph';
 import { rtnQuantize, GridQuantized } from '../quant/algorithms/intGrid';
 import { gptq, gptqHessian } from '../quant/algorithms/gptq';
@@ -44,6 +44,7 @@ import { weightErrorReport } from '../quant/metrics';
 import { Feeds, runOnnxInWorker } from '../runtime/ortRun';
 import { quantIntZpWasm } from '../quant/wasm/rtnWasm';
 import { quantizeNBitsKN } from '../quant/matmulNBitsKN';
+import { nbitsKNInput, nbitsKNWasmAvailable, runNbitsKN } from '../kernels/nbitsKnWasm';
 
 export type OnnxTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic';
 export type OnnxAlgo = 'rtn' | 'gptq' | 'awq';
@@ -268,12 +269,13 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
     signal?.throwIfAborted();
     const job = jobs[i];
     progress({ phase: 'quantize', done: i, total: jobs.length, tensor: job.w.name });
-    const wf = weightFloat32(ed, job.w, scratch);
-    const bytesBefore = ed.payloadLength(job.w.tensor) ?? wf.length * 4;
+    let wf: Float32Array | undefined;
+    const weight = () => (wf ??= weightFloat32(ed, job.w, scratch));
+    const bytesBefore = ed.payloadLength(job.w.tensor) ?? weight().length * 4;
     let report: QuantizedTensorReport;
-    if (target === 'onnx-int4') report = applyNBits(ed, ix, job, wf, algo, options, activations.get(job.w.key));
-    else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, wf);
-    else report = applyDynamic(ed, ix, job, wf);
+    if (target === 'onnx-int4') report = applyNBits(ed, ix, job, weight, algo, options, activations.get(job.w.key));
+    else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, weight());
+    else report = applyDynamic(ed, ix, job, weight());
     report.bytesBefore = bytesBefore;
     reports.push(report);
     removable.add(job.w);
@@ -429,11 +431,25 @@ function gridRtn(wt: Float32Array, rows: number, cols: number, bits: number, bs:
 }
 
 function applyNBits(
-  ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array, algo: OnnxAlgo, options: ConvertOnnxOptions,
+  ed: EditableOnnx, ix: GraphIndex, job: Job, weight: () => Float32Array, algo: OnnxAlgo, options: ConvertOnnxOptions,
   act: { x: Float32Array; tokens: number } | undefined,
 ): QuantizedTensorReport {
   const { K, N } = job;
   const { bits, blockSize: bs, symmetric } = job.choice;
+  const payload = ed.payloadLength(job.w.tensor);
+  if (algo === 'rtn' && !job.transposed && job.w.dtype === 'f32' && payload === K * N * 4 && nbitsKNWasmAvailable(N)) {
+    // The weight is read straight into the kernel's memory: no float copy at all.
+    const { view, layout } = nbitsKNInput(K, N, bits, bs);
+    const got = ed.readPayloadInto(job.w.tensor, view)!;
+    if (got !== view && got.buffer !== view.buffer) view.set(got);
+    const r = runNbitsKN(layout, symmetric);
+    const packed: NBitsTensors = { K, N, bits, blockSize: bs, nBlocks: layout.nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
+    const d = new Float32Digest();
+    d.setState(r.h1, r.h2, K * N);
+    const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
+    return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
+  }
+  const wf = weight();
   if (algo === 'rtn' && !job.transposed && job.w.dtype === 'f32') {
     // RTN on a MatMul weight: quantize and pack in its own [K, N] layout (no transpose, no float copies).
     const r = quantizeNBitsKN(wf, K, N, bits, bs, symmetric);

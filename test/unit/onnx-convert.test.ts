@@ -16,7 +16,10 @@ import { randomTensor } from './quant-testUtil';
 import { f32Tensor, matmulModel, node, vi, writeModel } from './onnx-testModels';
 import { quantizeNBitsKN } from '../../src/quant/matmulNBitsKN';
 import { rtnQuantize } from '../../src/quant/algorithms/intGrid';
-import { packNBits, float32Digest } from '../../src/formats/onnx/quantLayouts';
+import { packNBits, float32Digest, Float32Digest } from '../../src/formats/onnx/quantLayouts';
+import { nbitsKNInput, runNbitsKN } from '../../src/kernels/nbitsKnWasm';
+import { NBITS_KN_SOURCE_SHA256 } from '../../src/kernels/nbitsKn.wasm';
+import { createHash } from 'node:crypto';
 
 /** y = x·W in float64 for x [M, K], W [K, N]. */
 function matmul64(x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float64Array {
@@ -46,8 +49,14 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
   before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-onnxc-')); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  it('the embedded nbitsKn WebAssembly module is built from the current nbitsKn.as', () => {
+    const src = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'src', 'kernels', 'nbitsKn.as'));
+    assert.equal(createHash('sha256').update(src).digest('hex'), NBITS_KN_SOURCE_SHA256, 'nbitsKn.as changed: run node src/quant/wasm/buildKernels.mjs src/kernels/nbitsKn.as');
+  });
+
   it('the [K, N] RTN kernel equals the reference grid (intGrid rtnQuantize of the transpose, then packNBits), bytes and prediction', () => {
-    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false]] as const) {
+    let wasmChecked = 0;
+    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false], [200, 12, 8, 128, false], [130, 8, 2, 64, false]] as const) {
       const w = randomTensor(K * N, K * 31 + N, 0.7);
       for (let i = 0; i < 20; i++) w[(i * 37) % w.length] = 0.05 * Math.round(w[(i * 37) % w.length] / 0.05); // some exact grid points
       const fast = quantizeNBitsKN(w, K, N, bits, bs, sym);
@@ -63,7 +72,21 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
       const pred = new Float32Array(K * N);
       for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) pred[k * N + n] = q.dequantized[n * Kp + k];
       assert.equal(fast.digest, float32Digest(pred), `${tag}: prediction`);
+      if (N % 4 === 0) {
+        // The WebAssembly twin: same bytes, same fingerprint.
+        const { view, layout } = nbitsKNInput(K, N, bits, bs);
+        view.set(new Uint8Array(w.buffer));
+        const r = runNbitsKN(layout, sym);
+        assert.ok(Buffer.from(r.B).equals(Buffer.from(ref.B)), `${tag}: wasm B`);
+        assert.deepEqual(Array.from(r.scales), Array.from(ref.scales), `${tag}: wasm scales`);
+        assert.deepEqual(r.zeroPoints && Array.from(r.zeroPoints), ref.zeroPoints && Array.from(ref.zeroPoints), `${tag}: wasm zero points`);
+        const d = new Float32Digest();
+        d.setState(r.h1, r.h2, K * N);
+        assert.equal(d.value(), fast.digest, `${tag}: wasm prediction`);
+        wasmChecked++;
+      }
     }
+    assert.ok(wasmChecked >= 3, 'the WebAssembly kernel was exercised');
   });
 
   const M = 5;

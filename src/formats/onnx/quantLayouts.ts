@@ -233,23 +233,34 @@ export function dequantizeDq(
   return out;
 }
 
-/** FNV-style hash over float32 bit patterns, fed in pieces: a compact fingerprint of a prediction, compared after the write. */
+/**
+ * A compact fingerprint of a prediction (float32 bit patterns), compared
+ * after the write: four interleaved multiplicative hashes (element i feeds
+ * lane i mod 4), so a SIMD kernel can fold it in four columns at a time.
+ */
 export class Float32Digest {
-  private h1 = 0x811c9dc5;
-  private h2 = 0x01000193;
+  readonly h1 = new Int32Array(4).fill(0x811c9dc5 | 0);
+  readonly h2 = new Int32Array(4).fill(0x01000193);
   private n = 0;
   update(u: Uint32Array): void {
-    let h1 = this.h1, h2 = this.h2;
+    const { h1, h2 } = this;
+    let lane = this.n & 3;
     for (let i = 0; i < u.length; i++) {
-      h1 = Math.imul(h1 ^ u[i], 0x01000193);
-      h2 = Math.imul(h2 ^ (u[i] >>> 7), 0x85ebca6b);
+      h1[lane] = Math.imul(h1[lane] ^ u[i], 0x01000193);
+      h2[lane] = Math.imul(h2[lane] ^ (u[i] >>> 7), 0x85ebca6b | 0);
+      lane = (lane + 1) & 3;
     }
-    this.h1 = h1;
-    this.h2 = h2;
     this.n += u.length;
   }
+  /** Lanes computed elsewhere (the SIMD kernel) for `count` elements. */
+  setState(h1: Int32Array, h2: Int32Array, count: number): void {
+    this.h1.set(h1);
+    this.h2.set(h2);
+    this.n = count;
+  }
   value(): string {
-    return `${(this.h1 >>> 0).toString(16).padStart(8, '0')}${(this.h2 >>> 0).toString(16).padStart(8, '0')}:${this.n}`;
+    const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
+    return `${Array.from(this.h1, hex).join('')}${Array.from(this.h2, hex).join('')}:${this.n}`;
   }
 }
 
