@@ -45,6 +45,7 @@ import { Feeds, runOnnxInWorker } from '../runtime/ortRun';
 import { quantIntZpWasm } from '../quant/wasm/rtnWasm';
 import { quantizeNBitsKN } from '../quant/matmulNBitsKN';
 import { nbitsKNInput, nbitsKNWasmAvailable, runNbitsKN } from '../kernels/nbitsKnWasm';
+import { NbitsPool, NbitsDone } from '../jobs/nbitsPool';
 
 export type OnnxTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic';
 export type OnnxAlgo = 'rtn' | 'gptq' | 'awq';
@@ -79,6 +80,8 @@ export interface ConvertOnnxOptions {
   externalData?: boolean | 'auto';
   /** Refuse to replace an existing output (default false: replace). */
   noOverwrite?: boolean;
+  /** Worker threads for onnx-int4 RTN (default: available cores, at most 4; 1 = quantize on the calling thread). */
+  threads?: number;
 }
 
 export interface ConvertProgress {
@@ -265,22 +268,41 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const reports: QuantizedTensorReport[] = [];
   const removable = new Set<WeightRef>();
   const scratch = { buf: new Uint8Array(0) };
-  for (let i = 0; i < jobs.length; i++) {
-    signal?.throwIfAborted();
-    const job = jobs[i];
-    progress({ phase: 'quantize', done: i, total: jobs.length, tensor: job.w.name });
-    let wf: Float32Array | undefined;
-    const weight = () => (wf ??= weightFloat32(ed, job.w, scratch));
-    const bytesBefore = ed.payloadLength(job.w.tensor) ?? weight().length * 4;
-    let report: QuantizedTensorReport;
-    if (target === 'onnx-int4') report = applyNBits(ed, ix, job, weight, algo, options, activations.get(job.w.key));
-    else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, weight());
-    else report = applyDynamic(ed, ix, job, weight());
-    report.bytesBefore = bytesBefore;
-    reports.push(report);
-    removable.add(job.w);
-    // Let a cancel from the event loop (a UI button) get through between tensors.
-    await new Promise((r) => setImmediate(r));
+  // onnx-int4 RTN of MatMul weights on disk: workers read and quantize ahead of the graph edits.
+  const ahead = new Map<Job, Promise<NbitsDone>>();
+  const fast = target === 'onnx-int4' && algo === 'rtn' ? jobs.filter((j) => nbitsFastPath(ed, j)) : [];
+  const threads = options.threads ?? Math.min(4, os.availableParallelism?.() ?? os.cpus().length);
+  const pool = fast.length >= 2 && threads > 1 ? new NbitsPool(threads) : undefined;
+  try {
+    if (pool) {
+      for (const j of fast) {
+        const p = ed.payloadOf(j.w.tensor) as { kind: 'file'; file: string; offset: number; length: number };
+        const done = pool.run({ file: p.file, offset: p.offset, length: p.length, K: j.K, N: j.N, bits: j.choice.bits, blockSize: j.choice.blockSize, symmetric: j.choice.symmetric });
+        done.catch(() => undefined); // awaited in order below; a cancel may leave some unobserved
+        ahead.set(j, done);
+      }
+    }
+    for (let i = 0; i < jobs.length; i++) {
+      signal?.throwIfAborted();
+      const job = jobs[i];
+      progress({ phase: 'quantize', done: i, total: jobs.length, tensor: job.w.name });
+      let wf: Float32Array | undefined;
+      const weight = () => (wf ??= weightFloat32(ed, job.w, scratch));
+      const bytesBefore = ed.payloadLength(job.w.tensor) ?? weight().length * 4;
+      let report: QuantizedTensorReport;
+      const pre = ahead.get(job);
+      if (pre) report = emitNBitsFromKernel(ed, ix, job, await pre, options);
+      else if (target === 'onnx-int4') report = applyNBits(ed, ix, job, weight, algo, options, activations.get(job.w.key));
+      else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, weight());
+      else report = applyDynamic(ed, ix, job, weight());
+      report.bytesBefore = bytesBefore;
+      reports.push(report);
+      removable.add(job.w);
+      // Let a cancel from the event loop (a UI button) get through between tensors.
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    await pool?.close();
   }
   // Drop originals nothing reads any more.
   const remaining = indexGraph(ed);
@@ -442,12 +464,7 @@ function applyNBits(
     const { view, layout } = nbitsKNInput(K, N, bits, bs);
     const got = ed.readPayloadInto(job.w.tensor, view)!;
     if (got !== view && got.buffer !== view.buffer) view.set(got);
-    const r = runNbitsKN(layout, symmetric);
-    const packed: NBitsTensors = { K, N, bits, blockSize: bs, nBlocks: layout.nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
-    const d = new Float32Digest();
-    d.setState(r.h1, r.h2, K * N);
-    const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
-    return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
+    return emitNBitsFromKernel(ed, ix, job, { r: runNbitsKN(layout, symmetric), nBlocks: layout.nBlocks }, options);
   }
   const wf = weight();
   if (algo === 'rtn' && !job.transposed && job.w.dtype === 'f32') {
@@ -487,6 +504,22 @@ function applyNBits(
   const orig = job.transposed ? transposeNK(wf, N, K) : wf;
   const err = weightErrorReport(orig, effective);
   return emitNBits(ed, ix, job, packed, f16, inputScale, used, err, float32Digest(pred), options);
+}
+
+/** Whether the WebAssembly [K, N] kernel takes this job (RTN on a float32 MatMul weight stored in a file). */
+function nbitsFastPath(ed: EditableOnnx, j: Job): boolean {
+  const p = ed.payloadOf(j.w.tensor);
+  return !j.transposed && j.w.dtype === 'f32' && p?.kind === 'file' && p.length === j.K * j.N * 4 && nbitsKNWasmAvailable(j.N);
+}
+
+function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: NbitsDone, options: ConvertOnnxOptions): QuantizedTensorReport {
+  const { K, N } = job;
+  const { r, nBlocks } = done;
+  const packed: NBitsTensors = { K, N, bits: job.choice.bits, blockSize: job.choice.blockSize, nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
+  const d = new Float32Digest();
+  d.setState(r.h1, r.h2, K * N);
+  const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
+  return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
 }
 
 /** Add the MatMulNBits initializers beside the weight and replace each consumer. */
