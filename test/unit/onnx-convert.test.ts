@@ -212,6 +212,26 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
     }
   });
 
+  it('accuracy_level 4 and external-data output: ORT loads the written files and stays close to x·dequant(W)', async () => {
+    const K = 128, N = 64;
+    const src = path.join(dir, 'acc.onnx');
+    matmulModel(src, K, N, 17);
+    const x = randomTensor(M * K, 18);
+    for (const [tag, opts] of [['acc4', { accuracyLevel: 4 }], ['ext', { externalData: true }]] as const) {
+      const out = path.join(dir, `acc.${tag}.onnx`);
+      const r = await convertOnnx(src, out, { target: 'onnx-int4', blockSize: 32, ...opts });
+      if (tag === 'ext') assert.ok(r.externalData && fs.existsSync(r.externalData), 'external data file written');
+      const v = await verifyOnnx(r, { feeds: [{ x: { data: x, dims: [M, K] } }] });
+      assert.deepEqual(v.weights.mismatched, []);
+      const [[q]] = await runOnnxInWorker([{ model: out, feeds: [{ x: { data: x, dims: [M, K] } }] }]);
+      const want = matmul64(x, storedWeight(r, 'W'), M, K, N);
+      let err = 0, ref = 0;
+      for (let i = 0; i < want.length; i++) { err += (q[0].data[i] as number - want[i]) ** 2; ref += want[i] ** 2; }
+      // accuracy_level 4 quantizes the activations to int8 inside the op: close, not exact.
+      assert.ok(Math.sqrt(err / ref) < (tag === 'acc4' ? 0.02 : 1e-5), `${tag}: relative error ${Math.sqrt(err / ref)}`);
+    }
+  });
+
   it('a cancelled conversion leaves no file; the source is refused as output', async () => {
     const src = path.join(dir, 'cancel-src.onnx');
     matmulModel(src, 64, 64, 5);
