@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   quantalgo: async () => (await import('./quant-algorithms.js')).run,
   stats: async () => (await import('./stats.js')).run,
   'convert-gguf': async () => (await import('./convert-gguf.js')).run,
+  'convert-onnx': async () => (await import('./convert-onnx.js')).run,
 };
 
 async function main(): Promise<void> {

@@ -22,7 +22,8 @@ const nodeCommon = {
   target: 'node20',
   sourcemap: true,
   minify: production,
-  external: ['vscode', 'onnxruntime-node'],
+  // Native packages stay outside the bundles: onnxruntime-node always; koffi and node-llama-cpp only where llama.cpp is installed (a devDependency).
+  external: ['vscode', 'onnxruntime-node', 'koffi', 'node-llama-cpp'],
   logLevel: 'info',
   absWorkingDir: root,
 };
@@ -51,7 +52,13 @@ const builds = [
     absWorkingDir: root,
   })),
 ];
-builds.push({ ...nodeCommon, entryPoints: ['src/jobs/worker.ts'], outfile: 'dist/worker.js' });
+// Worker and child scripts are found beside the bundle that starts them (dist/).
+builds.push(
+  { ...nodeCommon, entryPoints: ['src/jobs/worker.ts'], outfile: 'dist/worker.js' },
+  { ...nodeCommon, entryPoints: ['src/jobs/nbitsWorker.ts'], outfile: 'dist/nbitsWorker.js' },
+  { ...nodeCommon, entryPoints: ['src/runtime/ortWorker.ts'], outfile: 'dist/ortWorker.js' },
+  { ...nodeCommon, entryPoints: ['src/runtime/llamacpp/child.ts'], outfile: 'dist/llamacpp-child.js' },
+);
 
 function copyAssets() {
   cpSync(join(root, 'webview/style.css'), join(dist, 'webview.css'));

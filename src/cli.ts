@@ -9,6 +9,7 @@ const commands: Record<string, () => CliCommand> = {
   // Subcommands register here, one line each.
   inspect: () => require('./cli/inspect').command,
   stats: () => require('./cli/stats').command,
+  quantize: () => require('./cli/quantize').command,
 };
 
 function usage(): string {

@@ -19,6 +19,7 @@ const KERNELS = {
   statsKernel: { prefix: 'STATS', initialMemory: 17 },
   rtnKernels: { prefix: 'RTN_KERNELS', initialMemory: 1 },
   ggmlKernels: { prefix: 'GGML_KERNELS', initialMemory: 1 },
+  nbitsKn: { prefix: 'NBITS_KN', initialMemory: 1 },
 };
 
 const wanted = process.argv.slice(2);

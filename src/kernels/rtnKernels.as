@@ -1,7 +1,7 @@
 // AssemblyScript source of the WebAssembly SIMD fast path for symmetric
-// signed-integer round-to-nearest (src/quant/wasm/rtnWasm.ts loads it).
+// signed-integer round-to-nearest (src/kernels/rtnKernels.ts loads it).
 // Not compiled by tsc (AssemblyScript types); rebuild the embedded binary
-// with `node src/quant/wasm/buildKernels.mjs` after editing.
+// with `node src/kernels/build.mjs rtnKernels` after editing.
 //
 // Bit-exact twin of the TypeScript reference in src/quant/rtn.ts:
 //   scale = f32((a * num) / den) in f64 (a = max |x| of the group), 1 if below FLT_MIN

@@ -32,6 +32,7 @@ export interface QuantConfig {
 /** Low-bit integer configs are asymmetric (a zero point per group), as MatMulNBits and llama.cpp's _1 types. */
 export const CONFIGS: readonly QuantConfig[] = [
   { id: 'int8-channel', label: 'INT8 per-channel', format: 'int', bits: 8, granularity: 'channel', symmetric: true, reference: 'int8' },
+  { id: 'int8-g128', label: 'INT8 group 128', format: 'int', bits: 8, granularity: 'group', groupSize: 128, symmetric: false },
   { id: 'int4-g128', label: 'INT4 group 128', format: 'int', bits: 4, granularity: 'group', groupSize: 128, symmetric: false, reference: 'int4' },
   { id: 'int4-g32', label: 'INT4 group 32', format: 'int', bits: 4, granularity: 'group', groupSize: 32, symmetric: false },
   { id: 'int3-g128', label: 'INT3 group 128', format: 'int', bits: 3, granularity: 'group', groupSize: 128, symmetric: false },

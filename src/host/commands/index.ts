@@ -19,7 +19,7 @@ export interface CommandDeps {
 export function registerCommands(context: vscode.ExtensionContext, deps: CommandDeps): void {
   registerOpenInspector(context);
   registerShowSensitivity(context);
-  registerQuantize(context);
+  registerQuantize(context, deps.pool);
   registerExperiment(context);
   registerCompare(context);
   registerExportReport(context, deps.registry);

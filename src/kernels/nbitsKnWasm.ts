@@ -1,0 +1,92 @@
+/**
+ * WebAssembly SIMD path of matmulNBitsKN.ts: the weight is read straight
+ * into the module's memory (no float copy), quantized and packed in one
+ * call. Memory grows to the largest tensor seen and is reused.
+ */
+import { NBITS_KN_WASM_BASE64 } from './nbitsKn.generated';
+import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
+
+interface Kernel {
+  memory: WasmMemory;
+  quantNbitsKN(x: number, K: number, N: number, bits: number, bs: number, asym: number, accLo: number, accHi: number,
+    sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number): void;
+}
+
+let kernel: Kernel | null | undefined;
+function load(): Kernel | null {
+  if (kernel === undefined) {
+    try {
+      kernel = instantiate<Kernel>(compileBase64(NBITS_KN_WASM_BASE64), 'nbitsKN');
+    } catch {
+      kernel = null;
+    }
+  }
+  return kernel;
+}
+
+const BASE = 65536;
+const align = (v: number) => Math.ceil(v / 64) * 64;
+
+export interface NBitsKNLayout {
+  K: number; N: number; bits: number; blockSize: number; nBlocks: number;
+  xOff: number; accLo: number; accHi: number; sArr: number; zArr: number; codes: number; B: number; scales: number; zps: number; stats: number; end: number;
+}
+
+function layout(K: number, N: number, bits: number, bs: number): NBitsKNLayout {
+  const nBlocks = Math.ceil(K / bs);
+  const xOff = BASE;
+  const accLo = align(xOff + K * N * 4);
+  const accHi = align(accLo + N * 4);
+  const sArr = align(accHi + N * 4);
+  const zArr = align(sArr + N * 8);
+  const codes = align(zArr + N * 8);
+  const B = align(codes + N * bs);
+  const scales = align(B + (N * nBlocks * bs * bits) / 8);
+  const zps = align(scales + N * nBlocks * 4);
+  const stats = align(zps + N * Math.ceil((nBlocks * bits) / 8));
+  return { K, N, bits, blockSize: bs, nBlocks, xOff, accLo, accHi, sArr, zArr, codes, B, scales, zps, stats, end: stats + 80 };
+}
+
+/** Whether the kernel can take this shape (WebAssembly SIMD available, N a multiple of 4). */
+export function nbitsKNWasmAvailable(N: number): boolean {
+  return N % 4 === 0 && load() !== null;
+}
+
+/** Where the caller must put the float32 [K, N] weight before `runNbitsKN` (valid until the next call). */
+export function nbitsKNInput(K: number, N: number, bits: number, bs: number): { view: Uint8Array; layout: NBitsKNLayout } {
+  const k = load();
+  if (!k) throw new Error('nbitsKN: WebAssembly SIMD is unavailable');
+  const l = layout(K, N, bits, bs);
+  growTo(k.memory, l.end);
+  return { view: new Uint8Array(k.memory.buffer, l.xOff, K * N * 4), layout: l };
+}
+
+export interface NBitsKNWasmResult {
+  B: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null;
+  h1: Int32Array; h2: Int32Array; sumSq: number; errSq: number; maxAbs: number;
+}
+
+/** Quantize the weight placed by nbitsKNInput; outputs are copied out of the module's memory. */
+export function runNbitsKN(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
+  const k = load()!;
+  const mem = new Uint8Array(k.memory.buffer);
+  const zpLen = l.N * Math.ceil((l.nBlocks * l.bits) / 8);
+  mem.fill(0, l.zps, l.zps + zpLen);
+  const st = new Float64Array(k.memory.buffer, l.stats, 4);
+  st.fill(0, 0, 4);
+  new Float64Array(k.memory.buffer, l.stats + 32, 2).fill(0);
+  const hs = new Int32Array(k.memory.buffer, l.stats + 48, 8);
+  hs.fill(0x811c9dc5 | 0, 0, 4);
+  hs.fill(0x01000193, 4, 8);
+  k.quantNbitsKN(l.xOff, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats);
+  const bBytes = (l.N * l.nBlocks * l.blockSize * l.bits) / 8;
+  const f = new Float64Array(k.memory.buffer, l.stats, 6);
+  const h = new Int32Array(k.memory.buffer, l.stats + 48, 8);
+  return {
+    B: mem.slice(l.B, l.B + bBytes),
+    scales: new Float32Array(k.memory.buffer.slice(l.scales, l.scales + l.N * l.nBlocks * 4)),
+    zeroPoints: symmetric ? null : mem.slice(l.zps, l.zps + zpLen),
+    h1: h.slice(0, 4), h2: h.slice(4, 8),
+    sumSq: f[0] + f[1], errSq: f[2] + f[3], maxAbs: Math.max(f[4], f[5]),
+  };
+}
