@@ -70,15 +70,18 @@ export function quantNbitsKN(
       const hi = <f64>load<f32>(accHi + (<usize>n << 2));
       if (asym) {
         const lo = <f64>load<f32>(accLo + (<usize>n << 2));
-        if (hi != lo) {
-          sc = <f64><f32>((hi - lo) / qmax);
-          zp = min(qmax, max(0.0, nearest(-lo / sc)));
+        // rtn.ts's rule: the span rounded to float32, then the float32 quotient; scale 1 when zero or subnormal.
+        const f = <f64><f32>(<f64><f32>(hi - lo) / qmax);
+        if (f >= 1.1754943508222875e-38) {
+          sc = f;
+          zp = min(qmax, max(0.0, nearest(<f64><f32>(-<f64><f32>(lo / sc)))));
         }
         const at = zps + <usize>(n * zpBytes + b / perByte);
         store<u8>(at, load<u8>(at) | (<i32>zp << ((b % perByte) * bits)));
       } else {
         zp = mid;
-        if (hi > 0) sc = <f64><f32>(hi / (mid - 1));
+        const f = <f64><f32>(hi / (mid - 1));
+        if (f >= 1.1754943508222875e-38) sc = f;
       }
       store<f64>(sArr + (<usize>n << 3), sc);
       store<f64>(zArr + (<usize>n << 3), zp);
@@ -97,8 +100,11 @@ export function quantNbitsKN(
         const s1 = v128.load(so, 16);
         const z0 = v128.load(zo);
         const z1 = v128.load(zo, 16);
-        const q0 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(f64x2.div(v0, s0)), z0), zero2), qmaxv);
-        const q1 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(f64x2.div(v1, s1)), z1), zero2), qmaxv);
+        // The quotient rounded to float32 before rounding to an integer, as rtn.ts and ONNX QuantizeLinear.
+        const t0 = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.div(v0, s0)));
+        const t1 = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.div(v1, s1)));
+        const q0 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(t0), z0), zero2), qmaxv);
+        const q1 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(t1), z1), zero2), qmaxv);
         const d0 = f32x4.demote_f64x2_zero(f64x2.mul(s0, f64x2.sub(q0, z0)));
         const d1 = f32x4.demote_f64x2_zero(f64x2.mul(s1, f64x2.sub(q1, z1)));
         const dq = i8x16.shuffle(d0, d1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);

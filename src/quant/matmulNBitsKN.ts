@@ -10,6 +10,7 @@
  * algorithms/intGrid.ts (held equal by test), so the result is the engine's
  * RTN, just laid out for the op directly.
  */
+import { roundHalfEven } from './numberFormats';
 import { Float32Digest } from './onnxLayouts';
 
 export interface NBitsKNResult {
@@ -27,6 +28,8 @@ export interface NBitsKNResult {
   errSq: number;
   maxAbs: number;
 }
+
+const FLT_MIN = 1.1754943508222875e-38;
 
 export function quantizeNBitsKN(w: Float32Array, K: number, N: number, bits: 2 | 4 | 8, blockSize: number, symmetric: boolean, out?: Uint8Array): NBitsKNResult {
   if (w.length < K * N) throw new RangeError(`quantizeNBitsKN: ${w.length} values for K×N = ${K}×${N}`);
@@ -66,7 +69,9 @@ export function quantizeNBitsKN(w: Float32Array, K: number, N: number, bits: 2 |
         }
       }
       for (let n = 0; n < N; n++) {
-        const sc = hi[n] > 0 ? Math.fround(hi[n] / (mid - 1)) : 1;
+        // rtn.ts's rule: a float32 scale, 1 when it would be zero or subnormal.
+        const f = Math.fround(hi[n] / (mid - 1));
+        const sc = f >= FLT_MIN ? f : 1;
         s[n] = sc;
         z[n] = mid;
         scales[n * nb + b] = sc;
@@ -81,12 +86,12 @@ export function quantizeNBitsKN(w: Float32Array, K: number, N: number, bits: 2 |
         }
       }
       for (let n = 0; n < N; n++) {
+        // rtn.ts's rule (as ORT in float32): the span rounded to float32 before the division, the zero point from the float32 quotient.
         let sc = 1, zp = 0;
-        if (hi[n] !== lo[n]) {
-          sc = Math.fround((hi[n] - lo[n]) / qmax);
-          const t = -lo[n] / sc;
-          let r = Math.round(t);
-          if (r - t === 0.5 && (r & 1) !== 0) r -= 1;
+        const f = Math.fround(Math.fround(hi[n] - lo[n]) / qmax);
+        if (f >= FLT_MIN) {
+          sc = f;
+          const r = roundHalfEven(Math.fround(-Math.fround(lo[n] / sc)));
           zp = r < 0 ? 0 : r > qmax ? qmax : r;
         }
         s[n] = sc;
@@ -103,10 +108,7 @@ export function quantizeNBitsKN(w: Float32Array, K: number, N: number, bits: 2 |
       for (let n = 0; n < N; n++) {
         const v = w[o + n];
         const sc = s[n];
-        const t = v / sc;
-        let r = Math.round(t);
-        if (r - t === 0.5 && (r & 1) !== 0) r -= 1;
-        let q = r + z[n];
+        let q = roundHalfEven(Math.fround(v / sc)) + z[n];
         q = q < 0 ? 0 : q > qmax ? qmax : q;
         B[n * colStride + byteInBlob] |= q << sh;
         const d = Math.fround(sc * (q - z[n]));
