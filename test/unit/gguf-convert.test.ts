@@ -109,6 +109,17 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
     }
   });
 
+  it('BF16 source: Q4_K_M and Q6_K', async () => {
+    const bf16 = path.join(dir, 'tiny-bf16.gguf');
+    writeLlamaGguf(bf16, { ...spec, nLayer: 4, dtype: 'BF16', seed: 9 });
+    for (const preset of ['Q4_K_M', 'Q6_K'] as const) {
+      const ref = path.join(dir, `ref-bf16-${preset}.gguf`), ours = path.join(dir, `ours-bf16-${preset}.gguf`);
+      await llamaModelQuantize(bf16, ref, { ftype: GGUF_PRESETS[preset].ftype, nthread: 1 });
+      await convertGguf(bf16, ours, { preset });
+      assertSameGguf(ours, ref);
+    }
+  });
+
   it('--pure and --tensor-type overrides match llama.cpp', async () => {
     const cases: { name: string; ours: Parameters<typeof convertGguf>[2]; ftype: number; pure?: boolean; tt?: { pattern: string; type: number }[] }[] = [
       { name: 'pure', ours: { preset: 'Q4_K_M', pure: true }, ftype: GGUF_PRESETS.Q4_K_M.ftype, pure: true },
