@@ -109,6 +109,12 @@ export interface ConvertGgufResult {
   verification?: { tensors: number; metadataKeys: number };
 }
 
+/** Where "Quantize Model…" writes by default: beside the source, `model-Q4_K_M.gguf` (a trailing -f16/-f32/-bf16 dropped). */
+export function defaultGgufOutputPath(srcPath: string, preset: GgufPreset): string {
+  const base = path.basename(srcPath).replace(/\.gguf$/i, '').replace(/[-.](f16|f32|bf16)$/i, '');
+  return path.join(path.dirname(srcPath), `${base}-${preset}.gguf`);
+}
+
 class Cancelled extends Error {
   constructor() { super('cancelled'); }
 }

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { openGguf, readGgufHeader, GgufValueType } from '../../src/formats/gguf';
 import { GgufFileWriter, layoutGguf } from '../../src/formats/gguf/writer';
 import { readImatrix } from '../../src/formats/gguf/imatrix';
-import { convertGguf } from '../../src/pipelines/convertGguf';
+import { convertGguf, defaultGgufOutputPath } from '../../src/pipelines/convertGguf';
 import { GGUF_PRESETS, GgufPreset } from '../../src/quant/ggml/presets';
 import { ggmlTypeByName } from '../../src/quant/ggml/types';
 import { llamaModelQuantize } from '../../src/runtime/llamacpp/quantize';
@@ -268,6 +268,8 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
     assert.equal(progress, 20);
     assert.deepEqual(new Set(fs.readdirSync(dir)), before, 'nothing left behind');
     await assert.rejects(convertGguf(f16, f16, { preset: 'Q4_0' }), /would overwrite the source/);
+    assert.equal(defaultGgufOutputPath('/m/llama-7b-F16.gguf', 'Q4_K_M'), path.join('/m', 'llama-7b-Q4_K_M.gguf'));
+    assert.equal(defaultGgufOutputPath('/m/model.gguf', 'Q8_0'), path.join('/m', 'model-Q8_0.gguf'));
     const existing = path.join(dir, 'exists.gguf');
     fs.writeFileSync(existing, 'x');
     await assert.rejects(convertGguf(f16, existing, { preset: 'Q4_0' }), /exists/);
