@@ -18,7 +18,7 @@ import { GgufFileWriter, GgufKv, layoutGguf } from '../formats/gguf/writer';
 import { Imatrix, readImatrix } from '../formats/gguf/imatrix';
 import { MetadataValue, ModelFile, TensorInfo } from '../formats/types';
 import { QUANTIZABLE } from '../quant/ggml/quantize';
-import { GgufSlabResult, digestGgufRange, encodeGgufSlab, slabRanges } from '../quant/ggml/slab';
+import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceSlab, slabRanges } from '../quant/ggml/slab';
 import { GgmlTypeName, ggmlTypeByName } from '../quant/ggml/types';
 import type { WorkerPool } from '../worker/pool';
 import {
@@ -291,7 +291,7 @@ function slabRunner(source: string, m: ModelFile, pool: WorkerPool | undefined, 
   if (!pool) {
     return {
       encode: async (info, [start, count], to, rowLength, importance) =>
-        encodeGgufSlab(m.readFloat32(info, start, count), to, rowLength, importance, impl),
+        encodeGgufSlab(readSourceSlab(m, info, start, count), to, rowLength, importance, impl),
       digest: async (_file, om, t, [start, count], raw) => digestGgufRange(om, t, start, count, raw),
     };
   }

@@ -11,7 +11,7 @@ import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRa
 import { tensorSource } from '../analysis/tensorSource';
 import { modelTensorSensitivity } from '../analysis/sensitivity';
 import { gptqRows } from '../quant/algorithms/gptq';
-import { digestGgufRange, encodeGgufSlab } from '../quant/ggml/slab';
+import { digestGgufRange, encodeGgufSlab, readSourceSlab } from '../quant/ggml/slab';
 import type { FileTensorRef, FromWorker, JobRequest, ToWorker, WorkerInit } from './protocol';
 
 class Cancelled extends Error {
@@ -125,7 +125,7 @@ function run(id: number, job: JobRequest, cancel: Int32Array): unknown {
     }
     case 'ggufSlab': {
       const { m, t } = fileTensor(job.source);
-      return encodeGgufSlab(m.readFloat32(t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
+      return encodeGgufSlab(readSourceSlab(m, t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
     }
     case 'ggufDigest': {
       const { m, t } = fileTensor(job.source);
