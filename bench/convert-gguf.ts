@@ -48,15 +48,20 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { source_GB: Math.round(fs.statSync(src).size / 1e7) / 100 };
 
   const pool = new WorkerPool({ size: 2 });
+  // Peak resident memory of this process (the workers are threads of it) while ours runs.
+  let peak = 0;
+  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 100);
   try {
     const t0 = process.hrtime.bigint();
     const r = await convertGguf(src, ours, { preset: 'Q4_K_M', pool });
+    out.convert_gguf_peak_rss_MB = Math.round(Math.max(peak, process.memoryUsage().rss) / 2 ** 20);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     out[`convert_gguf_q4_k_m_${tag}_s`] = Math.round(s * 10) / 10;
     out.convert_gguf_encode_s = Math.round(r.seconds.convert * 10) / 10;
     out.convert_gguf_verify_s = Math.round(r.seconds.verify * 10) / 10;
     out.convert_gguf_bpw = Math.round(r.totals.bpw * 1000) / 1000;
   } finally {
+    clearInterval(sampler);
     await pool.close();
   }
   const t1 = process.hrtime.bigint();

@@ -8,7 +8,7 @@
  */
 import { GgufValueType } from '../src/formats/gguf/reader';
 import { GgufFileWriter, GgufKv, layoutGguf } from '../src/formats/gguf/writer';
-import { f32ToF16 } from '../src/formats/dtypes';
+import { f32ToBf16, f32ToF16 } from '../src/formats/dtypes';
 import { rng } from './random';
 
 export interface TinyLlamaSpec {
@@ -19,7 +19,7 @@ export interface TinyLlamaSpec {
   nHeadKv: number;
   /** Extra word tokens after <unk>, <s>, </s> and the 256 byte tokens. */
   nWords: number;
-  dtype: 'F16' | 'F32';
+  dtype: 'F16' | 'F32' | 'BF16';
   /** No output.weight: the token embedding is reused (llama.cpp then treats it as the output tensor). */
   tied?: boolean;
   seed?: number;
@@ -74,7 +74,7 @@ export function llamaMetadata(s: TinyLlamaSpec): GgufKv[] {
     { key: 'llama.attention.head_count_kv', type: U32, value: s.nHeadKv },
     { key: 'llama.attention.layer_norm_rms_epsilon', type: F32, value: 1e-5 },
     { key: 'llama.rope.freq_base', type: F32, value: 10000 },
-    { key: 'general.file_type', type: U32, value: s.dtype === 'F16' ? 1 : 0 },
+    { key: 'general.file_type', type: U32, value: s.dtype === 'F16' ? 1 : s.dtype === 'BF16' ? 32 : 0 },
     { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: 'llama' },
     { key: 'tokenizer.ggml.tokens', type: GgufValueType.ARRAY, elementType: GgufValueType.STRING, value: tokens },
     { key: 'tokenizer.ggml.scores', type: GgufValueType.ARRAY, elementType: F32, value: tokens.map((_t, i) => (i < 259 ? 0 : -i / 10)) },
@@ -90,7 +90,7 @@ export function llamaMetadata(s: TinyLlamaSpec): GgufKv[] {
 /** Writes the file (temp name, fsync, rename). Returns the vocabulary size. */
 export function writeLlamaGguf(file: string, s: TinyLlamaSpec): number {
   const tensors = llamaTensors(s);
-  const typeId = s.dtype === 'F16' ? 1 : 0;
+  const typeId = s.dtype === 'F16' ? 1 : s.dtype === 'BF16' ? 30 : 0;
   // Norms stay F32 as convert_hf_to_gguf writes them.
   const layout = layoutGguf(llamaMetadata(s), tensors.map((t) => ({ name: t.name, ne: t.ne, type: t.norm ? 0 : typeId })));
   const w = new GgufFileWriter(file, layout);
@@ -119,7 +119,8 @@ export function writeLlamaGguf(file: string, s: TinyLlamaSpec): number {
         if (t.norm || s.dtype === 'F32') w.write(new Uint8Array(x.buffer));
         else {
           const h = new Uint16Array(len);
-          for (let i = 0; i < len; i++) h[i] = f32ToF16(x[i]);
+          const conv = s.dtype === 'BF16' ? f32ToBf16 : f32ToF16;
+          for (let i = 0; i < len; i++) h[i] = conv(x[i]);
           w.write(new Uint8Array(h.buffer));
         }
       }

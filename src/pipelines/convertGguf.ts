@@ -19,7 +19,7 @@ import { GgufFileWriter, GgufKv, layoutGguf } from '../formats/gguf/writer';
 import { Imatrix, readImatrix } from '../formats/gguf/imatrix';
 import { MetadataValue, ModelFile, TensorInfo } from '../formats/types';
 import { QUANTIZABLE } from '../quant/ggml/quantize';
-import { GgufSlabResult, digestGgufRange, encodeGgufSlab, slabRanges } from '../quant/ggml/slab';
+import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceSlab, slabRanges } from '../quant/ggml/slab';
 import { GgmlTypeName, ggmlTypeByName } from '../formats/gguf/ggmlTypes';
 import type { WorkerPool } from '../jobs/pool';
 import {
@@ -108,6 +108,12 @@ export interface ConvertGgufResult {
   seconds: { convert: number; verify: number };
   /** What the reopened file showed; undefined when verify was off. */
   verification?: { tensors: number; metadataKeys: number };
+}
+
+/** Where "Quantize Model…" writes by default: beside the source, `model-Q4_K_M.gguf` (a trailing -f16/-f32/-bf16 dropped). */
+export function defaultGgufOutputPath(srcPath: string, preset: GgufPreset): string {
+  const base = path.basename(srcPath).replace(/\.gguf$/i, '').replace(/[-.](f16|f32|bf16)$/i, '');
+  return path.join(path.dirname(srcPath), `${base}-${preset}.gguf`);
 }
 
 class Cancelled extends Error {
@@ -286,7 +292,7 @@ function slabRunner(source: string, m: ModelFile, pool: WorkerPool | undefined, 
   if (!pool) {
     return {
       encode: async (info, [start, count], to, rowLength, importance) =>
-        encodeGgufSlab(m.readFloat32(info, start, count), to, rowLength, importance, impl),
+        encodeGgufSlab(readSourceSlab(m, info, start, count), to, rowLength, importance, impl),
       digest: async (_file, om, t, [start, count], raw) => digestGgufRange(om, t, start, count, raw),
     };
   }

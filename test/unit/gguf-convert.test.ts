@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { openGguf, readGgufHeader, GgufValueType } from '../../src/formats/gguf/reader';
 import { GgufFileWriter, layoutGguf } from '../../src/formats/gguf/writer';
 import { readImatrix } from '../../src/formats/gguf/imatrix';
-import { convertGguf } from '../../src/pipelines/convertGguf';
+import { convertGguf, defaultGgufOutputPath } from '../../src/pipelines/convertGguf';
 import { GGUF_PRESETS, GgufPreset } from '../../src/quant/ggml/presets';
 import { ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { llamaModelQuantize } from '../../src/runtime/llamacpp/quantize';
@@ -106,6 +106,17 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
       assert.equal(r.tensors.find((t) => t.name === 'token_embd.weight')!.to, preset === 'Q8_0' ? 'Q8_0' : 'Q6_K');
       const q = await llamaEvaluate(ours, tokens.map((t) => t % 288));
       assert.ok(q.logits.every(Number.isFinite));
+    }
+  });
+
+  it('BF16 source: Q4_K_M and Q6_K', async () => {
+    const bf16 = path.join(dir, 'tiny-bf16.gguf');
+    writeLlamaGguf(bf16, { ...spec, nLayer: 4, dtype: 'BF16', seed: 9 });
+    for (const preset of ['Q4_K_M', 'Q6_K'] as const) {
+      const ref = path.join(dir, `ref-bf16-${preset}.gguf`), ours = path.join(dir, `ours-bf16-${preset}.gguf`);
+      await llamaModelQuantize(bf16, ref, { ftype: GGUF_PRESETS[preset].ftype, nthread: 1 });
+      await convertGguf(bf16, ours, { preset });
+      assertSameGguf(ours, ref);
     }
   });
 
@@ -257,6 +268,8 @@ describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and
     assert.equal(progress, 20);
     assert.deepEqual(new Set(fs.readdirSync(dir)), before, 'nothing left behind');
     await assert.rejects(convertGguf(f16, f16, { preset: 'Q4_0' }), /would overwrite the source/);
+    assert.equal(defaultGgufOutputPath('/m/llama-7b-F16.gguf', 'Q4_K_M'), path.join('/m', 'llama-7b-Q4_K_M.gguf'));
+    assert.equal(defaultGgufOutputPath('/m/model.gguf', 'Q8_0'), path.join('/m', 'model-Q8_0.gguf'));
     const existing = path.join(dir, 'exists.gguf');
     fs.writeFileSync(existing, 'x');
     await assert.rejects(convertGguf(f16, existing, { preset: 'Q4_0' }), /exists/);

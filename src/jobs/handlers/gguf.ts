@@ -1,5 +1,5 @@
 /** GGUF conversion jobs: encode a slab of whole rows into a ggml type; fingerprint a range of a written tensor. */
-import { digestGgufRange, encodeGgufSlab } from '../../quant/ggml/slab';
+import { digestGgufRange, encodeGgufSlab, readSourceSlab } from '../../quant/ggml/slab';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
 import { fileTensor } from './models';
@@ -9,7 +9,7 @@ type GgufJob = Extract<JobRequest, { kind: 'ggufSlab' | 'ggufDigest' }>;
 export const ggufHandlers: Handlers<GgufJob, Pick<JobResults, GgufJob['kind']>> = {
   ggufSlab(job) {
     const { m, t } = fileTensor(job.source);
-    return encodeGgufSlab(m.readFloat32(t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
+    return encodeGgufSlab(readSourceSlab(m, t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
   },
   ggufDigest(job) {
     const { m, t } = fileTensor(job.source);

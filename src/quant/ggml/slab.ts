@@ -8,7 +8,7 @@
 import type { Impl } from '../../kernels/runtime';
 import * as crypto from 'node:crypto';
 import type { ModelFile, TensorInfo } from '../../formats/types';
-import { f32ToF16 } from '../../formats/dtypes';
+import { f16Lookup, f32ToF16 } from '../../formats/dtypes';
 import { quantizeGgmlInto } from './quantize';
 import { dequantizeGgml } from '../../formats/gguf/dequant';
 import { GgmlTypeName, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
@@ -34,6 +34,32 @@ export function slabRanges(numel: number, ne0: number, rowsPerExpert: number, ma
     const n = Math.min(slabRows, rowsPerExpert - (row % rowsPerExpert), nRows - row);
     out.push([row * ne0, n * ne0]);
     row += n;
+  }
+  return out;
+}
+
+const F16 = f16Lookup();
+
+/**
+ * Elements [start, start+count) of a source tensor as float32. F16, BF16 and
+ * F32 are decoded here through typed-array views (several times faster than
+ * the reader's general path, which the conversion otherwise spends a fifth of
+ * its time in); other types go through the reader.
+ */
+export function readSourceSlab(m: ModelFile, t: TensorInfo, start: number, count: number): Float32Array {
+  const bpe = t.dtype === 'f16' || t.dtype === 'bf16' ? 2 : t.dtype === 'f32' ? 4 : 0;
+  if (!bpe || count === 0) return m.readFloat32(t, start, count);
+  const raw = m.readBytes(t, start * bpe, count * bpe);
+  // readBytes returns its own buffer; copy once if it is not aligned for a typed view.
+  const b = raw.byteOffset % bpe === 0 ? raw : raw.slice();
+  if (t.dtype === 'f32') return new Float32Array(b.buffer, b.byteOffset, count).slice();
+  const h = new Uint16Array(b.buffer, b.byteOffset, count);
+  const out = new Float32Array(count);
+  if (t.dtype === 'f16') {
+    for (let i = 0; i < count; i++) out[i] = F16[h[i]];
+  } else {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) u[i] = h[i] << 16;
   }
   return out;
 }
