@@ -14,7 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import { openOnnx } from '../formats/onnx';
 import type { ModelFile, TensorInfo } from '../formats/types';
-import { unpackNBits, dequantizeDq, float32Digest } from '../formats/onnx/quantLayouts';
+import { unpackNBits, dequantizeDq, float32Digest, digestNBits } from '../formats/onnx/quantLayouts';
 import { Feeds, FeedData, OrtOutput, runOnnxInWorker } from '../runtime/ortRun';
 import type { ConvertOnnxResult, StoredLayout } from './convertOnnx';
 
@@ -55,13 +55,15 @@ export interface VerifyOnnxReport {
 
 export class VerificationError extends Error {}
 
+function storedTensor(m: ModelFile, graph: string, name: string): TensorInfo {
+  const t = m.tensors.find((x) => x.name === name && x.graph === graph);
+  if (!t) throw new VerificationError(`${m.path}: tensor ${name} (graph ${graph}) is missing from the written file`);
+  return t;
+}
+
 /** Decode one stored weight back to float32 with the project's reader. */
 export function decodeStored(m: ModelFile, s: StoredLayout): Float32Array {
-  const find = (name: string): TensorInfo => {
-    const t = m.tensors.find((x) => x.name === name && x.graph === s.graph);
-    if (!t) throw new VerificationError(`${m.path}: tensor ${name} (graph ${s.graph}) is missing from the written file`);
-    return t;
-  };
+  const find = (name: string): TensorInfo => storedTensor(m, s.graph, name);
   if (s.kind === 'nbits') {
     const B = m.readBytes(find(s.B));
     const scales = m.readFloat32(find(s.scales));
@@ -73,6 +75,15 @@ export function decodeStored(m: ModelFile, s: StoredLayout): Float32Array {
   return dequantizeDq(m.readFloat32(codes), codes.shape, m.readFloat32(find(s.scales)), m.readFloat32(find(s.zeroPoints)), s.axis, s.blockSize);
 }
 
+/** Fingerprint of a MatMulNBits weight read back from the file, block by block. */
+function digestStoredNBits(m: ModelFile, s: Extract<StoredLayout, { kind: 'nbits' }>): string {
+  const find = (name: string): TensorInfo => storedTensor(m, s.graph, name);
+  return digestNBits({
+    K: s.K, N: s.N, bits: s.bits, blockSize: s.blockSize, B: m.readBytes(find(s.B)), scales: m.readFloat32(find(s.scales)),
+    zeroPoints: s.zeroPoints ? m.readBytes(find(s.zeroPoints)) : null,
+  });
+}
+
 export async function verifyOnnx(result: ConvertOnnxResult, opts: VerifyOnnxOptions = {}): Promise<VerifyOnnxReport> {
   const t0 = performance.now();
   const m = openOnnx(result.output);
@@ -80,7 +91,7 @@ export async function verifyOnnx(result: ConvertOnnxResult, opts: VerifyOnnxOpti
   try {
     for (const t of result.tensors) {
       opts.signal?.throwIfAborted();
-      const got = float32Digest(decodeStored(m, t.stored));
+      const got = t.stored.kind === 'nbits' && !t.stored.gIdx ? digestStoredNBits(m, t.stored) : float32Digest(decodeStored(m, t.stored));
       if (got !== t.stored.digest) mismatched.push(t.name);
     }
   } finally {

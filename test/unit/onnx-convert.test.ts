@@ -232,6 +232,29 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
     }
   });
 
+  it('verification catches a stored weight that differs from the prediction (one flipped code, int4 and QDQ)', async () => {
+    const src = path.join(dir, 'flip.onnx');
+    matmulModel(src, 64, 32, 19);
+    for (const [target, field] of [['onnx-int4', 'B'], ['onnx-qdq', 'codes']] as const) {
+      const out = path.join(dir, `flip.${target}.onnx`);
+      const r = await convertOnnx(src, out, { target, blockSize: 32 });
+      assert.deepEqual((await verifyOnnx(r, { skipRuntime: true })).weights.mismatched, []);
+      const stored = r.tensors[0].stored as unknown as Record<string, string>;
+      const m = openOnnx(out);
+      const t = m.tensors.find((x) => x.name === stored[field])!;
+      m.close();
+      assert.equal(t.location.kind, 'disk');
+      const fd = fs.openSync(out, 'r+');
+      const b = Buffer.alloc(1);
+      const at = (t.location as { offset: number }).offset + 5;
+      fs.readSync(fd, b, 0, 1, at);
+      b[0] ^= 0x01;
+      fs.writeSync(fd, b, 0, 1, at);
+      fs.closeSync(fd);
+      assert.deepEqual((await verifyOnnx(r, { skipRuntime: true })).weights.mismatched, ['W'], `${target}: the flipped code is detected`);
+    }
+  });
+
   it('a cancelled conversion leaves no file; the source is refused as output', async () => {
     const src = path.join(dir, 'cancel-src.onnx');
     matmulModel(src, 64, 64, 5);

@@ -91,6 +91,40 @@ export function unpackNBits(
   return out;
 }
 
+/**
+ * The fingerprint of unpackNBits(t) without building the [K, N] matrix:
+ * one block of rows at a time, so verifying a 4096×4096 weight touches a few
+ * MB instead of 64.
+ */
+export function digestNBits(
+  t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null },
+): string {
+  const { K, N, bits, blockSize } = t;
+  const nBlocks = Math.ceil(K / blockSize);
+  const blob = (blockSize * bits) / 8;
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const zpBytes = Math.ceil((nBlocks * bits) / 8);
+  if (t.B.length !== N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${N * nBlocks * blob}`);
+  if (t.scales.length !== N * nBlocks) throw new RangeError(`MatMulNBits has ${t.scales.length} scales, expected ${N * nBlocks}`);
+  const tmp = new Float32Array(blockSize * N);
+  const d = new Float32Digest();
+  for (let b = 0; b < nBlocks; b++) {
+    const rows = Math.min(blockSize, K - b * blockSize);
+    for (let n = 0; n < N; n++) {
+      const s = t.scales[n * nBlocks + b];
+      const zp = t.zeroPoints ? (t.zeroPoints[n * zpBytes + ((b / perByte) | 0)] >> ((b % perByte) * bits)) & mask : 1 << (bits - 1);
+      const base = n * nBlocks * blob + b * blob;
+      for (let j = 0; j < rows; j++) {
+        const c = (t.B[base + ((j / perByte) | 0)] >> ((j % perByte) * bits)) & mask;
+        tmp[j * N + n] = Math.fround((c - zp) * s);
+      }
+    }
+    d.update(new Uint32Array(tmp.buffer, 0, rows * N));
+  }
+  return d.value();
+}
+
 /** Scales rounded to float16 (for float16 models) and the grid's dequantized values recomputed with them. */
 export function roundScalesToF16(q: GridQuantized): void {
   for (let i = 0; i < q.scales.length; i++) q.scales[i] = f16ToF32(f32ToF16(q.scales[i]));
