@@ -66,18 +66,21 @@ export function packNBits(q: GridQuantized, K: number, bits: number, blockSize: 
   return { K, N, bits, blockSize, nBlocks, B, scales: q.scales, zeroPoints, gIdx };
 }
 
+/** Sizes of a MatMulNBits weight's parts, checked against the tensors given. */
+function nbitsGeometry(t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number> }) {
+  const nBlocks = Math.ceil(t.K / t.blockSize);
+  const blob = (t.blockSize * t.bits) / 8;
+  if (t.B.length !== t.N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${t.N * nBlocks * blob}`);
+  const nGroups = t.scales.length / t.N;
+  return { nBlocks, nGroups, blob, perByte: 8 / t.bits, mask: (1 << t.bits) - 1, zpBytes: Math.ceil((nGroups * t.bits) / 8) };
+}
+
 /** Decode MatMulNBits tensors to float32 [K, N] (the op's B as a plain MatMul weight). */
 export function unpackNBits(
   t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null; gIdx: Int32Array | null },
 ): Float32Array {
   const { K, N, bits, blockSize } = t;
-  const nBlocks = Math.ceil(K / blockSize);
-  const nGroups = t.scales.length / N;
-  const blob = (blockSize * bits) / 8;
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  const zpBytes = Math.ceil((nGroups * bits) / 8);
-  if (t.B.length !== N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${N * nBlocks * blob}`);
+  const { nBlocks, nGroups, blob, perByte, mask, zpBytes } = nbitsGeometry(t);
   const out = new Float32Array(K * N);
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
@@ -99,14 +102,9 @@ export function unpackNBits(
 export function digestNBits(
   t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null },
 ): string {
-  const { K, N, bits, blockSize } = t;
-  const nBlocks = Math.ceil(K / blockSize);
-  const blob = (blockSize * bits) / 8;
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  const zpBytes = Math.ceil((nBlocks * bits) / 8);
-  if (t.B.length !== N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${N * nBlocks * blob}`);
-  if (t.scales.length !== N * nBlocks) throw new RangeError(`MatMulNBits has ${t.scales.length} scales, expected ${N * nBlocks}`);
+  const { K, N, blockSize, bits } = t;
+  const { nBlocks, nGroups, blob, perByte, mask, zpBytes } = nbitsGeometry(t);
+  if (nGroups !== nBlocks) throw new RangeError(`MatMulNBits has ${t.scales.length} scales, expected ${N * nBlocks}`);
   const tmp = new Float32Array(blockSize * N);
   const d = new Float32Digest();
   for (let b = 0; b < nBlocks; b++) {
