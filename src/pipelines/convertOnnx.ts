@@ -517,7 +517,7 @@ function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: N
   const { r, nBlocks } = done;
   const packed: NBitsTensors = { K, N, bits: job.choice.bits, blockSize: job.choice.blockSize, nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
   const d = new Float32Digest();
-  d.setState(r.h1, r.h2, K * N);
+  d.setState(r.h, K * N);
   const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
   return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
 }

@@ -271,28 +271,24 @@ export function dequantizeDq(
  * lane i mod 4), so a SIMD kernel can fold it in four columns at a time.
  */
 export class Float32Digest {
-  readonly h1 = new Int32Array(4).fill(0x811c9dc5 | 0);
-  readonly h2 = new Int32Array(4).fill(0x01000193);
+  readonly h = new Int32Array(4).fill(0x811c9dc5 | 0);
   private n = 0;
   update(u: Uint32Array): void {
-    const { h1, h2 } = this;
+    const h = this.h;
     let lane = this.n & 3;
     for (let i = 0; i < u.length; i++) {
-      h1[lane] = Math.imul(h1[lane] ^ u[i], 0x01000193);
-      h2[lane] = Math.imul(h2[lane] ^ (u[i] >>> 7), 0x85ebca6b | 0);
+      h[lane] = Math.imul(h[lane] ^ u[i], 0x01000193);
       lane = (lane + 1) & 3;
     }
     this.n += u.length;
   }
   /** Lanes computed elsewhere (the SIMD kernel) for `count` elements. */
-  setState(h1: Int32Array, h2: Int32Array, count: number): void {
-    this.h1.set(h1);
-    this.h2.set(h2);
+  setState(h: Int32Array, count: number): void {
+    this.h.set(h);
     this.n = count;
   }
   value(): string {
-    const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
-    return `${Array.from(this.h1, hex).join('')}${Array.from(this.h2, hex).join('')}:${this.n}`;
+    return `${Array.from(this.h, (v) => (v >>> 0).toString(16).padStart(8, '0')).join('')}:${this.n}`;
   }
 }
 
