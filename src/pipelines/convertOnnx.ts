@@ -604,8 +604,12 @@ function replaceNode(scope: GraphScope, n: NodeMsg, by: NodeMsg[]): void {
 
 function applyQdq(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array): QuantizedTensorReport {
   const { bits, blockSize, symmetric } = job.choice;
-  const f16 = job.w.dtype === 'f16';
+  const opset = ix.opset;
   const b = bits === 4 ? 4 : 8;
+  // float16 scales (float16 output) need DequantizeLinear-19; earlier ones output float32, cast back to float16.
+  const half = job.w.dtype === 'f16';
+  const f16 = half && (b === 4 || opset >= 19);
+  const castBack = half && !f16;
   const q: AxisQuantized = b === 4
     ? quantizeForDq(wf, job.w.dims, job.blockAxis, blockSize, 4, symmetric, f16)
     : quantizeForDq(wf, job.w.dims, job.axis, 0, 8, symmetric, f16);
@@ -625,21 +629,22 @@ function applyQdq(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array):
     newTensor(ed, Sname, f16 ? DT.FLOAT16 : DT.FLOAT, q.scaleDims, scaleBytes),
     newTensor(ed, Zname, codeType, q.scaleDims, zpBytes),
   ];
-  const opset = ix.opset;
   const contrib = b === 8 && opset < 13 && q.axis >= 0;
   const attrs: AttrMsg[] = [];
   if (b === 4) attrs.push(intAttr('axis', job.blockAxis), intAttr('block_size', blockSize));
   else if (q.axis >= 0) attrs.push(intAttr('axis', q.axis));
-  const dq: NodeMsg = {
-    op_type: 'DequantizeLinear', input: [Qname, Sname, Zname], output: [base], name: freshName(ix, `${base}_DequantizeLinear`), attribute: attrs,
+  const dqOut = castBack ? freshName(ix, `${base}_float32`) : base;
+  const nodes: NodeMsg[] = [{
+    op_type: 'DequantizeLinear', input: [Qname, Sname, Zname], output: [dqOut], name: freshName(ix, `${base}_DequantizeLinear`), attribute: attrs,
     ...(contrib ? { domain: MS } : {}),
-  };
-  // The DequantizeLinear output takes the weight's name: consumers are unchanged.
-  if (job.w.constNode) replaceNode(job.w.scope, job.w.constNode, [dq]);
+  }];
+  if (castBack) nodes.push({ op_type: 'Cast', input: [dqOut], output: [base], name: freshName(ix, `${base}_to_float16`), attribute: [intAttr('to', DT.FLOAT16)] });
+  // The DequantizeLinear (or Cast) output takes the weight's name: consumers are unchanged.
+  if (job.w.constNode) replaceNode(job.w.scope, job.w.constNode, nodes);
   else {
     g.initializer = (g.initializer ?? []).filter((t) => t !== job.w.tensor);
     g.input = (g.input ?? []).filter((v) => v.name !== base);
-    g.node = [dq, ...(g.node ?? [])];
+    g.node = [...nodes, ...(g.node ?? [])];
   }
   const layout = b === 4 ? `int4 ${symmetric ? 'sym' : 'asym'} block ${blockSize} axis ${job.blockAxis}` : `int8 ${symmetric ? 'sym' : 'asym'} ${q.axis >= 0 ? `per-channel axis ${q.axis}` : 'per-tensor'}`;
   return {

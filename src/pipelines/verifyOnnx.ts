@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { openOnnx } from '../formats/onnx';
+import { f16ToF32 } from '../formats/dtypes';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { unpackNBits, dequantizeDq, float32Digest, digestNBits } from '../formats/onnx/quantLayouts';
 import { Feeds, FeedData, OrtOutput, runOnnxInWorker } from '../runtime/ortRun';
@@ -144,9 +145,9 @@ export function compareOutputs(ref: OrtOutput[][], conv: OrtOutput[][]): OutputC
     let agree = 0, positions = 0, kl = 0;
     const classifier = ref[0][o].dims.length >= 2 && ref[0][o].dims.length <= 3 && ref[0][o].dims[ref[0][o].dims.length - 1] >= 2;
     for (let f = 0; f < ref.length; f++) {
-      const a = ref[f][o].data as ArrayLike<number>;
-      const b = conv[f][o].data as ArrayLike<number>;
-      if (typeof (a as unknown as BigInt64Array)[0] === 'bigint') continue;
+      if (typeof (ref[f][o].data as unknown as BigInt64Array)[0] === 'bigint') continue;
+      const a = asNumbers(ref[f][o]);
+      const b = asNumbers(conv[f][o]);
       if (a.length !== b.length) throw new VerificationError(`output ${ref[f][o].name}: ${a.length} values in the original, ${b.length} in the converted model`);
       for (let i = 0; i < a.length; i++) {
         const x = a[i], y = b[i];
@@ -173,10 +174,16 @@ export function compareOutputs(ref: OrtOutput[][], conv: OrtOutput[][]): OutputC
       sqnrDb: err === 0 ? Infinity : 10 * Math.log10(na / err),
       maxAbs,
     };
-    if (classifier && positions) { cmp.top1Agreement = agree / positions; cmp.meanKl = kl / positions; }
+    if (classifier && positions) { cmp.top1Agreement = agree / positions; cmp.meanKl = Math.max(0, kl / positions); }
     out.push(cmp);
   }
   return out;
+}
+
+/** Output values as numbers: float16 outputs arrive as raw bits. */
+function asNumbers(o: OrtOutput): ArrayLike<number> {
+  if (o.type === 'float16') return Float32Array.from(o.data as Uint16Array, (h) => f16ToF32(h));
+  return o.data as ArrayLike<number>;
 }
 
 function isDistribution(a: ArrayLike<number>, C: number): boolean {
