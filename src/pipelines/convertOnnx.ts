@@ -71,8 +71,8 @@ export interface ConvertOnnxOptions {
   actOrder?: boolean;
   /** GPTQ act-order: block scales from the original weights in natural order (default true: no g_idx). False writes g_idx. */
   staticGroups?: boolean;
-  /** Calibration feeds (model inputs) for GPTQ and AWQ. */
-  calibration?: Feeds[];
+  /** Calibration feeds (model inputs) for GPTQ and AWQ, or a function producing them (called once, only when needed). */
+  calibration?: Feeds[] | (() => Feeds[] | Promise<Feeds[]>);
   /** Tensors or nodes whose name matches are left as they are. */
   exclude?: RegExp | string;
   /** Per-tensor choices by weight name; 'skip' leaves the tensor as it is. */
@@ -203,7 +203,7 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   if (!['onnx-int4', 'onnx-qdq', 'onnx-dynamic'].includes(target)) throw new RangeError(`unknown ONNX target ${target}`);
   const algo = options.algo ?? 'rtn';
   if (algo !== 'rtn' && target !== 'onnx-int4') throw new RangeError(`--algo ${algo} is for onnx-int4 (MatMulNBits); ${target} uses round-to-nearest`);
-  if (algo !== 'rtn' && !(options.calibration && options.calibration.length)) throw new RangeError(`--algo ${algo} needs calibration data`);
+  if (algo !== 'rtn' && !options.calibration) throw new RangeError(`--algo ${algo} needs calibration data`);
   const defaults: Required<TensorChoice> = {
     bits: options.bits ?? (target === 'onnx-int4' ? 4 : 8),
     blockSize: options.blockSize ?? 128,
@@ -258,8 +258,11 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const tc = performance.now();
   let activations = new Map<string, { x: Float32Array; tokens: number }>();
   if (algo !== 'rtn' && jobs.length) {
-    progress({ phase: 'calibrate', done: 0, total: options.calibration!.length });
-    activations = await collectActivations(src, jobs, options.calibration!, signal);
+    const c = options.calibration!;
+    const feeds = typeof c === 'function' ? await c() : c;
+    if (!feeds.length) throw new RangeError(`--algo ${algo} needs calibration data (no feeds given)`);
+    progress({ phase: 'calibrate', done: 0, total: feeds.length });
+    activations = await collectActivations(src, jobs, feeds, signal);
   }
   const calibrateMs = performance.now() - tc;
 
