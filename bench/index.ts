@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   quant: async () => (await import('./quant.js')).run, // node16 keeps import() as ESM resolution: the .js extension is required
   quantalgo: async () => (await import('./quant-algorithms.js')).run,
   stats: async () => (await import('./stats.js')).run,
+  convert: async () => (await import('./convert.js')).run,
   'convert-gguf': async () => (await import('./convert-gguf.js')).run,
   'convert-onnx': async () => (await import('./convert-onnx.js')).run,
 };

@@ -1,22 +1,22 @@
 // MatMulNBits round-to-nearest straight from a MatMul weight stored [K, N]
 // row-major (AssemblyScript, SIMD). Twin of src/quant/matmulNBitsKN.ts, held
 // byte-identical to it by test: the same grid (intGrid.ts), the same f64
-// division and half-to-even rounding, the same 4-lane fingerprint.
+// rounding (f64 quotient, half to even), the same 4-lane fingerprint.
 //
 // Per block of `bs` rows: pass 1 walks the rows keeping every column's range
 // in accLo/accHi (f32 [N]); the scale and zero point of each column come from
 // them in f64 scalar code; pass 2 walks the rows again, four columns per
-// vector, encoding in f64x2, collecting codes column-major in `codes`
+// vector, encoding in f32x4 (f64 only where a tie needs it), collecting codes column-major in `codes`
 // (u8 [N, bs]) and folding the dequantized values into the error sums and
 // fingerprint; then each column's codes are packed into its blob of B.
 //
 // Memory (all offsets 16-byte aligned, N a multiple of 4):
 //   x f32 [K, N] | accLo, accHi f32 [N] | sArr, zArr f64 [N] | codes u8 [N * bs]
 //   B u8 [N * nb * blob] | scales f32 [N * nb] | zps u8 [N * zpBytes] (zeroed by the caller)
-//   stats: f64 sumSq @0, errSq @16 (f64x2 partial sums), maxAbs @32 (f64x2), h1 i32x4 @48, h2 i32x4 @64
+//   stats: sumSq @0, errSq @16 (f64x2 partial sums), maxAbs @32 (f32x4), fingerprint lanes i32x4 @48
+// accLo/accHi hold the ranges in pass 1 and the f32 scales / zero points in pass 2.
 
 const P1: i32 = 0x01000193;
-const P2: i32 = 0x85ebca6b;
 
 export function quantNbitsKN(
   x: usize, K: i32, N: i32, bits: i32, bs: i32, asym: i32,
@@ -35,12 +35,11 @@ export function quantNbitsKN(
   let ee = v128.load(stats, 16);
   let mx = v128.load(stats, 32);
   let h1 = v128.load(stats, 48);
-  let h2 = v128.load(stats, 64);
   const p1 = i32x4.splat(P1);
-  const p2 = i32x4.splat(P2);
   const zero4 = f32x4.splat(0);
-  const qmaxv = f64x2.splat(qmax);
-  const zero2 = f64x2.splat(0);
+  const qmax4 = f32x4.splat(<f32>qmax);
+  const sArr32 = accLo;
+  const zArr32 = accHi;
   for (let b = 0; b < nb; b++) {
     const k0 = b * bs;
     const k1 = min(K, k0 + bs);
@@ -85,44 +84,39 @@ export function quantNbitsKN(
       }
       store<f64>(sArr + (<usize>n << 3), sc);
       store<f64>(zArr + (<usize>n << 3), zp);
+      store<f32>(sArr32 + (<usize>n << 2), <f32>sc);
+      store<f32>(zArr32 + (<usize>n << 2), <f32>zp);
       store<f32>(scales + (<usize>(n * nb + b) << 2), <f32>sc);
     }
     for (let k = k0; k < k1; k++) {
       const row = x + <usize>k * rowBytes;
       const cj = codes + <usize>(k - k0);
+      let ssr = zero4;
+      let eer = zero4;
       for (let n = 0; n < N; n += 4) {
         const v = v128.load(row + (<usize>n << 2));
-        const v0 = f64x2.promote_low_f32x4(v);
-        const v1 = f64x2.promote_low_f32x4(i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-        const so = sArr + (<usize>n << 3);
-        const zo = zArr + (<usize>n << 3);
-        const s0 = v128.load(so);
-        const s1 = v128.load(so, 16);
-        const z0 = v128.load(zo);
-        const z1 = v128.load(zo, 16);
-        // The quotient rounded to float32 before rounding to an integer, as rtn.ts and ONNX QuantizeLinear.
-        const t0 = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.div(v0, s0)));
-        const t1 = f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.div(v1, s1)));
-        const q0 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(t0), z0), zero2), qmaxv);
-        const q1 = f64x2.min(f64x2.max(f64x2.add(f64x2.nearest(t1), z1), zero2), qmaxv);
-        const d0 = f32x4.demote_f64x2_zero(f64x2.mul(s0, f64x2.sub(q0, z0)));
-        const d1 = f32x4.demote_f64x2_zero(f64x2.mul(s1, f64x2.sub(q1, z1)));
-        const dq = i8x16.shuffle(d0, d1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-        const e0 = f64x2.sub(v0, f64x2.promote_low_f32x4(d0));
-        const e1 = f64x2.sub(v1, f64x2.promote_low_f32x4(d1));
-        ss = f64x2.add(ss, f64x2.add(f64x2.mul(v0, v0), f64x2.mul(v1, v1)));
-        ee = f64x2.add(ee, f64x2.add(f64x2.mul(e0, e0), f64x2.mul(e1, e1)));
-        mx = f64x2.max(mx, f64x2.max(f64x2.abs(e0), f64x2.abs(e1)));
+        const sv = v128.load(sArr32 + (<usize>n << 2));
+        const zv = v128.load(zArr32 + (<usize>n << 2));
+        // The float32 quotient rounded half to even, as rtn.ts and ONNX QuantizeLinear (an f32 division is
+        // the exact quotient rounded once to float32, the same as Math.fround of the f64 quotient).
+        const r = f32x4.nearest(f32x4.div(v, sv));
+        const q = f32x4.min(f32x4.max(f32x4.add(r, zv), zero4), qmax4);
+        const dq = f32x4.mul(sv, f32x4.sub(q, zv));
+        const e = f32x4.sub(v, dq);
+        ssr = f32x4.add(ssr, f32x4.mul(v, v));
+        eer = f32x4.add(eer, f32x4.mul(e, e));
+        mx = f32x4.max(mx, f32x4.abs(e));
         h1 = i32x4.mul(v128.xor(h1, dq), p1);
-        h2 = i32x4.mul(v128.xor(h2, i32x4.shr_u(dq, 7)), p2);
-        const c0 = i32x4.trunc_sat_f64x2_s_zero(q0);
-        const c1 = i32x4.trunc_sat_f64x2_s_zero(q1);
+        const c = i32x4.trunc_sat_f32x4_s(q);
         const cn = cj + <usize>n * <usize>bs;
-        store<u8>(cn, <u8>i32x4.extract_lane(c0, 0));
-        store<u8>(cn + <usize>bs, <u8>i32x4.extract_lane(c0, 1));
-        store<u8>(cn + 2 * <usize>bs, <u8>i32x4.extract_lane(c1, 0));
-        store<u8>(cn + 3 * <usize>bs, <u8>i32x4.extract_lane(c1, 1));
+        store<u8>(cn, <u8>i32x4.extract_lane(c, 0));
+        store<u8>(cn + <usize>bs, <u8>i32x4.extract_lane(c, 1));
+        store<u8>(cn + 2 * <usize>bs, <u8>i32x4.extract_lane(c, 2));
+        store<u8>(cn + 3 * <usize>bs, <u8>i32x4.extract_lane(c, 3));
       }
+      // Row sums in f32 (a few thousand terms), carried in f64 across rows.
+      ss = f64x2.add(ss, f64x2.add(f64x2.promote_low_f32x4(ssr), f64x2.promote_low_f32x4(i8x16.shuffle(ssr, ssr, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7))));
+      ee = f64x2.add(ee, f64x2.add(f64x2.promote_low_f32x4(eer), f64x2.promote_low_f32x4(i8x16.shuffle(eer, eer, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7))));
     }
     // Rows past K in the last block hold the zero point, so the padding decodes to 0.
     for (let j = k1 - k0; j < bs; j++) {
@@ -149,5 +143,4 @@ export function quantNbitsKN(
   v128.store(stats, ee, 16);
   v128.store(stats, mx, 32);
   v128.store(stats, h1, 48);
-  v128.store(stats, h2, 64);
 }

@@ -44,7 +44,7 @@ function layout(K: number, N: number, bits: number, bs: number): NBitsKNLayout {
   const scales = align(B + (N * nBlocks * bs * bits) / 8);
   const zps = align(scales + N * nBlocks * 4);
   const stats = align(zps + N * Math.ceil((nBlocks * bits) / 8));
-  return { K, N, bits, blockSize: bs, nBlocks, xOff, accLo, accHi, sArr, zArr, codes, B, scales, zps, stats, end: stats + 80 };
+  return { K, N, bits, blockSize: bs, nBlocks, xOff, accLo, accHi, sArr, zArr, codes, B, scales, zps, stats, end: stats + 64 };
 }
 
 /** Whether the kernel can take this shape (WebAssembly SIMD available, N a multiple of 4). */
@@ -63,7 +63,8 @@ export function nbitsKNInput(K: number, N: number, bits: number, bs: number): { 
 
 export interface NBitsKNWasmResult {
   B: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null;
-  h1: Int32Array; h2: Int32Array; sumSq: number; errSq: number; maxAbs: number;
+  /** Fingerprint lanes (Float32Digest.setState). */
+  h: Int32Array; sumSq: number; errSq: number; maxAbs: number;
 }
 
 /** Quantize the weight placed by nbitsKNInput; outputs are copied out of the module's memory. */
@@ -72,21 +73,19 @@ export function runNbitsKN(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmRes
   const mem = new Uint8Array(k.memory.buffer);
   const zpLen = l.N * Math.ceil((l.nBlocks * l.bits) / 8);
   mem.fill(0, l.zps, l.zps + zpLen);
-  const st = new Float64Array(k.memory.buffer, l.stats, 4);
-  st.fill(0, 0, 4);
-  new Float64Array(k.memory.buffer, l.stats + 32, 2).fill(0);
-  const hs = new Int32Array(k.memory.buffer, l.stats + 48, 8);
-  hs.fill(0x811c9dc5 | 0, 0, 4);
-  hs.fill(0x01000193, 4, 8);
+  new Float64Array(k.memory.buffer, l.stats, 4).fill(0);
+  new Float32Array(k.memory.buffer, l.stats + 32, 4).fill(0);
+  new Int32Array(k.memory.buffer, l.stats + 48, 4).fill(0x811c9dc5 | 0);
   k.quantNbitsKN(l.xOff, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats);
   const bBytes = (l.N * l.nBlocks * l.blockSize * l.bits) / 8;
-  const f = new Float64Array(k.memory.buffer, l.stats, 6);
-  const h = new Int32Array(k.memory.buffer, l.stats + 48, 8);
+  const f = new Float64Array(k.memory.buffer, l.stats, 4);
+  const mx = new Float32Array(k.memory.buffer, l.stats + 32, 4);
+  const h = new Int32Array(k.memory.buffer, l.stats + 48, 4);
   return {
     B: mem.slice(l.B, l.B + bBytes),
     scales: new Float32Array(k.memory.buffer.slice(l.scales, l.scales + l.N * l.nBlocks * 4)),
     zeroPoints: symmetric ? null : mem.slice(l.zps, l.zps + zpLen),
-    h1: h.slice(0, 4), h2: h.slice(4, 8),
-    sumSq: f[0] + f[1], errSq: f[2] + f[3], maxAbs: Math.max(f[4], f[5]),
+    h: h.slice(),
+    sumSq: f[0] + f[1], errSq: f[2] + f[3], maxAbs: Math.max(...mx),
   };
 }

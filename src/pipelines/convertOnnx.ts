@@ -71,8 +71,8 @@ export interface ConvertOnnxOptions {
   actOrder?: boolean;
   /** GPTQ act-order: block scales from the original weights in natural order (default true: no g_idx). False writes g_idx. */
   staticGroups?: boolean;
-  /** Calibration feeds (model inputs) for GPTQ and AWQ. */
-  calibration?: Feeds[];
+  /** Calibration feeds (model inputs) for GPTQ and AWQ, or a function producing them (called once, only when needed). */
+  calibration?: Feeds[] | (() => Feeds[] | Promise<Feeds[]>);
   /** Tensors or nodes whose name matches are left as they are. */
   exclude?: RegExp | string;
   /** Per-tensor choices by weight name; 'skip' leaves the tensor as it is. */
@@ -203,7 +203,7 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   if (!['onnx-int4', 'onnx-qdq', 'onnx-dynamic'].includes(target)) throw new RangeError(`unknown ONNX target ${target}`);
   const algo = options.algo ?? 'rtn';
   if (algo !== 'rtn' && target !== 'onnx-int4') throw new RangeError(`--algo ${algo} is for onnx-int4 (MatMulNBits); ${target} uses round-to-nearest`);
-  if (algo !== 'rtn' && !(options.calibration && options.calibration.length)) throw new RangeError(`--algo ${algo} needs calibration data`);
+  if (algo !== 'rtn' && !options.calibration) throw new RangeError(`--algo ${algo} needs calibration data`);
   const defaults: Required<TensorChoice> = {
     bits: options.bits ?? (target === 'onnx-int4' ? 4 : 8),
     blockSize: options.blockSize ?? 128,
@@ -258,8 +258,11 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const tc = performance.now();
   let activations = new Map<string, { x: Float32Array; tokens: number }>();
   if (algo !== 'rtn' && jobs.length) {
-    progress({ phase: 'calibrate', done: 0, total: options.calibration!.length });
-    activations = await collectActivations(src, jobs, options.calibration!, signal);
+    const c = options.calibration!;
+    const feeds = typeof c === 'function' ? await c() : c;
+    if (!feeds.length) throw new RangeError(`--algo ${algo} needs calibration data (no feeds given)`);
+    progress({ phase: 'calibrate', done: 0, total: feeds.length });
+    activations = await collectActivations(src, jobs, feeds, signal);
   }
   const calibrateMs = performance.now() - tc;
 
@@ -517,7 +520,7 @@ function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: N
   const { r, nBlocks } = done;
   const packed: NBitsTensors = { K, N, bits: job.choice.bits, blockSize: job.choice.blockSize, nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
   const d = new Float32Digest();
-  d.setState(r.h1, r.h2, K * N);
+  d.setState(r.h, K * N);
   const err = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
   return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
 }
@@ -604,8 +607,12 @@ function replaceNode(scope: GraphScope, n: NodeMsg, by: NodeMsg[]): void {
 
 function applyQdq(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array): QuantizedTensorReport {
   const { bits, blockSize, symmetric } = job.choice;
-  const f16 = job.w.dtype === 'f16';
+  const opset = ix.opset;
   const b = bits === 4 ? 4 : 8;
+  // float16 scales (float16 output) need DequantizeLinear-19; earlier ones output float32, cast back to float16.
+  const half = job.w.dtype === 'f16';
+  const f16 = half && (b === 4 || opset >= 19);
+  const castBack = half && !f16;
   const q: AxisQuantized = b === 4
     ? quantizeForDq(wf, job.w.dims, job.blockAxis, blockSize, 4, symmetric, f16)
     : quantizeForDq(wf, job.w.dims, job.axis, 0, 8, symmetric, f16);
@@ -625,21 +632,22 @@ function applyQdq(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array):
     newTensor(ed, Sname, f16 ? DT.FLOAT16 : DT.FLOAT, q.scaleDims, scaleBytes),
     newTensor(ed, Zname, codeType, q.scaleDims, zpBytes),
   ];
-  const opset = ix.opset;
   const contrib = b === 8 && opset < 13 && q.axis >= 0;
   const attrs: AttrMsg[] = [];
   if (b === 4) attrs.push(intAttr('axis', job.blockAxis), intAttr('block_size', blockSize));
   else if (q.axis >= 0) attrs.push(intAttr('axis', q.axis));
-  const dq: NodeMsg = {
-    op_type: 'DequantizeLinear', input: [Qname, Sname, Zname], output: [base], name: freshName(ix, `${base}_DequantizeLinear`), attribute: attrs,
+  const dqOut = castBack ? freshName(ix, `${base}_float32`) : base;
+  const nodes: NodeMsg[] = [{
+    op_type: 'DequantizeLinear', input: [Qname, Sname, Zname], output: [dqOut], name: freshName(ix, `${base}_DequantizeLinear`), attribute: attrs,
     ...(contrib ? { domain: MS } : {}),
-  };
-  // The DequantizeLinear output takes the weight's name: consumers are unchanged.
-  if (job.w.constNode) replaceNode(job.w.scope, job.w.constNode, [dq]);
+  }];
+  if (castBack) nodes.push({ op_type: 'Cast', input: [dqOut], output: [base], name: freshName(ix, `${base}_to_float16`), attribute: [intAttr('to', DT.FLOAT16)] });
+  // The DequantizeLinear (or Cast) output takes the weight's name: consumers are unchanged.
+  if (job.w.constNode) replaceNode(job.w.scope, job.w.constNode, nodes);
   else {
     g.initializer = (g.initializer ?? []).filter((t) => t !== job.w.tensor);
     g.input = (g.input ?? []).filter((v) => v.name !== base);
-    g.node = [dq, ...(g.node ?? [])];
+    g.node = [...nodes, ...(g.node ?? [])];
   }
   const layout = b === 4 ? `int4 ${symmetric ? 'sym' : 'asym'} block ${blockSize} axis ${job.blockAxis}` : `int8 ${symmetric ? 'sym' : 'asym'} ${q.axis >= 0 ? `per-channel axis ${q.axis}` : 'per-tensor'}`;
   return {

@@ -13,8 +13,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { openOnnx } from '../formats/onnx/reader';
+import { f16ToF32 } from '../formats/dtypes';
 import type { ModelFile, TensorInfo } from '../formats/types';
-import { unpackNBits, dequantizeDq, float32Digest } from '../quant/onnxLayouts';
+import { unpackNBits, dequantizeDq, float32Digest, digestNBits } from '../quant/onnxLayouts';
 import { Feeds, FeedData, OrtOutput, runOnnxInWorker } from '../runtime/ortRun';
 import type { ConvertOnnxResult, StoredLayout } from './convertOnnx';
 
@@ -55,13 +56,15 @@ export interface VerifyOnnxReport {
 
 export class VerificationError extends Error {}
 
+function storedTensor(m: ModelFile, graph: string, name: string): TensorInfo {
+  const t = m.tensors.find((x) => x.name === name && x.graph === graph);
+  if (!t) throw new VerificationError(`${m.path}: tensor ${name} (graph ${graph}) is missing from the written file`);
+  return t;
+}
+
 /** Decode one stored weight back to float32 with the project's reader. */
 export function decodeStored(m: ModelFile, s: StoredLayout): Float32Array {
-  const find = (name: string): TensorInfo => {
-    const t = m.tensors.find((x) => x.name === name && x.graph === s.graph);
-    if (!t) throw new VerificationError(`${m.path}: tensor ${name} (graph ${s.graph}) is missing from the written file`);
-    return t;
-  };
+  const find = (name: string): TensorInfo => storedTensor(m, s.graph, name);
   if (s.kind === 'nbits') {
     const B = m.readBytes(find(s.B));
     const scales = m.readFloat32(find(s.scales));
@@ -73,6 +76,15 @@ export function decodeStored(m: ModelFile, s: StoredLayout): Float32Array {
   return dequantizeDq(m.readFloat32(codes), codes.shape, m.readFloat32(find(s.scales)), m.readFloat32(find(s.zeroPoints)), s.axis, s.blockSize);
 }
 
+/** Fingerprint of a MatMulNBits weight read back from the file, block by block. */
+function digestStoredNBits(m: ModelFile, s: Extract<StoredLayout, { kind: 'nbits' }>): string {
+  const find = (name: string): TensorInfo => storedTensor(m, s.graph, name);
+  return digestNBits({
+    K: s.K, N: s.N, bits: s.bits, blockSize: s.blockSize, B: m.readBytes(find(s.B)), scales: m.readFloat32(find(s.scales)),
+    zeroPoints: s.zeroPoints ? m.readBytes(find(s.zeroPoints)) : null,
+  });
+}
+
 export async function verifyOnnx(result: ConvertOnnxResult, opts: VerifyOnnxOptions = {}): Promise<VerifyOnnxReport> {
   const t0 = performance.now();
   const m = openOnnx(result.output);
@@ -80,7 +92,7 @@ export async function verifyOnnx(result: ConvertOnnxResult, opts: VerifyOnnxOpti
   try {
     for (const t of result.tensors) {
       opts.signal?.throwIfAborted();
-      const got = float32Digest(decodeStored(m, t.stored));
+      const got = t.stored.kind === 'nbits' && !t.stored.gIdx ? digestStoredNBits(m, t.stored) : float32Digest(decodeStored(m, t.stored));
       if (got !== t.stored.digest) mismatched.push(t.name);
     }
   } finally {
@@ -133,9 +145,9 @@ export function compareOutputs(ref: OrtOutput[][], conv: OrtOutput[][]): OutputC
     let agree = 0, positions = 0, kl = 0;
     const classifier = ref[0][o].dims.length >= 2 && ref[0][o].dims.length <= 3 && ref[0][o].dims[ref[0][o].dims.length - 1] >= 2;
     for (let f = 0; f < ref.length; f++) {
-      const a = ref[f][o].data as ArrayLike<number>;
-      const b = conv[f][o].data as ArrayLike<number>;
-      if (typeof (a as unknown as BigInt64Array)[0] === 'bigint') continue;
+      if (typeof (ref[f][o].data as unknown as BigInt64Array)[0] === 'bigint') continue;
+      const a = asNumbers(ref[f][o]);
+      const b = asNumbers(conv[f][o]);
       if (a.length !== b.length) throw new VerificationError(`output ${ref[f][o].name}: ${a.length} values in the original, ${b.length} in the converted model`);
       for (let i = 0; i < a.length; i++) {
         const x = a[i], y = b[i];
@@ -162,10 +174,16 @@ export function compareOutputs(ref: OrtOutput[][], conv: OrtOutput[][]): OutputC
       sqnrDb: err === 0 ? Infinity : 10 * Math.log10(na / err),
       maxAbs,
     };
-    if (classifier && positions) { cmp.top1Agreement = agree / positions; cmp.meanKl = kl / positions; }
+    if (classifier && positions) { cmp.top1Agreement = agree / positions; cmp.meanKl = Math.max(0, kl / positions); }
     out.push(cmp);
   }
   return out;
+}
+
+/** Output values as numbers: float16 outputs arrive as raw bits. */
+function asNumbers(o: OrtOutput): ArrayLike<number> {
+  if (o.type === 'float16') return Float32Array.from(o.data as Uint16Array, (h) => f16ToF32(h));
+  return o.data as ArrayLike<number>;
 }
 
 function isDistribution(a: ArrayLike<number>, C: number): boolean {

@@ -66,18 +66,21 @@ export function packNBits(q: GridQuantized, K: number, bits: number, blockSize: 
   return { K, N, bits, blockSize, nBlocks, B, scales: q.scales, zeroPoints, gIdx };
 }
 
+/** Sizes of a MatMulNBits weight's parts, checked against the tensors given. */
+function nbitsGeometry(t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number> }) {
+  const nBlocks = Math.ceil(t.K / t.blockSize);
+  const blob = (t.blockSize * t.bits) / 8;
+  if (t.B.length !== t.N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${t.N * nBlocks * blob}`);
+  const nGroups = t.scales.length / t.N;
+  return { nBlocks, nGroups, blob, perByte: 8 / t.bits, mask: (1 << t.bits) - 1, zpBytes: Math.ceil((nGroups * t.bits) / 8) };
+}
+
 /** Decode MatMulNBits tensors to float32 [K, N] (the op's B as a plain MatMul weight). */
 export function unpackNBits(
   t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null; gIdx: Int32Array | null },
 ): Float32Array {
   const { K, N, bits, blockSize } = t;
-  const nBlocks = Math.ceil(K / blockSize);
-  const nGroups = t.scales.length / N;
-  const blob = (blockSize * bits) / 8;
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  const zpBytes = Math.ceil((nGroups * bits) / 8);
-  if (t.B.length !== N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${N * nBlocks * blob}`);
+  const { nBlocks, nGroups, blob, perByte, mask, zpBytes } = nbitsGeometry(t);
   const out = new Float32Array(K * N);
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
@@ -89,6 +92,35 @@ export function unpackNBits(
     }
   }
   return out;
+}
+
+/**
+ * The fingerprint of unpackNBits(t) without building the [K, N] matrix:
+ * one block of rows at a time, so verifying a 4096×4096 weight touches a few
+ * MB instead of 64.
+ */
+export function digestNBits(
+  t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null },
+): string {
+  const { K, N, blockSize, bits } = t;
+  const { nBlocks, nGroups, blob, perByte, mask, zpBytes } = nbitsGeometry(t);
+  if (nGroups !== nBlocks) throw new RangeError(`MatMulNBits has ${t.scales.length} scales, expected ${N * nBlocks}`);
+  const tmp = new Float32Array(blockSize * N);
+  const d = new Float32Digest();
+  for (let b = 0; b < nBlocks; b++) {
+    const rows = Math.min(blockSize, K - b * blockSize);
+    for (let n = 0; n < N; n++) {
+      const s = t.scales[n * nBlocks + b];
+      const zp = t.zeroPoints ? (t.zeroPoints[n * zpBytes + ((b / perByte) | 0)] >> ((b % perByte) * bits)) & mask : 1 << (bits - 1);
+      const base = n * nBlocks * blob + b * blob;
+      for (let j = 0; j < rows; j++) {
+        const c = (t.B[base + ((j / perByte) | 0)] >> ((j % perByte) * bits)) & mask;
+        tmp[j * N + n] = Math.fround((c - zp) * s);
+      }
+    }
+    d.update(new Uint32Array(tmp.buffer, 0, rows * N));
+  }
+  return d.value();
 }
 
 /** Scales rounded to float16 (for float16 models) and the grid's dequantized values recomputed with them. */
@@ -239,28 +271,24 @@ export function dequantizeDq(
  * lane i mod 4), so a SIMD kernel can fold it in four columns at a time.
  */
 export class Float32Digest {
-  readonly h1 = new Int32Array(4).fill(0x811c9dc5 | 0);
-  readonly h2 = new Int32Array(4).fill(0x01000193);
+  readonly h = new Int32Array(4).fill(0x811c9dc5 | 0);
   private n = 0;
   update(u: Uint32Array): void {
-    const { h1, h2 } = this;
+    const h = this.h;
     let lane = this.n & 3;
     for (let i = 0; i < u.length; i++) {
-      h1[lane] = Math.imul(h1[lane] ^ u[i], 0x01000193);
-      h2[lane] = Math.imul(h2[lane] ^ (u[i] >>> 7), 0x85ebca6b | 0);
+      h[lane] = Math.imul(h[lane] ^ u[i], 0x01000193);
       lane = (lane + 1) & 3;
     }
     this.n += u.length;
   }
   /** Lanes computed elsewhere (the SIMD kernel) for `count` elements. */
-  setState(h1: Int32Array, h2: Int32Array, count: number): void {
-    this.h1.set(h1);
-    this.h2.set(h2);
+  setState(h: Int32Array, count: number): void {
+    this.h.set(h);
     this.n = count;
   }
   value(): string {
-    const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
-    return `${Array.from(this.h1, hex).join('')}${Array.from(this.h2, hex).join('')}:${this.n}`;
+    return `${Array.from(this.h, (v) => (v >>> 0).toString(16).padStart(8, '0')).join('')}:${this.n}`;
   }
 }
 

@@ -50,6 +50,11 @@ describe('ONNX conversion: sample models (onnx-qdq)', function () {
       }],
     }, 0.99],
   ];
+  it('blocked int4 QDQ refuses to raise an opset across a change of meaning (Silero: opset 16 with ReduceMean)', async () => {
+    await assert.rejects(convertOnnx(VAD, path.join(dir, 'vad.q4.onnx'), { target: 'onnx-qdq', bits: 4 }), /opset 21.*ReduceMean/);
+    assert.ok(!fs.existsSync(path.join(dir, 'vad.q4.onnx')));
+  });
+
   for (const [label, file, vopts, minCos] of models) {
     it(`${label}: converts, runs in ORT, weights exact, untouched tensors bit-identical`, async () => {
       const out = path.join(dir, path.basename(file).replace('.onnx', '.qdq.onnx'));

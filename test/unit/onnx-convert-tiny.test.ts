@@ -53,7 +53,7 @@ describe('ONNX conversion: tiny trained transformer', function () {
       const base: ConvertOnnxOptions = { target: 'onnx-int4', bits: 4, blockSize: 32, symmetric, calibration };
       const rtn = await logitsError({ ...base, algo: 'rtn' }, `rtn-${symmetric}`);
       const gptq = await logitsError({ ...base, algo: 'gptq', actOrder: true }, `gptq-${symmetric}`);
-      const awq = await logitsError({ ...base, algo: 'awq' }, `awq-${symmetric}`);
+      const awq = await logitsError({ ...base, algo: 'awq', calibration: async () => calibration }, `awq-${symmetric}`); // feeds from a callback
       const line = `${symmetric ? 'sym' : 'asym'}: KL rtn ${rtn.meanKl!.toFixed(4)} gptq ${gptq.meanKl!.toFixed(4)} awq ${awq.meanKl!.toFixed(4)}`;
       assert.ok(gptq.meanKl! < 0.7 * rtn.meanKl!, line);
       assert.ok(awq.meanKl! < rtn.meanKl!, line);
@@ -95,7 +95,7 @@ describe('ONNX conversion: tiny trained transformer', function () {
     assertUntouchedIdentical(r);
   });
 
-  it('float16 model: MatMulNBits with float16 scales runs in ORT and matches x·dequant(W) to float16 precision', async () => {
+  it('float16 model: MatMulNBits with float16 scales matches x·dequant(W) to float16 precision; onnx-qdq runs (float32 DequantizeLinear + Cast below opset 19)', async () => {
     const K = 64, N = 32, M = 4;
     const w = randomTensor(K * N, 21, 0.5);
     const w16 = Uint16Array.from(w, (v) => f32ToF16(v));
@@ -118,6 +118,11 @@ describe('ONNX conversion: tiny trained transformer', function () {
     const mm = openOnnx(out);
     const wq = decodeStored(mm, r.tensors[0].stored);
     mm.close();
+    // onnx-qdq on the same opset-17 float16 model: DequantizeLinear-13 outputs float32, so a Cast brings the weight back to float16.
+    const rq = await convertOnnx(src, path.join(dir, 'f16.qdq.onnx'), { target: 'onnx-qdq' });
+    const vq = await verifyOnnx(rq, { feeds: [{ x: { data: x16, dims: [M, K] } }] });
+    assert.deepEqual(vq.weights.mismatched, []);
+    assert.ok(vq.outputs[0].cosine > 0.999 && vq.outputs[0].maxAbs < 0.1, `float16 qdq: ${JSON.stringify(vq.outputs[0])}`);
     const y = o[0].data as Uint16Array;
     for (let i = 0; i < M; i++) {
       for (let n = 0; n < N; n++) {

@@ -76,6 +76,18 @@ describe('ONNX writer', function () {
     sameTensors(CLS, back);
   });
 
+  it('top-level ModelProto fields the schema does not know (functions, training_info) are copied verbatim', () => {
+    const src = path.join(dir, 'with-functions.onnx');
+    // Field 25 (ModelProto.functions), length-delimited, with an opaque body.
+    const body = Buffer.from('opaque FunctionProto bytes \u0001\u0002');
+    fs.writeFileSync(src, Buffer.concat([fs.readFileSync(CLS), Buffer.from([0xca, 0x01, body.length]), body]));
+    const out = path.join(dir, 'with-functions.copy.onnx');
+    writeOnnx(openOnnxForEdit(src), out);
+    const bytes = fs.readFileSync(out);
+    assert.ok(bytes.includes(Buffer.concat([Buffer.from([0xca, 0x01, body.length]), body])), 'the unknown field is in the output');
+    sameTensors(src, out);
+  });
+
   it('refuses to overwrite its source and leaves nothing behind when cancelled', () => {
     const ed = openOnnxForEdit(CLS);
     assert.throws(() => writeOnnx(ed, CLS), /source/);
