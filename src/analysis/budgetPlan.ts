@@ -14,6 +14,8 @@ export interface BudgetLayer {
   /** Bytes as stored now (the "keep" option). */
   bytes: number;
   sens: TensorSensitivity;
+  /** Bytes the target writes for a config, when they differ from the sensitivity table's (padding, layout). */
+  bytesOf?: (config: string) => number;
 }
 
 export type Budget = { bitsPerWeight: number } | { bytes: number };
@@ -40,7 +42,10 @@ export function budgetPlan(target: PlanTarget, layers: readonly BudgetLayer[], b
     params: l.sens.numel,
     options: [
       { label: 'keep', bits: (8 * l.bytes) / l.sens.numel, bytes: l.bytes, error: 0 },
-      ...l.sens.configs.filter((c) => ids.has(c.config)).map((c) => ({ label: c.config, bits: c.bitsPerWeight, bytes: c.bytes, error: c.mse * l.sens.numel })),
+      ...l.sens.configs.filter((c) => ids.has(c.config)).map((c) => {
+        const bytes = l.bytesOf ? l.bytesOf(c.config) : c.bytes;
+        return { label: c.config, bits: (8 * bytes) / l.sens.numel, bytes, error: c.mse * l.sens.numel };
+      }),
     ],
   }));
   const constraints = 'bitsPerWeight' in budget ? { averageBits: budget.bitsPerWeight } : { budgetBytes: budget.bytes };

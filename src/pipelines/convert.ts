@@ -20,7 +20,7 @@ import type { ModelFile, TensorInfo } from '../formats/types';
 import { openModel } from '../formats/index';
 import { CancelledError } from '../jobs/cancel';
 import type { WorkerPool } from '../jobs/pool';
-import { configsFor, nbitsChoice, parsePlan, planChoice, type Plan, type PlanTarget } from '../quant/plan';
+import { configsFor, nbitsChoice, parsePlan, planChoice, targetBytes, type Plan, type PlanTarget } from '../quant/plan';
 import { budgetPlan, type Budget, type BudgetPlanResult } from '../analysis/budgetPlan';
 import { isAnalysable } from '../analysis/tensorSource';
 import { analyseSensitivity } from './analyseSensitivity';
@@ -213,7 +213,10 @@ async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: Abort
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   let r: BudgetPlanResult;
   try {
-    r = budgetPlan(req.target, sens.tensors.map((s) => ({ name: s.name, bytes: byName.get(s.name)!.byteLength, sens: s.sensitivity })), req.budget, path.basename(model.path));
+    r = budgetPlan(req.target, sens.tensors.map((s) => {
+      const t = byName.get(s.name)!;
+      return { name: s.name, bytes: t.byteLength, sens: s.sensitivity, bytesOf: (id: string) => targetBytes(req.target, id, t.shape, t.layer.outputChannelAxis, t.dtype) };
+    }), req.budget, path.basename(model.path));
   } catch (e) {
     throw new ConvertInputError(`${model.path}: ${e instanceof Error ? e.message : String(e)}`);
   }

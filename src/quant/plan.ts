@@ -19,7 +19,7 @@
  * (src/quant/configs.ts) for the ONNX targets, or a ggml type name (Q4_K, Q6_K,
  * F16, ...) for gguf.
  */
-import { CONFIGS, configById, type QuantConfig } from './configs';
+import { CONFIGS, configBytes, configById, type QuantConfig } from './configs';
 
 export const PLAN_SCHEMA = 'quantscope/plan/v1';
 
@@ -119,6 +119,25 @@ export function nbitsChoice(id: string): { bits: 2 | 4 | 8; blockSize: number; s
   const c = configById(id);
   if (c.format !== 'int' || c.granularity !== 'group' || !(c.bits === 2 || c.bits === 4 || c.bits === 8)) throw new RangeError(`config ${id} is not a MatMulNBits layout`);
   return { bits: c.bits, blockSize: c.groupSize ?? 128, symmetric: c.symmetric };
+}
+
+/**
+ * Bytes a weight takes when the target writes it with a config: for
+ * onnx-int4 MatMulNBits' exact layout (codes padded to whole blocks along K,
+ * one scale per block, zero points packed per column), else the catalogue's
+ * formula.
+ */
+export function targetBytes(target: PlanTarget, id: string, shape: readonly number[], outputChannelAxis: number | undefined, dtype: string): number {
+  const c = configById(id);
+  if (target === 'onnx-int4' && c.granularity === 'group' && shape.length === 2) {
+    const axis = outputChannelAxis === undefined ? 1 : outputChannelAxis < 0 ? outputChannelAxis + 2 : outputChannelAxis;
+    const N = shape[axis], K = shape[1 - axis];
+    const bs = c.groupSize ?? 128;
+    const nb = Math.ceil(K / bs);
+    const scale = dtype === 'f16' || dtype === 'bf16' ? 2 : 4;
+    return N * nb * ((bs * c.bits) / 8) + N * nb * scale + (c.symmetric ? 0 : N * Math.ceil((nb * c.bits) / 8));
+  }
+  return configBytes(c, shape, outputChannelAxis, dtype);
 }
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { PLAN_SCHEMA, PlanError, configsFor, llamaCppTensorTypeArgs, nbitsChoice, ortOverrides, parsePlan, planChoice } from '../../src/quant/plan';
+import { PLAN_SCHEMA, PlanError, configsFor, llamaCppTensorTypeArgs, nbitsChoice, ortOverrides, parsePlan, planChoice, targetBytes } from '../../src/quant/plan';
 import { budgetPlan } from '../../src/analysis/budgetPlan';
 import { tensorSensitivity } from '../../src/analysis/sensitivity';
 
@@ -12,6 +12,15 @@ describe('quantization plans (quant/plan, analysis/budgetPlan)', () => {
     assert.equal(planChoice(p, 'w2'), 'int8-g128');
     assert.equal(planChoice(p, 'other'), 'int4-g128');
     assert.deepEqual(nbitsChoice('int4-g32'), { bits: 4, blockSize: 32, symmetric: false });
+  });
+
+  it('bytes as MatMulNBits lays them out: codes padded to whole blocks along K, zero points packed per column', () => {
+    // K = 64 < block 128: one padded block per column (what the converter wrote for the tiny transformer's qkv weight).
+    assert.equal(targetBytes('onnx-int4', 'int8-g128', [64, 192], 1, 'f32'), 192 * 128 + 192 * 4 + 192);
+    assert.equal(targetBytes('onnx-int4', 'int4-g32', [64, 192], 1, 'f32'), 192 * 2 * 16 + 192 * 2 * 4 + 192);
+    // Gemm with transB: [N, K], output channels on axis 0; float16 scales.
+    assert.equal(targetBytes('onnx-int4', 'int4-g128', [10, 300], 0, 'f16'), 10 * 3 * 64 + 10 * 3 * 2 + 10 * 2);
+    assert.equal(targetBytes('onnx-qdq', 'int8-channel', [64, 192], 1, 'f32'), 64 * 192 + 192 * 4);
   });
 
   it('refuses, naming the file: wrong schema, unknown target, unknown tensors, choices the target cannot write', () => {
