@@ -43,6 +43,33 @@ export function tempPathFor(dest: string): string {
 }
 export const TEMP_FILE_PATTERN = /^\..+\.qstmp-\d+-[0-9a-f]{8}$/;
 
+/**
+ * Removes temp files in `dir` left by writers that no longer run (a SIGKILL,
+ * a power cut): those of a PID that is not alive on this machine. Returns the
+ * names removed.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return removed; }
+  for (const name of names) {
+    if (!TEMP_FILE_PATTERN.test(name)) continue;
+    const pid = Number(/\.qstmp-(\d+)-/.exec(name)?.[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    try { fs.rmSync(path.join(dir, name), { force: true }); removed.push(name); } catch { /* another process got it first */ }
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
@@ -75,6 +102,12 @@ function publish(tmp: string, dest: string, overwrite: boolean): void {
   }
 }
 
+/** Names the destination in an error that does not (ENOSPC/EFBIG from write say only "write"). */
+function named(e: unknown, dest: string): unknown {
+  if (e instanceof Error && !(e instanceof DestinationExistsError) && !e.message.includes(dest)) e.message = `${dest}: ${e.message}`;
+  return e;
+}
+
 function refuseExisting(dest: string, overwrite: boolean): void {
   if (!overwrite && fs.existsSync(dest)) throw new DestinationExistsError(dest);
 }
@@ -103,7 +136,7 @@ export function writeFileAtomicSync(dest: string, data: string | Uint8Array, opt
   } catch (e) {
     if (fd !== undefined) { try { fs.closeSync(fd); } catch { /* already failing */ } }
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw named(e, dest);
   } finally {
     pending.delete(tmp);
   }
@@ -147,7 +180,7 @@ export async function openAtomic(dest: string, opts: AtomicWriteOptions = {}): P
     fh = await fs.promises.open(tmp, 'wx', opts.mode ?? 0o666);
   } catch (e) {
     pending.delete(tmp);
-    throw e;
+    throw named(e, dest);
   }
   let state: 'open' | 'committed' | 'aborted' = 'open';
   let written = 0;
@@ -180,7 +213,7 @@ export async function openAtomic(dest: string, opts: AtomicWriteOptions = {}): P
         written += chunk.length;
       } catch (e) {
         await cleanup();
-        throw e;
+        throw named(e, dest);
       }
       guard();
     },
@@ -202,7 +235,7 @@ export async function openAtomic(dest: string, opts: AtomicWriteOptions = {}): P
           fs.rmSync(tmp, { force: true });
           pending.delete(tmp);
         }
-        throw signal?.aborted ? abortReason(signal) : e;
+        throw signal?.aborted ? abortReason(signal) : named(e, dest);
       }
     },
     abort: cleanup,
