@@ -14,6 +14,22 @@ import { COMMANDS, commandNames } from '../../src/cli/registry';
 import { EXIT, VerificationError } from '../../src/cli/exitCodes';
 import { captureCli } from './cliCapture';
 
+/** 1 GiB of float32 (8 tensors 4096×8192) in a sparse safetensors file: no disk used, seconds of work. */
+function bigModel(dir: string): string {
+  const big = path.join(dir, 'big.safetensors');
+  if (fs.existsSync(big)) return big;
+  const n = 8, rows = 4096, cols = 8192, bytes = rows * cols * 4;
+  const header: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) header[`layers.${i}.weight`] = { dtype: 'F32', shape: [rows, cols], data_offsets: [i * bytes, (i + 1) * bytes] };
+  let h = Buffer.from(JSON.stringify(header));
+  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  fs.writeFileSync(big, Buffer.concat([len, h]));
+  fs.truncateSync(big, 8 + h.length + n * bytes);
+  return big;
+}
+
 interface InspectJson { schema: string; parameters: number; tensors: { name: string; numel: number; shape: number[] }[] }
 
 describe('CLI as a child process (dist/cli.js)', function () {
@@ -126,16 +142,7 @@ describe('CLI as a child process (dist/cli.js)', function () {
       }
     });
     it('130: Ctrl+C during stats on a large file stops it, leaves no cache entry and no temp file', async () => {
-      // 1 GiB of float32 in a sparse safetensors file: no disk used, seconds of work.
-      const big = path.join(tmp, 'big.safetensors');
-      const n = 8, rows = 4096, cols = 8192, bytes = rows * cols * 4;
-      const header: Record<string, unknown> = {};
-      for (let i = 0; i < n; i++) header[`layers.${i}.weight`] = { dtype: 'F32', shape: [rows, cols], data_offsets: [i * bytes, (i + 1) * bytes] };
-      let h = Buffer.from(JSON.stringify(header));
-      h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-      const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(h.length));
-      fs.writeFileSync(big, Buffer.concat([len, h]));
-      fs.truncateSync(big, 8 + h.length + n * bytes);
+      const big = bigModel(tmp);
       const cache = path.join(tmp, 'cache');
       let started = 0;
       const r = await runCli(['stats', big, '--json', '--progress', '--threads', '2', '--cache-dir', cache], {
@@ -158,6 +165,20 @@ describe('CLI as a child process (dist/cli.js)', function () {
       assert.deepEqual(left, [], `left in the cache dir: ${left.join(', ')}`);
       assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('qstmp')), []);
     });
+  });
+
+  it('memory bound: stats on a 1 GiB model peaks under 256 MiB resident (getrusage of the child)', function () {
+    if (spawnSync('python3', ['--version']).status !== 0) this.skip();
+    const big = bigModel(tmp);
+    // python3 reports the peak RSS of its finished children, workers included (they are threads of the CLI).
+    const py = `import resource,subprocess,sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)`;
+    const r = spawnSync('python3', ['-c', py, process.execPath, cliPath, 'stats', big, '--json', '--no-cache', '--threads', '2'], { encoding: 'utf8' });
+    const [code, kib] = r.stdout.trim().split(' ').map(Number);
+    assert.equal(code, 0, r.stderr);
+    assert.ok(kib > 0 && kib < 256 * 1024, `peak RSS ${(kib / 1024).toFixed(0)} MiB`);
+    console.log(`      peak RSS of stats on a 1 GiB model: ${(kib / 1024).toFixed(0)} MiB`);
   });
 
   describe('help, version, progress, colour', () => {
