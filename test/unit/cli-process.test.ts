@@ -167,6 +167,34 @@ describe('CLI as a child process (dist/cli.js)', function () {
     });
   });
 
+  it('SIGKILL during stats: the next run finds no partial output, writes its cache entry and reads it back', async () => {
+    const big = bigModel(tmp);
+    const cache = path.join(tmp, 'cache-kill');
+    const out = path.join(tmp, 'killed.json');
+    const fd = fs.openSync(out, 'w');
+    let killedAt = 0;
+    try {
+      await runCli(['stats', big, '--json', '--progress', '--threads', '2', '--cache-dir', cache], {
+        stdoutFd: fd,
+        onStart: (child) => child.stderr?.on('data', (d: Buffer) => {
+          if (!killedAt && /stats: \d+\/8 tensors/.test(d.toString())) { killedAt = Date.now(); setTimeout(() => child.kill('SIGKILL'), 300); }
+        }),
+      });
+    } finally { fs.closeSync(fd); }
+    assert.ok(killedAt);
+    assert.equal(fs.statSync(out).size, 0, 'nothing printed before the results are complete');
+    const again = await runCli(['stats', big, '--json', '--threads', '2', '--cache-dir', cache]);
+    assert.equal(again.code, 0, again.stderr);
+    const entries = fs.readdirSync(cache);
+    assert.equal(entries.length, 1, entries.join(', '));
+    assert.match(entries[0], /^stats-[0-9a-f]{32}\.qsc$/);
+    const cached = await runCli(['stats', big, '--json', '--threads', '2', '--cache-dir', cache]);
+    const a = JSON.parse(again.stdout.toString('utf8')) as { tensors: unknown[]; seconds: number };
+    const b = JSON.parse(cached.stdout.toString('utf8')) as { tensors: unknown[]; seconds: number };
+    assert.deepEqual(b.tensors, a.tensors);
+    assert.equal(b.seconds, a.seconds, 'served from the cache (the stored run time comes back)');
+  });
+
   it('memory bound: stats on a 1 GiB model peaks under 256 MiB resident (getrusage of the child)', function () {
     if (spawnSync('python3', ['--version']).status !== 0) this.skip();
     const big = bigModel(tmp);
