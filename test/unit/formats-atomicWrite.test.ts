@@ -148,6 +148,25 @@ describe('atomic write (formats/atomicWrite.ts)', () => {
     only('report.md');
   });
 
+  it('no other code in src/ writes files directly (the README promises every output goes through this helper)', () => {
+    const src = path.resolve(__dirname, '../../../src');
+    // Remote workspaces (non-file URIs) can only be written through VS Code; saveFile.ts does that and nothing else.
+    const allowed = new Set(['formats/atomicWrite.ts', 'host/saveFile.ts']);
+    const direct = /\b(writeFileSync|writeFile|appendFileSync|appendFile|createWriteStream|copyFileSync|renameSync)\s*\(|openSync\([^)]*['"][wa]\+?['"]/;
+    const offenders: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.ts$/.test(e.name) && !allowed.has(path.relative(src, p).split(path.sep).join('/'))) {
+          fs.readFileSync(p, 'utf8').split('\n').forEach((line, i) => { if (direct.test(line)) offenders.push(`${path.relative(src, p)}:${i + 1}: ${line.trim()}`); });
+        }
+      }
+    };
+    walk(src);
+    assert.deepEqual(offenders, [], 'use writeFileAtomic / writeFileAtomicSync / openAtomic from src/formats/atomicWrite.ts');
+  });
+
   it('the statistics cache writes through it: one entry, no temp file, stale temps of dead writers removed', () => {
     const model = path.join(dir, 'm.bin');
     fs.writeFileSync(model, 'x');
