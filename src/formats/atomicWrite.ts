@@ -188,8 +188,10 @@ export async function openAtomic(dest: string, opts: AtomicWriteOptions = {}): P
     if (state !== 'open') return;
     state = 'aborted';
     signal?.removeEventListener('abort', onAbort);
+    // Unlink first (POSIX allows it while open), so the temp is gone as soon as abort is seen; again after close for Windows.
+    try { fs.rmSync(tmp, { force: true }); } catch { /* open on Windows: removed below */ }
     try { await fh?.close(); } catch { /* already closed or failing */ }
-    fs.rmSync(tmp, { force: true });
+    try { fs.rmSync(tmp, { force: true }); } catch { /* nothing more to do */ }
     pending.delete(tmp);
   };
   const onAbort = () => { void cleanup(); };

@@ -2,10 +2,10 @@
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli';
 
-export async function captureCli(argv: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; out: string; err: string }> {
+export async function captureCli(argv: string[], env: Record<string, string | undefined> = {}, signal?: AbortSignal): Promise<{ code: number; out: string; err: string }> {
   const sink = (parts: string[]) => new Writable({ write(chunk: Buffer | string, _enc, cb) { parts.push(chunk.toString()); cb(); } });
   const out: string[] = [], err: string[] = [];
-  const code = await main(argv, { stdout: sink(out), stderr: sink(err), env });
+  const code = await main(argv, { stdout: sink(out), stderr: sink(err), env, signal });
   // Lines as console.log would have printed them, without the final newline.
   return { code, out: out.join('').replace(/\n$/, ''), err: err.join('').replace(/\n$/, '') };
 }
