@@ -102,6 +102,8 @@ export async function main(argv: string[], sys: CliEnvironment = processEnvironm
       // Quiet: the reader chose to stop reading (`| head`).
     } else if (code === EXIT.cancelled) {
       err(`${who}: cancelled`);
+    } else if (e === io.stdout.error) {
+      // Reported once, below.
     } else {
       const msg = e instanceof Error ? e.message : String(e);
       err(`${who}: ${red(msg)}`);
@@ -114,7 +116,7 @@ export async function main(argv: string[], sys: CliEnvironment = processEnvironm
   await io.flush();
   if (io.stdout.isBroken) return EXIT.brokenPipe;
   if (io.stdout.error) {
-    err(`quantscope: could not write the output: ${io.stdout.error.message}`);
+    err(`quantscope${cmd ? ` ${cmd.name}` : ''}: ${red(`could not write to stdout: ${io.stdout.error.message}`)}`);
     return EXIT.badInput;
   }
   return code;

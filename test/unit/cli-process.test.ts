@@ -119,6 +119,24 @@ describe('CLI as a child process (dist/cli.js)', function () {
         assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
       }
     });
+    it('1: stdout redirected to a full disk (64 KiB tmpfs): one clear message', async function () {
+      const mnt = path.join(tmp, 'full');
+      fs.mkdirSync(mnt);
+      const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { encoding: 'utf8' });
+      if (m.status !== 0) {
+        console.log(`      skipped: cannot mount a tmpfs here (${(m.stderr || '').trim()}); needs root`);
+        this.skip();
+      }
+      try {
+        const fd = fs.openSync(path.join(mnt, 'out.json'), 'w');
+        let r;
+        try { r = await runCli(['inspect', sampleModels.ocrRec, '--json'], { stdoutFd: fd }); } finally { fs.closeSync(fd); }
+        assert.equal(r.code, EXIT.badInput);
+        assert.equal(r.stderr, 'quantscope inspect: could not write to stdout: ENOSPC: no space left on device, write\n');
+      } finally {
+        spawnSync('umount', [mnt]);
+      }
+    });
     it('2: usage errors, with the usage line', async () => {
       const cases = [['bogus'], ['inspect'], ['inspect', 'a', 'b'], ['inspect', 'x', '--nope'], ['stats', 'x', '--threads', '0'], ['stats', 'x', '--threads'], ['stats', 'x', '--top', '1.5'], ['help', 'bogus']];
       for (const args of cases) {
