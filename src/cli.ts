@@ -7,7 +7,7 @@
  * before the process ends: it never calls process.exit with output pending.
  */
 import { CliCommand, parseCommandArgs, renderHelp, usageLine } from './cli/command';
-import { BrokenPipeError, EXIT, UsageError, exitCodeOf, isExpectedError } from './cli/exitCodes';
+import { EXIT, UsageError, exitCodeOf, isExpectedError } from './cli/exitCodes';
 import { OutStream, createIO, useColor } from './cli/io';
 import { COMMANDS, commandNames } from './cli/registry';
 import { removePendingTempFiles } from './formats/atomicWrite';
@@ -91,8 +91,9 @@ export async function main(argv: string[], sys: CliEnvironment = processEnvironm
       }
     }
   } catch (e) {
-    const reason = controller.signal.aborted ? controller.signal.reason : e;
-    code = exitCodeOf(reason instanceof BrokenPipeError ? reason : e);
+    // Once the run was aborted (Ctrl+C, the reader gone), what the command threw on the way out is a consequence, not the cause.
+    const reason: unknown = controller.signal.aborted ? controller.signal.reason : e;
+    code = exitCodeOf(reason);
     io.progressDone();
     const who = `quantscope${cmd ? ` ${cmd.name}` : ''}`;
     if (e instanceof UsageError) {
@@ -102,7 +103,7 @@ export async function main(argv: string[], sys: CliEnvironment = processEnvironm
       // Quiet: the reader chose to stop reading (`| head`).
     } else if (code === EXIT.cancelled) {
       err(`${who}: cancelled`);
-    } else if (e === io.stdout.error) {
+    } else if (io.stdout.error && (e === io.stdout.error || reason === io.stdout.error)) {
       // Reported once, below.
     } else {
       const msg = e instanceof Error ? e.message : String(e);
