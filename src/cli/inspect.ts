@@ -3,8 +3,10 @@
  * size, parameters, bytes per dtype) and its tensor table, without reading
  * any tensor data.
  */
-import { CliCommand, parseArgs } from './common';
-import { FormatError, ModelFile, TensorInfo } from '../formats/types';
+import { CliCommand, ParsedArgs } from './command';
+import { EXIT } from './exitCodes';
+import { CliIO, jsonText } from './io';
+import { ModelFile, TensorInfo } from '../formats/types';
 import { openModel } from '../formats/index';
 
 export interface InspectSummary {
@@ -75,38 +77,33 @@ export function renderText(m: ModelFile): string {
   return lines.join('\n');
 }
 
+export const INSPECT_SCHEMA = 'quantscope/inspect/v1';
+
 export function renderJson(m: ModelFile): string {
   const tensors = m.tensors.map((t) => ({
     name: t.name, dtype: t.dtype, shape: t.shape, numel: t.numel, byteLength: t.byteLength, source: t.source,
     location: t.location.kind === 'disk' ? t.location : { kind: 'inline', length: t.location.bytes.byteLength },
     layer: t.layer,
   }));
-  return JSON.stringify({ ...summarize(m), metadata: m.metadata, tensors, graph: m.graph }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+  return jsonText(INSPECT_SCHEMA, { ...summarize(m), metadata: m.metadata, tensors, graph: m.graph }, 2);
 }
 
 export const command: CliCommand = {
+  name: 'inspect',
   summary: 'print a model file\'s summary and tensor table (ONNX, safetensors, GGUF)',
-  async run(argv: string[]): Promise<number> {
-    const { flags, positionals } = parseArgs(argv);
-    if (flags.help || flags.h || positionals.length !== 1) {
-      console.log('Usage: quantscope inspect FILE [--json]\n\nPrints format, size, parameter count, bytes by dtype and the tensor table.');
-      return flags.help ? 0 : 2;
-    }
-    let m: ModelFile;
+  synopsis: 'FILE [--json]',
+  description: 'Prints format, size, parameter count, bytes by dtype and the tensor table, without reading any tensor data.',
+  options: [{ name: 'json', help: 'print the summary, metadata, tensors and graph as one JSON document' }],
+  positionals: { min: 1, max: 1 },
+  jsonSchema: INSPECT_SCHEMA,
+  async run(args: ParsedArgs, io: CliIO): Promise<number> {
+    const m = openModel(args.positionals[0]);
     try {
-      m = openModel(positionals[0]);
-    } catch (e) {
-      if (e instanceof FormatError) {
-        console.error(`quantscope inspect: ${e.message}`);
-        return 1;
-      }
-      throw e;
-    }
-    try {
-      console.log(flags.json ? renderJson(m) : renderText(m));
+      if (args.options.json) await io.out(`${renderJson(m)}\n`);
+      else await io.line(renderText(m));
     } finally {
       m.close();
     }
-    return 0;
+    return EXIT.ok;
   },
 };

@@ -7,54 +7,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, parseArgs } from './common';
-import { FormatError } from '../formats/types';
-import { PlanError } from '../quant/plan';
-import { CancelledError } from '../jobs/cancel';
-import { ConvertInputError, TARGETS, VerificationError, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
+import type { CliCommand, OptionSpec, ParsedArgs } from './command';
+import { EXIT, UsageError } from './exitCodes';
+import type { CliIO } from './io';
+import { ConvertInputError, QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
 import type { Feeds } from '../runtime/ortRun';
-
-export const HELP = `Usage: quantscope quantize MODEL [-o OUT] --target TARGET [options] [--json]
-
-Writes a quantized copy of MODEL that a runtime loads, reads it back and runs
-it before keeping it. The source is never modified.
-
-Targets:
-${TARGETS.map((t) => `  ${t.id.padEnd(13)} ${t.label}; loaded by ${t.loadedBy}`).join('\n')}
-
-Options:
-  -o, --output OUT        output file (default: next to MODEL, e.g. model.int4.onnx, model-Q4_K_M.gguf)
-  --overwrite             replace OUT if it exists
-  --json                  print the report as JSON (schema quantscope/quantize/v1)
-  --progress              progress on stderr even when it is not a terminal
-ONNX targets:
-  --bits 2|4|8            onnx-int4: 4 (default), 8, or 2; onnx-qdq: 8 (default) or 4 (blocked, opset 21)
-  --block-size N          elements per block along K, a power of two 16..256 (default 128)
-  --asym                  zero points per block (default symmetric)
-  --accuracy-level N      MatMulNBits accuracy_level 0..4
-  --algo rtn|gptq|awq     rounding algorithm (gptq and awq need --calib)
-  --act-order             GPTQ: columns by decreasing activation energy (writes g_idx)
-  --calib FILE.json       calibration inputs: a JSON array of {"<input>": {"dims": [...], "data": [...], "type": "int64"|"float32"|...}}
-  --exclude REGEX         leave tensors or nodes whose name matches as they are
-GGUF target:
-  --type PRESET           Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K
-  --tensor-type REGEX=TYPE  per-tensor override, as llama-quantize (repeatable)
-  --imatrix FILE          llama.cpp importance matrix (GGUF or legacy .dat)
-  --pure                  every quantizable tensor gets the preset's base type
-  --allow-requantize      accept Q8_0 source tensors
-Plans:
-  --plan PLAN.json        per-tensor choices (schema quantscope/plan/v1, see the README)
-  --budget-bpw X          run the knapsack over the weight-space sensitivity for X bits per weight
-  --budget-mb N           the same for N MB of planned weights; the plan is written to OUT.plan.json
-  --plan-out FILE         where a budget's plan is written
-Verification:
-  --no-runtime-check      do not run the models (the read-back check always runs)
-
-Exit codes: 0 written and verified, 1 bad input, 2 usage, 3 verification failed (nothing kept), 130 cancelled.`;
-
-const VALUE_FLAGS = ['output', 'target', 'bits', 'block-size', 'accuracy-level', 'algo', 'calib', 'exclude', 'type', 'tensor-type', 'imatrix', 'plan', 'budget-bpw', 'budget-mb', 'plan-out'];
-
-class UsageError extends Error {}
 
 /** Calibration inputs from a JSON file: an array of feeds keyed by the model's input names. */
 export function readJsonFeeds(file: string): Feeds[] {
@@ -87,80 +44,82 @@ export function readJsonFeeds(file: string): Feeds[] {
   });
 }
 
-function numberFlag(flags: Record<string, string | boolean | string[]>, name: string): number | undefined {
-  const v = flags[name];
+export const OPTIONS: readonly OptionSpec[] = [
+  { name: 'output', short: 'o', value: 'OUT', help: 'output file (default: next to MODEL, e.g. model.int4.onnx, model-Q4_K_M.gguf)' },
+  { name: 'overwrite', help: 'replace OUT if it exists' },
+  { name: 'target', value: 'TARGET', choices: TARGETS.map((t) => t.id), help: `${TARGETS.map((t) => t.id).join(', ')} (required)` },
+  { name: 'json', help: `print the report as JSON (schema ${QUANTIZE_SCHEMA})` },
+  { name: 'bits', value: 'B', choices: ['2', '4', '8'], help: 'onnx-int4: 4 (default), 8 or 2; onnx-qdq: 8 (default) or 4 (blocked, opset 21)' },
+  { name: 'block-size', value: 'N', int: { min: 16, max: 256 }, help: 'elements per block along K, a power of two 16..256 (default 128)' },
+  { name: 'asym', help: 'zero points per block (default symmetric)' },
+  { name: 'accuracy-level', value: 'N', int: { min: 0, max: 4 }, help: 'MatMulNBits accuracy_level' },
+  { name: 'algo', value: 'ALGO', choices: ['rtn', 'gptq', 'awq'], help: 'rounding algorithm (gptq and awq need --calib)' },
+  { name: 'act-order', help: 'GPTQ: columns by decreasing activation energy (writes g_idx)' },
+  { name: 'calib', value: 'FILE.json', help: 'calibration inputs: a JSON array of {"<input>": {"dims": [...], "data": [...], "type": "int64"|"float32"|...}}' },
+  { name: 'exclude', value: 'REGEX', help: 'leave tensors or nodes whose name matches as they are' },
+  { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K' },
+  { name: 'tensor-type', value: 'REGEX=TYPE', repeat: true, help: 'gguf: per-tensor override, as llama-quantize (repeatable)' },
+  { name: 'imatrix', value: 'FILE', help: 'gguf: llama.cpp importance matrix (GGUF or legacy .dat)' },
+  { name: 'pure', help: 'gguf: every quantizable tensor gets the preset\'s base type' },
+  { name: 'allow-requantize', help: 'gguf: accept Q8_0 source tensors' },
+  { name: 'plan', value: 'PLAN.json', help: 'per-tensor choices (schema quantscope/plan/v1, see the README)' },
+  { name: 'budget-bpw', value: 'X', help: 'run the knapsack over the weight-space sensitivity for X bits per weight' },
+  { name: 'budget-mb', value: 'N', help: 'the same for N MB of planned weights; the plan is written to OUT.plan.json' },
+  { name: 'plan-out', value: 'FILE', help: 'where a budget\'s plan is written' },
+  { name: 'no-runtime-check', help: 'do not run the models (the read-back check always runs)' },
+];
+
+function numberOption(o: ParsedArgs['options'], name: string): number | undefined {
+  const v = o[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || !Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got '${String(v)}'`);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} needs a number, got '${String(v)}'`);
   return n;
 }
 
-/** Parses the command line into a request; throws UsageError for anything malformed. */
-export function parseQuantizeArgs(argv: string[]): { req: ConvertRequest; json: boolean; progress: boolean } {
-  // -o is the short form of --output; --tensor-type may repeat.
-  const tensorTypes: string[] = [];
-  const norm: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '-o') norm.push('--output');
-    else if (argv[i] === '--tensor-type' && i + 1 < argv.length) { tensorTypes.push(argv[++i]); continue; }
-    else if (argv[i].startsWith('--tensor-type=')) { tensorTypes.push(argv[i].slice('--tensor-type='.length)); continue; }
-    else norm.push(argv[i]);
-  }
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs(norm, VALUE_FLAGS);
-  } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
-  }
-  const { flags, positionals } = parsed;
-  const known = new Set([...VALUE_FLAGS, 'overwrite', 'json', 'progress', 'asym', 'act-order', 'pure', 'allow-requantize', 'no-runtime-check', 'help', 'h']);
-  for (const k of Object.keys(flags)) if (!known.has(k)) throw new UsageError(`unknown option --${k}`);
-  if (positionals.length !== 1) throw new UsageError(`expected one MODEL, got ${positionals.length}`);
-  const target = flags.target;
+/** The request a parsed command line asks for; UsageError for combinations that make no sense. */
+export function quantizeRequest(args: ParsedArgs): ConvertRequest {
+  const o = args.options;
+  const target = o.target;
   if (typeof target !== 'string') throw new UsageError('--target is required');
-  if (!TARGETS.some((t) => t.id === target)) throw new UsageError(`unknown target '${target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
-  const source = path.resolve(positionals[0]);
-  const bits = numberFlag(flags, 'bits');
-  if (bits !== undefined && bits !== 2 && bits !== 4 && bits !== 8) throw new UsageError(`--bits must be 2, 4 or 8, got ${bits}`);
-  const blockSize = numberFlag(flags, 'block-size');
-  if (blockSize !== undefined && !(blockSize >= 16 && blockSize <= 256 && (blockSize & (blockSize - 1)) === 0)) throw new UsageError(`--block-size must be a power of two from 16 to 256, got ${blockSize}`);
-  const accuracyLevel = numberFlag(flags, 'accuracy-level');
-  if (accuracyLevel !== undefined && !(Number.isInteger(accuracyLevel) && accuracyLevel >= 0 && accuracyLevel <= 4)) throw new UsageError(`--accuracy-level must be 0..4, got ${accuracyLevel}`);
-  const algo = flags.algo;
-  if (algo !== undefined && algo !== 'rtn' && algo !== 'gptq' && algo !== 'awq') throw new UsageError(`--algo must be rtn, gptq or awq, got '${String(algo)}'`);
-  const bpw = numberFlag(flags, 'budget-bpw');
-  const mb = numberFlag(flags, 'budget-mb');
+  const source = path.resolve(args.positionals[0]);
+  const bits = o.bits === undefined ? undefined : Number(o.bits);
+  const blockSize = typeof o['block-size'] === 'number' ? o['block-size'] : undefined;
+  if (blockSize !== undefined && (blockSize & (blockSize - 1)) !== 0) throw new UsageError(`--block-size must be a power of two from 16 to 256, got ${blockSize}`);
+  const bpw = numberOption(o, 'budget-bpw');
+  const mb = numberOption(o, 'budget-mb');
   if (bpw !== undefined && mb !== undefined) throw new UsageError('give --budget-bpw or --budget-mb, not both');
   if (bpw !== undefined && !(bpw > 0 && bpw <= 64)) throw new UsageError(`--budget-bpw must be in (0, 64], got ${bpw}`);
   if (mb !== undefined && !(mb > 0)) throw new UsageError(`--budget-mb must be positive, got ${mb}`);
-  if (typeof flags.plan === 'string' && (bpw !== undefined || mb !== undefined)) throw new UsageError('give --plan or a budget, not both');
-  if (typeof flags.exclude === 'string') {
-    try { new RegExp(flags.exclude); } catch (e) { throw new UsageError(`--exclude: ${e instanceof Error ? e.message : String(e)}`); }
+  if (typeof o.plan === 'string' && (bpw !== undefined || mb !== undefined)) throw new UsageError('give --plan or a budget, not both');
+  if (typeof o.exclude === 'string') {
+    try { new RegExp(o.exclude); } catch (e) { throw new UsageError(`--exclude: ${e instanceof Error ? e.message : String(e)}`); }
   }
   const tt = target as ConvertTarget;
-  const preset = typeof flags.type === 'string' ? flags.type : undefined;
-  if (tt !== 'gguf' && (preset || tensorTypes.length || flags.imatrix || flags.pure || flags['allow-requantize'])) throw new UsageError('--type, --tensor-type, --imatrix, --pure and --allow-requantize are for --target gguf');
-  if (tt === 'gguf' && (bits !== undefined || blockSize !== undefined || flags.asym || algo)) throw new UsageError('--bits, --block-size, --asym and --algo are for the ONNX targets');
-  const output = typeof flags.output === 'string' ? path.resolve(flags.output) : defaultOutputPath(source, tt, { bits, preset });
-  const req: ConvertRequest = { source, output, target: tt, overwrite: !!flags.overwrite, skipRuntime: !!flags['no-runtime-check'] };
+  const tensorTypes = Array.isArray(o['tensor-type']) ? o['tensor-type'] : typeof o['tensor-type'] === 'string' ? [o['tensor-type']] : [];
+  const preset = typeof o.type === 'string' ? o.type : undefined;
+  if (tt !== 'gguf' && (preset || tensorTypes.length || o.imatrix || o.pure || o['allow-requantize'])) throw new UsageError('--type, --tensor-type, --imatrix, --pure and --allow-requantize are for --target gguf');
+  if (tt === 'gguf' && (bits !== undefined || blockSize !== undefined || o.asym || o.algo)) throw new UsageError('--bits, --block-size, --asym and --algo are for the ONNX targets');
+  const output = typeof o.output === 'string' ? path.resolve(o.output) : defaultOutputPath(source, tt, { bits, preset });
+  const req: ConvertRequest = { source, output, target: tt, overwrite: !!o.overwrite, skipRuntime: !!o['no-runtime-check'] };
   if (bits !== undefined) req.bits = bits as 2 | 4 | 8;
   if (blockSize !== undefined) req.blockSize = blockSize;
-  if (flags.asym) req.symmetric = false;
-  if (accuracyLevel !== undefined) req.accuracyLevel = accuracyLevel;
-  if (algo) req.algo = algo as ConvertRequest['algo'];
-  if (flags['act-order']) req.actOrder = true;
-  if (typeof flags.exclude === 'string') req.exclude = flags.exclude;
+  if (o.asym) req.symmetric = false;
+  if (typeof o['accuracy-level'] === 'number') req.accuracyLevel = o['accuracy-level'];
+  if (typeof o.algo === 'string') req.algo = o.algo as ConvertRequest['algo'];
+  if (o['act-order']) req.actOrder = true;
+  if (typeof o.exclude === 'string') req.exclude = o.exclude;
   if (preset) req.preset = preset;
   if (tensorTypes.length) req.tensorTypes = tensorTypes;
-  if (typeof flags.imatrix === 'string') req.imatrix = path.resolve(flags.imatrix);
-  if (flags.pure) req.pure = true;
-  if (flags['allow-requantize']) req.allowRequantize = true;
-  if (typeof flags.plan === 'string') req.plan = path.resolve(flags.plan);
+  if (typeof o.imatrix === 'string') req.imatrix = path.resolve(o.imatrix);
+  if (o.pure) req.pure = true;
+  if (o['allow-requantize']) req.allowRequantize = true;
+  if (typeof o.plan === 'string') req.plan = path.resolve(o.plan);
   if (bpw !== undefined) req.budget = { bitsPerWeight: bpw };
   if (mb !== undefined) req.budget = { bytes: Math.round(mb * 1e6) };
-  if (typeof flags['plan-out'] === 'string') req.planOut = path.resolve(flags['plan-out']);
-  if (typeof flags.calib === 'string') req.calibration = readJsonFeeds(path.resolve(flags.calib));
-  return { req, json: !!flags.json, progress: !!flags.progress };
+  if (typeof o['plan-out'] === 'string') req.planOut = path.resolve(o['plan-out']);
+  if (typeof o.calib === 'string') req.calibration = readJsonFeeds(path.resolve(o.calib));
+  return req;
 }
 
 const fmtBytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
@@ -193,57 +152,38 @@ export function renderReport(r: ConvertReport): string {
   return L.join('\n');
 }
 
-export async function runQuantize(argv: string[], signal?: AbortSignal): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) { console.log(HELP); return 0; }
-  let parsed: ReturnType<typeof parseQuantizeArgs>;
-  try {
-    parsed = parseQuantizeArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) { console.error(`quantscope quantize: ${e.message}\n\nRun 'quantscope quantize --help' for the options.`); return 2; }
-    console.error(`quantscope quantize: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
-  }
+async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<number> {
+  const req = quantizeRequest(args);
   const { WorkerPool } = require('../jobs/pool') as typeof import('../jobs/pool');
   const pool = new WorkerPool();
-  const showProgress = parsed.progress || !!process.stderr.isTTY;
-  let last = 0;
   try {
-    const report = await convert({ ...parsed.req, pool }, {
+    const report = await convert({ ...req, pool }, {
       signal,
-      onProgress: (p) => {
-        if (!showProgress) return;
-        const now = Date.now();
-        if (now - last < 200 && p.done !== p.total) return;
-        last = now;
-        process.stderr.write(`\r${p.phase} ${p.done}/${p.total}${p.tensor ? ` ${p.tensor.slice(0, 50)}` : ''}`.padEnd(80) + (p.phase === 'verify' ? '\n' : ''));
-      },
+      onProgress: (p) => io.progress(`${p.phase} ${p.done}/${p.total}${p.tensor ? ` ${p.tensor.slice(0, 50)}` : ''}`, p.done === p.total),
     });
-    if (showProgress) process.stderr.write('\r'.padEnd(81) + '\r');
-    console.log(parsed.json ? JSON.stringify(report, null, 2) : renderReport(report));
-    return 0;
-  } catch (e) {
-    if (showProgress) process.stderr.write('\n');
-    if (e instanceof CancelledError || signal?.aborted) { console.error('quantscope quantize: cancelled; nothing was written'); return 130; }
-    if (e instanceof VerificationError) {
-      console.error(`quantscope quantize: verification failed: ${e.message}`);
-      if (parsed.json && e.report) console.log(JSON.stringify(e.report, null, 2));
-      return 3;
-    }
-    // Bad input (ConvertInputError, PlanError, FormatError) and anything else that stopped the conversion: 1, with the message.
-    const known = e instanceof ConvertInputError || e instanceof PlanError || e instanceof FormatError;
-    console.error(`quantscope quantize: ${e instanceof Error ? (known ? e.message : e.stack ?? e.message) : String(e)}`);
-    return 1;
+    io.progressDone();
+    if (args.options.json) await io.json(QUANTIZE_SCHEMA, report);
+    else await io.line(renderReport(report));
+    return EXIT.ok;
   } finally {
+    io.progressDone();
     await pool.close();
   }
 }
 
 export const command: CliCommand = {
-  summary: 'write a quantized model (ONNX MatMulNBits / QDQ / dynamic, GGUF presets), verified',
-  run: (argv) => {
-    const ac = new AbortController();
-    const onSig = () => ac.abort();
-    process.once('SIGINT', onSig);
-    return runQuantize(argv, ac.signal).finally(() => process.off('SIGINT', onSig));
-  },
+  name: 'quantize',
+  summary: 'write a quantized model (ONNX MatMulNBits / QDQ / dynamic, GGUF presets), verified before it is kept',
+  synopsis: 'MODEL [-o OUT] --target TARGET [options]',
+  description: `Writes a quantized copy of MODEL that a runtime loads, reads every quantized
+tensor back and runs both models (ONNX Runtime; llama.cpp for GGUF when
+node-llama-cpp is installed) before keeping it. The source is never modified.
+Targets:
+${TARGETS.map((t) => `  ${t.id.padEnd(13)} ${t.label}; loaded by ${t.loadedBy}`).join('\n')}
+Exit codes: 0 written and verified, 1 bad input (file, plan, data, budget),
+2 usage, 3 verification failed (nothing kept), 130 cancelled (nothing kept).`,
+  options: OPTIONS,
+  positionals: { min: 1, max: 1 },
+  jsonSchema: QUANTIZE_SCHEMA,
+  run,
 };

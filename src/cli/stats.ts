@@ -3,29 +3,15 @@
  * computed in a worker pool, with a progress line on stderr when it is a TTY.
  * Results are cached in ~/.cache/quantscope (or --cache-dir) by file identity.
  */
-import { CliCommand, parseArgs } from './common';
+import { CliCommand, ParsedArgs } from './command';
+import { EXIT } from './exitCodes';
+import { CliIO } from './io';
 import { openModel } from '../formats/index';
 import { analyseModel, ModelStats, TensorEntry } from '../pipelines/analyseModel';
 import { analyseSensitivity, ModelSensitivity } from '../pipelines/analyseSensitivity';
 import { StatsCache, defaultCliCacheDir } from '../pipelines/statsCache';
 import { StatsOptions } from '../analysis/weightStats';
 import { WorkerPool } from '../jobs/pool';
-
-const HELP = `Usage: quantscope stats FILE [options]
-
-Per-tensor statistics of every floating-point weight: range, moments,
-sparsity, percentiles, histograms, outliers, per-output-channel spread.
-
-Options:
-  --json             print the full results as JSON on stdout
-  --threads N        worker threads (default: number of cores)
-  --top K            largest-|x| values kept per tensor (default 16)
-  --no-cache         neither read nor write the results cache
-  --cache-dir DIR    cache directory (default ~/.cache/quantscope)
-  --no-refine        float32: report each percentile as the middle of its
-                     16-bit key bucket with an error bound, not exactly
-  --sensitivity      also measure each weight matrix's quantization error per
-                     candidate format (int8/int4/int3/int2/NF4/FP8) and its bytes`;
 
 function num(v: number, digits = 4): string {
   if (Number.isNaN(v)) return '-';
@@ -66,69 +52,75 @@ function renderSensitivity(r: ModelSensitivity): string {
   return lines.join('\n');
 }
 
-async function run(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, ['threads', 'cache-dir', 'top']);
-  if (flags.help || flags.h) { console.log(HELP); return 0; }
-  if (positionals.length !== 1) { console.error(`quantscope stats: expected one FILE\n\n${HELP}`); return 2; }
-  let threads: number | undefined;
-  if (flags.threads !== undefined) {
-    threads = Number(flags.threads);
-    if (!Number.isInteger(threads) || threads < 1) { console.error(`quantscope stats: --threads must be a positive integer, got '${flags.threads}'`); return 2; }
-  }
-  const settings: StatsOptions = {};
-  if (flags.top !== undefined) {
-    const k = Number(flags.top);
-    if (!Number.isInteger(k) || k < 0) { console.error(`quantscope stats: --top must be a non-negative integer, got '${flags.top}'`); return 2; }
-    settings.topK = k;
-  }
-  if (flags['no-refine']) settings.refinePercentiles = false;
+export const STATS_SCHEMA = 'quantscope/stats/v1';
 
-  const model = openModel(positionals[0]);
+async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<number> {
+  const o = args.options;
+  const threads = o.threads as number | undefined;
+  const settings: StatsOptions = {};
+  if (o.top !== undefined) settings.topK = o.top as number;
+  if (o['no-refine']) settings.refinePercentiles = false;
+
+  const model = openModel(args.positionals[0]);
   try {
-    const cache = flags['no-cache'] ? undefined : new StatsCache(typeof flags['cache-dir'] === 'string' ? flags['cache-dir'] : defaultCliCacheDir());
+    const cache = o['no-cache'] ? undefined : new StatsCache(typeof o['cache-dir'] === 'string' ? o['cache-dir'] : defaultCliCacheDir());
     let result = cache?.load(model.files, settings);
     if (!result) {
       const pool = new WorkerPool({ size: threads });
-      const tty = process.stderr.isTTY;
-      let lastDraw = 0;
       const t0 = Date.now();
       const bytesTotal = model.sizeOnDisk;
       try {
         result = await analyseModel(model, {
-          pool, stats: settings,
+          pool, stats: settings, signal,
           onProgress: (p) => {
-            const now = Date.now();
-            if (!tty || (now - lastDraw < 100 && p.tensorsDone < p.tensorsTotal)) return;
-            lastDraw = now;
             const frac = p.workTotal ? p.workDone / p.workTotal : 1;
-            const rate = (frac * bytesTotal) / 1e9 / Math.max(1e-3, (now - t0) / 1000);
-            process.stderr.write(`\r\x1b[Kstats: ${p.tensorsDone}/${p.tensorsTotal} tensors  ${(100 * frac).toFixed(0)}%  ${rate.toFixed(2)} GB/s`);
+            const rate = (frac * bytesTotal) / 1e9 / Math.max(1e-3, (Date.now() - t0) / 1000);
+            io.progress(`stats: ${p.tensorsDone}/${p.tensorsTotal} tensors  ${(100 * frac).toFixed(0)}%  ${rate.toFixed(2)} GB/s`, p.tensorsDone === p.tensorsTotal);
           },
         });
       } finally {
-        if (tty) process.stderr.write('\r\x1b[K');
+        io.progressDone();
         await pool.close();
       }
       try { cache?.store(model.files, settings, result); } catch (e) {
-        console.error(`quantscope stats: could not write the cache: ${e instanceof Error ? e.message : String(e)}`);
+        io.note(`quantscope stats: ${io.paint(33, 'warning')}: could not write the cache: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     let sens: ModelSensitivity | undefined;
-    if (flags.sensitivity) {
+    if (o.sensitivity) {
       const pool = new WorkerPool({ size: threads });
-      try { sens = await analyseSensitivity(model, { pool }); } finally { await pool.close(); }
+      try { sens = await analyseSensitivity(model, { pool, signal }); } finally { await pool.close(); }
     }
     // Typed arrays (per-channel statistics) print as JSON arrays; NaN and ±Inf as null.
-    const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (x instanceof Float64Array ? Array.from(x) : typeof x === 'number' && !Number.isFinite(x) ? null : x));
-    if (flags.json) console.log(json(sens ? { ...result, sensitivity: sens } : result));
+    if (o.json) await io.json(STATS_SCHEMA, sens ? { ...result, sensitivity: sens } : result);
     else {
-      console.log(renderText(result));
-      if (sens) console.log(`\n${renderSensitivity(sens)}`);
+      await io.line(renderText(result));
+      if (sens) await io.line(`\n${renderSensitivity(sens)}`);
     }
-    return result.failed.length || sens?.failed.length ? 1 : 0;
+    return result.failed.length || sens?.failed.length ? EXIT.badInput : EXIT.ok;
   } finally {
     model.close();
   }
 }
 
-export const command: CliCommand = { summary: 'per-tensor weight statistics, outliers and percentiles', run };
+export const command: CliCommand = {
+  name: 'stats',
+  summary: 'per-tensor weight statistics, outliers and percentiles',
+  synopsis: 'FILE [options]',
+  description: `Per-tensor statistics of every floating-point weight: range, moments,
+sparsity, percentiles, histograms, outliers, per-output-channel spread.
+Computed in worker threads; results are cached by file identity (path,
+size, mtime) and settings. Exits 1 if any tensor could not be analysed.`,
+  options: [
+    { name: 'json', help: 'print the full results as JSON on stdout' },
+    { name: 'threads', value: 'N', int: { min: 1, max: 1024 }, help: 'worker threads (default: number of cores)' },
+    { name: 'top', value: 'K', int: { min: 0, max: 1 << 20 }, help: 'largest-|x| values kept per tensor (default 16)' },
+    { name: 'no-cache', help: 'neither read nor write the results cache' },
+    { name: 'cache-dir', value: 'DIR', help: 'cache directory (default $XDG_CACHE_HOME/quantscope or ~/.cache/quantscope)' },
+    { name: 'no-refine', help: 'float32: report each percentile as the middle of its 16-bit key bucket with an error bound, not exactly' },
+    { name: 'sensitivity', help: 'also measure each weight matrix\'s quantization error per candidate format (int8/int4/int3/int2/NF4/FP8) and its bytes' },
+  ],
+  positionals: { min: 1, max: 1 },
+  jsonSchema: STATS_SCHEMA,
+  run,
+};

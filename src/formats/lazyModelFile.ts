@@ -36,6 +36,27 @@ export function elementsPerUnit(dtype: DType): { block: number; bytes: number } 
   return { block: 1, bytes: 0 };
 }
 
+/** What identifies a file's content for as long as it is read: a change of any field means it was modified or replaced. */
+export interface FileStamp { size: number; mtimeMs: number; ino: number }
+
+function stampOf(st: fs.Stats): FileStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+}
+
+function describeChange(was: FileStamp, now: FileStamp): string {
+  if (now.ino !== was.ino) return 'it was replaced by another file';
+  if (now.size !== was.size) return `its size went from ${was.size} to ${now.size} bytes`;
+  return `it was modified at ${new Date(now.mtimeMs).toISOString()}`;
+}
+
+/** A model file changed while a job read it: its results would mix two versions, so the job stops. */
+export class SourceChangedError extends FormatError {
+  constructor(file: string, change: string) {
+    super(file, 'read', `the file changed while it was being read (${change}); the job stopped rather than mix two versions: run it again once the file is complete`);
+    this.name = 'SourceChangedError';
+  }
+}
+
 export interface ModelIndex {
   path: string;
   format: ModelFormat;
@@ -57,6 +78,8 @@ export class LazyModelFile implements ModelFile {
   readonly tensors: readonly TensorInfo[];
   readonly graph?: GraphInfo;
   private fds = new Map<string, number>();
+  /** Each file as it was when the index was read. */
+  private readonly stamps = new Map<string, FileStamp>();
 
   constructor(ix: ModelIndex) {
     this.path = ix.path;
@@ -67,6 +90,25 @@ export class LazyModelFile implements ModelFile {
     this.metadata = ix.metadata;
     this.tensors = ix.tensors;
     this.graph = ix.graph;
+    for (const f of ix.files) {
+      try { this.stamps.set(f, stampOf(fs.statSync(f))); } catch { /* reported when it is read */ }
+    }
+  }
+
+  /** Throws SourceChangedError if `file` (open as `fd`, or by path) is no longer what the index was read from. */
+  private checkStamp(file: string, fd?: number): void {
+    const was = this.stamps.get(file);
+    if (!was) return;
+    let now: FileStamp;
+    try { now = stampOf(fd === undefined ? fs.statSync(file) : fs.fstatSync(fd)); } catch (e) {
+      throw new SourceChangedError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'it was deleted' : (e as Error).message);
+    }
+    if (now.size !== was.size || now.mtimeMs !== was.mtimeMs || now.ino !== was.ino) throw new SourceChangedError(file, describeChange(was, now));
+  }
+
+  /** Throws SourceChangedError if any file of the model was modified, replaced or deleted since it was opened (pipelines call it when their jobs are done). */
+  checkUnchanged(): void {
+    for (const f of this.stamps.keys()) this.checkStamp(f);
   }
 
   private fd(file: string): number {
@@ -78,6 +120,7 @@ export class LazyModelFile implements ModelFile {
         throw new FormatError(file, 'open', (e as Error).message);
       }
       this.fds.set(file, fd);
+      this.checkStamp(file, fd);
     }
     return fd;
   }
@@ -90,7 +133,10 @@ export class LazyModelFile implements ModelFile {
     const loc = t.location;
     if (loc.kind === 'inline') return loc.bytes.subarray(offset, offset + len);
     const out = new Uint8Array(len);
-    readFully(this.fd(loc.file), loc.file, out, 0, len, loc.offset + offset);
+    const fd = this.fd(loc.file);
+    readFully(fd, loc.file, out, 0, len, loc.offset + offset);
+    // After the read: bytes read from a file being rewritten are caught before anyone uses them.
+    this.checkStamp(loc.file, fd);
     return out;
   }
 
@@ -150,6 +196,11 @@ export class LazyModelFile implements ModelFile {
     }
     this.fds.clear();
   }
+}
+
+/** Throws SourceChangedError if a model's files changed since it was opened (a no-op for models not read from files). */
+export function assertSourceUnchanged(m: ModelFile): void {
+  if (m instanceof LazyModelFile) m.checkUnchanged();
 }
 
 /** Product of dims, checked: every dim a non-negative safe integer and the product safe. */

@@ -10,6 +10,7 @@ import type { WorkerPool } from '../jobs/pool';
 import { eachTensorJob } from './tensorJobs';
 import { CodesPartial, Pass1, Pass2, StatsOptions, TensorStats, channelLayout, finalize, finalizeCodes, mergeCodes, mergePass1, mergePass2, pass2Params, resolveOptions } from '../analysis/weightStats';
 import { isAnalysable } from '../analysis/tensorSource';
+import { assertSourceUnchanged } from '../formats/lazyModelFile';
 import type { FileTensorRef, Range } from '../jobs/protocol';
 
 /** Bump when any statistic's definition or computation changes: cached results are then recomputed. */
@@ -149,6 +150,8 @@ export async function analyseModel(model: ModelFile, opts: AnalyseModelOptions):
     tensorsDone++;
     progress();
   });
+  // Workers read the files by path: one that changed meanwhile would give statistics of two versions.
+  assertSourceUnchanged(model);
   return {
     engineVersion: ENGINE_VERSION, file: model.path, format: model.format, options: o,
     tensors: todo.filter((t) => results.has(t.name)).map((t) => results.get(t.name)!), skipped, failed, seconds: (Date.now() - t0) / 1000,

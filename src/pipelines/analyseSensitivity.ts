@@ -5,6 +5,7 @@
 import type { ModelFile, TensorInfo } from '../formats/types';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import { isAnalysable } from '../analysis/tensorSource';
+import { assertSourceUnchanged } from '../formats/lazyModelFile';
 import type { WorkerPool } from '../jobs/pool';
 import { eachTensorJob } from './tensorJobs';
 import { ENGINE_VERSION } from './analyseModel';
@@ -49,6 +50,7 @@ export async function analyseSensitivity(model: ModelFile, opts: {
       failed.push({ name: t.name, error });
       done++;
     });
+  assertSourceUnchanged(model);
   return {
     engineVersion: ENGINE_VERSION, file: model.path, options: opts.options ?? {},
     tensors: todo.filter((t) => results.has(t.name)).map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], sensitivity: results.get(t.name)! })),

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { openModel } from '../formats/index';
+import { DestinationExistsError, publishFile, writeFileAtomicSync } from '../formats/atomicWrite';
 import { CancelledError } from '../jobs/cancel';
 import type { WorkerPool } from '../jobs/pool';
 import { configsFor, nbitsChoice, parsePlan, planChoice, targetBytes, type Plan, type PlanTarget } from '../quant/plan';
@@ -28,6 +29,9 @@ import { convertOnnx, type ConvertOnnxOptions, type OnnxAlgo, type TensorChoice 
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
 import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
+import { ConvertInputError, VerificationError } from './errors';
+
+export { ConvertInputError, VerificationError };
 import { isGgufPreset, type GgufPreset } from '../quant/ggml/presets';
 
 export const QUANTIZE_SCHEMA = 'quantscope/quantize/v1';
@@ -141,21 +145,6 @@ export interface ConvertReport {
   seconds: { total: number; convert: number; verify: number };
 }
 
-export class VerificationError extends Error {
-  constructor(message: string, readonly report?: ConvertReport) {
-    super(message);
-    this.name = 'VerificationError';
-  }
-}
-
-/** A request that cannot be carried out as given (bad option, bad plan, impossible budget): the CLI's exit code 1. */
-export class ConvertInputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConvertInputError';
-  }
-}
-
 function sameFile(a: string, b: string): boolean {
   const ra = fs.realpathSync(a);
   try { return fs.realpathSync(b) === ra; } catch { return path.resolve(b) === ra; }
@@ -171,16 +160,8 @@ function candidates(model: ModelFile, target: ConvertTarget): TensorInfo[] {
   return model.tensors.filter((t) => isAnalysable(t) && t.shape.length >= 2 && t.layer.consumers.some((c) => ops.has(c.opType)));
 }
 
-function writePlanFile(file: string, plan: Plan): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, JSON.stringify(plan, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+function writePlanFile(file: string, plan: Plan, overwrite: boolean): void {
+  writeFileAtomicSync(file, JSON.stringify(plan, null, 2) + '\n', { overwrite });
 }
 
 async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: AbortSignal, onProgress?: (p: ConvertProgress) => void): Promise<{ plan?: Plan; file?: string; uniform?: BudgetPlanResult['uniform'] }> {
@@ -221,7 +202,7 @@ async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: Abort
     throw new ConvertInputError(`${model.path}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const file = req.planOut ?? `${req.output}.plan.json`;
-  writePlanFile(file, r.plan);
+  writePlanFile(file, r.plan, !!req.overwrite);
   return { plan: r.plan, file, uniform: r.uniform };
 }
 
@@ -336,8 +317,12 @@ async function runOnnx(req: ConvertRequest, source: string, output: string, mode
     throw new VerificationError(`${output}: output ${bad.name} of the written model is not finite where the original's is; nothing was kept`, report);
   }
   if (!big) {
-    if (fs.existsSync(output) && !req.overwrite) { cleanup(); throw new ConvertInputError(`${output} appeared while converting; not replaced`); }
-    fs.renameSync(tmp, output);
+    try {
+      publishFile(tmp, output, !!req.overwrite);
+    } catch (e) {
+      cleanup();
+      throw e instanceof DestinationExistsError ? new ConvertInputError(`${output} appeared while converting; not replaced`) : e;
+    }
   }
   report.totals.fileBytesAfter = fileSize(output) + (result.externalData ? fileSize(result.externalData) : 0);
   return report;

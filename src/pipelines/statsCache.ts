@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ENGINE_VERSION, ModelStats } from './analyseModel';
 import { StatsOptions, resolveOptions } from '../analysis/weightStats';
+import { removeStaleTempFiles, writeFileAtomicSync } from '../formats/atomicWrite';
 
 export interface FileIdentity { path: string; size: number; mtimeMs: number }
 
@@ -130,11 +131,11 @@ export class StatsCache {
     fs.mkdirSync(this.dir, { recursive: true });
     // Entries of the earlier JSON-only format are never read again; drop them.
     for (const f of fs.readdirSync(this.dir)) if (/^stats-[0-9a-f]{32}\.json$/.test(f)) fs.rmSync(path.join(this.dir, f), { force: true });
+    // So are the temp files of a writer that was killed.
+    removeStaleTempFiles(this.dir);
     const c: CacheFile = { engineVersion: this.engineVersion, identity, settings, result };
-    // Write then rename, so a concurrent reader never sees half a file.
-    const tmp = `${p}.${process.pid}.${Date.now()}.tmp`;
-    fs.writeFileSync(tmp, encodeEntry(c));
-    fs.renameSync(tmp, p);
+    // A concurrent reader sees the old entry or the whole new one, never half a file.
+    writeFileAtomicSync(p, encodeEntry(c), { overwrite: true });
     return p;
   }
 }

@@ -11,6 +11,7 @@
  *   outputs ([batch, classes] or [batch, positions, classes]) and mean
  *   per-position KL divergence (softmax first when the values are logits).
  */
+import { VerificationError } from './errors';
 import { performance } from 'node:perf_hooks';
 import { openOnnx } from '../formats/onnx/reader';
 import { f16ToF32 } from '../formats/dtypes';
@@ -54,7 +55,7 @@ export interface VerifyOnnxReport {
   ms: number;
 }
 
-export class VerificationError extends Error {}
+export { VerificationError };
 
 function storedTensor(m: ModelFile, graph: string, name: string): TensorInfo {
   const t = m.tensors.find((x) => x.name === name && x.graph === graph);

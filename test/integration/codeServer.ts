@@ -63,8 +63,8 @@ export function ensureCodeServer(root: string): void {
   });
   if (r.status !== 0 || installedVersion(root) !== CODE_SERVER_VERSION) {
     throw new Error(
-      `installing code-server@${CODE_SERVER_VERSION} failed (exit ${r.status}). It builds native modules: ` +
-        'apt-get install -y libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config ripgrep',
+      `installing code-server@${CODE_SERVER_VERSION} failed (exit ${r.status}). It builds native modules against Debian packages: ` +
+        'node scripts/provision.mjs --check names any that are missing',
     );
   }
 }

@@ -6,6 +6,7 @@
  * Then, in the code-server path, the end-to-end UI tests (test/integration/ui.ts)
  * in the same browser. Exits with the suites' status.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureCodeServer, startCodeServer, workbenchUrl, CODE_SERVER_VERSION } from './codeServer';
@@ -59,6 +60,9 @@ function follow(file: string): () => void {
 }
 
 async function withCodeServer(workspace: string): Promise<number> {
+  // code-server's native modules and Chromium come from Debian (scripts/provision.mjs installs or names them).
+  const provisioned = spawnSync(process.execPath, [path.join(root, 'scripts', 'provision.mjs'), '--for', 'test'], { stdio: 'inherit' });
+  if (provisioned.status !== 0) return provisioned.status ?? 1;
   ensureCodeServer(root);
   const testLog = path.join(resultsDir, 'integration-suite.log');
   fs.rmSync(testLog, { force: true });

@@ -129,7 +129,7 @@ describe('CLI quantize (dist/cli.js as a child process)', function () {
     const out = path.join(dir, 'big-llama-Q6_K.gguf');
     const r = await cli(['quantize', src, '-o', out, '--target', 'gguf', '--type', 'Q6_K', '--no-runtime-check'], { signalAfterMs: 1500 });
     assert.equal(r.code, 130, r.err);
-    assert.match(r.err, /cancelled; nothing was written/);
+    assert.match(r.err, /cancelled/);
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('big-llama-Q6_K') || f.includes('.tmp') || f.includes('partial')), []);
   });
 });

@@ -1,14 +1,11 @@
-/** Runs a CLI entry point in-process and captures what it prints (console.log / console.error). */
-export async function captureCli(run: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+/** Runs the CLI in-process (src/cli.ts main) with in-memory stdout/stderr and returns its exit code and output. */
+import { Writable } from 'node:stream';
+import { main } from '../../src/cli';
+
+export async function captureCli(argv: string[], env: Record<string, string | undefined> = {}, signal?: AbortSignal): Promise<{ code: number; out: string; err: string }> {
+  const sink = (parts: string[]) => new Writable({ write(chunk: Buffer | string, _enc, cb) { parts.push(chunk.toString()); cb(); } });
   const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try {
-    const code = await run(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const code = await main(argv, { stdout: sink(out), stderr: sink(err), env, signal });
+  // Lines as console.log would have printed them, without the final newline.
+  return { code, out: out.join('').replace(/\n$/, ''), err: err.join('').replace(/\n$/, '') };
 }

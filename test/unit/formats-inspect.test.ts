@@ -3,12 +3,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { command } from '../../src/cli/inspect';
 import { captureCli } from './cliCapture';
 
 const dir = path.resolve(__dirname, '../../../test/fixtures/formats');
 
-const capture = (argv: string[]) => captureCli((a) => command.run(a), argv);
+const capture = (argv: string[]) => captureCli(['inspect', ...argv]);
 
 describe('quantscope inspect', () => {
   it('prints the summary and one table row per tensor', async () => {

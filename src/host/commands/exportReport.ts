@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { InspectorRegistry } from '../inspector/registry';
 import { targetModel } from './modelTarget';
 import { log } from '../log';
+import { saveFile } from '../saveFile';
 
 /** Export Report…: the open model's Markdown quantization-readiness report. */
 export function registerExportReport(context: vscode.ExtensionContext, registry: InspectorRegistry): void {
@@ -25,7 +26,7 @@ export function registerExportReport(context: vscode.ExtensionContext, registry:
       });
     }
     if (!dest) return undefined;
-    await vscode.workspace.fs.writeFile(dest, new TextEncoder().encode(report.markdown));
+    await saveFile(dest, report.markdown);
     log().info(`Exported the quantization report of ${report.path} to ${dest.fsPath}`);
     if (typeof target !== 'string') void vscode.window.showInformationMessage(`QuantScope: report written to ${dest.fsPath}`);
     return dest.fsPath;

@@ -14,6 +14,7 @@ import type { HostPool } from '../workerPool';
 import { ModelDocument } from './document';
 import type { InspectorRegistry, OpenInspector } from './registry';
 import { log } from '../log';
+import { saveFile } from '../saveFile';
 
 export const MODEL_EDITOR_VIEW_TYPE = 'quantscope.modelEditor';
 
@@ -131,7 +132,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
               filters: { PNG: ['png'] },
             });
             if (!target) return;
-            await vscode.workspace.fs.writeFile(target, bytes);
+            await saveFile(target, bytes);
             log().info(`Exported chart ${msg.chart} to ${target.fsPath}`);
             post({ type: 'exported', what: 'png', path: target.fsPath });
             break;

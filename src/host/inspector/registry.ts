@@ -5,7 +5,6 @@
  * the provider (the vscode-hexeditor split).
  */
 import * as vscode from 'vscode';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readinessReport } from '../../analysis/report';
 import { referenceConfig } from '../../quant/configs';
@@ -13,6 +12,7 @@ import type { SensitivityPanelData } from '../../shared/protocol/sensitivity';
 import { parseTableView, type ModelOverview, type TableView, type ToInspector } from '../../shared/protocol/inspector';
 import { referenceSqnr, riskOf, sqnrOf, toCsv } from '../../shared/tableModel';
 import type { ModelDocument } from './document';
+import { writeFileAtomicSync } from '../../formats/atomicWrite';
 import { log } from '../log';
 
 export interface OpenInspector { overview?: ModelOverview; error?: string; panel: vscode.WebviewPanel; document: ModelDocument }
@@ -91,7 +91,8 @@ export class InspectorRegistry implements vscode.Disposable {
   }
 
   writeCsv(doc: ModelDocument, target: string, view: TableView): void {
-    fs.writeFileSync(target, toCsv(doc.rows(), view));
+    // The save dialog (or the caller of exportCsv) chose to replace an existing file.
+    writeFileAtomicSync(target, toCsv(doc.rows(), view), { overwrite: true });
     log().info(`Exported the tensor table of ${doc.uri.fsPath} to ${target}`);
   }
 
