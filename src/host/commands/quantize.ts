@@ -29,6 +29,10 @@ export interface QuantizeOptions {
 
 interface Choice extends vscode.QuickPickItem { apply: Partial<ConvertRequest> | 'budget' }
 
+function isScripted(v: unknown): v is QuantizeOptions {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { target?: unknown }).target === 'string';
+}
+
 function settingsFor(target: ConvertTarget): Choice[] {
   switch (target) {
     case 'onnx-int4':
@@ -84,7 +88,9 @@ export function resultSummary(r: ConvertReport): string {
 }
 
 export function registerQuantize(context: vscode.ExtensionContext, pool: HostPool): void {
-  context.subscriptions.push(vscode.commands.registerCommand('quantscope.quantizeModel', async (arg: unknown, scripted?: QuantizeOptions) => {
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.quantizeModel', async (arg: unknown, second?: unknown) => {
+    // The Explorer passes the selection (an array of URIs) second; scripts pass options with a target.
+    const scripted = isScripted(second) ? second : undefined;
     const uri = await pickModel(arg, 'Choose a model to quantize');
     if (!uri) return undefined;
     if (!vscode.workspace.isTrusted) {
