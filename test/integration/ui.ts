@@ -420,7 +420,7 @@ const tests: UiTest[] = [
       await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
       // Only the targets an ONNX model can become, each saying who loads it.
       const items = page.locator('.quick-input-list .monaco-list-row');
-      await items.first().waitFor({ timeout: 30_000 });
+      await items.filter({ hasText: 'onnx-int4' }).first().waitFor({ timeout: 30_000 });
       const offered = await items.allTextContents();
       if (!offered.some((t) => t.includes('onnx-int4')) || offered.some((t) => t.includes('gguf'))) throw new Error(`targets offered for an ONNX model: ${offered.join(' | ')}`);
       if (!offered.some((t) => t.includes('Loaded by ONNX Runtime'))) throw new Error(`targets do not say who loads them: ${offered.join(' | ')}`);
