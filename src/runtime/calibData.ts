@@ -366,16 +366,20 @@ export function hashSamples(samples: readonly Sample[]): string {
 
 // ------------------------------------------------------------------ synthetic
 
-/** Deterministic uniform [0, 1) stream (mulberry32). */
+/** Deterministic uniform [0, 1) stream (sfc32, seeded from one integer). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  let a = 0x9e3779b9, b = 0x243f6a88, c = 0xb7e15162, d = seed >>> 0;
+  const next = (): number => {
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = ((c << 21) | (c >>> 11)) >>> 0;
+    c = (c + t) >>> 0;
+    return t;
   };
+  for (let i = 0; i < 12; i++) next(); // mix the seed in
+  return () => next() / 4294967296;
 }
 
 /** The concrete shape synthetic data takes for an input (symbolic dims: `dims[name]`, else 1 on axis 0 and DEFAULT_SYMBOLIC_DIM elsewhere). */
