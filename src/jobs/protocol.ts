@@ -5,6 +5,10 @@
 import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/weightStats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
+import type { CalibratorName } from '../quant/calibrators';
+import type { Sample } from '../runtime/calibData';
+import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
+import type { ActivationState } from '../runtime/activations';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -24,6 +28,12 @@ export type JobRequest =
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
   /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
+  /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
+  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
+  /** Whole-model variants (a config per weight, null = float) compared with the float model. */
+  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
+  /** Activation histograms and per-channel maxima over some feeds. */
+  | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -36,6 +46,9 @@ export interface JobResults {
   codes16: CodesPartial;
   sensitivity: TensorSensitivity;
   gptqRows: GptqResult;
+  runtimeSensitivity: ChunkResult;
+  runtimeVariants: VariantResult[];
+  runtimeActivations: ActivationState[];
   'test-crash': never;
   'test-hang': { sliced: number };
 }

@@ -12,8 +12,9 @@ import type { FromWorker, JobRequest, JobResults, ToWorker, WorkerInit } from '.
 import { statsHandlers } from './handlers/stats';
 import { quantHandlers } from './handlers/quant';
 import { testHandlers } from './handlers/test';
+import { runtimeHandlers } from './handlers/runtime';
 
-const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...testHandlers };
+const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...runtimeHandlers, ...testHandlers };
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
 

@@ -20,7 +20,7 @@ import type { CalibratorName } from '../quant/calibrators';
 import type { FeedTensor, Sample } from './calibData';
 import { addOutputs, cutSuffix, decodeModel, encodeModel, liftWeights, LiftedWeight, ONNX_ELEM, PModel, WeightRef } from './graph';
 import { OutputKind, OutputMetrics, compareOutputs, outputKinds } from './outputMetrics';
-import { EXACT, FAST, SessionOptions, createSession, runFeed } from './session';
+import { FAST, SessionOptions, createSession, runFeed } from './session';
 
 export interface SensWeight extends WeightRef {
   shape: number[];
@@ -115,8 +115,9 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
   addOutputs(capture, wanted);
   const captureSession = await createSession(encodeModel(capture), sessionOpts);
   const captured: Record<string, FeedTensor>[] = [];
-  for (const f of feeds) { check(); captured.push(await runFeed(captureSession, f)); }
-  await captureSession.release();
+  try {
+    for (const f of feeds) { check(); captured.push(await runFeed(captureSession, f)); }
+  } finally { await captureSession.release(); }
   const fullOutputs = captured.map((c) => Object.fromEntries(outputNames.map((o) => [o, c[o]])));
   const captureSeconds = (Date.now() - t0) / 1000;
 
@@ -149,17 +150,18 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
       }
       return got;
     };
-    const refOutputs = await runAll(weight.data as Float32Array);
     const effects: ConfigEffect[] = [];
-    for (const config of configs) {
-      check();
-      const q = quantizeWeight(weight.data as Float32Array, cut.w.shape.length ? cut.w.shape : weight.dims, cut.w.outputChannelAxis, config, opts.calibrator);
-      const got = await runAll(q);
-      const outputs = compareOutputs(refOutputs, got, kinds);
-      effects.push({ config, effect: outputs[0]?.effect ?? 0, outputs });
-      opts.progress?.(++done, total);
-    }
-    await session.release();
+    try {
+      const refOutputs = await runAll(weight.data as Float32Array);
+      for (const config of configs) {
+        check();
+        const q = quantizeWeight(weight.data as Float32Array, cut.w.shape.length ? cut.w.shape : weight.dims, cut.w.outputChannelAxis, config, opts.calibrator);
+        const got = await runAll(q);
+        const outputs = compareOutputs(refOutputs, got, kinds);
+        effects.push({ config, effect: outputs[0]?.effect ?? 0, outputs });
+        opts.progress?.(++done, total);
+      }
+    } finally { await session.release(); }
     out.push({ name: cut.w.name, graph: cut.w.graph, configs: effects, suffixNodes: cut.nodes });
   }
   return { weights: out, totalNodes: (base.graph!.node ?? []).length, captureSeconds, seconds: (Date.now() - t0) / 1000 };
@@ -191,25 +193,26 @@ export async function evaluateVariants(
   const session = await createSession(encodeModel(m), opts.session ?? FAST);
   const originals: Record<string, FeedTensor> = Object.fromEntries(lifted.map((l) => [l.input, l.original]));
   const reference: Record<string, FeedTensor>[] = [];
-  for (const f of feeds) { check(); reference.push(await runFeed(session, f, originals)); }
   const results: VariantResult[] = [];
-  let done = 0;
-  for (const v of variants) {
-    const t0 = Date.now();
-    const feedW: Record<string, FeedTensor> = { ...originals };
-    weights.forEach((w, i) => {
-      const cfg = v.configs[i];
-      const l = byKey.get(weightKey(w));
-      if (!cfg || !l) return;
-      check();
-      feedW[l.input] = { dtype: 'float32', dims: l.original.dims, data: quantizeWeight(l.original.data as Float32Array, w.shape, w.outputChannelAxis, cfg, opts.calibrator) };
-    });
-    const got: Record<string, FeedTensor>[] = [];
-    for (const f of feeds) { check(); got.push(await runFeed(session, f, feedW)); }
-    const outputs = compareOutputs(reference, got, kinds);
-    results.push({ id: v.id, outputs, effect: outputs[0]?.effect ?? 0, seconds: (Date.now() - t0) / 1000 });
-    opts.progress?.(++done, variants.length);
-  }
-  await session.release();
+  try {
+    for (const f of feeds) { check(); reference.push(await runFeed(session, f, originals)); }
+    let done = 0;
+    for (const v of variants) {
+      const t0 = Date.now();
+      const feedW: Record<string, FeedTensor> = { ...originals };
+      weights.forEach((w, i) => {
+        const cfg = v.configs[i];
+        const l = byKey.get(weightKey(w));
+        if (!cfg || !l) return;
+        check();
+        feedW[l.input] = { dtype: 'float32', dims: l.original.dims, data: quantizeWeight(l.original.data as Float32Array, w.shape, w.outputChannelAxis, cfg, opts.calibrator) };
+      });
+      const got: Record<string, FeedTensor>[] = [];
+      for (const f of feeds) { check(); got.push(await runFeed(session, f, feedW)); }
+      const outputs = compareOutputs(reference, got, kinds);
+      results.push({ id: v.id, outputs, effect: outputs[0]?.effect ?? 0, seconds: (Date.now() - t0) / 1000 });
+      opts.progress?.(++done, variants.length);
+    }
+  } finally { await session.release(); }
   return { reference, results };
 }
