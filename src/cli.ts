@@ -9,6 +9,8 @@ const commands: Record<string, () => CliCommand> = {
   // Subcommands register here, one line each.
   inspect: () => require('./cli/inspect').command,
   stats: () => require('./cli/stats').command,
+  sensitivity: () => require('./cli/sensitivity').command,
+  experiment: () => require('./cli/experiment').command,
 };
 
 function usage(): string {
