@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   quant: async () => (await import('./quant.js')).run, // node16 keeps import() as ESM resolution: the .js extension is required
   quantalgo: async () => (await import('./quant-algorithms.js')).run,
   stats: async () => (await import('./stats.js')).run,
+  runtime: async () => (await import('./runtime.js')).run,
 };
 
 async function main(): Promise<void> {

@@ -256,7 +256,8 @@ export interface ModelActivations extends DataLabel {
 /** Activation histograms of every activation (or `names`), batches split over the workers and merged exactly. */
 export async function modelActivations(model: ModelFile, set: CalibSet, opts: RunSettings & { names?: string[]; bins?: number }): Promise<ModelActivations> {
   const t0 = Date.now();
-  const { feeds } = batchSamples(set.samples, batchableInputs(model), opts.batch ?? 4);
+  // Batch 1 by default: every activation is an output, so a batch's outputs are all allocated at once (200 MB per PP-OCR rec sample).
+  const { feeds } = batchSamples(set.samples, batchableInputs(model), opts.batch ?? 1);
   const parts = Math.max(1, Math.min(feeds.length, opts.pool.size));
   const split: Sample[][] = Array.from({ length: parts }, () => []);
   feeds.forEach((f, i) => split[i % parts].push(f));

@@ -42,10 +42,7 @@ export class ActivationCollector {
 
   add(name: string, t: FeedTensor): void {
     if (!(t.data instanceof Float32Array)) return;
-    let x = t.data;
-    let bad = 0;
-    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) bad++;
-    if (bad) x = x.filter((v) => Number.isFinite(v));
+    const src = t.data;
     let h = this.hist.get(name);
     const axis = channelAxisOf(t.dims);
     const channels = t.dims.length ? t.dims[axis] : 1;
@@ -56,16 +53,27 @@ export class ActivationCollector {
       this.hist.set(name, h);
       this.meta.set(name, m);
     }
-    if (x.length) h.add(x);
-    m.nonFinite += bad;
-    if (m.channelMax.length === channels) {
+    // The histogram refuses non-finite values without changing; only then are they filtered out (masks hold -inf).
+    try {
+      if (src.length) h.add(src);
+    } catch {
+      const x = src.filter((v) => Number.isFinite(v));
+      m.nonFinite += src.length - x.length;
+      if (x.length) h.add(x);
+    }
+    if (m.channelMax.length === channels && channels > 0) {
       const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const outer = src.length / (inner * channels);
       const cm = m.channelMax;
-      const src = t.data;
-      for (let i = 0; i < src.length; i++) {
-        const c = Math.floor(i / inner) % channels;
-        const a = Math.abs(src[i]);
-        if (a > cm[c]) cm[c] = a;
+      for (let o = 0, i = 0; o < outer; o++) {
+        for (let c = 0; c < channels; c++) {
+          let mx = cm[c];
+          for (const end = i + inner; i < end; i++) {
+            const a = src[i] < 0 ? -src[i] : src[i];
+            if (a > mx) mx = a;
+          }
+          cm[c] = mx;
+        }
       }
     }
   }
