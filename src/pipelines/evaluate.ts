@@ -31,10 +31,13 @@ export function modelInputs(model: ModelFile): InputSpec[] {
   return model.graph.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape }));
 }
 
-/** Weights the runtime measures: float32 tensors of rank ≥ 2 (what weight-space sensitivity covers). */
+/** Ops whose weight operand a quantizer stores quantized (masks, position tables and shape constants are not weights). */
+const WEIGHT_CONSUMERS = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm', 'Gather', 'LSTM', 'GRU', 'RNN']);
+
+/** Weights the runtime measures: float32 tensors of rank ≥ 2 that a Conv / MatMul / Gemm / Gather / RNN consumes. */
 export function runtimeWeights(model: ModelFile, filter?: (t: TensorInfo) => boolean): SensWeight[] {
   return model.tensors
-    .filter((t) => t.dtype === 'f32' && t.source !== 'tensor' && (filter ? filter(t) : t.shape.length >= 2))
+    .filter((t) => t.dtype === 'f32' && t.source !== 'tensor' && (filter ? filter(t) : t.shape.length >= 2 && WEIGHT_CONSUMERS.has(t.layer.opType ?? '')))
     .map((t) => ({ name: t.name, graph: t.graph ?? 'main', shape: [...t.shape], outputChannelAxis: t.layer.outputChannelAxis }));
 }
 

@@ -6,6 +6,7 @@
  * - `.npy`: one array for the model's only input (or the input its file stem names, with every other input given by `fixed`);
  * - `.npz`: arrays keyed by the model's input names (a zip of .npy files, read with fflate; sizes bounded against zip bombs);
  * - `.json`: `{ "<input>": nested arrays }` or a list of such objects (tiny cases);
+ * - `.txt` for byte-level models: UTF-8 bytes as token ids, in windows;
  * - a folder of any of these, read in name order.
  * No path: deterministic synthetic inputs from the declared shapes and types, always labelled `synthetic`.
  *
@@ -62,6 +63,8 @@ export interface CalibOptions {
   seed?: number;
   /** Largest uncompressed array accepted, bytes (default 1 GiB). */
   maxBytes?: number;
+  /** `.txt` data: tokens per window (default: the input's fixed sequence length, else 64); windows do not overlap. */
+  window?: number;
 }
 
 /** Symbolic dimensions default to 1 for the leading (batch) axis and to this elsewhere. */
@@ -330,6 +333,7 @@ function readFileSamples(file: string, inputs: InputSpec[], opts: CalibOptions):
     return toSamples(new Map([[target.name, parseNpy(fs.readFileSync(file), file)]]), inputs, file, fixed);
   }
   if (ext === '.npz') return toSamples(parseNpz(fs.readFileSync(file), file, max), inputs, file, fixed);
+  if (ext === '.txt') return textSamples(file, inputs, opts);
   if (ext === '.json') {
     if (size > 64 * 1024 * 1024) throw new FormatError(file, 'size', 'JSON calibration data is for tiny cases (over 64 MiB); use .npy/.npz');
     let v: unknown;
@@ -347,7 +351,33 @@ function readFileSamples(file: string, inputs: InputSpec[], opts: CalibOptions):
       return toSamples(arrays, inputs, file, fixed);
     });
   }
-  throw new FormatError(file, 'type', `not calibration data (expected .npy, .npz, .json or a folder of them)`);
+  throw new FormatError(file, 'type', `not calibration data (expected .npy, .npz, .json, .txt or a folder of them)`);
+}
+
+/**
+ * A text file for a byte-level model: its UTF-8 bytes are the token ids, cut
+ * into non-overlapping windows of [1, window] fed to the model's one integer
+ * input. (Models with a tokenizer.json need a tokenizer library: not yet.)
+ */
+function textSamples(file: string, inputs: InputSpec[], opts: CalibOptions): Sample[] {
+  const fixed = opts.fixed ?? {};
+  const ids = inputs.filter((i) => !fixed[i.name]);
+  const dt = ids.length === 1 ? feedDType(ids[0].dtype) : undefined;
+  if (ids.length !== 1 || (dt !== 'int64' && dt !== 'int32')) {
+    throw new FormatError(file, 'inputs', `text data feeds one integer token-id input; the model has ${inputs.map((i) => `${i.name} (${i.dtype ?? '?'})`).join(', ')}`);
+  }
+  const spec = ids[0];
+  const seqDim = spec.shape?.[1];
+  const window = opts.window ?? (typeof seqDim === 'number' && seqDim > 0 ? seqDim : 64);
+  const bytes = fs.readFileSync(file);
+  const samples: Sample[] = [];
+  for (let o = 0; o + window <= bytes.length; o += window) {
+    const chunk = bytes.subarray(o, o + window);
+    const data = dt === 'int64' ? BigInt64Array.from(chunk, (b) => BigInt(b)) : Int32Array.from(chunk);
+    samples.push({ ...fixed, [spec.name]: { dtype: dt, dims: [1, window], data } });
+  }
+  if (!samples.length) throw new FormatError(file, 'size', `${bytes.length} bytes: shorter than one window of ${window}`);
+  return samples;
 }
 
 /** sha256 of samples: names, dtypes, dims and bytes, in order. */
@@ -437,7 +467,7 @@ export function loadCalibData(dataPath: string | undefined, inputs: InputSpec[],
   if (!fs.existsSync(abs)) throw new Error(`${abs}: calibration data not found`);
   let samples: Sample[];
   if (fs.statSync(abs).isDirectory()) {
-    const files = fs.readdirSync(abs).filter((f) => /\.(npy|npz|json)$/i.test(f)).sort();
+    const files = fs.readdirSync(abs).filter((f) => /\.(npy|npz|json|txt)$/i.test(f)).sort();
     if (!files.length) throw new Error(`${abs}: no .npy, .npz or .json files in this folder`);
     samples = [];
     for (const f of files) {

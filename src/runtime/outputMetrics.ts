@@ -113,3 +113,29 @@ export function compareOutputs(
   ref.forEach((r, i) => acc.forEach((c) => c.add(r[c.output], got[i][c.output])));
   return acc.map((c) => c.result());
 }
+
+/**
+ * Next-token negative log-likelihood of a language model's logits
+ * [batch, seq, vocab] against its input ids [batch, seq]: position t
+ * predicts id t+1. Returns the sum (nats) and the number of predictions.
+ */
+export function nextTokenNll(logits: FeedTensor, ids: FeedTensor): { sum: number; count: number } {
+  const [b, s, v] = logits.dims;
+  if (logits.dims.length !== 3 || ids.dims[0] !== b || ids.dims[1] !== s) {
+    throw new Error(`logits [${logits.dims.join(', ')}] do not match ids [${ids.dims.join(', ')}]`);
+  }
+  const x = logits.data as Float32Array;
+  const id = (i: number) => Number((ids.data as ArrayLike<number | bigint>)[i]);
+  let sum = 0;
+  for (let r = 0; r < b; r++) {
+    for (let t = 0; t + 1 < s; t++) {
+      const off = (r * s + t) * v;
+      let mx = -Infinity;
+      for (let k = 0; k < v; k++) mx = Math.max(mx, x[off + k]);
+      let z = 0;
+      for (let k = 0; k < v; k++) z += Math.exp(x[off + k] - mx);
+      sum += Math.log(z) + mx - x[off + id(r * s + t + 1)];
+    }
+  }
+  return { sum, count: b * (s - 1) };
+}

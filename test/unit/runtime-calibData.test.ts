@@ -91,6 +91,21 @@ describe('runtime calibration data', () => {
     } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
   });
 
+  it('cuts a .txt into byte windows for a byte-level model, and refuses it for other inputs', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-calib-'));
+    try {
+      const f = path.join(tmp, 't.txt');
+      fs.writeFileSync(f, 'héllo world!');
+      const bytes = Array.from(Buffer.from('héllo world!'));
+      const set = loadCalibData(f, [{ name: 'ids', dtype: 'i64', shape: ['b', 's'] }], { window: 4 });
+      assert.equal(set.samples.length, Math.floor(bytes.length / 4));
+      assert.deepEqual(set.samples[0].ids.dims, [1, 4]);
+      assert.deepEqual(set.samples.flatMap((x) => Array.from(x.ids.data as BigInt64Array).map(Number)), bytes.slice(0, 4 * set.samples.length));
+      assert.throws(() => loadCalibData(f, image), /t\.txt: inputs: text data feeds one integer token-id input/);
+      assert.throws(() => loadCalibData(f, [{ name: 'ids', dtype: 'i64', shape: ['b', 's'] }], { window: 64 }), /t\.txt: size: 13 bytes: shorter than one window of 64/);
+    } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
+  });
+
   it('synthesises deterministic labelled inputs from declared shapes', () => {
     const spec: InputSpec[] = [{ name: 'x', dtype: 'f32', shape: ['N', 3, 48, 'W'] }, { name: 'ids', dtype: 'i64', shape: ['N', 'S'] }];
     const a = syntheticSamples(spec, { samples: 3, dims: { W: 320 }, intHigh: { ids: 10 } });
