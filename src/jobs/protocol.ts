@@ -29,7 +29,7 @@ export type JobRequest =
   /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
   /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
-  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
+  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; reference?: 'suffix' | 'capture' }
   /** Whole-model variants (a config per weight, null = float) compared with the float model. */
   | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
   /** Activation histograms and per-channel maxima over some feeds. */

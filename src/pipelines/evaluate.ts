@@ -148,6 +148,8 @@ export interface RuntimeSensitivity extends DataLabel {
  */
 export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: RunSettings & {
   configs?: string[]; weights?: SensWeight[]; additivity?: string[]; chunks?: number;
+  /** See MeasureOptions.reference (default 'suffix'). */
+  reference?: 'suffix' | 'capture';
 }): Promise<RuntimeSensitivity> {
   const t0 = Date.now();
   const configs = opts.configs ?? DEFAULT_RUNTIME_CONFIGS;
@@ -156,7 +158,7 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const additivity = opts.additivity ?? configs;
   const calibrator = opts.calibrator ?? 'minmax';
   const batch = opts.batch ?? 4;
-  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact };
+  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'suffix' };
   const key = cacheKey(model, set, 'sensitivity', settings);
   const hit = cacheRead<RuntimeSensitivity>(opts.cacheDir, key);
   if (hit) return { ...reviveInfinity(hit), cached: true };
@@ -169,7 +171,7 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const progress = new Array<number>(nChunks + 1).fill(0);
   const report = () => opts.onProgress?.(progress.reduce((a, b) => a + b, 0), total);
   const jobs = chunks.map((chunk, ci) => (signal: AbortSignal) => opts.pool.run(
-    { kind: 'runtimeSensitivity', model: model.path, weights: chunk, configs, feeds, calibrator, exact: opts.exact },
+    { kind: 'runtimeSensitivity', model: model.path, weights: chunk, configs, feeds, calibrator, exact: opts.exact, reference: opts.reference },
     { signal, onProgress: (d) => { progress[ci] = d; report(); } },
   ));
   const variantJobs = additivity.map((c, i) => (signal: AbortSignal) => opts.pool.run(

@@ -57,6 +57,9 @@ describe('runtime output-space sensitivity', function () {
     const r = await measureWeights(cls, pick, configs, feeds, { session: EXACT });
     assert.equal(r.weights.length, 2);
     assert.ok(r.weights[1].suffixNodes < r.totalNodes / 2, 'a late weight recomputes a short suffix');
+    // Under EXACT the full capture run and the suffix fed the float weight agree bit for bit: same effects either way.
+    const viaCapture = await measureWeights(cls, pick, configs, feeds, { session: EXACT, reference: 'capture' });
+    assert.deepEqual(viaCapture.weights.map((w) => w.configs.map((c) => c.effect)), r.weights.map((w) => w.configs.map((c) => c.effect)));
     for (const [i, w] of pick.entries()) {
       const whole = await evaluateVariants(cls, [w], configs.map((c) => ({ id: c, configs: [c] })), feeds, { session: EXACT });
       for (const [j, c] of configs.entries()) {

@@ -15,7 +15,7 @@ export const runtimeHandlers: Handlers<RuntimeJob, Pick<JobResults, RuntimeJob['
   runtimeSensitivity(job, ctx) {
     const hook = ctx.progress(job.weights.length * job.configs.length);
     return measureWeights(job.model, job.weights, job.configs, job.feeds, {
-      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, check: ctx.checkCancelled, progress: (d) => hook(d),
+      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, reference: job.reference, check: ctx.checkCancelled, progress: (d) => hook(d),
     });
   },
   async runtimeVariants(job, ctx) {
