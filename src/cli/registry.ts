@@ -9,6 +9,8 @@ export const COMMANDS: Record<string, () => CliCommand> = {
   inspect: () => (require('./inspect') as { command: CliCommand }).command,
   stats: () => (require('./stats') as { command: CliCommand }).command,
   quantize: () => (require('./quantize') as { command: CliCommand }).command,
+  sensitivity: () => (require('./sensitivity') as { command: CliCommand }).command,
+  experiment: () => (require('./experiment') as { command: CliCommand }).command,
 };
 
 export function commandNames(): string[] {

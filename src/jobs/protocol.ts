@@ -8,6 +8,10 @@ import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitiv
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
 import type { GgufSlabResult } from '../quant/ggml/slab';
 import type { GgmlTypeName } from '../formats/gguf/ggmlTypes';
+import type { CalibratorName } from '../quant/calibrators';
+import type { Sample } from '../runtime/calibData';
+import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
+import type { ActivationState } from '../runtime/activations';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -31,6 +35,12 @@ export type JobRequest =
   | { kind: 'ggufSlab'; source: FileTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
   | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
+  /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
+  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; reference?: 'suffix' | 'capture' }
+  /** Whole-model variants (a config per weight, null = float) compared with the float model. */
+  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
+  /** Activation histograms and per-channel maxima over some feeds. */
+  | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -45,6 +55,9 @@ export interface JobResults {
   gptqRows: GptqResult;
   ggufSlab: GgufSlabResult;
   ggufDigest: string;
+  runtimeSensitivity: ChunkResult;
+  runtimeVariants: VariantResult[];
+  runtimeActivations: ActivationState[];
   'test-crash': never;
   'test-hang': { sliced: number };
 }

@@ -14,7 +14,9 @@ import { quantHandlers } from './handlers/quant';
 import { testHandlers } from './handlers/test';
 import { ggufHandlers } from './handlers/gguf';
 
-const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...testHandlers };
+import { runtimeHandlers } from './handlers/runtime';
+
+const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...testHandlers };
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
 

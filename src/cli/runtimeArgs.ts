@@ -1,0 +1,94 @@
+/**
+ * The options every command that runs a model shares (`sensitivity`,
+ * `experiment`, later `quantize --calib`): where the calibration data comes
+ * from, how synthetic data is shaped, batching, threads.
+ */
+import type { ModelFile } from '../formats/types';
+import type { CalibratorName } from '../quant/calibrators';
+import type { CalibOptions, CalibSet, FeedTensor } from '../runtime/calibData';
+import { modelCalib } from '../pipelines/evaluate';
+import type { OptionSpec, ParsedArgs } from './command';
+import { UsageError } from './exitCodes';
+
+/** The options of every command that runs a model (declared once, spread into each command's options). */
+export const RUNTIME_OPTIONS: readonly OptionSpec[] = [
+  { name: 'calib', value: 'DATA', help: '.npy, .npz (arrays named after the inputs), .json, .txt (byte windows) or a folder of them; without it, deterministic synthetic inputs, and every result is labelled synthetic' },
+  { name: 'samples', value: 'N', int: { min: 1, max: 100_000 }, help: 'samples to use (default 16)' },
+  { name: 'shape', value: 'NAME=AxBxC', help: 'synthetic data: the shape of input NAME (comma-separate several)' },
+  { name: 'dim', value: 'SYM=N', help: 'synthetic data: value of a symbolic dimension (default 1 for a leading axis, 32 elsewhere)' },
+  { name: 'input-value', value: 'NAME=V', help: 'an integer input fed V in every sample (e.g. sr=16000)' },
+  { name: 'seed', value: 'N', int: { min: 0, max: 2 ** 31 }, help: 'synthetic data seed (default 1)' },
+  { name: 'batch', value: 'N', int: { min: 1, max: 4096 }, help: 'samples per session run (default 4)' },
+  { name: 'threads', value: 'N', int: { min: 1, max: 1024 }, help: 'worker threads (default: number of cores)' },
+  { name: 'calibrator', value: 'NAME', choices: ['minmax', 'mse'], help: 'weight ranges of the quantized weights (default minmax)' },
+  { name: 'exact', help: 'session settings bit-identical to the original model (slower)' },
+  { name: 'json', help: 'print the full result as JSON' },
+];
+
+type Flags = ParsedArgs['options'];
+
+function posInt(v: Flags[string], flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got '${String(v)}'`);
+  return n;
+}
+
+function pairs(v: Flags[string], flag: string): [string, string][] {
+  if (v === undefined) return [];
+  return String(v).split(',').map((p) => {
+    const eq = p.lastIndexOf('=');
+    if (eq <= 0) throw new UsageError(`--${flag} expects NAME=VALUE, got '${p}'`);
+    return [p.slice(0, eq), p.slice(eq + 1)];
+  });
+}
+
+export interface RuntimeArgs {
+  calib: CalibSet;
+  batch?: number;
+  threads?: number;
+  calibrator?: CalibratorName;
+  exact: boolean;
+}
+
+/** Parse the shared flags and load the data for this model (errors name the flag or the file). */
+export function runtimeArgs(model: ModelFile, flags: Flags): RuntimeArgs {
+  const opts: CalibOptions = { samples: posInt(flags.samples, 'samples') ?? 16 };
+  if (flags.seed !== undefined) opts.seed = Number(flags.seed);
+  const shapes: Record<string, number[]> = {};
+  for (const [k, v] of pairs(flags.shape, 'shape')) {
+    const dims = v.split('x').map(Number);
+    if (!dims.every((d) => Number.isInteger(d) && d > 0)) throw new UsageError(`--shape ${k}=${v}: dimensions must be positive integers separated by x`);
+    shapes[k] = dims;
+  }
+  opts.shapes = shapes;
+  opts.dims = Object.fromEntries(pairs(flags.dim, 'dim').map(([k, v]) => [k, posInt(v, 'dim')!]));
+  const fixed: Record<string, FeedTensor> = {};
+  for (const [k, v] of pairs(flags['input-value'], 'input-value')) {
+    if (!/^-?\d+$/.test(v)) throw new UsageError(`--input-value ${k}=${v}: an integer is expected`);
+    fixed[k] = { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(v)) };
+  }
+  opts.fixed = fixed;
+  const cal = flags.calibrator;
+  return {
+    calib: modelCalib(model, typeof flags.calib === 'string' ? flags.calib : undefined, opts),
+    batch: posInt(flags.batch, 'batch'),
+    threads: posInt(flags.threads, 'threads'),
+    calibrator: cal as CalibratorName | undefined,
+    exact: !!flags.exact,
+  };
+}
+
+/** Left-aligned first column, right-aligned numbers. */
+export function table(rows: string[][]): string {
+  const w = rows[0].map((_, c) => Math.max(...rows.map((row) => (row[c] ?? '').length)));
+  return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  ')).join('\n');
+}
+
+export function fmt(v: number | undefined): string {
+  if (v === undefined || Number.isNaN(v)) return '-';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : v.toPrecision(3);
+}

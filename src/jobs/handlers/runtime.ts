@@ -1,0 +1,35 @@
+/**
+ * Jobs that run a model through onnxruntime-node. Sessions live here, in pool
+ * workers, never on the extension host thread: a model that aborts ONNX
+ * Runtime takes down only its worker, which the pool reports and replaces.
+ */
+import { collectActivations } from '../../runtime/activations';
+import { evaluateVariants, measureWeights } from '../../runtime/sensitivity';
+import { EXACT, FAST } from '../../runtime/session';
+import type { Handlers } from '../handler';
+import type { JobRequest, JobResults } from '../protocol';
+
+type RuntimeJob = Extract<JobRequest, { kind: 'runtimeSensitivity' | 'runtimeVariants' | 'runtimeActivations' }>;
+
+export const runtimeHandlers: Handlers<RuntimeJob, Pick<JobResults, RuntimeJob['kind']>> = {
+  runtimeSensitivity(job, ctx) {
+    const hook = ctx.progress(job.weights.length * job.configs.length);
+    return measureWeights(job.model, job.weights, job.configs, job.feeds, {
+      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, reference: job.reference, check: ctx.checkCancelled, progress: (d) => hook(d),
+    });
+  },
+  async runtimeVariants(job, ctx) {
+    const hook = ctx.progress(job.variants.length);
+    const r = await evaluateVariants(job.model, job.weights, job.variants, job.feeds, {
+      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, check: ctx.checkCancelled, progress: (d) => hook(d),
+    });
+    return r.results;
+  },
+  async runtimeActivations(job, ctx) {
+    const hook = ctx.progress(job.feeds.length);
+    const c = await collectActivations(job.model, job.feeds, {
+      names: job.names, bins: job.bins, session: job.exact ? EXACT : FAST, check: ctx.checkCancelled, progress: (d) => hook(d),
+    });
+    return c.states();
+  },
+};
