@@ -6,6 +6,7 @@
  * AbortSignal and reports progress. Results say whether they were measured
  * or predicted and whether the data was real or synthetic.
  */
+import { writeFileAtomicSync } from '../formats/atomicWrite';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -104,10 +105,7 @@ function cacheWrite(dir: string | undefined, key: string, value: unknown): void 
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `runtime-${key}.json`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  try { fs.writeSync(fd, JSON.stringify(value, (_, v: unknown) => (v === Infinity ? 'Infinity' : v))); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-  fs.renameSync(tmp, file);
+  writeFileAtomicSync(file, JSON.stringify(value, (_, v: unknown) => (v === Infinity ? 'Infinity' : v)), { overwrite: true });
 }
 
 function reviveInfinity<T>(v: T): T {
