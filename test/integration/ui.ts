@@ -431,7 +431,7 @@ const tests: UiTest[] = [
       const toast = page.locator('.notification-toast', { hasText: 'tiny-transformer.int4.onnx' }).first();
       await toast.waitFor({ timeout: 180_000 });
       const text = (await toast.textContent()) ?? '';
-      if (!/Predicted: worst weight SQNR [0-9.]+ dB/.test(text) || !/Measured: cosine [0-9.]+.* on synthetic inputs \(onnxruntime-node\)/.test(text)) throw new Error(`result says: ${text}`);
+      if (!/Predicted: worst weight SQNR [0-9.]+ dB/.test(text) || !/Measured: (KL|cosine) [0-9.e-]+.* on synthetic inputs \(onnxruntime-node\)/.test(text)) throw new Error(`result says: ${text}`);
       await page.screenshot({ path: path.join(ctx.resultsDir, 'quantize-result.png') });
       if (!fs.existsSync(out)) throw new Error(`${out} was not written`);
       const facts = readerFacts(out);
