@@ -12,6 +12,14 @@
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { CONFIGS, quantize, scaleBytesFor, specFor, storageBytes, weightErrorReport, weightLayout } from '../quant/index';
 
+/** A tensor holding ±Inf and no NaN (an attention mask, a lookup table): not a weight a quantizer converts. */
+export class NonFiniteTensorError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteTensorError';
+  }
+}
+
 export const CALIBRATORS = ['minmax', 'mse'] as const;
 
 export interface ConfigSensitivity {
@@ -65,7 +73,12 @@ export function sampleRows(shape: readonly number[], maxElements: number): { row
 
 export function tensorSensitivity(x: Float32Array, shape: readonly number[], fullShape: readonly number[], outputChannelAxis: number | undefined, opts: SensitivityOptions = {}): TensorSensitivity {
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) throw new RangeError(`element ${i} is ${x[i]}: sensitivity needs finite weights`);
+    if (Number.isFinite(x[i])) continue;
+    // NaN is a damaged weight (a failure); ±Inf alone is a mask or a table, not a weight (skipped).
+    let nan = Number.isNaN(x[i]) ? i : -1;
+    for (let j = i + 1; nan < 0 && j < x.length; j++) if (Number.isNaN(x[j])) nan = j;
+    if (nan >= 0) throw new RangeError(`element ${nan} is NaN: sensitivity needs finite weights`);
+    throw new NonFiniteTensorError(`element ${i} is ${x[i]}: sensitivity needs finite weights`);
   }
   // The measured sample has the full tensor's rows cut, so it takes the same layout (a conv kernel flattened to [O, rest]).
   const layout = weightLayout(fullShape, outputChannelAxis);
@@ -108,6 +121,7 @@ export function modelTensorSensitivity(model: ModelFile, t: TensorInfo, opts: Se
   try {
     return tensorSensitivity(x, t.shape.length ? sampledShape : [t.numel], t.shape.length ? t.shape : [t.numel], t.layer.outputChannelAxis, { ...opts, scaleBytes });
   } catch (e) {
-    throw new Error(`${model.path}: tensor ${t.name}: ${e instanceof Error ? e.message : String(e)}`);
+    const message = `${model.path}: tensor ${t.name}: ${e instanceof Error ? e.message : String(e)}`;
+    throw e instanceof NonFiniteTensorError ? new NonFiniteTensorError(message) : new Error(message);
   }
 }

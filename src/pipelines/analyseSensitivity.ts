@@ -6,7 +6,7 @@ import type { ModelFile, TensorInfo } from '../formats/types';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import { isAnalysable } from '../analysis/tensorSource';
 import { assertSourceUnchanged } from '../formats/lazyModelFile';
-import type { WorkerPool } from '../jobs/pool';
+import { JobFailedError, type WorkerPool } from '../jobs/pool';
 import { eachTensorJob } from './tensorJobs';
 import { ENGINE_VERSION } from './analyseModel';
 
@@ -46,8 +46,11 @@ export async function analyseSensitivity(model: ModelFile, opts: {
       results.set(t.name, s);
       opts.onTensor?.(t.name, s, ++done, todo.length);
     },
-    (t, error) => {
-      failed.push({ name: t.name, error });
+    (t, error, cause) => {
+      // Masks and tables holding ±Inf are not weights: listed as skipped, not as failures (a NaN still fails).
+      const name = cause instanceof JobFailedError ? cause.remoteName : cause instanceof Error ? cause.name : '';
+      if (name === 'NonFiniteTensorError') skipped.push({ name: t.name, dtype: t.dtype, reason: `holds ±Inf (${error}): not a weight a quantizer converts` });
+      else failed.push({ name: t.name, error });
       done++;
     });
   assertSourceUnchanged(model);

@@ -31,7 +31,7 @@ export async function eachTensorJob<R>(
   outer: AbortSignal | undefined,
   one: (t: TensorInfo, signal: AbortSignal) => Promise<R>,
   onResult: (t: TensorInfo, r: R) => void,
-  onFailure: (t: TensorInfo, error: string) => void,
+  onFailure: (t: TensorInfo, error: string, cause: unknown) => void,
 ): Promise<void> {
   await siblingJobs(what, outer, tensors.map((t) => async (signal: AbortSignal) => {
     let r: R;
@@ -39,7 +39,7 @@ export async function eachTensorJob<R>(
       r = await one(t, signal);
     } catch (e) {
       if (signal.aborted || e instanceof CancelledError) throw e;
-      onFailure(t, e instanceof Error ? e.message : String(e));
+      onFailure(t, e instanceof Error ? e.message : String(e), e);
       return;
     }
     onResult(t, r);
