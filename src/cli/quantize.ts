@@ -5,43 +5,28 @@
  * input (file, plan, data, budget), 2 usage, 3 verification failed (nothing
  * kept), 130 cancelled (nothing kept).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CliCommand, OptionSpec, ParsedArgs } from './command';
 import { EXIT, UsageError } from './exitCodes';
 import type { CliIO } from './io';
 import { ConvertInputError, QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
-import type { Feeds } from '../runtime/ortRun';
+import type { Feed, Feeds } from '../runtime/ortRun';
+import { openModel } from '../formats/index';
+import { modelCalib } from '../pipelines/evaluate';
 
-/** Calibration inputs from a JSON file: an array of feeds keyed by the model's input names. */
-export function readJsonFeeds(file: string): Feeds[] {
-  let raw: unknown;
+/**
+ * Calibration inputs through the one data layer (src/runtime/calibData.ts):
+ * .npy, .npz, .json, .txt (byte windows for byte-level models) or a folder.
+ */
+export function loadCalibration(source: string, calib: string, samples: number): Feeds[] {
+  const model = openModel(source);
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ConvertInputError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+    const set = modelCalib(model, calib, { samples });
+    // Each sample is one feed: GPTQ/AWQ accumulate over them, verification runs the first few.
+    return set.samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as Feed['data'], dims: t.dims, type: t.dtype }])));
+  } finally {
+    model.close();
   }
-  if (!Array.isArray(raw) || raw.length === 0) throw new ConvertInputError(`${file}: calibration data must be a non-empty JSON array of feeds`);
-  const ctor: Record<string, (a: number[]) => Feeds[string]['data']> = {
-    float32: (a) => Float32Array.from(a), int64: (a) => BigInt64Array.from(a.map((x) => BigInt(Math.trunc(x)))), int32: (a) => Int32Array.from(a),
-    uint8: (a) => Uint8Array.from(a), int8: (a) => Int8Array.from(a), float64: (a) => Float64Array.from(a),
-  };
-  return raw.map((feed, i) => {
-    if (typeof feed !== 'object' || feed === null || Array.isArray(feed)) throw new ConvertInputError(`${file}: feed ${i} must be an object of input name → tensor`);
-    const out: Feeds = {};
-    for (const [name, t] of Object.entries(feed as Record<string, unknown>)) {
-      const v = t as { dims?: unknown; data?: unknown; type?: unknown };
-      const type = typeof v.type === 'string' ? v.type : 'float32';
-      if (!Array.isArray(v.dims) || !v.dims.every((d) => Number.isInteger(d) && d >= 0)) throw new ConvertInputError(`${file}: feed ${i} input '${name}': dims must be an array of non-negative integers`);
-      if (!Array.isArray(v.data) || !v.data.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new ConvertInputError(`${file}: feed ${i} input '${name}': data must be an array of finite numbers`);
-      const n = (v.dims as number[]).reduce((a, b) => a * b, 1);
-      if (v.data.length !== n) throw new ConvertInputError(`${file}: feed ${i} input '${name}': dims [${v.dims.join(', ')}] hold ${n} values, data has ${v.data.length}`);
-      const make = ctor[type];
-      if (!make) throw new ConvertInputError(`${file}: feed ${i} input '${name}': type '${type}' (known: ${Object.keys(ctor).join(', ')})`);
-      out[name] = { data: make(v.data as number[]), dims: v.dims as number[], type };
-    }
-    return out;
-  });
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -55,7 +40,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'accuracy-level', value: 'N', int: { min: 0, max: 4 }, help: 'MatMulNBits accuracy_level' },
   { name: 'algo', value: 'ALGO', choices: ['rtn', 'gptq', 'awq'], help: 'rounding algorithm (gptq and awq need --calib)' },
   { name: 'act-order', help: 'GPTQ: columns by decreasing activation energy (writes g_idx)' },
-  { name: 'calib', value: 'FILE.json', help: 'calibration inputs: a JSON array of {"<input>": {"dims": [...], "data": [...], "type": "int64"|"float32"|...}}' },
+  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ and for the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (byte windows, byte-level models) or a folder of them' },
+  { name: 'samples', value: 'N', int: { min: 1, max: 100_000 }, help: 'calibration samples to use (default 32)' },
   { name: 'exclude', value: 'REGEX', help: 'leave tensors or nodes whose name matches as they are' },
   { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K' },
   { name: 'tensor-type', value: 'REGEX=TYPE', repeat: true, help: 'gguf: per-tensor override, as llama-quantize (repeatable)' },
@@ -118,7 +104,7 @@ export function quantizeRequest(args: ParsedArgs): ConvertRequest {
   if (bpw !== undefined) req.budget = { bitsPerWeight: bpw };
   if (mb !== undefined) req.budget = { bytes: Math.round(mb * 1e6) };
   if (typeof o['plan-out'] === 'string') req.planOut = path.resolve(o['plan-out']);
-  if (typeof o.calib === 'string') req.calibration = readJsonFeeds(path.resolve(o.calib));
+  if (typeof o.calib === 'string') req.calibration = loadCalibration(source, path.resolve(o.calib), typeof o.samples === 'number' ? o.samples : 32);
   return req;
 }
 

@@ -60,6 +60,20 @@ describe('CLI quantize (dist/cli.js as a child process)', function () {
     assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('partial')), []);
   });
 
+  it('--calib through the data layer: GPTQ on byte windows of real text, and the output comparison says it ran on calibration data', async () => {
+    const out = path.join(dir, 'tiny.gptq.onnx');
+    const calib = path.join(ROOT, 'test', 'fixtures', 'tiny-transformer', 'calibration.txt');
+    const r = await cli(['quantize', TINY, '-o', out, '--target', 'onnx-int4', '--algo', 'gptq', '--block-size', '32', '--calib', calib, '--samples', '16', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const rep = JSON.parse(r.out);
+    assert.equal(rep.settings.algo, 'gptq');
+    assert.ok(rep.tensors.every((t: { choice: string }) => /gptq/.test(t.choice)), JSON.stringify(rep.tensors.map((t: { choice: string }) => t.choice)));
+    assert.equal(rep.verification.runtime.data, 'calibration');
+    const missing = await cli(['quantize', TINY, '-o', path.join(dir, 'x.onnx'), '--target', 'onnx-int4', '--algo', 'gptq', '--calib', path.join(dir, 'nope.npy')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /nope\.npy/);
+  });
+
   it('onnx-qdq on PP-OCR cls (weights in Constant nodes): human report names what was measured and on what data', async () => {
     const out = path.join(dir, 'cls.qdq.onnx');
     const r = await cli(['quantize', CLS, '-o', out, '--target', 'onnx-qdq']);
