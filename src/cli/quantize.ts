@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { CliCommand, OptionSpec, ParsedArgs } from './command';
 import { EXIT, UsageError } from './exitCodes';
 import type { CliIO } from './io';
-import { ConvertInputError, QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
+import { QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
 import type { Feed, Feeds } from '../runtime/ortRun';
 import { openModel } from '../formats/index';
 import { modelCalib } from '../pipelines/evaluate';
