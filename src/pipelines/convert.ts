@@ -25,7 +25,7 @@ import { configsFor, nbitsChoice, parsePlan, planChoice, targetBytes, type Plan,
 import { budgetPlan, type Budget, type BudgetPlanResult } from '../analysis/budgetPlan';
 import { isAnalysable } from '../analysis/tensorSource';
 import { analyseSensitivity } from './analyseSensitivity';
-import { convertOnnx, type ConvertOnnxOptions, type OnnxAlgo, type TensorChoice } from './convertOnnx';
+import { convertOnnx, type ConvertOnnxOptions, type TensorChoice } from './convertOnnx';
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
 import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
@@ -70,18 +70,14 @@ export function defaultOutputPath(source: string, target: ConvertTarget, o: { bi
   }
 }
 
-export interface ConvertRequest {
+/** The ONNX converter's settings a request passes through unchanged (documented on ConvertOnnxOptions). */
+const ONNX_SETTINGS = ['bits', 'blockSize', 'symmetric', 'accuracyLevel', 'algo', 'actOrder'] as const;
+
+export interface ConvertRequest extends Pick<ConvertOnnxOptions, (typeof ONNX_SETTINGS)[number]> {
   source: string;
   output: string;
   target: ConvertTarget;
   overwrite?: boolean;
-  /** onnx-int4: 2, 4 (default) or 8; onnx-qdq: 8 (default) or 4. */
-  bits?: 2 | 4 | 8;
-  blockSize?: number;
-  symmetric?: boolean;
-  accuracyLevel?: number;
-  algo?: OnnxAlgo;
-  actOrder?: boolean;
   /** Model inputs for GPTQ/AWQ calibration and for the output comparison. */
   calibration?: Feeds[];
   /** Tensors or nodes whose name matches are left as they are. */
@@ -259,12 +255,7 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
 async function runOnnx(req: ConvertRequest, source: string, output: string, model: ModelFile, plan: Plan | undefined, run: { onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal }, settings: Record<string, unknown>): Promise<ConvertReport> {
   const target = req.target as Exclude<ConvertTarget, 'gguf'>;
   const opts: ConvertOnnxOptions = { target };
-  if (req.bits !== undefined) opts.bits = req.bits;
-  if (req.blockSize !== undefined) opts.blockSize = req.blockSize;
-  if (req.symmetric !== undefined) opts.symmetric = req.symmetric;
-  if (req.accuracyLevel !== undefined) opts.accuracyLevel = req.accuracyLevel;
-  if (req.algo) opts.algo = req.algo;
-  if (req.actOrder) opts.actOrder = true;
+  Object.assign(opts, Object.fromEntries(ONNX_SETTINGS.filter((k) => req[k] !== undefined).map((k) => [k, req[k]])));
   if (req.calibration) opts.calibration = req.calibration;
   if (req.exclude) opts.exclude = req.exclude;
   if (plan) opts.plan = onnxPlan(plan, model, target);

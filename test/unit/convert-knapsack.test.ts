@@ -12,18 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { convert } from '../../src/pipelines/convert';
 import { WorkerPool } from '../../src/jobs/pool';
-import type { Feeds } from '../../src/runtime/ortRun';
+import { windows } from './tinyTransformer';
 
 const FIX = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'tiny-transformer');
 const MODEL = path.join(FIX, 'tiny-transformer.onnx');
-
-function windows(file: string, n: number, T = 64): Feeds {
-  const b = fs.readFileSync(file);
-  const m = Math.min(n, Math.floor(b.length / T));
-  const ids = new BigInt64Array(m * T);
-  for (let i = 0; i < m * T; i++) ids[i] = BigInt(b[i]);
-  return { input_ids: { data: ids, dims: [m, T] } };
-}
 
 describe('knapsack plan vs uniform of the same size (tiny transformer, ONNX Runtime, held-out text)', function () {
   this.timeout(300_000);

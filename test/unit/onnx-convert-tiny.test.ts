@@ -11,24 +11,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { convertOnnx, ConvertOnnxOptions } from '../../src/pipelines/convertOnnx';
 import { verifyOnnx, decodeStored, OutputComparison } from '../../src/pipelines/verifyOnnx';
-import { runOnnxInWorker, Feeds } from '../../src/runtime/ortRun';
+import { runOnnxInWorker } from '../../src/runtime/ortRun';
 import { openOnnx } from '../../src/formats/onnx/reader';
 import { randomTensor } from './quant-testUtil';
 import { assertUntouchedIdentical, node, vi, writeModel } from './onnx-testModels';
 import { f32ToF16, f16ToF32 } from '../../src/formats/dtypes';
+import { windows } from './tinyTransformer';
 
 const FIX = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'tiny-transformer');
 const MODEL = path.join(FIX, 'tiny-transformer.onnx');
-const T = 64;
-
-/** Consecutive T-byte windows of a text file as one int64 batch. */
-function windows(file: string, max: number): Feeds {
-  const b = fs.readFileSync(file);
-  const n = Math.min(max, Math.floor(b.length / T));
-  const ids = new BigInt64Array(n * T);
-  for (let i = 0; i < n * T; i++) ids[i] = BigInt(b[i]);
-  return { input_ids: { data: ids, dims: [n, T] } };
-}
 
 describe('ONNX conversion: tiny trained transformer', function () {
   this.timeout(300000);
