@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { codeServerEntry, startCodeServer } from './codeServer';
-import { quickOpen } from './ui';
+import { quickOpen } from './uiHelpers';
 
 const MAX_VSIX_BYTES = 60 * 1024 * 1024;
 
