@@ -340,13 +340,13 @@ const tests: UiTest[] = [
   },
 ];
 
-export async function runUiTests(ctx: Ctx): Promise<{ passed: number; failed: number }> {
+export async function runUiTests(ctx: Ctx, only?: RegExp): Promise<{ passed: number; failed: number }> {
   let passed = 0;
   let failed = 0;
   const page = await ctx.browser.newPage({ viewport: { width: 1400, height: 900 } });
   try {
     await page.goto(workbenchUrl(ctx.server, ctx.workspace, ctx.root));
-    for (const t of [...tests, ...viewUiTests]) {
+    for (const t of [...tests, ...viewUiTests].filter((x) => !only || only.test(x.name))) {
       const t0 = Date.now();
       try {
         await t.fn(page, ctx);
