@@ -13,15 +13,17 @@ import { QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertRepor
 import type { Feed, Feeds } from '../runtime/ortRun';
 import { openModel } from '../formats/index';
 import { modelCalib } from '../pipelines/evaluate';
+import type { CalibOptions } from '../runtime/calibData';
+import { DATA_OPTIONS, dataOptions } from './runtimeArgs';
 
 /**
  * Calibration inputs through the one data layer (src/runtime/calibData.ts):
  * .npy, .npz, .json, .txt (byte windows for byte-level models) or a folder.
  */
-export function loadCalibration(source: string, calib: string, samples: number): Feeds[] {
+export function loadCalibration(source: string, calib: string, samples: number, data: Pick<CalibOptions, 'image' | 'tokenizer'> = {}): Feeds[] {
   const model = openModel(source);
   try {
-    const set = modelCalib(model, calib, { samples });
+    const set = modelCalib(model, calib, { samples, ...data });
     // Each sample is one feed: GPTQ/AWQ accumulate over them, verification runs the first few.
     return set.samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as Feed['data'], dims: t.dims, type: t.dtype }])));
   } finally {
@@ -40,8 +42,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'accuracy-level', value: 'N', int: { min: 0, max: 4 }, help: 'MatMulNBits accuracy_level' },
   { name: 'algo', value: 'ALGO', choices: ['rtn', 'gptq', 'awq'], help: 'rounding algorithm (gptq and awq need --calib)' },
   { name: 'act-order', help: 'GPTQ: columns by decreasing activation energy (writes g_idx)' },
-  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ and for the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (byte windows, byte-level models) or a folder of them' },
+  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ and for the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (tokenized, or byte windows), .png/.jpg images, or a folder of them' },
   { name: 'samples', value: 'N', int: { min: 1, max: 100_000 }, help: 'calibration samples to use (default 32)' },
+  ...DATA_OPTIONS,
   { name: 'exclude', value: 'REGEX', help: 'leave tensors or nodes whose name matches as they are' },
   { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K' },
   { name: 'tensor-type', value: 'REGEX=TYPE', repeat: true, help: 'gguf: per-tensor override, as llama-quantize (repeatable)' },
@@ -104,7 +107,7 @@ export function quantizeRequest(args: ParsedArgs): ConvertRequest {
   if (bpw !== undefined) req.budget = { bitsPerWeight: bpw };
   if (mb !== undefined) req.budget = { bytes: Math.round(mb * 1e6) };
   if (typeof o['plan-out'] === 'string') req.planOut = path.resolve(o['plan-out']);
-  if (typeof o.calib === 'string') req.calibration = loadCalibration(source, path.resolve(o.calib), typeof o.samples === 'number' ? o.samples : 32);
+  if (typeof o.calib === 'string') req.calibration = loadCalibration(source, path.resolve(o.calib), typeof o.samples === 'number' ? o.samples : 32, dataOptions(o, source));
   return req;
 }
 

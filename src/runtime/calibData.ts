@@ -19,6 +19,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unzipSync } from 'fflate';
 import { FormatError } from '../formats/types';
+import { type ImageOptions, imageHeaderSize, imageTensor, isImageFile, planImageInput, resolveSize } from './calibImages';
+import { loadTokenizer, tokenizeText } from './calibText';
 import type { DType } from '../formats/types';
 
 /** Element types the data layer feeds (onnxruntime-node's names). */
@@ -65,6 +67,10 @@ export interface CalibOptions {
   maxBytes?: number;
   /** `.txt` data: tokens per window (default: the input's fixed sequence length, else 64); windows do not overlap. */
   window?: number;
+  /** `.txt` data: the model's tokenizer.json; without it the text's UTF-8 bytes are the ids (byte-level models). */
+  tokenizer?: string;
+  /** PNG/JPEG data: size, normalisation, layout and channel order. */
+  image?: ImageOptions;
 }
 
 /** Symbolic dimensions default to 1 for the leading (batch) axis and to this elsewhere. */
@@ -334,6 +340,7 @@ function readFileSamples(file: string, inputs: InputSpec[], opts: CalibOptions):
   }
   if (ext === '.npz') return toSamples(parseNpz(fs.readFileSync(file), file, max), inputs, file, fixed);
   if (ext === '.txt') return textSamples(file, inputs, opts);
+  if (isImageFile(file)) return imageSamples([file], inputs, opts);
   if (ext === '.json') {
     if (size > 64 * 1024 * 1024) throw new FormatError(file, 'size', 'JSON calibration data is for tiny cases (over 64 MiB); use .npy/.npz');
     let v: unknown;
@@ -351,32 +358,82 @@ function readFileSamples(file: string, inputs: InputSpec[], opts: CalibOptions):
       return toSamples(arrays, inputs, file, fixed);
     });
   }
-  throw new FormatError(file, 'type', `not calibration data (expected .npy, .npz, .json, .txt or a folder of them)`);
+  throw new FormatError(file, 'type', `not calibration data (expected .npy, .npz, .json, .txt, .png, .jpg or a folder of them)`);
 }
 
+/** Integer inputs a language model takes beside its token ids, and what each window feeds them. */
+const COMPANIONS: Record<string, (n: number, i: number) => number> = {
+  attention_mask: () => 1,
+  position_ids: (_n, i) => i,
+  token_type_ids: () => 0,
+};
+
 /**
- * A text file for a byte-level model: its UTF-8 bytes are the token ids, cut
- * into non-overlapping windows of [1, window] fed to the model's one integer
- * input. (Models with a tokenizer.json need a tokenizer library: not yet.)
+ * A text file for a token-id model: tokenized with the model's
+ * tokenizer.json when one is given (else its UTF-8 bytes are the ids, for
+ * byte-level models), cut into non-overlapping windows of [1, window] fed
+ * to the ids input; attention_mask, position_ids and token_type_ids, when
+ * the model has them, get ones, 0..n-1 and zeros.
  */
 function textSamples(file: string, inputs: InputSpec[], opts: CalibOptions): Sample[] {
   const fixed = opts.fixed ?? {};
-  const ids = inputs.filter((i) => !fixed[i.name]);
+  const free = inputs.filter((i) => !fixed[i.name]);
+  const companions = free.filter((i) => COMPANIONS[i.name] && (feedDType(i.dtype) === 'int64' || feedDType(i.dtype) === 'int32'));
+  const ids = free.filter((i) => !companions.includes(i));
   const dt = ids.length === 1 ? feedDType(ids[0].dtype) : undefined;
   if (ids.length !== 1 || (dt !== 'int64' && dt !== 'int32')) {
-    throw new FormatError(file, 'inputs', `text data feeds one integer token-id input; the model has ${inputs.map((i) => `${i.name} (${i.dtype ?? '?'})`).join(', ')}`);
+    throw new FormatError(file, 'inputs', `text data feeds one integer token-id input (with attention_mask, position_ids, token_type_ids beside it); the model has ${inputs.map((i) => `${i.name} (${i.dtype ?? '?'})`).join(', ')}`);
   }
   const spec = ids[0];
   const seqDim = spec.shape?.[1];
   const window = opts.window ?? (typeof seqDim === 'number' && seqDim > 0 ? seqDim : 64);
-  const bytes = fs.readFileSync(file);
-  const samples: Sample[] = [];
-  for (let o = 0; o + window <= bytes.length; o += window) {
-    const chunk = bytes.subarray(o, o + window);
-    const data = dt === 'int64' ? BigInt64Array.from(chunk, (b) => BigInt(b)) : Int32Array.from(chunk);
-    samples.push({ ...fixed, [spec.name]: { dtype: dt, dims: [1, window], data } });
+  const maxWindows = opts.samples ?? Number.MAX_SAFE_INTEGER;
+  let tokens: ArrayLike<number>;
+  let vocab: number | undefined;
+  if (opts.tokenizer) {
+    const tok = loadTokenizer(opts.tokenizer);
+    tokens = tokenizeText(tok, fs.readFileSync(file, 'utf8'), Math.min(maxWindows * window, 1 << 26));
+    vocab = opts.intHigh?.[spec.name];
+  } else {
+    tokens = fs.readFileSync(file);
   }
-  if (!samples.length) throw new FormatError(file, 'size', `${bytes.length} bytes: shorter than one window of ${window}`);
+  const samples: Sample[] = [];
+  for (let o = 0; o + window <= tokens.length && samples.length < maxWindows; o += window) {
+    const chunk = Array.from({ length: window }, (_, k) => tokens[o + k]);
+    if (vocab !== undefined) {
+      const bad = chunk.find((t) => t >= vocab);
+      if (bad !== undefined) throw new FormatError(opts.tokenizer!, 'vocabulary', `token id ${bad} is outside the model's embedding table of ${vocab} rows: is this the model's tokenizer?`);
+    }
+    const toData = (f: (k: number) => number) => (dt === 'int64' ? BigInt64Array.from(chunk, (_, k) => BigInt(f(k))) : Int32Array.from(chunk, (_, k) => f(k)));
+    const sample: Sample = { ...fixed, [spec.name]: { dtype: dt, dims: [1, window], data: toData((k) => chunk[k]) } };
+    for (const c of companions) {
+      const cdt = feedDType(c.dtype) as 'int64' | 'int32';
+      const f = (k: number) => COMPANIONS[c.name](window, k);
+      sample[c.name] = { dtype: cdt, dims: [1, window], data: cdt === 'int64' ? BigInt64Array.from(chunk, (_, k) => BigInt(f(k))) : Int32Array.from(chunk, (_, k) => f(k)) };
+    }
+    samples.push(sample);
+  }
+  if (!samples.length) throw new FormatError(file, 'size', `${tokens.length} ${opts.tokenizer ? 'tokens' : 'bytes'}: shorter than one window of ${window}`);
+  return samples;
+}
+
+/** Image files → one sample each, every image resized to one size (resolved from the options, the input's dims, or the first image). */
+function imageSamples(files: string[], inputs: InputSpec[], opts: CalibOptions): Sample[] {
+  const io = opts.image ?? {};
+  const fixed = opts.fixed ?? {};
+  const plan = planImageInput(inputs, io, new Set(Object.keys(fixed)), files[0]);
+  let size: [number, number] | undefined;
+  const samples: Sample[] = [];
+  for (const f of files) {
+    if (!size) {
+      const head = imageHeaderSize(fs.readFileSync(f), f);
+      size = resolveSize(plan, head);
+    }
+    const data = imageTensor(f, plan, size, io);
+    const dims = plan.layout === 'nchw' ? [1, plan.channels, size[0], size[1]] : [1, size[0], size[1], plan.channels];
+    samples.push({ ...fixed, [plan.input.name]: { dtype: 'float32', dims, data } });
+    if (opts.samples && samples.length >= opts.samples) break;
+  }
   return samples;
 }
 
@@ -467,9 +524,12 @@ export function loadCalibData(dataPath: string | undefined, inputs: InputSpec[],
   if (!fs.existsSync(abs)) throw new Error(`${abs}: calibration data not found`);
   let samples: Sample[];
   if (fs.statSync(abs).isDirectory()) {
-    const files = fs.readdirSync(abs).filter((f) => /\.(npy|npz|json|txt)$/i.test(f)).sort();
-    if (!files.length) throw new Error(`${abs}: no .npy, .npz or .json files in this folder`);
-    samples = [];
+    const all = fs.readdirSync(abs).sort();
+    const images = all.filter((f) => isImageFile(f));
+    const files = all.filter((f) => /\.(npy|npz|json|txt)$/i.test(f));
+    if (!files.length && !images.length) throw new Error(`${abs}: no .npy, .npz, .json, .txt, .png or .jpg files in this folder`);
+    if (files.length && images.length) throw new Error(`${abs}: holds both images and arrays; keep one kind of data per folder`);
+    samples = images.length ? imageSamples(images.map((f) => path.join(abs, f)), inputs, opts) : [];
     for (const f of files) {
       samples.push(...readFileSamples(path.join(abs, f), inputs, opts));
       if (opts.samples && samples.length >= opts.samples) break;

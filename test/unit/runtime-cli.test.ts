@@ -59,4 +59,23 @@ describe('quantscope sensitivity / experiment (CLI)', function () {
     assert.equal(shape.code, 2);
     assert.match(shape.err, /--shape x=1x3xAx4: dimensions must be positive integers/);
   });
+
+  it('experiment on a folder of PNG images (resized, normalised): labelled real data; a bad --image-size is a usage error', async () => {
+    const { PNG } = require('pngjs') as typeof import('pngjs');
+    const dir = path.join(cache, 'images');
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 2; i++) {
+      const png = new PNG({ width: 120, height: 30 });
+      for (let p = 0; p < png.data.length; p++) png.data[p] = (p * (7 + i)) % 256 | (p % 4 === 3 ? 255 : 0);
+      fs.writeFileSync(path.join(dir, `img${i}.png`), PNG.sync.write(png));
+    }
+    const e = await capture(['experiment', cls, '--configs', 'int8-channel', '--calib', dir, '--mean', '0.5', '--std', '0.5', '--image-size', '48x192', '--json']);
+    assert.equal(e.code, 0, e.err);
+    const r = JSON.parse(e.out) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(r.data, 'real');
+    assert.equal(r.samples, 2);
+    const bad = await capture(['experiment', cls, '--configs', 'int8-channel', '--calib', dir, '--image-size', '48']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--image-size expects HxW/);
+  });
 });
