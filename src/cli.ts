@@ -127,7 +127,45 @@ function processEnvironment(): CliEnvironment {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env };
 }
 
-if (require.main === module) {
+/**
+ * Under an address-space limit (`ulimit -v`, `prlimit --as`), V8 cannot
+ * reserve the guard regions its WebAssembly memories use by default, and
+ * every kernel would fail. Such a process runs the CLI again in a child
+ * with explicit bounds checks (same numbers, no reservation), in its own
+ * process group so that each Ctrl+C or SIGTERM reaches it exactly once,
+ * forwarded from here; the child's exit code or signal is this process's.
+ */
+function addressSpaceLimited(): boolean {
+  try {
+    const m = /^Max address space\s+(\S+)/m.exec(require('node:fs').readFileSync('/proc/self/limits', 'utf8') as string);
+    return !!m && m[1] !== 'unlimited';
+  } catch {
+    return false;
+  }
+}
+
+const NO_TRAP_HANDLER = '--disable-wasm-trap-handler';
+
+function runBoundsChecked(): void {
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  const child = spawn(process.execPath, [...process.execArgv, NO_TRAP_HANDLER, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
+  const forward = (sig: NodeJS.Signals) => { try { child.kill(sig); } catch { /* gone */ } };
+  process.on('SIGINT', () => forward('SIGINT'));
+  process.on('SIGTERM', () => forward('SIGTERM'));
+  child.on('error', (e) => { process.stderr.write(`quantscope: could not start: ${e.message}\n`); process.exitCode = EXIT.badInput; });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+      return;
+    }
+    process.exitCode = code ?? EXIT.badInput;
+  });
+}
+
+if (require.main === module && addressSpaceLimited() && !process.execArgv.includes(NO_TRAP_HANDLER)) {
+  runBoundsChecked();
+} else if (require.main === module) {
   const controller = new AbortController();
   let signalled = 0;
   let lastSignal: 'SIGINT' | 'SIGTERM' | undefined;

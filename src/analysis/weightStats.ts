@@ -118,9 +118,19 @@ export function arraySource(data: Float32Array): ChunkSource {
   };
 }
 
-/** The statistics kernel of an implementation ('auto' is the WebAssembly one: it covers every pass). */
+/**
+ * The statistics kernel of an implementation ('auto' is the WebAssembly one:
+ * it covers every pass; where no WebAssembly memory can be had, e.g. under
+ * an address-space limit, its TypeScript twin: slower, the same numbers).
+ */
 export function makeKernel(impl: Impl, capacity: number): StatsKernel {
-  return impl === 'ref' ? new StatsKernelRef(capacity) : new WasmKernel(capacity);
+  if (impl === 'ref') return new StatsKernelRef(capacity);
+  if (impl === 'wasm') return new WasmKernel(capacity);
+  try {
+    return new WasmKernel(capacity);
+  } catch {
+    return new StatsKernelRef(capacity);
+  }
 }
 
 /** Called between chunks; throw to abandon the pass (cancellation). */

@@ -82,7 +82,8 @@ async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<nu
         io.progressDone();
         await pool.close();
       }
-      try { cache?.store(model.files, settings, result); } catch (e) {
+      // As in the inspector, a pass with failed tensors is not cached: the cause may be this run's (memory, limits), not the file's.
+      if (result.failed.length === 0) try { cache?.store(model.files, settings, result); } catch (e) {
         io.note(`quantscope stats: ${io.paint(33, 'warning')}: could not write the cache: ${e instanceof Error ? e.message : String(e)}`);
       }
     }

@@ -124,6 +124,11 @@ export function planImageInput(inputs: InputSpec[], opts: ImageOptions, fixedNam
   const channels = cDim === 1 ? 1 : 3;
   if (typeof cDim === 'number' && cDim !== 1 && cDim !== 3) throw new FormatError(where, 'inputs', `input '${input.name}' has ${cDim} channels in ${layout.toUpperCase()}; images give 1 or 3 (set --layout)`);
   const [hd, wd] = layout === 'nchw' ? [s[2], s[3]] : [s[1], s[2]];
+  for (const [i, d, what] of [[0, hd, 'height'], [1, wd, 'width']] as const) {
+    if (opts.size && typeof d === 'number' && d > 0 && opts.size[i] !== d) {
+      throw new FormatError(where, 'inputs', `input '${input.name}' is [${s.join(',')}]: --image-size ${opts.size.join('x')} in ${layout.toUpperCase()} contradicts its fixed ${what} ${d}`);
+    }
+  }
   const h = opts.size?.[0] ?? (typeof hd === 'number' && hd > 0 ? hd : undefined);
   const w = opts.size?.[1] ?? (typeof wd === 'number' && wd > 0 ? wd : undefined);
   return { input, layout, channels, h, w };

@@ -7,6 +7,7 @@ import * as zlib from 'node:zlib';
 import { loadCalibData, parseNpy, type InputSpec } from '../../src/runtime/calibData';
 import { decodeImage, imageHeaderSize } from '../../src/runtime/calibImages';
 import { loadTokenizer } from '../../src/runtime/calibText';
+import { pngWith } from './pngBytes';
 
 const PY = '/usr/bin/python3';
 function python(code: string, ...args: string[]): string {
@@ -15,23 +16,6 @@ function python(code: string, ...args: string[]): string {
   return r.stdout;
 }
 const havePil = spawnSync(PY, ['-c', 'import PIL, torch, numpy']).status === 0;
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const b = Buffer.alloc(12 + data.length);
-  b.writeUInt32BE(data.length, 0);
-  b.write(type, 4, 'latin1');
-  data.copy(b, 8);
-  b.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0, 8 + data.length);
-  return b;
-}
-function pngWith(width: number, height: number, idat: Buffer): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))]);
-}
 
 describe('runtime calibration data: images and tokenized text', function () {
   this.timeout(120_000);

@@ -1,6 +1,6 @@
 /** Weight statistics jobs: a whole tensor, or one range of a pass when the pool splits a big tensor. */
-import { StatsKernel, WasmKernel } from '../../kernels/statsKernel';
-import { ChunkHook, ChunkSource, analyseSource, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, ResolvedStatsOptions } from '../../analysis/weightStats';
+import type { StatsKernel } from '../../kernels/statsKernel';
+import { ChunkHook, ChunkSource, analyseSource, makeKernel, arraySource, channelLayout, isRaw16, resolveOptions, runCodes, runPass1, runPass2, ResolvedStatsOptions } from '../../analysis/weightStats';
 import { tensorSource } from '../../analysis/tensorSource';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
@@ -11,7 +11,7 @@ type StatsJob = Extract<JobRequest, { kind: 'analyse' | 'pass1' | 'pass2' | 'cod
 let kernel: StatsKernel | undefined;
 
 function kernelFor(o: ResolvedStatsOptions): StatsKernel {
-  if (!kernel || kernel.capacity < o.chunkElements) kernel = new WasmKernel(Math.max(o.chunkElements, 65536));
+  if (!kernel || kernel.capacity < o.chunkElements) kernel = makeKernel('auto', Math.max(o.chunkElements, 65536));
   return kernel;
 }
 
