@@ -23,7 +23,7 @@ export function renderExperiment(e: Experiment): string {
   }
   return [
     table(rows), '',
-    `measured on ${e.samples} ${e.data} samples (${e.dataSource})${e.data === 'synthetic' ? ': SYNTHETIC data, pass --calib for real inputs' : ''}; float model ${(e.results[0]?.floatBytes / 1e6).toFixed(2)} MB`,
+    `measured on ${e.samples} ${e.data} samples (${e.dataSource})${e.data === 'synthetic' ? ': SYNTHETIC data, pass --calib for real inputs' : ''} on ${e.provider}${e.providerNote ? ` (${e.providerNote})` : ''}; float model ${(e.results[0]?.floatBytes / 1e6).toFixed(2)} MB`,
   ].join('\n');
 }
 
@@ -36,7 +36,7 @@ async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<nu
     const pool = new WorkerPool({ size: ra.threads });
     let e: Experiment;
     try {
-      e = await runExperiment(model, ra.calib, { pool, configs, batch: ra.batch, calibrator: ra.calibrator, exact: ra.exact, signal });
+      e = await runExperiment(model, ra.calib, { pool, configs, batch: ra.batch, calibrator: ra.calibrator, exact: ra.exact, provider: ra.provider, signal });
     } finally { await pool.close(); }
     if (args.options.json) await io.json(EXPERIMENT_SCHEMA, e);
     else await io.line(renderExperiment(e));

@@ -63,6 +63,7 @@ export const RUNTIME_OPTIONS: readonly OptionSpec[] = [
   { name: 'batch', value: 'N', int: { min: 1, max: 4096 }, help: 'samples per session run (default 4)' },
   { name: 'threads', value: 'N', int: { min: 1, max: 1024 }, help: 'worker threads (default: number of cores)' },
   { name: 'calibrator', value: 'NAME', choices: ['minmax', 'mse'], help: 'weight ranges of the quantized weights (default minmax)' },
+  { name: 'provider', value: 'EP', help: 'onnxruntime-node execution provider: cpu (default), cuda, webgpu, tensorrt, dml, coreml where this build offers it; one that cannot start falls back to CPU, said so' },
   { name: 'exact', help: 'session settings bit-identical to the original model (slower)' },
   { name: 'json', help: 'print the full result as JSON' },
 ];
@@ -91,6 +92,7 @@ export interface RuntimeArgs {
   threads?: number;
   calibrator?: CalibratorName;
   exact: boolean;
+  provider?: string;
 }
 
 /** Parse the shared flags and load the data for this model (errors name the flag or the file). */
@@ -118,6 +120,7 @@ export function runtimeArgs(model: ModelFile, flags: Flags): RuntimeArgs {
     threads: posInt(flags.threads, 'threads'),
     calibrator: cal as CalibratorName | undefined,
     exact: !!flags.exact,
+    provider: typeof flags.provider === 'string' ? flags.provider : undefined,
   };
 }
 

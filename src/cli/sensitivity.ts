@@ -23,7 +23,7 @@ export function renderSensitivity(r: RuntimeSensitivity): string {
   lines.push('additivity (whole model quantized uniformly):');
   lines.push(table([['config', 'predicted (sum)', 'measured', 'measured/predicted'], ...r.additivity.map((a) => [a.config, fmt(a.predicted), fmt(a.measured), fmt(a.ratio)])]));
   lines.push('');
-  lines.push(`measured on ${r.samples} ${r.data} samples (${r.dataSource})${r.data === 'synthetic' ? ': SYNTHETIC data, pass --calib for real inputs' : ''}`);
+  lines.push(`measured on ${r.samples} ${r.data} samples (${r.dataSource})${r.data === 'synthetic' ? ': SYNTHETIC data, pass --calib for real inputs' : ''} on ${r.provider}${r.providerNote ? ` (${r.providerNote})` : ''}`);
   lines.push(`${r.weights.length} weights × ${r.configs.length} configs in ${r.seconds.toFixed(1)} s${r.cached ? ' (cached)' : ''}`);
   return lines.join('\n');
 }
@@ -37,7 +37,7 @@ async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<nu
     let r: RuntimeSensitivity;
     try {
       r = await runtimeSensitivity(model, ra.calib, {
-        pool, configs, batch: ra.batch, calibrator: ra.calibrator, exact: ra.exact, signal,
+        pool, configs, batch: ra.batch, calibrator: ra.calibrator, exact: ra.exact, provider: ra.provider, signal,
         cacheDir: args.options['no-cache'] ? undefined : typeof args.options['cache-dir'] === 'string' ? args.options['cache-dir'] : defaultCliCacheDir(),
         onProgress: (d, t) => io.progress(`sensitivity: ${d}/${t}`, d === t),
       });

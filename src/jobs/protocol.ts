@@ -36,11 +36,11 @@ export type JobRequest =
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
   | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
   /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
-  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; reference?: 'suffix' | 'capture' }
+  | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string; reference?: 'suffix' | 'capture' }
   /** Whole-model variants (a config per weight, null = float) compared with the float model. */
-  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
+  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string }
   /** Activation histograms and per-channel maxima over some feeds. */
-  | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean }
+  | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean; provider?: string }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */

@@ -18,7 +18,7 @@ import { CalibOptions, CalibSet, InputSpec, loadCalibData, Sample } from '../run
 import { ActivationCollector, activationRanges, ActivationState } from '../runtime/activations';
 import type { OutputMetrics } from '../runtime/outputMetrics';
 import type { ChunkResult, SensWeight, VariantResult, WeightEffect } from '../runtime/sensitivity';
-import { batchSamples } from '../runtime/session';
+import { type ProviderChoice, batchSamples, resolveProvider } from '../runtime/session';
 import { CancelledError } from '../jobs/cancel';
 import type { WorkerPool } from '../jobs/pool';
 import { fileIdentity } from './statsCache';
@@ -72,6 +72,8 @@ export interface RunSettings {
   calibrator?: CalibratorName;
   /** EXACT session settings (bit-identical to the original model, slower). */
   exact?: boolean;
+  /** onnxruntime-node execution provider (default cpu); one that cannot run here falls back to CPU, said so in the result. */
+  provider?: string;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
   /** Results cache directory (none when absent). */
@@ -79,6 +81,9 @@ export interface RunSettings {
 }
 
 interface DataLabel {
+  /** The execution provider the measurements ran on, and why it is not the one asked for. */
+  provider: string;
+  providerNote?: string;
   /** Labels every result: 'synthetic' data says nothing about the real inputs' behaviour. */
   data: 'real' | 'synthetic';
   dataSource: string;
@@ -86,8 +91,8 @@ interface DataLabel {
   samples: number;
 }
 
-function label(set: CalibSet): DataLabel {
-  return { data: set.synthetic ? 'synthetic' : 'real', dataSource: set.source, dataHash: set.hash, samples: set.samples.length };
+function label(set: CalibSet, ep: ProviderChoice): DataLabel {
+  return { provider: ep.provider, ...(ep.note ? { providerNote: ep.note } : {}), data: set.synthetic ? 'synthetic' : 'real', dataSource: set.source, dataHash: set.hash, samples: set.samples.length };
 }
 
 function cacheKey(model: ModelFile, set: CalibSet, what: string, settings: unknown): string {
@@ -150,13 +155,14 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   reference?: 'suffix' | 'capture';
 }): Promise<RuntimeSensitivity> {
   const t0 = Date.now();
+  const ep = await resolveProvider(opts.provider);
   const configs = opts.configs ?? DEFAULT_RUNTIME_CONFIGS;
   for (const c of configs) configById(c);
   const weights = opts.weights ?? runtimeWeights(model);
   const additivity = opts.additivity ?? configs;
   const calibrator = opts.calibrator ?? 'minmax';
   const batch = opts.batch ?? 4;
-  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'suffix' };
+  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'suffix', provider: ep.provider };
   const key = cacheKey(model, set, 'sensitivity', settings);
   const hit = cacheRead<RuntimeSensitivity>(opts.cacheDir, key);
   if (hit) return { ...reviveInfinity(hit), cached: true };
@@ -169,11 +175,11 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const progress = new Array<number>(nChunks + 1).fill(0);
   const report = () => opts.onProgress?.(progress.reduce((a, b) => a + b, 0), total);
   const jobs = chunks.map((chunk, ci) => (signal: AbortSignal) => opts.pool.run(
-    { kind: 'runtimeSensitivity', model: model.path, weights: chunk, configs, feeds, calibrator, exact: opts.exact, reference: opts.reference },
+    { kind: 'runtimeSensitivity', model: model.path, weights: chunk, configs, feeds, calibrator, exact: opts.exact, provider: ep.provider, reference: opts.reference },
     { signal, onProgress: (d) => { progress[ci] = d; report(); } },
   ));
   const variantJobs = additivity.map((c, i) => (signal: AbortSignal) => opts.pool.run(
-    { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact },
+    { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
     { signal, onProgress: () => { progress[nChunks] = i + 1; report(); } },
   ));
   type Part = { chunk: ChunkResult } | { variants: VariantResult[] };
@@ -188,7 +194,7 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
     if ('chunk' in r) { totalNodes = r.chunk.totalNodes; for (const w of r.chunk.weights) byKey.set(`${w.graph}|${w.name}`, w); } else for (const v of r.variants) measuredWhole.set(v.id, v.effect);
   }
   const out: RuntimeSensitivity = {
-    ...label(set), file: model.path, kind: 'measured', configs, calibrator, totalNodes,
+    ...label(set, ep), file: model.path, kind: 'measured', configs, calibrator, totalNodes,
     weights: weights.map((w) => {
       const e = byKey.get(`${w.graph}|${w.name}`)!;
       return { name: w.name, graph: w.graph, shape: w.shape, suffixNodes: e.suffixNodes, configs: e.configs };
@@ -227,6 +233,7 @@ export interface Experiment extends DataLabel {
 /** Evaluate K whole-model configs (uniform: every weight under one config), split over the workers. */
 export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSettings & { configs: string[]; weights?: SensWeight[] }): Promise<Experiment> {
   const t0 = Date.now();
+  const ep = await resolveProvider(opts.provider);
   for (const c of opts.configs) configById(c);
   const weights = opts.weights ?? runtimeWeights(model);
   const calibrator = opts.calibrator ?? 'minmax';
@@ -235,7 +242,7 @@ export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSe
   const weightBytes = new Map(model.tensors.map((t) => [`${t.graph ?? 'main'}|${t.name}`, t]));
   let done = 0;
   const res = await allJobs(`experiment on ${model.path}`, opts.signal, opts.configs.map((c) => (signal: AbortSignal) => opts.pool.run(
-    { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact },
+    { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
     { signal },
   ).then((r) => { opts.onProgress?.(++done, opts.configs.length); return r[0]; })));
   const results = res.map((r) => {
@@ -247,7 +254,7 @@ export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSe
     }
     return { config: r.id, bytes, floatBytes, outputs: r.outputs, effect: r.effect, seconds: r.seconds };
   });
-  return { ...label(set), file: model.path, kind: 'measured', calibrator, results, seconds: (Date.now() - t0) / 1000 };
+  return { ...label(set, ep), file: model.path, kind: 'measured', calibrator, results, seconds: (Date.now() - t0) / 1000 };
 }
 
 export interface ModelActivations extends DataLabel {
@@ -259,16 +266,17 @@ export interface ModelActivations extends DataLabel {
 /** Activation histograms of every activation (or `names`), batches split over the workers and merged exactly. */
 export async function modelActivations(model: ModelFile, set: CalibSet, opts: RunSettings & { names?: string[]; bins?: number }): Promise<ModelActivations> {
   const t0 = Date.now();
+  const ep = await resolveProvider(opts.provider);
   // Batch 1 by default: every activation is an output, so a batch's outputs are all allocated at once (200 MB per PP-OCR rec sample).
   const { feeds } = batchSamples(set.samples, batchableInputs(model), opts.batch ?? 1);
   const parts = Math.max(1, Math.min(feeds.length, opts.pool.size));
   const split: Sample[][] = Array.from({ length: parts }, () => []);
   feeds.forEach((f, i) => split[i % parts].push(f));
   const states = await allJobs(`activations of ${model.path}`, opts.signal, split.map((fs_) => (signal: AbortSignal) =>
-    opts.pool.run({ kind: 'runtimeActivations', model: model.path, feeds: fs_, names: opts.names, bins: opts.bins, exact: opts.exact }, { signal })));
+    opts.pool.run({ kind: 'runtimeActivations', model: model.path, feeds: fs_, names: opts.names, bins: opts.bins, exact: opts.exact, provider: ep.provider }, { signal })));
   const col = new ActivationCollector(opts.bins ?? 2048);
   for (const s of states) col.merge(s);
-  return { ...label(set), file: model.path, states: col.states(), seconds: (Date.now() - t0) / 1000 };
+  return { ...label(set, ep), file: model.path, states: col.states(), seconds: (Date.now() - t0) / 1000 };
 }
 
 export { activationRanges };

@@ -41,6 +41,52 @@ export const EXACT: SessionOptions = { optimization: 'disabled', prepack: false 
  */
 export const FAST: SessionOptions = { optimization: 'all', prepack: false };
 
+/** The execution provider a run uses, and why it is not the one asked for. */
+export interface ProviderChoice { provider: string; note?: string }
+
+const providerChecks = new Map<string, Promise<ProviderChoice>>();
+
+/** A one-node model (Identity on float [1]) that any provider must run: the probe of whether it works here. */
+function probeModel(): Uint8Array {
+  const { onnxRoot } = require('../formats/onnx/reader') as typeof import('../formats/onnx/reader');
+  const T = onnxRoot().lookupType('onnx.ModelProto');
+  const vi = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } });
+  const m = T.fromObject({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'probe', node: [{ opType: 'Identity', input: ['x'], output: ['y'] }], input: [vi('x')], output: [vi('y')] },
+  });
+  return T.encode(m).finish();
+}
+
+/**
+ * Whether onnxruntime-node runs `name` here: listed by this build and able to
+ * create a session. Otherwise CPU, with the reason in `note` (every result
+ * carries it). Checked once per process.
+ */
+export function resolveProvider(name: string | undefined): Promise<ProviderChoice> {
+  const want = (name ?? 'cpu').toLowerCase();
+  if (want === 'cpu') return Promise.resolve({ provider: 'cpu' });
+  let p = providerChecks.get(want);
+  if (!p) {
+    p = (async (): Promise<ProviderChoice> => {
+      const o = ort() as Ort & { listSupportedBackends?: () => { name: string }[] };
+      const offered = o.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
+      if (!offered.includes(want)) return { provider: 'cpu', note: `execution provider '${want}' is not offered by this onnxruntime-node build (offers: ${offered.join(', ')}); running on CPU` };
+      try {
+        const s = await o.InferenceSession.create(probeModel(), { executionProviders: [want], logSeverityLevel: 4 });
+        await s.release();
+        return { provider: want };
+      } catch (e) {
+        const why = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
+        return { provider: 'cpu', note: `execution provider '${want}' could not start here (${why}); running on CPU` };
+      }
+    })();
+    providerChecks.set(want, p);
+  }
+  return p;
+}
+
 export async function createSession(bytes: Uint8Array, opts: SessionOptions = {}): Promise<OrtModule.InferenceSession> {
   const o = ort();
   const providers = opts.provider && opts.provider !== 'cpu' ? [opts.provider, 'cpu'] : ['cpu'];

@@ -78,4 +78,20 @@ describe('quantscope sensitivity / experiment (CLI)', function () {
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--image-size expects HxW/);
   });
+
+  it('--provider: one that cannot start here falls back to CPU and every result says so (text and JSON)', async () => {
+    const e = await capture(['experiment', cls, '--configs', 'int8-channel', '--samples', '1', '--shape', 'x=1x3x48x96', '--provider', 'cuda', '--json']);
+    assert.equal(e.code, 0, e.err);
+    const r = JSON.parse(e.out) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.ok(validator('experiment')(structuredClone(r)));
+    assert.equal(r.provider, 'cpu');
+    assert.match(r.providerNote, /execution provider 'cuda' could not start here \(.+\); running on CPU/);
+    const t = await capture(['experiment', cls, '--configs', 'int8-channel', '--samples', '1', '--shape', 'x=1x3x48x96', '--provider', 'dml']);
+    assert.equal(t.code, 0, t.err);
+    assert.match(t.out, /on cpu \(execution provider 'dml' is not offered by this onnxruntime-node build \(offers: cpu[^)]*\); running on CPU\)/);
+    const plain = await capture(['experiment', cls, '--configs', 'int8-channel', '--samples', '1', '--shape', 'x=1x3x48x96', '--json']);
+    const p = JSON.parse(plain.out) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(p.provider, 'cpu');
+    assert.equal(p.providerNote, undefined);
+  });
 });

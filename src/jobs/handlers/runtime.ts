@@ -15,20 +15,20 @@ export const runtimeHandlers: Handlers<RuntimeJob, Pick<JobResults, RuntimeJob['
   runtimeSensitivity(job, ctx) {
     const hook = ctx.progress(job.weights.length * job.configs.length);
     return measureWeights(job.model, job.weights, job.configs, job.feeds, {
-      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, reference: job.reference, check: ctx.checkCancelled, progress: (d) => hook(d),
+      calibrator: job.calibrator, session: { ...(job.exact ? EXACT : FAST), provider: job.provider }, reference: job.reference, check: ctx.checkCancelled, progress: (d) => hook(d),
     });
   },
   async runtimeVariants(job, ctx) {
     const hook = ctx.progress(job.variants.length);
     const r = await evaluateVariants(job.model, job.weights, job.variants, job.feeds, {
-      calibrator: job.calibrator, session: job.exact ? EXACT : FAST, check: ctx.checkCancelled, progress: (d) => hook(d),
+      calibrator: job.calibrator, session: { ...(job.exact ? EXACT : FAST), provider: job.provider }, check: ctx.checkCancelled, progress: (d) => hook(d),
     });
     return r.results;
   },
   async runtimeActivations(job, ctx) {
     const hook = ctx.progress(job.feeds.length);
     const c = await collectActivations(job.model, job.feeds, {
-      names: job.names, bins: job.bins, session: job.exact ? EXACT : FAST, check: ctx.checkCancelled, progress: (d) => hook(d),
+      names: job.names, bins: job.bins, session: { ...(job.exact ? EXACT : FAST), provider: job.provider }, check: ctx.checkCancelled, progress: (d) => hook(d),
     });
     return c.states();
   },
