@@ -42,9 +42,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'accuracy-level', value: 'N', int: { min: 0, max: 4 }, help: 'MatMulNBits accuracy_level' },
   { name: 'algo', value: 'ALGO', choices: ['rtn', 'gptq', 'awq'], help: 'rounding algorithm (gptq and awq need --calib)' },
   { name: 'act-order', help: 'GPTQ: columns by decreasing activation energy (writes g_idx)' },
-  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ and for the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (tokenized, or byte windows), .png/.jpg images, or a folder of them' },
+  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ, static activation ranges (onnx-qdq) and the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (tokenized, or byte windows), .png/.jpg images, or a folder of them' },
   { name: 'samples', value: 'N', int: { min: 1, max: 100_000 }, help: 'calibration samples to use (default 32)' },
   ...DATA_OPTIONS,
+  { name: 'calibrator', value: 'NAME', choices: ['minmax', 'percentile', 'mse', 'entropy'], help: 'onnx-qdq with --calib: how the static activation ranges are chosen (default minmax)' },
   { name: 'exclude', value: 'REGEX', help: 'leave tensors or nodes whose name matches as they are' },
   { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K' },
   { name: 'tensor-type', value: 'REGEX=TYPE', repeat: true, help: 'gguf: per-tensor override, as llama-quantize (repeatable)' },
@@ -96,6 +97,10 @@ export function quantizeRequest(args: ParsedArgs): ConvertRequest {
   if (o.asym) req.symmetric = false;
   if (typeof o['accuracy-level'] === 'number') req.accuracyLevel = o['accuracy-level'];
   if (typeof o.algo === 'string') req.algo = o.algo as ConvertRequest['algo'];
+  if (typeof o.calibrator === 'string') {
+    if (tt !== 'onnx-qdq' || typeof o.calib !== 'string') throw new UsageError('--calibrator sets the static activation ranges of --target onnx-qdq with --calib');
+    req.activationCalibrator = o.calibrator as ConvertRequest['activationCalibrator'];
+  }
   if (o['act-order']) req.actOrder = true;
   if (typeof o.exclude === 'string') req.exclude = o.exclude;
   if (preset) req.preset = preset;
@@ -126,6 +131,9 @@ export function renderReport(r: ConvertReport): string {
   if (worst.length) {
     L.push('', 'weight error (computed from the written codes, weight space), worst first:');
     for (const t of worst) L.push(`  ${db(t.predicted.sqnrDb).padStart(9)}  ${t.name}  ${t.choice}`);
+  }
+  if (r.activations) {
+    L.push('', `activations ${r.activations.tensors.length} quantized statically (uint8 QuantizeLinear/DequantizeLinear), ranges by ${r.activations.calibrator} measured on ${r.activations.samples} calibration samples${r.activations.skipped.length ? `; ${r.activations.skipped.length} left float` : ''}`);
   }
   L.push('', `read back   ${r.verification.readBack.checked} tensors decode to the predicted values`);
   const rt = r.verification.runtime;

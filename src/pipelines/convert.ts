@@ -25,7 +25,7 @@ import { configsFor, nbitsChoice, parsePlan, planChoice, targetBytes, type Plan,
 import { budgetPlan, type Budget, type BudgetPlanResult } from '../analysis/budgetPlan';
 import { isAnalysable } from '../analysis/tensorSource';
 import { analyseSensitivity } from './analyseSensitivity';
-import { convertOnnx, type ConvertOnnxOptions, type TensorChoice } from './convertOnnx';
+import { convertOnnx, type ConvertOnnxOptions, type ConvertOnnxResult, type TensorChoice } from './convertOnnx';
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
 import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
@@ -71,7 +71,7 @@ export function defaultOutputPath(source: string, target: ConvertTarget, o: { bi
 }
 
 /** The ONNX converter's settings a request passes through unchanged (documented on ConvertOnnxOptions). */
-const ONNX_SETTINGS = ['bits', 'blockSize', 'symmetric', 'accuracyLevel', 'algo', 'actOrder'] as const;
+const ONNX_SETTINGS = ['bits', 'blockSize', 'symmetric', 'accuracyLevel', 'algo', 'actOrder', 'activationCalibrator'] as const;
 
 export interface ConvertRequest extends Pick<ConvertOnnxOptions, (typeof ONNX_SETTINGS)[number]> {
   source: string;
@@ -138,6 +138,8 @@ export interface ConvertReport {
     };
     runtimeSkipped?: string;
   };
+  /** onnx-qdq with calibration data: activations given static uint8 QuantizeLinear/DequantizeLinear pairs, ranges measured on that data. */
+  activations?: ConvertOnnxResult['activations'];
   seconds: { total: number; convert: number; verify: number };
 }
 
@@ -260,7 +262,7 @@ async function runOnnx(req: ConvertRequest, source: string, output: string, mode
   if (req.exclude) opts.exclude = req.exclude;
   if (plan) opts.plan = onnxPlan(plan, model, target);
   if ((req.algo === 'gptq' || req.algo === 'awq') && !req.calibration?.length) throw new ConvertInputError(`--algo ${req.algo} needs calibration data (--calib)`);
-  Object.assign(settings, { bits: opts.bits, blockSize: opts.blockSize, symmetric: opts.symmetric ?? true, algo: opts.algo ?? 'rtn', accuracyLevel: opts.accuracyLevel, exclude: req.exclude });
+  Object.assign(settings, { bits: opts.bits, blockSize: opts.blockSize, symmetric: opts.symmetric ?? true, algo: opts.algo ?? 'rtn', accuracyLevel: opts.accuracyLevel, exclude: req.exclude, ...(target === 'onnx-qdq' && req.calibration?.length ? { activations: 'static uint8', activationCalibrator: opts.activationCalibrator ?? 'minmax' } : {}) });
   // Written beside the output and renamed once read back; a model with external data is written in place (its data file name is inside it) and removed if the check fails.
   const tmp = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.partial.onnx`);
   const big = model.sizeOnDisk > 1.8 * 2 ** 30 || model.files.length > 1;
@@ -293,6 +295,7 @@ async function runOnnx(req: ConvertRequest, source: string, output: string, mode
       fileBytesBefore: 0, fileBytesAfter: result.totals.fileBytesAfter,
     },
     verification: { readBack: v.weights },
+    ...(result.activations ? { activations: result.activations } : {}),
     seconds: { total: 0, convert: convertS, verify: (performance.now() - tv) / 1000 },
   };
   if (v.outputs.length) {

@@ -42,6 +42,8 @@ import { gptq, gptqHessian } from '../quant/algorithms/gptq';
 import { awq } from '../quant/algorithms/awq';
 import { weightErrorReport } from '../quant/metrics';
 import { Feeds, runOnnxInWorker } from '../runtime/ortRun';
+import { CalibratorName, HistogramCollector, Range, calibrator } from '../quant/calibrators';
+import { rangeTarget } from '../quant/rtn';
 import { quantIntZpWasm } from '../kernels/rtnKernels';
 import { quantizeNBitsKN } from '../quant/matmulNBitsKN';
 import { nbitsKNInput, nbitsKNWasmAvailable, runNbitsKN } from '../kernels/nbitsKnWasm';
@@ -82,7 +84,12 @@ export interface ConvertOnnxOptions {
   noOverwrite?: boolean;
   /** Worker threads for onnx-int4 RTN (default: available cores, at most 4; 1 = quantize on the calling thread). */
   threads?: number;
+  /** onnx-qdq with calibration data: the calibrator of the static uint8 activation ranges (default minmax). */
+  activationCalibrator?: CalibratorName;
 }
+
+/** One activation given a static uint8 QuantizeLinear/DequantizeLinear pair (onnx-qdq with calibration data). */
+export interface ActivationQdq { name: string; lo: number; hi: number; scale: number; zeroPoint: number }
 
 export interface ConvertProgress {
   phase: 'plan' | 'calibrate' | 'quantize' | 'write';
@@ -131,6 +138,8 @@ export interface ConvertOnnxResult {
   timings: { planMs: number; calibrateMs: number; quantizeMs: number; writeMs: number; totalMs: number };
   /** Opset changes and other edits outside the weights. */
   notes: string[];
+  /** onnx-qdq with calibration data: the activations quantized statically, with the calibrator and the tensors left float (and why). */
+  activations?: { calibrator: CalibratorName; samples: number; tensors: ActivationQdq[]; skipped: { name: string; reason: string }[] };
 }
 
 const MS = 'com.microsoft';
@@ -239,6 +248,18 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const planMs = performance.now() - t0;
 
   // opset / domain bookkeeping
+  if (target === 'onnx-qdq' && options.calibration && jobs.length && ix.opset < 13) {
+    // Static activations: ONNX Runtime's QDQ fusions add per-axis DequantizeLinear (opset 13) for biases; below 13 the model would not load.
+    const used = new Set<string>();
+    for (const sc of ed.graphs()) for (const n of sc.graph.node ?? []) if (!n.domain || n.domain === 'ai.onnx') used.add(n.op_type ?? '');
+    const changed = [...new Set(CHANGED_AT.filter(([v]) => v > ix.opset && v <= 13).flatMap(([, ops]) => ops).filter((o) => used.has(o)))];
+    if (ix.opset < 10 || changed.length) {
+      throw new FormatError(src, 'opset', `static activation quantization needs opset 13 (ONNX Runtime's QDQ fusions add opset-13 nodes); this model is opset ${ix.opset}${changed.length ? ` and uses ${changed.join(', ')}, whose meaning changed since` : ''}, so the opset cannot be raised safely. Without --calib, onnx-qdq writes weight-only QDQ`);
+    }
+    setOpset(ed, 13);
+    notes.push(`default-domain opset raised from ${ix.opset} to 13 for static activation QDQ (no op used by the model changed meaning in between)`);
+    ix.opset = 13;
+  }
   if (jobs.length && (target === 'onnx-int4' || (target === 'onnx-qdq' && ix.opset < 13 && jobs.some((j) => j.choice.bits === 8)))) ensureDomain(ed, MS, 1);
   if (target === 'onnx-qdq' && jobs.some((j) => j.choice.bits === 4) && ix.opset < 21) {
     const used = new Set<string>();
@@ -263,6 +284,18 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
     if (!feeds.length) throw new RangeError(`--algo ${algo} needs calibration data (no feeds given)`);
     progress({ phase: 'calibrate', done: 0, total: feeds.length });
     activations = await collectActivations(src, jobs, feeds, signal);
+  }
+  // onnx-qdq + calibration data: static activation ranges, measured on the original model before any edit.
+  let actPlan: { names: string[]; ranges: Map<string, Range>; skipped: { name: string; reason: string }[]; samples: number } | undefined;
+  if (target === 'onnx-qdq' && options.calibration && jobs.length) {
+    const c = options.calibration;
+    const feeds = typeof c === 'function' ? await c() : c;
+    if (feeds.length) {
+      const names = activationInputsOutputs(ed, jobs);
+      progress({ phase: 'calibrate', done: 0, total: feeds.length });
+      const r = await measureActivationRanges(src, names, feeds, options.activationCalibrator ?? 'minmax', signal, (d) => progress({ phase: 'calibrate', done: d, total: feeds.length }));
+      actPlan = { names, ...r, samples: feeds.length };
+    }
   }
   const calibrateMs = performance.now() - tc;
 
@@ -307,6 +340,7 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   } finally {
     await pool?.close();
   }
+  const activationsDone = actPlan ? insertActivationQdq(ed, ix, actPlan.names, actPlan.ranges) : undefined;
   // Drop originals nothing reads any more.
   const remaining = indexGraph(ed);
   for (const w of removable) {
@@ -340,6 +374,7 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
     },
     timings: { planMs, calibrateMs, quantizeMs, writeMs, totalMs: performance.now() - t0 },
     notes,
+    ...(actPlan && activationsDone ? { activations: { calibrator: options.activationCalibrator ?? 'minmax', samples: actPlan.samples, tensors: activationsDone, skipped: actPlan.skipped } } : {}),
   };
 }
 
@@ -773,4 +808,118 @@ async function collectActivations(src: string, jobs: Job[], feeds: Feeds[], sign
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+// ---------------------------------------------------------------- static activations (onnx-qdq)
+
+/**
+ * The float activations around every node whose weight is quantized (main
+ * graph): the data input of Conv and ConvTranspose, the non-constant inputs
+ * of MatMul and Gemm (never Gemm's bias), and each such node's output, so
+ * ONNX Runtime can fuse DequantizeLinear → op → QuantizeLinear into its
+ * integer kernels. Computed before any edit, while weights are still constants.
+ */
+function activationInputsOutputs(ed: EditableOnnx, jobs: Job[]): string[] {
+  const g = ed.model.graph!;
+  const constant = new Set<string>((g.initializer ?? []).map((t) => t.name ?? ''));
+  for (const n of g.node ?? []) if (n.op_type === 'Constant') for (const o of n.output ?? []) constant.add(o);
+  const out = new Set<string>();
+  for (const j of jobs) {
+    for (const u of j.uses) {
+      if (u.scope.path !== 'main') continue;
+      const op = u.node.op_type ?? '';
+      const ins = u.node.input ?? [];
+      for (const i of op === 'MatMul' || op === 'Gemm' ? [0, 1] : [0]) if (ins[i] && !constant.has(ins[i])) out.add(ins[i]);
+      const o = (u.node.output ?? [])[0];
+      if (o) out.add(o);
+    }
+  }
+  return [...out];
+}
+
+/**
+ * Run the original model with `names` as extra outputs over the feeds (a few
+ * at a time: all activations of a large batch do not fit at once), stream
+ * each into a histogram, and let the calibrator pick a uint8 range per
+ * tensor. Non-float activations and ones never seen are reported, not quantized.
+ */
+async function measureActivationRanges(src: string, names: string[], feeds: Feeds[], cal: CalibratorName, signal: AbortSignal | undefined, onFeeds: (done: number) => void):
+  Promise<{ ranges: Map<string, Range>; skipped: { name: string; reason: string }[] }> {
+  const ed = openOnnxForEdit(src);
+  const g = ed.model.graph!;
+  const existing = new Set((g.output ?? []).map((o) => o.name));
+  for (const n of names) if (!existing.has(n)) g.output = [...(g.output ?? []), { name: n }];
+  const hist = new Map(names.map((n) => [n, new HistogramCollector(2048)]));
+  const skipped = new Map<string, string>();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantscope-actcal-'));
+  try {
+    const aug = path.join(dir, 'activations.onnx');
+    writeOnnx(ed, aug, { signal });
+    const STEP = 4;
+    for (let f = 0; f < feeds.length; f += STEP) {
+      signal?.throwIfAborted();
+      const [results] = await runOnnxInWorker([{ model: aug, feeds: feeds.slice(f, f + STEP), outputs: names, optimization: 'disabled' }], signal);
+      for (const r of results) {
+        names.forEach((n, i) => {
+          if (skipped.has(n)) return;
+          const d = r[i].data;
+          if (!(d instanceof Float32Array)) { skipped.set(n, `a ${r[i].type} tensor (static QDQ quantizes float32 activations)`); return; }
+          const finite = d.every((v) => Number.isFinite(v)) ? d : d.filter((v) => Number.isFinite(v));
+          if (finite.length) hist.get(n)!.add(finite);
+        });
+      }
+      onFeeds(Math.min(feeds.length, f + STEP));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const target = rangeTarget({ format: 'int', bits: 8, symmetric: false, granularity: { kind: 'tensor' } });
+  const c = calibrator(cal);
+  const ranges = new Map<string, Range>();
+  for (const n of names) {
+    const h = hist.get(n)!;
+    if (skipped.has(n)) continue;
+    if (!h.count) { skipped.set(n, 'no finite value seen on the calibration data'); continue; }
+    ranges.set(n, c.fromHistogram(h, target));
+  }
+  return { ranges, skipped: [...skipped].map(([name, reason]) => ({ name, reason })) };
+}
+
+/** ONNX Runtime's uint8 rule: the range widened to hold 0, scale over 255 levels, zero point rounded into [0, 255]. */
+export function uint8ScaleZeroPoint(lo: number, hi: number): { scale: number; zeroPoint: number } {
+  const rmin = Math.min(lo, 0), rmax = Math.max(hi, 0);
+  if (rmax === rmin) return { scale: 1, zeroPoint: 0 };
+  const scale = Math.fround((rmax - rmin) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, Math.round(-rmin / scale)));
+  return { scale, zeroPoint };
+}
+
+/**
+ * One QuantizeLinear → DequantizeLinear pair per activation, placed right
+ * after the node that makes it (or first, for a graph input); every main-graph
+ * consumer reads the dequantized tensor, graph outputs keep the float one.
+ */
+function insertActivationQdq(ed: EditableOnnx, ix: GraphIndex, names: string[], ranges: Map<string, Range>): ActivationQdq[] {
+  const g = ed.model.graph!;
+  const done: ActivationQdq[] = [];
+  for (const name of names) {
+    const r = ranges.get(name);
+    if (!r) continue;
+    const { scale, zeroPoint } = uint8ScaleZeroPoint(r.lo, r.hi);
+    const base = name.replace(/[^A-Za-z0-9_.:/-]/g, '_');
+    const S = freshName(ix, `${base}_scale`), Z = freshName(ix, `${base}_zero_point`);
+    const Q = freshName(ix, `${base}_QuantizeLinear_Output`), D = freshName(ix, `${base}_DequantizeLinear_Output`);
+    g.initializer = [...(g.initializer ?? []), newTensor(ed, S, DT.FLOAT, [], u8(Float32Array.of(scale))), newTensor(ed, Z, DT.UINT8, [], Uint8Array.of(zeroPoint))];
+    for (const n of g.node ?? []) n.input = (n.input ?? []).map((x) => (x === name ? D : x));
+    const pair: NodeMsg[] = [
+      { op_type: 'QuantizeLinear', input: [name, S, Z], output: [Q], name: freshName(ix, `${base}_QuantizeLinear`) },
+      { op_type: 'DequantizeLinear', input: [Q, S, Z], output: [D], name: freshName(ix, `${base}_DequantizeLinear`) },
+    ];
+    const list = g.node ?? [];
+    const at = list.findIndex((n) => (n.output ?? []).includes(name));
+    list.splice(at + 1, 0, ...pair);
+    g.node = list;
+    done.push({ name, lo: r.lo, hi: r.hi, scale, zeroPoint });
+  }
+  return done;
 }
