@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelFile, TensorInfo } from '../formats/types';
 import { openModel } from '../formats/index';
-import { DestinationExistsError, publishFile, writeFileAtomicSync } from '../formats/atomicWrite';
+import { DestinationExistsError, publishFile, removeStaleTempFiles, tempPathFor, writeFileAtomicSync } from '../formats/atomicWrite';
 import { CancelledError } from '../jobs/cancel';
 import type { WorkerPool } from '../jobs/pool';
 import { configsFor, nbitsChoice, parsePlan, planChoice, targetBytes, type Plan, type PlanTarget } from '../quant/plan';
@@ -227,6 +227,8 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
   if (sameFile(source, output)) throw new ConvertInputError(`${output}: the output would overwrite the source`);
   if (fs.existsSync(output) && !req.overwrite) throw new ConvertInputError(`${output} exists (pass --overwrite to replace it)`);
   if (!fs.existsSync(path.dirname(output))) throw new ConvertInputError(`${path.dirname(output)}: no such folder`);
+  // What a killed run (SIGKILL, power cut) left beside its output: temp files of processes that are gone.
+  removeStaleTempFiles(path.dirname(output));
   const info = TARGETS.find((t) => t.id === req.target);
   if (!info) throw new ConvertInputError(`unknown target '${req.target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
 
@@ -264,7 +266,7 @@ async function runOnnx(req: ConvertRequest, source: string, output: string, mode
   if ((req.algo === 'gptq' || req.algo === 'awq') && !req.calibration?.length) throw new ConvertInputError(`--algo ${req.algo} needs calibration data (--calib)`);
   Object.assign(settings, { bits: opts.bits, blockSize: opts.blockSize, symmetric: opts.symmetric ?? true, algo: opts.algo ?? 'rtn', accuracyLevel: opts.accuracyLevel, exclude: req.exclude, ...(target === 'onnx-qdq' && req.calibration?.length ? { activations: 'static uint8', activationCalibrator: opts.activationCalibrator ?? 'minmax' } : {}) });
   // Written beside the output and renamed once read back; a model with external data is written in place (its data file name is inside it) and removed if the check fails.
-  const tmp = path.join(path.dirname(output), `.${path.basename(output)}.${process.pid}.partial.onnx`);
+  const tmp = tempPathFor(output);
   const big = model.sizeOnDisk > 1.8 * 2 ** 30 || model.files.length > 1;
   const writeTo = big ? output : tmp;
   const tc = performance.now();

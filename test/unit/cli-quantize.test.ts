@@ -10,7 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
+import { TEMP_FILE_PATTERN } from '../../src/formats/atomicWrite';
 import { writeLlamaGguf } from '../llamaGguf';
+import { withTmpfs } from './tmpfs';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -57,7 +59,7 @@ describe('CLI quantize (dist/cli.js as a child process)', function () {
       assert.ok(nodes.every((n) => n.domain === 'com.microsoft' && n.attributes.bits === 4 && n.attributes.block_size === 128));
     } finally { m.close(); }
     // No temp file left beside the output.
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('partial')), []);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => TEMP_FILE_PATTERN.test(f)), []);
   });
 
   it('--calib through the data layer: GPTQ on byte windows of real text, and the output comparison says it ran on calibration data', async () => {
@@ -144,6 +146,61 @@ describe('CLI quantize (dist/cli.js as a child process)', function () {
     const r = await cli(['quantize', src, '-o', out, '--target', 'gguf', '--type', 'Q6_K', '--no-runtime-check'], { signalAfterMs: 1500 });
     assert.equal(r.code, 130, r.err);
     assert.match(r.err, /cancelled/);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('big-llama-Q6_K') || f.includes('.tmp') || f.includes('partial')), []);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('big-llama-Q6_K') || TEMP_FILE_PATTERN.test(f)), []);
+  });
+
+  for (const target of ['gguf', 'onnx-int4'] as const) {
+    it(`SIGKILL in the middle of a ${target} conversion: no output; the next run removes the dead run's temp file and writes the file`, async () => {
+      const sub = fs.mkdtempSync(path.join(dir, `kill-${target}-`));
+      let src: string;
+      if (target === 'gguf') {
+        src = path.join(sub, 'src.gguf');
+        writeLlamaGguf(src, { nLayer: 4, nEmbd: 512, nFf: 1536, nHead: 8, nHeadKv: 2, nWords: 500, dtype: 'F32', seed: 11 });
+      } else src = TINY;
+      const out = path.join(sub, target === 'gguf' ? 'out.gguf' : 'out.onnx');
+      const args = ['quantize', src, '-o', out, '--target', target, ...(target === 'gguf' ? ['--type', 'Q6_K'] : ['--algo', 'gptq', '--calib', path.join(ROOT, 'test/fixtures/tiny-transformer/calibration.txt')]), '--progress'];
+      // Killed as soon as it reports quantizing (or writing, or verifying): a temp file may be on disk then.
+      const killed = await new Promise<{ signal: NodeJS.Signals | null; temps: string[] }>((resolve) => {
+        const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let temps: string[] = [];
+        let sent = false;
+        p.stderr.on('data', (d: Buffer) => {
+          if (sent || !/(quantize|write|verify) \d+\/\d+/.test(d.toString())) return;
+          sent = true;
+          const poll = setInterval(() => {
+            temps = fs.readdirSync(sub).filter((f) => TEMP_FILE_PATTERN.test(f));
+            if (temps.length) { clearInterval(poll); p.kill('SIGKILL'); }
+          }, 5);
+          setTimeout(() => { clearInterval(poll); p.kill('SIGKILL'); }, 3000);
+        });
+        p.on('close', (_code, signal) => resolve({ signal, temps }));
+      });
+      assert.equal(killed.signal, 'SIGKILL');
+      assert.ok(!fs.existsSync(out), 'no output after the kill');
+      const left = fs.readdirSync(sub).filter((f) => TEMP_FILE_PATTERN.test(f));
+      const r = await cli(args.filter((a) => a !== '--progress'));
+      assert.equal(r.code, 0, r.err);
+      assert.ok(fs.existsSync(out));
+      assert.deepEqual(fs.readdirSync(sub).filter((f) => TEMP_FILE_PATTERN.test(f)), [], `the dead run's temp files (${left.join(', ') || 'none seen'}) are gone`);
+      if (left.length) console.log(`      (the killed run left ${left.join(', ')}; removed by the next run)`);
+    });
+  }
+
+  it('disk full while writing the output (a tmpfs smaller than the model): exit 1 naming ENOSPC, no partial file, the source intact', async function () {
+    await withTmpfs(this, path.join(dir, 'full'), '256k', async () => {
+      const mnt = path.join(dir, 'full');
+      const src = path.join(dir, 'full-src.gguf');
+      writeLlamaGguf(src, { nLayer: 2, nEmbd: 256, nFf: 512, nHead: 4, nHeadKv: 1, nWords: 100, dtype: 'F32', seed: 4 });
+      const before = fs.readFileSync(src);
+      const rec = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_PP-OCRv4_rec_infer.onnx');
+      for (const [target, extra] of [['gguf', ['--type', 'Q8_0']], ['onnx-qdq', []]] as const) {
+        const out = path.join(mnt, target === 'gguf' ? 'out.gguf' : 'out.onnx');
+        const r = await cli(['quantize', target === 'gguf' ? src : rec, '-o', out, '--target', target, ...extra]);
+        assert.equal(r.code, 1, `${target}: ${r.err}`);
+        assert.match(r.err, /ENOSPC|no space left/i, target);
+        assert.deepEqual(fs.readdirSync(mnt), [], `${target}: nothing left on the full disk`);
+      }
+      assert.ok(fs.readFileSync(src).equals(before));
+    });
   });
 });

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { withTmpfs } from './tmpfs';
 import { DestinationExistsError, TEMP_FILE_PATTERN, openAtomic, removePendingTempFiles, removeStaleTempFiles, tempPathFor, writeFileAtomic, writeFileAtomicSync } from '../../src/formats/atomicWrite';
 import { StatsCache } from '../../src/pipelines/statsCache';
 import type { ModelStats } from '../../src/pipelines/analyseModel';
@@ -113,13 +114,7 @@ describe('atomic write (formats/atomicWrite.ts)', () => {
 
   it('disk full (64 KiB tmpfs): a clear ENOSPC, no partial file, the existing file intact', async function () {
     const mnt = path.join(dir, 'small');
-    fs.mkdirSync(mnt);
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { encoding: 'utf8' });
-    if (m.status !== 0) {
-      console.log(`      skipped: cannot mount a tmpfs here (${(m.stderr || m.error?.message || '').trim()}); needs root`);
-      this.skip();
-    }
-    try {
+    await withTmpfs(this, mnt, '64k', async () => {
       const f = path.join(mnt, 'model.gguf');
       fs.writeFileSync(f, 'old model');
       assert.throws(() => writeFileAtomicSync(f, bytes(200_000), { overwrite: true }), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC' && e.message.startsWith(`${f}: ENOSPC: no space left`));
@@ -128,9 +123,7 @@ describe('atomic write (formats/atomicWrite.ts)', () => {
       await assert.rejects((async () => { for (let i = 0; i < 10; i++) await w.write(bytes(16384, i)); })(), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC');
       assert.equal(fs.readFileSync(f, 'utf8'), 'old model');
       assert.deepEqual(fs.readdirSync(mnt), ['model.gguf']);
-    } finally {
-      spawnSync('umount', [mnt]);
-    }
+    });
   });
 
   it('file size limit (prlimit --fsize, like ulimit -f): EFBIG, no partial file, the existing file intact', function () {

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GgufValueType } from './reader';
+import { tempPathFor } from '../atomicWrite';
 import { MetadataValue } from '../types';
 import { ggmlTypeById } from './ggmlTypes';
 
@@ -191,8 +192,7 @@ export class GgufFileWriter {
   private done = false;
 
   constructor(readonly outPath: string, readonly layout: GgufLayout) {
-    const dir = path.dirname(path.resolve(outPath));
-    this.tempPath = path.join(dir, `.${path.basename(outPath)}.${process.pid}.${Date.now().toString(36)}.partial`);
+    this.tempPath = tempPathFor(path.resolve(outPath));
     this.fd = fs.openSync(this.tempPath, 'wx');
     this.pos = 0;
     try {

@@ -27,6 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { FormatError } from '../types';
+import { tempPathFor } from '../atomicWrite';
 import { onnxRoot, MAX_ONNX_BYTES } from './reader';
 import { scanProtobufFile } from './protobufScan';
 import { fileSize, readFully } from '../lazyModelFile';
@@ -399,10 +400,6 @@ class OutFile {
     while (off < b.byteLength) off += fs.writeSync(this.fd, b, off, b.byteLength - off);
     this.written += b.byteLength;
   }
-}
-
-export function tempPathFor(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
 }
 
 /** Write a temp file beside `dest`, fsync it and rename it over dest; the temp file is removed on any failure. */
