@@ -20,6 +20,11 @@ export class HostPool implements vscode.Disposable {
     return this.pool;
   }
 
+  /** The pool's workers and jobs (none before first use). */
+  state(): { workers: number; running: number; queued: number } {
+    return this.pool?.state() ?? { workers: 0, running: 0, queued: 0 };
+  }
+
   dispose(): void {
     void this.pool?.close();
     this.pool = undefined;

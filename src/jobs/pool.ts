@@ -102,6 +102,12 @@ export class WorkerPool {
     });
   }
 
+  /** Live workers, jobs running or waiting in a worker, and jobs queued here: what tests and diagnostics check returns to idle. */
+  state(): { workers: number; running: number; queued: number } {
+    const live = this.slots.filter((s) => !s.dead);
+    return { workers: live.length, running: live.reduce((n, s) => n + s.tasks.length, 0), queued: this.queue.length };
+  }
+
   /** Terminates all workers; queued and running jobs fail. */
   async close(): Promise<void> {
     this.closed = true;

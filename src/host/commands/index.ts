@@ -24,5 +24,5 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   registerCompare(context);
   registerExportReport(context, deps.registry);
   registerShowLog(context);
-  registerScripting(context, deps.registry);
+  registerScripting(context, deps.registry, deps.pool);
 }

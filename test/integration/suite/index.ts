@@ -27,6 +27,8 @@ export async function run(): Promise<void> {
     timeout: 120_000,
     reporter: path.join(root, 'scripts', 'mocha-summary-reporter.js'),
     reporterOptions: { label: 'integration' },
+    // QUANTSCOPE_SUITE_ONLY=<regex>: a developer's loop on some extension-host tests (never set on CI).
+    ...(process.env.QUANTSCOPE_SUITE_ONLY ? { grep: new RegExp(process.env.QUANTSCOPE_SUITE_ONLY, 'i') } : {}),
   });
   for (const f of fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()) mocha.addFile(path.join(__dirname, f));
   try {
