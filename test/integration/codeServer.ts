@@ -89,19 +89,28 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startCodeServer(root: string, opts: { workspace: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; port?: number; extensionsDir?: string }): Promise<RunningServer> {
+export async function startCodeServer(root: string, opts: {
+  workspace: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; port?: number; extensionsDir?: string;
+  /** Workspace trust on, the folder not trusted and no prompt: the window opens in Restricted Mode. */
+  untrusted?: boolean;
+}): Promise<RunningServer> {
   const port = opts.port ?? (await freePort());
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-code-server-'));
   const logFile = path.join(root, 'test-results', `code-server-${port}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const out = fs.openSync(logFile, 'w');
+  if (opts.untrusted) {
+    const user = path.join(state, 'user-data', 'User');
+    fs.mkdirSync(user, { recursive: true });
+    fs.writeFileSync(path.join(user, 'settings.json'), JSON.stringify({ 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.emptyWindow': false }));
+  }
   const args = [
     codeServerEntry(root),
     '--auth', 'none',
     '--bind-addr', `127.0.0.1:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(opts.untrusted ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--user-data-dir', path.join(state, 'user-data'),
     '--extensions-dir', opts.extensionsDir ?? path.join(state, 'extensions'),

@@ -59,6 +59,45 @@ function follow(file: string): () => void {
   };
 }
 
+/** Loads the extension-host suite in `page` and resolves to its exit code (or fails after SUITE_TIMEOUT_MS). */
+async function runSuitePage(page: import('playwright-core').Page, exitCode: Promise<number>, server: { url: string; port: number; logFile: string }, workspace: string, testLog: string): Promise<number> {
+  await page.goto(workbenchUrl(server, workspace, root, suitePath));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<number>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the integration suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s (see ${server.logFile} and ${testLog})`)), SUITE_TIMEOUT_MS);
+  });
+  const code = await Promise.race([exitCode, timeout]).finally(() => clearTimeout(timer));
+  await page.close();
+  return code;
+}
+
+/**
+ * The same suite in a window that does not trust the workspace (trust on, no
+ * prompt: Restricted Mode). Only the tests under "untrusted window" run; they
+ * check that nothing runs a model there and that reading still works.
+ */
+async function withUntrustedCodeServer(workspace: string): Promise<number> {
+  const testLog = path.join(resultsDir, 'integration-suite-untrusted.log');
+  const env = { QUANTSCOPE_UNTRUSTED: '1', QUANTSCOPE_SUITE_ONLY: 'untrusted window', QUANTSCOPE_TEST_LOG: testLog };
+  console.log('[integration] the extension in an untrusted workspace (Restricted Mode)');
+  const server = await startCodeServer(root, { workspace, untrusted: true, env });
+  const browser = await launchBrowser();
+  const stopFollowing = follow(testLog);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const exitCode = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code)));
+    });
+    const code = await runSuitePage(page, exitCode, server, workspace, testLog);
+    console.log(`[integration] untrusted-window suite exited with ${code}`);
+    return code;
+  } finally {
+    stopFollowing();
+    await browser.close().catch(() => undefined);
+    await server.stop();
+  }
+}
+
 async function withCodeServer(workspace: string): Promise<number> {
   // code-server's native modules and Chromium come from Debian (scripts/provision.mjs installs or names them).
   const provisioned = spawnSync(process.execPath, [path.join(root, 'scripts', 'provision.mjs'), '--for', 'test'], { stdio: 'inherit' });
@@ -86,21 +125,16 @@ async function withCodeServer(workspace: string): Promise<number> {
       console.log(`ui (only /${uiOnly}/): ${ui.passed} passed, ${ui.failed} failed`);
       return ui.failed > 0 || ui.passed === 0 ? 1 : 0;
     }
-    await page.goto(workbenchUrl(server, workspace, root, suitePath));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<number>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the integration suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s (see ${server.logFile} and ${testLog})`)), SUITE_TIMEOUT_MS);
-    });
-    const suiteCode = await Promise.race([exitCode, timeout]).finally(() => clearTimeout(timer));
+    const suiteCode = await runSuitePage(page, exitCode, server, workspace, testLog);
     stopFollowing();
-    await page.close();
     console.log(`[integration] extension-host suite exited with ${suiteCode}`);
 
-    if (process.env.QUANTSCOPE_SUITE_ONLY) return suiteCode;
+    if (process.env.QUANTSCOPE_SUITE_ONLY) return suiteCode !== 0 || !/untrusted/i.test(process.env.QUANTSCOPE_SUITE_ONLY) ? suiteCode : withUntrustedCodeServer(workspace);
     const ui = await runUiTests({ browser, server, workspace, root, resultsDir });
     const vsix = process.env.QUANTSCOPE_SKIP_VSIX ? { passed: 0, failed: 0 } : await runVsixTest({ browser, root, workspace, resultsDir });
     console.log(`ui: ${ui.passed + vsix.passed} passed, ${ui.failed + vsix.failed} failed`);
-    return suiteCode !== 0 ? suiteCode : ui.failed + vsix.failed > 0 ? 1 : 0;
+    const untrusted = await withUntrustedCodeServer(workspace);
+    return suiteCode !== 0 ? suiteCode : ui.failed + vsix.failed > 0 || untrusted !== 0 ? 1 : 0;
   } finally {
     stopFollowing();
     await browser.close().catch(() => undefined);
