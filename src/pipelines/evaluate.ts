@@ -151,7 +151,7 @@ export interface RuntimeSensitivity extends DataLabel {
  */
 export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: RunSettings & {
   configs?: string[]; weights?: SensWeight[]; additivity?: string[]; chunks?: number;
-  /** See MeasureOptions.reference (default 'suffix'). */
+  /** See MeasureOptions.reference (default 'capture'). */
   reference?: 'suffix' | 'capture';
 }): Promise<RuntimeSensitivity> {
   const t0 = Date.now();
@@ -162,7 +162,7 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const additivity = opts.additivity ?? configs;
   const calibrator = opts.calibrator ?? 'minmax';
   const batch = opts.batch ?? 4;
-  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'suffix', provider: ep.provider };
+  const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'capture', provider: ep.provider };
   const key = cacheKey(model, set, 'sensitivity', settings);
   const hit = cacheRead<RuntimeSensitivity>(opts.cacheDir, key);
   if (hit) return { ...reviveInfinity(hit), cached: true };

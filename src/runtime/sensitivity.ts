@@ -53,11 +53,12 @@ export interface MeasureOptions {
   calibrator?: CalibratorName;
   session?: SessionOptions;
   /**
-   * Where the float reference comes from: 'suffix' (default) runs each suffix
-   * once more with the float weight, so reference and variants share one
-   * numeric path; 'capture' takes the full run's outputs (one run less per
-   * weight; under FAST settings they differ from the suffix's in the last
-   * bits, a noise floor near SQNR 110 dB; under EXACT they are identical).
+   * Where the float reference comes from: 'capture' (default) takes the full
+   * run's outputs (one run less per weight; under FAST settings they differ
+   * from the suffix's in the last bits, a noise floor near SQNR 110 dB, far
+   * below any quantization effect; under EXACT they are identical); 'suffix'
+   * runs each suffix once more with the float weight, so reference and
+   * variants share one numeric path.
    */
   reference?: 'suffix' | 'capture';
   /** Polled between runs; throws to cancel. */
@@ -160,7 +161,7 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
     };
     const effects: ConfigEffect[] = [];
     try {
-      const refOutputs = opts.reference === 'capture' ? fullOutputs : await runAll(weight.data as Float32Array);
+      const refOutputs = opts.reference === 'suffix' ? await runAll(weight.data as Float32Array) : fullOutputs;
       for (const config of configs) {
         check();
         const q = quantizeWeight(weight.data as Float32Array, cut.w.shape.length ? cut.w.shape : weight.dims, cut.w.outputChannelAxis, config, opts.calibrator);

@@ -54,7 +54,7 @@ describe('runtime output-space sensitivity', function () {
     const data = syntheticSamples(inputs, { samples: 4, shapes: { x: [1, 3, 48, 192] } });
     const { feeds } = batchSamples(data.samples, new Set(['x']), 2);
     const configs = ['int8-channel', 'int3-g128'];
-    const r = await measureWeights(cls, pick, configs, feeds, { session: EXACT });
+    const r = await measureWeights(cls, pick, configs, feeds, { session: EXACT, reference: 'suffix' });
     assert.equal(r.weights.length, 2);
     assert.ok(r.weights[1].suffixNodes < r.totalNodes / 2, 'a late weight recomputes a short suffix');
     // Under EXACT the full capture run and the suffix fed the float weight agree bit for bit: same effects either way.
