@@ -1,0 +1,250 @@
+/**
+ * The integer layouts of quantized Hugging Face checkpoints, as their loaders
+ * read them. A quantized Linear W[out, in] is stored as several tensors:
+ *
+ * - GPTQ (AutoGPTQ / optimum / GPTQModel, checkpoint_format "gptq"):
+ *   `qweight` int32 [in·bits/32, out]: 32/bits codes of consecutive input
+ *   rows per word, the lowest bits first; `qzeros` int32 [groups, out·bits/32]
+ *   packed the same way along the output dim; `scales` fp16 [groups, out];
+ *   `g_idx` int32 [in] (group of each input column). The "gptq" (v1) format
+ *   stores zero − 1 (AutoGPTQ's historical offset; a loader adds 1 back),
+ *   "gptq_v2" stores the zero itself. w = scale[g][o] · (q − zero).
+ * - AWQ GEMM (AutoAWQ): `qweight` int32 [in, out/8], each word 8 output
+ *   columns in the interleaved nibble order 0 2 4 6 1 3 5 7; `qzeros` int32
+ *   [groups, out/8] in the same order (zero stored as is); `scales` fp16
+ *   [groups, out]. 4 bits only.
+ * - compressed-tensors "pack-quantized": `weight_packed` int32 [out, ⌈in·bits/32⌉]
+ *   of signed codes + 2^(bits−1), consecutive input columns per word, lowest
+ *   bits first; `weight_scale` [out, groups]; `weight_zero_point` (asymmetric
+ *   only) packed the same way along the output dim, int32 [⌈out·bits/32⌉, groups];
+ *   optional `weight_g_idx` [in]; `weight_shape` [2]. w = scale · (q − zp), q and zp signed.
+ * - bitsandbytes: int8 `weight` [out, in] with `SCB` [out]: w = q · SCB/127;
+ *   4-bit (nf4/fp4) `weight` uint8 of two codes per byte (the first in the
+ *   high nibble), `absmax` per block of `blocksize`, `quant_map` [16], a
+ *   `quant_state.bitsandbytes__<type>` JSON blob, and with double
+ *   quantization absmax stored as uint8 codes into `nested_quant_map` scaled
+ *   per `nested_blocksize` block by `nested_absmax`, plus `nested_offset`.
+ *
+ * Codes here are unsigned (0..2^bits − 1) with an unsigned zero point, the
+ * convention of src/quant/algorithms/intGrid.ts; signed layouts subtract
+ * 2^(bits−1) from both, which leaves w unchanged.
+ */
+
+/** Bit widths whose codes tile an int32 exactly (3 bits crosses word boundaries in GPTQ and is not written here). */
+export type PackBits = 2 | 4 | 8;
+
+export function isPackBits(b: number): b is PackBits {
+  return b === 2 || b === 4 || b === 8;
+}
+
+/** Interleaved position of each output column inside an AWQ GEMM word: nibble k holds column AWQ_ORDER[k]. */
+export const AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7] as const;
+
+/**
+ * Packs unsigned codes along dim 0 of a [rows, cols] matrix (row-major) into
+ * int32 words [⌈rows·bits/32⌉, cols]: word (r, c) holds rows r·k … r·k+k−1 of
+ * column c, k = 32/bits, the first in the lowest bits; missing rows are 0.
+ */
+export function packAlongRows(codes: ArrayLike<number>, rows: number, cols: number, bits: PackBits): Int32Array {
+  const per = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const wr = Math.ceil(rows / per);
+  const out = new Int32Array(wr * cols);
+  for (let r = 0; r < rows; r++) {
+    const shift = bits * (r % per);
+    const base = Math.floor(r / per) * cols;
+    for (let c = 0; c < cols; c++) out[base + c] |= (codes[r * cols + c] & mask) << shift;
+  }
+  return out;
+}
+
+/** Inverse of packAlongRows: unsigned codes [rows, cols]. */
+export function unpackAlongRows(words: Int32Array, rows: number, cols: number, bits: PackBits): Uint8Array {
+  const per = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const shift = bits * (r % per);
+    const base = Math.floor(r / per) * cols;
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (words[base + c] >>> shift) & mask;
+  }
+  return out;
+}
+
+/** Packs unsigned codes along dim 1 of [rows, cols] into int32 [rows, ⌈cols·bits/32⌉] (consecutive columns per word, lowest bits first). */
+export function packAlongCols(codes: ArrayLike<number>, rows: number, cols: number, bits: PackBits): Int32Array {
+  const per = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const wc = Math.ceil(cols / per);
+  const out = new Int32Array(rows * wc);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * wc + Math.floor(c / per)] |= (codes[r * cols + c] & mask) << (bits * (c % per));
+  }
+  return out;
+}
+
+/** Inverse of packAlongCols: unsigned codes [rows, cols]. */
+export function unpackAlongCols(words: Int32Array, rows: number, cols: number, bits: PackBits): Uint8Array {
+  const per = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const wc = Math.ceil(cols / per);
+  const out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * cols + c] = (words[r * wc + Math.floor(c / per)] >>> (bits * (c % per))) & mask;
+  }
+  return out;
+}
+
+/** AWQ GEMM: unsigned 4-bit codes [rows, cols] → int32 [rows, cols/8], nibble k of word j holding column 8j + AWQ_ORDER[k]. */
+export function packAwq(codes: ArrayLike<number>, rows: number, cols: number): Int32Array {
+  if (cols % 8 !== 0) throw new RangeError(`packAwq: ${cols} columns is not a multiple of 8`);
+  const wc = cols / 8;
+  const out = new Int32Array(rows * wc);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < wc; j++) {
+      let w = 0;
+      for (let k = 0; k < 8; k++) w |= (codes[r * cols + 8 * j + AWQ_ORDER[k]] & 15) << (4 * k);
+      out[r * wc + j] = w;
+    }
+  }
+  return out;
+}
+
+/** Inverse of packAwq: unsigned codes [rows, cols]. */
+export function unpackAwq(words: Int32Array, rows: number, cols: number): Uint8Array {
+  const wc = cols / 8;
+  const out = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < wc; j++) {
+      const w = words[r * wc + j];
+      for (let k = 0; k < 8; k++) out[r * cols + 8 * j + AWQ_ORDER[k]] = (w >>> (4 * k)) & 15;
+    }
+  }
+  return out;
+}
+
+/** The parts of one GPTQ Linear, as written to the file. */
+export interface GptqParts {
+  qweight: Int32Array; // [in·bits/32, out]
+  qzeros: Int32Array; // [groups, out·bits/32]
+  scales: Uint16Array | Float32Array; // [groups, out], fp16 bits or float values
+  gIdx: Int32Array; // [in]
+}
+
+/**
+ * GPTQ parts of W[out, in] from unsigned codes (out×in, row-major), zero
+ * points and scales (out×groups), and the group of each input column.
+ * `v1` stores zero − 1 (checkpoint_format "gptq"); a zero of 0 cannot be
+ * stored that way and is refused.
+ */
+export function packGptq(
+  codes: ArrayLike<number>, zeros: ArrayLike<number>, out: number, inF: number, groups: number, gIdx: ArrayLike<number>, bits: PackBits, v1: boolean,
+): Omit<GptqParts, 'scales'> {
+  // Transpose to the [in, out] orientation the layout packs.
+  const t = new Uint8Array(inF * out);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) t[i * out + o] = codes[o * inF + i];
+  const z = new Uint8Array(groups * out);
+  for (let o = 0; o < out; o++) {
+    for (let g = 0; g < groups; g++) {
+      const zero = zeros[o * groups + g];
+      if (v1 && zero === 0) throw new RangeError(`zero point 0 (output ${o}, group ${g}) cannot be stored in the GPTQ v1 format, which stores zero − 1`);
+      z[g * out + o] = v1 ? zero - 1 : zero;
+    }
+  }
+  return { qweight: packAlongRows(t, inF, out, bits), qzeros: packAlongCols(z, groups, out, bits), gIdx: Int32Array.from(gIdx) };
+}
+
+/**
+ * W[out, in] (row-major float32) from GPTQ parts: w = scale[g][o]·(q − zero),
+ * the product taken in float32 of the stored scale's value.
+ */
+export function dequantGptq(
+  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, gIdx: ArrayLike<number>, out: number, inF: number, groups: number, bits: PackBits, v1: boolean,
+): Float32Array {
+  const q = unpackAlongRows(qweight, inF, out, bits);
+  const z = unpackAlongCols(qzeros, groups, out, bits);
+  const w = new Float32Array(out * inF);
+  for (let i = 0; i < inF; i++) {
+    const g = gIdx[i];
+    for (let o = 0; o < out; o++) {
+      // v1 stores zero − 1; loaders add the 1 back without masking (a stored 2^bits − 1 reads as 2^bits).
+      const zero = v1 ? z[g * out + o] + 1 : z[g * out + o];
+      w[o * inF + i] = Math.fround(scales[g * out + o] * (q[i * out + o] - zero));
+    }
+  }
+  return w;
+}
+
+/** AWQ GEMM W[out, in]: w = scale[g][o]·(q − zero), groups of `groupSize` consecutive input rows. */
+export function dequantAwq(
+  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, out: number, inF: number, groupSize: number,
+): Float32Array {
+  const groups = inF / groupSize;
+  const q = unpackAwq(qweight, inF, out);
+  const z = unpackAwq(qzeros, groups, out);
+  const w = new Float32Array(out * inF);
+  for (let i = 0; i < inF; i++) {
+    const g = Math.floor(i / groupSize);
+    for (let o = 0; o < out; o++) w[o * inF + i] = Math.fround(scales[g * out + o] * (q[i * out + o] - z[g * out + o]));
+  }
+  return w;
+}
+
+/**
+ * compressed-tensors pack-quantized W[out, in] from `weight_packed`, scales
+ * [out, groups], optional packed zero points and g_idx: w = scale·(q − zp).
+ */
+export function dequantPackQuantized(
+  packed: Int32Array, scales: ArrayLike<number>, zeroPacked: Int32Array | undefined, gIdx: ArrayLike<number> | undefined,
+  out: number, inF: number, groups: number, groupSize: number, bits: PackBits,
+): Float32Array {
+  const off = 1 << (bits - 1);
+  const q = unpackAlongCols(packed, out, inF, bits);
+  const zp = zeroPacked ? unpackAlongRows(zeroPacked, out, groups, bits) : undefined;
+  const w = new Float32Array(out * inF);
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inF; i++) {
+      const g = gIdx ? gIdx[i] : Math.floor(i / groupSize);
+      const zero = zp ? zp[o * groups + g] : off;
+      w[o * inF + i] = Math.fround(scales[o * groups + g] * (q[o * inF + i] - zero));
+    }
+  }
+  return w;
+}
+
+/** bitsandbytes LLM.int8 W[out, in]: q · SCB[o] / 127 in float32, as its dequantizer computes it. */
+export function dequantBnbInt8(q: Int8Array, scb: ArrayLike<number>, out: number, inF: number): Float32Array {
+  const w = new Float32Array(out * inF);
+  for (let o = 0; o < out; o++) {
+    const s = Math.fround(scb[o] / 127);
+    for (let i = 0; i < inF; i++) w[o * inF + i] = Math.fround(q[o * inF + i] * s);
+  }
+  return w;
+}
+
+export interface Bnb4State {
+  quantType: string;
+  blocksize: number;
+  shape: number[];
+  dtype?: string;
+  nested?: { blocksize: number; offset: number };
+}
+
+/** Elements [start, start+count) of a bitsandbytes 4-bit weight: quant_map[code] · absmax[block] (absmax already de-nested). */
+export function dequantBnb4(packed: Uint8Array, absmax: ArrayLike<number>, quantMap: ArrayLike<number>, blocksize: number, start: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let n = 0; n < count; n++) {
+    const k = start + n;
+    const b = packed[k >> 1];
+    const code = (k & 1) === 0 ? b >> 4 : b & 15;
+    out[n] = Math.fround(quantMap[code] * absmax[Math.floor(k / blocksize)]);
+  }
+  return out;
+}
+
+/** Double-quantized absmax: nested_quant_map[code] · nested_absmax[block] + offset, per bitsandbytes' blockwise dequantization. */
+export function denestAbsmax(codes: Uint8Array, nestedMap: ArrayLike<number>, nestedAbsmax: ArrayLike<number>, nestedBlocksize: number, offset: number): Float32Array {
+  const out = new Float32Array(codes.length);
+  for (let b = 0; b < codes.length; b++) out[b] = Math.fround(Math.fround(nestedMap[codes[b]] * nestedAbsmax[Math.floor(b / nestedBlocksize)]) + offset);
+  return out;
+}
