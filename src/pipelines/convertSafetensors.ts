@@ -1,0 +1,555 @@
+/**
+ * Hugging Face checkpoint folder → quantized checkpoint folder that
+ * transformers (GPTQ, with gptqmodel or optimum) or vLLM (compressed-tensors
+ * pack-quantized) loads. The Linear weights of the transformer blocks are
+ * quantized to 2, 4 or 8 bits in groups along the input dim, by
+ * round-to-nearest or by GPTQ on the layer's input activations; everything
+ * else is copied byte for byte. Shards are converted one at a time into
+ * shards of the same names (one tensor in memory at a time), with an index
+ * when there are several; config.json is written anew with its
+ * quantization_config; the folder's other files (tokenizer, generation
+ * config) are copied. The written folder is read back through the project's
+ * reader (src/formats/safetensors/quantizedView.ts) and every quantized
+ * weight must decode to exactly the values predicted here.
+ *
+ * GPTQ files use checkpoint_format "gptq" (v1): the stored zero point is
+ * zero − 1, the convention AutoGPTQ, optimum and GPTQModel read.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ModelFile, ScalarDType, TensorInfo } from '../formats/types';
+import { FormatError } from '../formats/types';
+import { openModel } from '../formats/index';
+import { writeFileAtomicSync } from '../formats/atomicWrite';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../formats/dtypes';
+import { bytesOf, writeSafetensors, type PlannedTensor } from '../formats/safetensors/writer';
+import { DequantizedModelFile, readHfConfig } from '../formats/safetensors/quantizedView';
+import { packAlongCols, packAlongRows, packGptq, type PackBits } from '../formats/safetensors/quantizedLayouts';
+import { encode, gridParams, maxCode } from '../quant/algorithms/intGrid';
+import { gptq, gptqHessian } from '../quant/algorithms/gptq';
+import { parseNpy, parseNpz, type FeedTensor } from '../runtime/calibData';
+import { CancelledError } from '../jobs/cancel';
+import { ConvertInputError, VerificationError } from './errors';
+import type { ConvertProgress, ConvertReport, ConvertRequest } from './convert';
+import { nbitsChoice, parsePlan, type Plan } from '../quant/plan';
+
+export type SafetensorsTarget = 'safetensors-gptq' | 'safetensors-compressed';
+
+/** Bits, group size and symmetry of one quantized weight. */
+export interface WeightScheme { bits: PackBits; groupSize: number; symmetric: boolean }
+
+export interface ConvertSafetensorsOptions {
+  target: SafetensorsTarget;
+  /** Default scheme (4 bits, groups of 128, symmetric). */
+  bits?: PackBits;
+  groupSize?: number;
+  symmetric?: boolean;
+  algo?: 'rtn' | 'gptq';
+  /** GPTQ: columns in order of decreasing activation energy (writes g_idx / desc_act). */
+  actOrder?: boolean;
+  /** GPTQ: .npz (or a folder of .npy) of each Linear's input activations, named after the module (`model.layers.0.self_attn.q_proj`), [..., in]. */
+  activations?: string;
+  /** Weights whose name matches stay as they are. */
+  exclude?: string;
+  /** Per-weight choices from a plan ('keep' or a scheme); weights it does not list get the default, or stay as they are with keepUnlisted. */
+  plan?: Map<string, WeightScheme | 'keep'>;
+  keepUnlisted?: boolean;
+  overwrite?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: { phase: 'quantize' | 'write' | 'verify'; done: number; total: number; tensor?: string }) => void;
+}
+
+export interface QuantizedWeightReport {
+  name: string;
+  scheme: WeightScheme;
+  algo: 'rtn' | 'gptq';
+  bytesBefore: number;
+  bytesAfter: number;
+  sqnrDb: number;
+  relError: number;
+  actOrder: boolean;
+}
+
+export interface ConvertSafetensorsResult {
+  source: string;
+  outDir: string;
+  files: string[];
+  copied: string[];
+  quantized: QuantizedWeightReport[];
+  kept: { name: string; reason: string }[];
+  quantizationConfig: Record<string, unknown>;
+  bytesBefore: number;
+  bytesAfter: number;
+  readBack: { checked: number; mismatched: string[] };
+  seconds: { convert: number; verify: number };
+}
+
+const FLOAT = new Set(['f32', 'f16', 'bf16', 'f64']);
+const WEIGHT_FILES = /\.(?:safetensors|bin|pt|pth|ckpt|h5|msgpack|gguf|onnx|safetensors\.index\.json|bin\.index\.json)$/i;
+
+/** The checkpoint to read: a folder (its index or its one .safetensors file), a .safetensors file or an index. */
+export function resolveCheckpoint(source: string): { dir: string; entry: string } {
+  const abs = path.resolve(source);
+  let st: fs.Stats;
+  try { st = fs.statSync(abs); } catch { throw new ConvertInputError(`${abs}: no such file or folder`); }
+  if (!st.isDirectory()) return { dir: path.dirname(abs), entry: abs };
+  const names = fs.readdirSync(abs);
+  const index = names.filter((n) => n.endsWith('.safetensors.index.json')).sort();
+  if (index.length) return { dir: abs, entry: path.join(abs, index[0]) };
+  const st1 = names.filter((n) => n.endsWith('.safetensors')).sort();
+  if (st1.length === 1) return { dir: abs, entry: path.join(abs, st1[0]) };
+  if (st1.length === 0) throw new ConvertInputError(`${abs}: no .safetensors file or safetensors index in the folder`);
+  throw new ConvertInputError(`${abs}: ${st1.length} .safetensors files and no index (model.safetensors.index.json) to tie them together`);
+}
+
+/** Linear weights of the transformer blocks: 2-D float `*.weight` inside a numbered block that is not a norm or an embedding. */
+export function isBlockLinear(t: TensorInfo): boolean {
+  return t.name.endsWith('.weight') && t.shape.length === 2 && FLOAT.has(t.dtype) && t.layer.block !== undefined &&
+    t.layer.role !== 'norm' && t.layer.role !== 'embed' && t.layer.role !== 'pos_embed';
+}
+
+const moduleOf = (weight: string) => weight.slice(0, -'.weight'.length);
+
+interface Quantized {
+  /** Unsigned codes [out, in] (Linear orientation), zeros and float scales [out, groups], group of each input column. */
+  codes: Uint8Array;
+  zeros: Uint8Array;
+  /** Scales as stored (f16 or bf16 bits). */
+  scaleBits: Uint16Array;
+  scaleValues: Float32Array;
+  gIdx: Int32Array;
+  groups: number;
+  actOrder: boolean;
+  /** The values a loader computes, float32 [out, in]. */
+  predicted: Float32Array;
+  sqnrDb: number;
+  relError: number;
+  algo: 'rtn' | 'gptq';
+}
+
+/** W[out, in] of a weight as float32 (GPT-2 Conv1D weights, stored [in, out], are transposed). */
+function linearWeight(model: ModelFile, t: TensorInfo): { w: Float32Array; out: number; inF: number } {
+  const v = model.readFloat32(t);
+  if (t.layer.outputChannelAxis !== 1) return { w: v, out: t.shape[0], inF: t.shape[1] };
+  const [inF, out] = t.shape;
+  const w = new Float32Array(out * inF);
+  for (let i = 0; i < inF; i++) for (let o = 0; o < out; o++) w[o * inF + i] = v[i * out + o];
+  return { w, out, inF };
+}
+
+function scaleCodec(dtype: 'f16' | 'bf16'): { enc: (x: number) => number; dec: (b: number) => number; min: number } {
+  return dtype === 'f16' ? { enc: f32ToF16, dec: f16ToF32, min: 2 ** -24 } : { enc: f32ToBf16, dec: bf16ToF32, min: 2 ** -133 };
+}
+
+/**
+ * Round-to-nearest onto the grid of intGrid.ts with the scale rounded to its
+ * stored type first, so codes are chosen for the scale a loader sees. GPTQ v1
+ * cannot store a zero of 0: an asymmetric group whose range starts at 0 takes
+ * zero 1 and the scale that keeps its maximum.
+ */
+function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, scaleType: 'f16' | 'bf16', v1: boolean): Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'> {
+  const groups = inF / s.groupSize;
+  const qmax = maxCode(s.bits);
+  const c = { bits: s.bits, symmetric: s.symmetric, groupSize: s.groupSize };
+  const sc = scaleCodec(scaleType);
+  const codes = new Uint8Array(out * inF), zeros = new Uint8Array(out * groups);
+  const scaleBits = new Uint16Array(out * groups), scaleValues = new Float32Array(out * groups);
+  const p = { scale: 1, zero: 0 };
+  for (let o = 0; o < out; o++) {
+    for (let g = 0; g < groups; g++) {
+      const base = o * inF + g * s.groupSize;
+      gridParams(c, w, base, s.groupSize, 1, p);
+      let { scale, zero } = p;
+      if (v1 && zero === 0) {
+        let hi = 0;
+        for (let k = 0; k < s.groupSize; k++) hi = Math.max(hi, w[base + k]);
+        scale = hi > 0 ? Math.fround(hi / (qmax - 1)) : scale;
+        zero = 1;
+      }
+      let bits16 = sc.enc(scale);
+      let sv = sc.dec(bits16);
+      if (!(sv > 0)) { sv = sc.min; bits16 = sc.enc(sv); }
+      if (!Number.isFinite(sv)) throw new RangeError(`scale ${scale} of output ${o}, group ${g} overflows ${scaleType}`);
+      scaleBits[o * groups + g] = bits16;
+      scaleValues[o * groups + g] = sv;
+      zeros[o * groups + g] = zero;
+      for (let k = 0; k < s.groupSize; k++) codes[base + k] = encode(w[base + k], sv, zero, qmax);
+    }
+  }
+  const gIdx = Int32Array.from({ length: inF }, (_, i) => Math.floor(i / s.groupSize));
+  return { codes, zeros, scaleBits, scaleValues, gIdx, groups, actOrder: false, algo: 'rtn' };
+}
+
+function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'>, w: Float32Array, out: number, inF: number): Quantized {
+  const predicted = new Float32Array(out * inF);
+  let err = 0, sig = 0;
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inF; i++) {
+      const k = o * q.groups + q.gIdx[i];
+      const v = Math.fround(q.scaleValues[k] * (q.codes[o * inF + i] - q.zeros[k]));
+      predicted[o * inF + i] = v;
+      const d = v - w[o * inF + i];
+      err += d * d;
+      sig += w[o * inF + i] * w[o * inF + i];
+    }
+  }
+  return { ...q, predicted, sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
+}
+
+/** Input activations per module for GPTQ: arrays named after the module (or its weight). */
+function loadActivations(file: string): Map<string, FeedTensor> {
+  let st: fs.Stats;
+  try { st = fs.statSync(file); } catch { throw new ConvertInputError(`${file}: no such file`); }
+  const out = new Map<string, FeedTensor>();
+  if (st.isDirectory()) {
+    for (const n of fs.readdirSync(file).filter((x) => x.endsWith('.npy'))) out.set(n.slice(0, -4), parseNpy(new Uint8Array(fs.readFileSync(path.join(file, n))), path.join(file, n)));
+  } else if (file.endsWith('.npz')) {
+    for (const [k, v] of parseNpz(new Uint8Array(fs.readFileSync(file)), file)) out.set(k.replace(/\.npy$/, ''), v);
+  } else {
+    throw new ConvertInputError(`${file}: GPTQ on a safetensors checkpoint takes each Linear's input activations as an .npz (arrays named after the modules) or a folder of .npy files`);
+  }
+  return out;
+}
+
+function activationMatrix(a: FeedTensor, inF: number, where: string): { x: Float64Array; tokens: number } {
+  const n = a.data.length;
+  if (a.dims[a.dims.length - 1] !== inF || n % inF !== 0) throw new ConvertInputError(`${where}: activations [${a.dims.join(', ')}] do not end in the ${inF} input features`);
+  const x = new Float64Array(n);
+  const d = a.data;
+  if (a.dtype === 'float16') for (let i = 0; i < n; i++) x[i] = f16ToF32((d as Uint16Array)[i]);
+  else if (a.dtype === 'float32' || a.dtype === 'float64') for (let i = 0; i < n; i++) x[i] = (d as Float32Array)[i];
+  else throw new ConvertInputError(`${where}: activations are ${a.dtype}, not float`);
+  return { x, tokens: n / inF };
+}
+
+function sha(a: Float32Array): string {
+  return crypto.createHash('sha256').update(bytesOf(a)).digest('hex');
+}
+
+interface OutTensor extends PlannedTensor { bytes: () => Uint8Array }
+
+/** The parts a quantized weight is written as, in file order: GPTQ (AutoGPTQ's names) or compressed-tensors pack-quantized. */
+export function partsOf(target: SafetensorsTarget, m: string, out: number, inF: number, s: WeightScheme, actOrder: boolean, scaleType: 'f16' | 'bf16'): PlannedTensor[] {
+  const per = 32 / s.bits;
+  const groups = inF / s.groupSize;
+  if (target === 'safetensors-gptq') {
+    return [
+      { name: `${m}.g_idx`, dtype: 'i32', shape: [inF] },
+      { name: `${m}.qweight`, dtype: 'i32', shape: [inF / per, out] },
+      { name: `${m}.qzeros`, dtype: 'i32', shape: [groups, out / per] },
+      { name: `${m}.scales`, dtype: 'f16', shape: [groups, out] },
+    ];
+  }
+  return [
+    { name: `${m}.weight_packed`, dtype: 'i32', shape: [out, Math.ceil(inF / per)] },
+    { name: `${m}.weight_scale`, dtype: scaleType, shape: [out, groups] },
+    { name: `${m}.weight_shape`, dtype: 'i64', shape: [2] },
+    ...(s.symmetric ? [] : [{ name: `${m}.weight_zero_point`, dtype: 'i32' as const, shape: [Math.ceil(out / per), groups] }]),
+    ...(actOrder ? [{ name: `${m}.weight_g_idx`, dtype: 'i32' as const, shape: [inF] }] : []),
+  ];
+}
+
+/** The bytes of partsOf(...), same order. */
+function partBytes(target: SafetensorsTarget, q: Quantized, s: WeightScheme, out: number, inF: number): Uint8Array[] {
+  if (target === 'safetensors-gptq') {
+    const packed = packGptq(q.codes, q.zeros, out, inF, q.groups, q.gIdx, s.bits, true);
+    // scales [groups, out], transposed from [out, groups]
+    const sc = new Uint16Array(q.groups * out);
+    for (let o = 0; o < out; o++) for (let g = 0; g < q.groups; g++) sc[g * out + o] = q.scaleBits[o * q.groups + g];
+    return [bytesOf(packed.gIdx), bytesOf(packed.qweight), bytesOf(packed.qzeros), bytesOf(sc)];
+  }
+  return [
+    bytesOf(packAlongCols(q.codes, out, inF, s.bits)),
+    bytesOf(q.scaleBits),
+    bytesOf(BigInt64Array.of(BigInt(out), BigInt(inF))),
+    ...(s.symmetric ? [] : [bytesOf(packAlongRows(q.zeros, out, q.groups, s.bits))]),
+    ...(q.actOrder ? [bytesOf(q.gIdx)] : []),
+  ];
+}
+
+const sameScheme = (a: WeightScheme, b: WeightScheme) => a.bits === b.bits && a.groupSize === b.groupSize && a.symmetric === b.symmetric;
+
+export async function convertSafetensors(source: string, outDir: string, opts: ConvertSafetensorsOptions): Promise<ConvertSafetensorsResult> {
+  const t0 = performance.now();
+  const { dir, entry } = resolveCheckpoint(source);
+  const out = path.resolve(outDir);
+  if (path.resolve(dir) === out) throw new ConvertInputError(`${out}: the output folder is the source folder`);
+  if (fs.existsSync(out)) {
+    if (!fs.statSync(out).isDirectory()) throw new ConvertInputError(`${out}: exists and is not a folder (the ${opts.target} target writes a checkpoint folder)`);
+    if (fs.readdirSync(out).length && !opts.overwrite) throw new ConvertInputError(`${out}: the folder is not empty (pass --overwrite to replace the files it writes)`);
+  }
+  const def: WeightScheme = { bits: opts.bits ?? 4, groupSize: opts.groupSize ?? 128, symmetric: opts.symmetric ?? true };
+  const algo = opts.algo ?? 'rtn';
+  const excludeRe = opts.exclude ? new RegExp(opts.exclude) : undefined;
+  const cfg = readHfConfig(dir);
+  if (!cfg) throw new ConvertInputError(`${path.join(dir, 'config.json')}: missing; a Hugging Face checkpoint folder needs its config.json (it is written anew with the quantization_config)`);
+  const qc = cfg.config.quantization_config as Record<string, unknown> | undefined;
+  if (qc) throw new ConvertInputError(`${cfg.file}: the checkpoint is already quantized (quantization_config.quant_method ${JSON.stringify(qc.quant_method)}); start from the float checkpoint`);
+  const model = openModel(entry);
+  const written: string[] = [];
+  try {
+    if (model instanceof DequantizedModelFile) throw new ConvertInputError(`${entry}: the checkpoint is already quantized (${model.quantization}); start from the float checkpoint`);
+    if (opts.plan) for (const name of opts.plan.keys()) if (!model.tensors.some((t) => t.name === name)) throw new ConvertInputError(`plan: no tensor ${name} in ${entry}`);
+    const acts = algo === 'gptq' ? (opts.activations ? loadActivations(opts.activations) : undefined) : undefined;
+    if (algo === 'gptq' && !acts) throw new ConvertInputError('--algo gptq on a safetensors checkpoint needs each Linear\'s input activations (--calib ACTS.npz, arrays named after the modules)');
+
+    // What happens to each tensor.
+    const chosen = new Map<string, WeightScheme>();
+    const kept: { name: string; reason: string }[] = [];
+    for (const t of model.tensors) {
+      if (!isBlockLinear(t)) {
+        if (t.name.endsWith('.weight') && t.shape.length === 2) kept.push({ name: t.name, reason: t.layer.block === undefined ? `${t.layer.role ?? 'outside the blocks'} (not quantized by this target)` : !FLOAT.has(t.dtype) ? `dtype ${t.dtype}` : `${t.layer.role ?? 'not a Linear'}` });
+        continue;
+      }
+      const p = opts.plan?.get(t.name);
+      if (p === 'keep' || (p === undefined && opts.keepUnlisted)) { kept.push({ name: t.name, reason: 'plan: keep' }); continue; }
+      if (excludeRe?.test(t.name)) { kept.push({ name: t.name, reason: `matches --exclude ${opts.exclude}` }); continue; }
+      const s = p ?? def;
+      const [o, i] = t.layer.outputChannelAxis === 1 ? [t.shape[1], t.shape[0]] : t.shape;
+      const file = (t.location as { file: string }).file;
+      if (i % s.groupSize !== 0) throw new FormatError(file, `tensor ${t.name}`, `${i} input features are not divisible by the group size ${s.groupSize}`);
+      if (opts.target === 'safetensors-gptq' && (i % (32 / s.bits) !== 0 || o % (32 / s.bits) !== 0)) {
+        throw new FormatError(file, `tensor ${t.name}`, `GPTQ packs ${32 / s.bits} ${s.bits}-bit codes per int32 along both dims; [${o}, ${i}] does not divide`);
+      }
+      chosen.set(t.name, s);
+    }
+    if (chosen.size === 0) throw new ConvertInputError(`${entry}: no Linear weight of a transformer block to quantize (all excluded, or tensor names without numbered blocks)`);
+    const scaleType: 'f16' | 'bf16' = opts.target === 'safetensors-compressed' && [...chosen.keys()].some((n) => model.tensors.find((t) => t.name === n)!.dtype === 'bf16') ? 'bf16' : 'f16';
+
+    const quantizeWeight = (model: ModelFile, t: TensorInfo, s: WeightScheme, m: string): Quantized => {
+      const { w, out: o, inF } = linearWeight(model, t);
+      const a = acts?.get(m) ?? acts?.get(t.name);
+      if (algo !== 'gptq') return finish(rtn(w, o, inF, s, scaleType, opts.target === 'safetensors-gptq'), w, o, inF);
+      if (!a) throw new ConvertInputError(`${opts.activations}: no activations for ${m} (arrays are named after the modules)`);
+      const { x, tokens } = activationMatrix(a, inF, `${opts.activations}: ${m}`);
+      const r = gptq(w, o, inF, gptqHessian(x, tokens, inF), { bits: s.bits, symmetric: s.symmetric, groupSize: s.groupSize, actOrder: !!opts.actOrder });
+      const sc = scaleCodec(scaleType);
+      const scaleBits = Uint16Array.from(r.scales, (v) => sc.enc(v));
+      const scaleValues = Float32Array.from(scaleBits, (b) => sc.dec(b));
+      if (opts.target === 'safetensors-gptq' && r.zeroPoints.some((z) => z === 0)) {
+        throw new ConvertInputError(`${t.name}: GPTQ chose a zero point of 0, which the GPTQ v1 format (zero − 1 stored) cannot hold; use symmetric quantization (the default) or --target safetensors-compressed`);
+      }
+      return finish({ codes: r.codes, zeros: r.zeroPoints, scaleBits, scaleValues, gIdx: r.groupIndex, groups: r.nGroups, actOrder: !!r.permutation, algo: 'gptq' }, w, o, inF);
+    };
+
+    // Shards in the order of the model's files (the index first when sharded).
+    const shardFiles = model.files.filter((f) => f.endsWith('.safetensors'));
+    const byShard = new Map<string, TensorInfo[]>(shardFiles.map((f) => [f, []]));
+    for (const t of model.tensors) byShard.get((t.location as { file: string }).file)!.push(t);
+    const quantized: QuantizedWeightReport[] = [];
+    const hashes = new Map<string, string>();
+    const weightMap: Record<string, string> = {};
+    let bytesBefore = 0, bytesAfter = 0, totalSize = 0, done = 0;
+    for (const shard of shardFiles) {
+      const outFile = path.join(out, path.basename(shard));
+      const list: OutTensor[] = [];
+      for (const t of byShard.get(shard)!) {
+        const s = chosen.get(t.name);
+        if (!s) {
+          list.push({ name: t.name, dtype: t.dtype as ScalarDType, shape: t.shape, bytes: () => model.readBytes(t) });
+          continue;
+        }
+        // Quantized when its first part is asked for, released after its last.
+        const m = moduleOf(t.name);
+        const [o, inF] = t.layer.outputChannelAxis === 1 ? [t.shape[1], t.shape[0]] : t.shape;
+        const planned = partsOf(opts.target, m, o, inF, s, algo === 'gptq' && !!opts.actOrder, scaleType);
+        let cache: Uint8Array[] | undefined;
+        let served = 0;
+        const part = (k: number): Uint8Array => {
+          if (!cache) {
+            if (opts.signal?.aborted) throw new CancelledError('quantize');
+            opts.onProgress?.({ phase: 'quantize', done: done++, total: chosen.size, tensor: t.name });
+            const q = quantizeWeight(model, t, s, m);
+            hashes.set(t.name, sha(q.predicted));
+            cache = partBytes(opts.target, q, s, o, inF);
+            if (cache.length !== planned.length) throw new Error(`internal: ${cache.length} parts written for ${m}, ${planned.length} planned`);
+            quantized.push({ name: t.name, scheme: s, algo: q.algo, bytesBefore: t.byteLength, bytesAfter: cache.reduce((a, b) => a + b.length, 0), sqnrDb: q.sqnrDb, relError: q.relError, actOrder: q.actOrder });
+          }
+          const b = cache[k];
+          if (++served === planned.length) cache = undefined;
+          return b;
+        };
+        planned.forEach((p, k) => list.push({ ...p, bytes: () => part(k) }));
+      }
+      const size = await writeSafetensors(outFile, list, (i) => list[i].bytes(), { overwrite: !!opts.overwrite, signal: opts.signal, metadata: { format: 'pt' } });
+      written.push(outFile);
+      totalSize += size;
+      for (const t of list) weightMap[t.name] = path.basename(outFile);
+      opts.onProgress?.({ phase: 'write', done: written.length, total: shardFiles.length });
+    }
+    for (const q of quantized) { bytesBefore += q.bytesBefore; bytesAfter += q.bytesAfter; }
+
+    const quantizationConfig = opts.target === 'safetensors-gptq'
+      ? gptqConfig(def, quantized, kept, !!opts.actOrder && algo === 'gptq')
+      : compressedConfig(def, quantized, kept, model, !!opts.actOrder && algo === 'gptq');
+    if (shardFiles.length > 1) {
+      const ix = path.join(out, 'model.safetensors.index.json');
+      writeFileAtomicSync(ix, JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n', { overwrite: !!opts.overwrite });
+      written.push(ix);
+    }
+    const config = { ...cfg.config, quantization_config: quantizationConfig };
+    writeFileAtomicSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n', { overwrite: !!opts.overwrite });
+    written.push(path.join(out, 'config.json'));
+    if (opts.target === 'safetensors-gptq') {
+      // AutoGPTQ's own loader reads the same settings from quantize_config.json.
+      writeFileAtomicSync(path.join(out, 'quantize_config.json'), JSON.stringify(quantizationConfig, null, 2) + '\n', { overwrite: !!opts.overwrite });
+      written.push(path.join(out, 'quantize_config.json'));
+    }
+    const copied: string[] = [];
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isFile() || e.name.startsWith('.') || WEIGHT_FILES.test(e.name) || e.name === 'config.json' || e.name === 'quantize_config.json') continue;
+      const dst = path.join(out, e.name);
+      writeFileAtomicSync(dst, fs.readFileSync(path.join(dir, e.name)), { overwrite: !!opts.overwrite });
+      written.push(dst);
+      copied.push(e.name);
+    }
+    const convertS = (performance.now() - t0) / 1000;
+
+    // Read back through the project's reader: every quantized weight must decode to the predicted values.
+    const tv = performance.now();
+    opts.onProgress?.({ phase: 'verify', done: 0, total: quantized.length });
+    const mismatched: string[] = [];
+    const back = openModel(shardFiles.length > 1 ? path.join(out, 'model.safetensors.index.json') : written[0]);
+    try {
+      for (const q of quantized) {
+        const t = back.tensors.find((x) => x.name === q.name);
+        if (!t || !t.dtype.startsWith('q:') || sha(back.readFloat32(t)) !== hashes.get(q.name)) mismatched.push(q.name);
+      }
+    } finally {
+      back.close();
+    }
+    return {
+      source: entry, outDir: out, files: written, copied, quantized, kept, quantizationConfig, bytesBefore, bytesAfter,
+      readBack: { checked: quantized.length, mismatched }, seconds: { convert: convertS, verify: (performance.now() - tv) / 1000 },
+    };
+  } catch (e) {
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw e;
+  } finally {
+    model.close();
+  }
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * quantization_config for GPTQ (transformers' GPTQConfig fields, checkpoint
+ * format v1). Weights quantized with another scheme than the default, and
+ * weights kept inside the blocks, are listed in `dynamic` (GPTQModel's
+ * per-module overrides: "+:regex" settings, "-:regex" not quantized).
+ */
+function gptqConfig(def: WeightScheme, q: QuantizedWeightReport[], kept: { name: string; reason: string }[], descAct: boolean): Record<string, unknown> {
+  const dynamic: Record<string, Record<string, unknown>> = {};
+  for (const r of q) {
+    if (!sameScheme(r.scheme, def)) dynamic[`+:^${escapeRe(moduleOf(r.name))}$`] = { bits: r.scheme.bits, group_size: r.scheme.groupSize, sym: r.scheme.symmetric };
+  }
+  for (const k of kept) {
+    if (k.name.endsWith('.weight') && /plan: keep|--exclude/.test(k.reason)) dynamic[`-:^${escapeRe(moduleOf(k.name))}$`] = {};
+  }
+  return {
+    quant_method: 'gptq', bits: def.bits, group_size: def.groupSize, desc_act: descAct, sym: def.symmetric,
+    static_groups: false, true_sequential: true, damp_percent: 0.01, lm_head: false, checkpoint_format: 'gptq',
+    ...(Object.keys(dynamic).length ? { dynamic } : {}),
+    meta: { quantizer: ['quantscope'], algorithms: [...new Set(q.map((r) => r.algo))] },
+  };
+}
+
+/**
+ * quantization_config for compressed-tensors pack-quantized: one config
+ * group per scheme (the default targets every Linear; others list their
+ * modules by name), the ignore list naming every Linear left in float
+ * (lm_head and the kept or excluded block weights).
+ */
+function compressedConfig(def: WeightScheme, q: QuantizedWeightReport[], kept: { name: string; reason: string }[], model: ModelFile, actOrder: boolean): Record<string, unknown> {
+  const weights = (s: WeightScheme) => ({
+    num_bits: s.bits, type: 'int', symmetric: s.symmetric, strategy: 'group', group_size: s.groupSize,
+    dynamic: false, actorder: actOrder ? 'group' : null, observer: 'minmax', observer_kwargs: {}, block_structure: null,
+  });
+  const groups: Record<string, unknown> = {};
+  const others = new Map<string, { s: WeightScheme; names: string[] }>();
+  for (const r of q) {
+    if (sameScheme(r.scheme, def)) continue;
+    const key = `${r.scheme.bits}/${r.scheme.groupSize}/${r.scheme.symmetric}`;
+    if (!others.has(key)) others.set(key, { s: r.scheme, names: [] });
+    others.get(key)!.names.push(moduleOf(r.name));
+  }
+  let k = 0;
+  for (const { s, names } of others.values()) groups[`group_${k++}`] = { targets: names, weights: weights(s), input_activations: null, output_activations: null };
+  groups[`group_${k}`] = { targets: ['Linear'], weights: weights(def), input_activations: null, output_activations: null };
+  // lm_head stays float (tied to the embeddings or not), as every compressed-tensors export lists it.
+  const ignore = new Set<string>(['lm_head']);
+  for (const t of model.tensors) if (t.layer.role === 'lm_head' && t.name.endsWith('.weight')) ignore.add(moduleOf(t.name));
+  // Every Linear left in float: vLLM would otherwise expect packed parts for it under the "Linear" target.
+  for (const x of kept) {
+    const role = model.tensors.find((t) => t.name === x.name)?.layer.role;
+    if (x.name.endsWith('.weight') && role !== 'embed' && role !== 'pos_embed') ignore.add(moduleOf(x.name));
+  }
+  return {
+    quant_method: 'compressed-tensors', format: 'pack-quantized', quantization_status: 'compressed',
+    config_groups: groups, ignore: [...ignore], kv_cache_scheme: null, global_compression_ratio: null,
+  };
+}
+
+/** `convert()` for the two safetensors targets: the request's settings, plan and report in the shape every target reports. */
+export async function runSafetensors(
+  req: ConvertRequest, source: string, output: string, run: { onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal }, t0: number,
+): Promise<ConvertReport> {
+  const target = req.target as SafetensorsTarget;
+  if (req.budget) throw new ConvertInputError(`a size budget is not available for ${target} yet; give a plan (--plan) or the bits and group size`);
+  if (req.algo === 'awq') throw new ConvertInputError(`--algo awq is not available for ${target} (rtn or gptq)`);
+  if (req.bits !== undefined && !(req.bits === 2 || req.bits === 4 || req.bits === 8)) throw new ConvertInputError(`--bits ${String(req.bits)}: ${target} writes 2, 4 or 8 bits`);
+  let plan: Plan | undefined;
+  let planFile: string | undefined;
+  if (typeof req.plan === 'string') {
+    planFile = req.plan;
+    let raw: unknown;
+    try { raw = JSON.parse(fs.readFileSync(req.plan, 'utf8')); } catch (e) { throw new ConvertInputError(`${req.plan}: ${e instanceof Error ? e.message : String(e)}`); }
+    plan = parsePlan(raw, req.plan);
+  } else if (req.plan) plan = parsePlan(req.plan, '(plan)');
+  if (plan && plan.target !== target) throw new ConvertInputError(`${planFile ?? '(plan)'}: the plan is for ${plan.target}, not ${target}`);
+  const scheme = (id: string): WeightScheme => {
+    const c = nbitsChoice(id);
+    return { bits: c.bits, groupSize: c.blockSize, symmetric: c.symmetric };
+  };
+  const opts: ConvertSafetensorsOptions = {
+    target, bits: req.bits as PackBits | undefined, groupSize: req.blockSize, symmetric: req.symmetric, algo: req.algo as 'rtn' | 'gptq' | undefined,
+    actOrder: req.actOrder, activations: req.activations, exclude: req.exclude, overwrite: req.overwrite, signal: run.signal,
+    onProgress: (p) => run.onProgress?.({ phase: p.phase, done: p.done, total: p.total, tensor: p.tensor }),
+  };
+  if (plan) {
+    opts.plan = new Map(Object.entries(plan.tensors).map(([k, v]) => [k, v === 'keep' ? 'keep' as const : scheme(v)]));
+    if (plan.default === 'keep') opts.keepUnlisted = true;
+    else if (plan.default) Object.assign(opts, (({ bits, groupSize, symmetric }) => ({ bits, groupSize, symmetric }))(scheme(plan.default)));
+  }
+  const r = await convertSafetensors(source, output, opts);
+  if (r.readBack.mismatched.length) {
+    for (const f of r.files) fs.rmSync(f, { force: true });
+    throw new VerificationError(`${output}: ${r.readBack.mismatched.length} quantized weights read back differ from the predicted values (${r.readBack.mismatched.slice(0, 3).join(', ')}); nothing kept`);
+  }
+  const size = (f: string) => { try { return fs.statSync(f).size; } catch { return 0; } };
+  const dequantNote = target === 'safetensors-gptq' ? 'GPTQ v1' : 'pack-quantized';
+  const report: ConvertReport = {
+    schema: 'quantscope/quantize/v1', source: r.source, output: r.outDir, files: r.files, target,
+    settings: { bits: opts.bits ?? 4, groupSize: opts.groupSize ?? 128, symmetric: opts.symmetric ?? true, algo: opts.algo ?? 'rtn', actOrder: !!opts.actOrder, exclude: req.exclude, quantization_config: r.quantizationConfig, copied: r.copied },
+    tensors: r.quantized.map((q) => ({
+      name: q.name, choice: `${dequantNote} int${q.scheme.bits} g${q.scheme.groupSize} ${q.scheme.symmetric ? 'sym' : 'asym'} ${q.algo}${q.actOrder ? ' act-order' : ''}`,
+      bytesBefore: q.bytesBefore, bytesAfter: q.bytesAfter, predicted: { sqnrDb: q.sqnrDb, relError: q.relError },
+    })),
+    kept: r.kept,
+    totals: {
+      tensorsQuantized: r.quantized.length, tensorsKept: r.kept.length, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter,
+      fileBytesBefore: 0, fileBytesAfter: r.files.reduce((a, f) => a + size(f), 0),
+    },
+    verification: {
+      readBack: r.readBack,
+      runtimeSkipped: 'no runtime for Hugging Face checkpoints here (transformers, gptqmodel and vLLM are not run); the read-back check ran',
+    },
+    seconds: { total: 0, convert: r.seconds.convert, verify: r.seconds.verify },
+  };
+  const m = openModel(r.source);
+  try { report.totals.fileBytesBefore = m.sizeOnDisk; } finally { m.close(); }
+  if (plan) report.plan = { file: planFile, tensors: Object.keys(plan.tensors).length, predicted: plan.predicted };
+  report.seconds.total = (performance.now() - t0) / 1000;
+  return report;
+}
