@@ -288,7 +288,13 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
   if (qc) throw new ConvertInputError(`${cfg.file}: the checkpoint is already quantized (quantization_config.quant_method ${JSON.stringify(qc.quant_method)}); start from the float checkpoint`);
   const model = openModel(entry);
   const written: string[] = [];
+  let made = false;
   try {
+    if (!fs.existsSync(out)) {
+      if (!fs.existsSync(path.dirname(out))) throw new ConvertInputError(`${path.dirname(out)}: no such folder`);
+      fs.mkdirSync(out);
+      made = true;
+    }
     if (model instanceof DequantizedModelFile) throw new ConvertInputError(`${entry}: the checkpoint is already quantized (${model.quantization}); start from the float checkpoint`);
     if (opts.plan) for (const name of opts.plan.keys()) if (!model.tensors.some((t) => t.name === name)) throw new ConvertInputError(`plan: no tensor ${name} in ${entry}`);
     const acts = algo === 'gptq' ? (opts.activations ? loadActivations(opts.activations) : undefined) : undefined;
@@ -299,6 +305,10 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
     const kept: { name: string; reason: string }[] = [];
     for (const t of model.tensors) {
       if (!isBlockLinear(t)) {
+        const asked = opts.plan?.get(t.name);
+        if (asked && asked !== 'keep') {
+          throw new ConvertInputError(`plan: ${t.name} in ${(t.location as { file: string }).file} is ${t.dtype} [${t.shape.join(', ')}], not a 2-D float Linear weight of a transformer block; ${opts.target} quantizes only those`);
+        }
         if (t.name.endsWith('.weight') && t.shape.length === 2) kept.push({ name: t.name, reason: t.layer.block === undefined ? `${t.layer.role ?? 'outside the blocks'} (not quantized by this target)` : !FLOAT.has(t.dtype) ? `dtype ${t.dtype}` : `${t.layer.role ?? 'not a Linear'}` });
         continue;
       }
@@ -425,6 +435,7 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
     };
   } catch (e) {
     for (const f of written) fs.rmSync(f, { force: true });
+    if (made) fs.rmSync(out, { recursive: true, force: true });
     throw e;
   } finally {
     model.close();

@@ -212,12 +212,15 @@ export function dequantPackQuantized(
   return w;
 }
 
-/** bitsandbytes LLM.int8 W[out, in]: q · SCB[o] / 127 in float32, as its dequantizer computes it. */
+/** 1/127 as the float32 constant bitsandbytes multiplies by. */
+const INV127 = Math.fround(7.874015718698502e-3);
+
+/** bitsandbytes LLM.int8 W[out, in]: (q · SCB[o]) · (1/127) in float32, in the order its dequantizer multiplies. */
 export function dequantBnbInt8(q: Int8Array, scb: ArrayLike<number>, out: number, inF: number): Float32Array {
   const w = new Float32Array(out * inF);
   for (let o = 0; o < out; o++) {
-    const s = Math.fround(scb[o] / 127);
-    for (let i = 0; i < inF; i++) w[o * inF + i] = Math.fround(q[o * inF + i] * s);
+    const s = scb[o];
+    for (let i = 0; i < inF; i++) w[o * inF + i] = Math.fround(Math.fround(q[o * inF + i] * s) * INV127);
   }
   return w;
 }

@@ -127,9 +127,10 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
       } else {
         const gi = byName.get(`${p}.g_idx`);
         const out = t.shape[1], groups = sc.shape[0];
+        // With g_idx the shapes give the bits (GPTQModel's `dynamic` may override the config's per module).
         const cfgBits = num(qc?.bits);
         const inF = gi ? gi.numel : cfgBits ? (t.shape[0] * 32) / cfgBits : NaN;
-        const bits = cfgBits ?? (t.shape[0] * 32) / inF;
+        const bits = gi ? (t.shape[0] * 32) / inF : cfgBits ?? NaN;
         if (!isPackBits(bits)) throw new FormatError(cfgFile?.file ?? file, `tensor ${t.name}`, `GPTQ with ${bits} bits is not read (2, 4 and 8 are)`);
         if (!Number.isInteger(inF) || t.shape[0] * (32 / bits) !== inF || sc.shape[1] !== out || qz.shape[0] !== groups || qz.shape[1] * (32 / bits) !== out) {
           throw new FormatError(file, `tensor ${t.name}`, `GPTQ ${bits}-bit parts do not fit: qweight [${t.shape}], qzeros [${qz.shape}], scales [${sc.shape}]${gi ? `, g_idx [${gi.shape}]` : ''}`);
@@ -138,7 +139,7 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
         if (fmt !== 'gptq' && fmt !== 'gptq_v2') throw new FormatError(where, 'quantization_config.checkpoint_format', `${JSON.stringify(fmt)} is not read (gptq, gptq_v2)`);
         const v1 = fmt === 'gptq';
         const gs = inF / groups;
-        labels.add(`GPTQ ${bits}-bit g${num(qc?.group_size) ?? gs}${qc?.desc_act === true ? ' act-order' : ''} (${v1 ? 'v1: zero − 1 stored' : 'v2'})`);
+        labels.add(`GPTQ ${bits}-bit g${gs}${qc?.desc_act === true ? ' act-order' : ''} (${v1 ? 'v1: zero − 1 stored' : 'v2'})`);
         add(p, `gptq${bits}`, out, inF, gi ? [t, qz, sc, gi] : [t, qz, sc], {
           decode: (read) => {
             const g = gi ? i32(read(gi)) : Int32Array.from({ length: inF }, (_, i) => Math.floor(i / gs));
