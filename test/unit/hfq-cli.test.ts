@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { assertBuilt, runCli } from './cli-spawn';
+import Ajv2020 from 'ajv/dist/2020';
+import { assertBuilt, root, runCli } from './cli-spawn';
 import { tinyLlama } from './hfqUtil';
 import { openModel } from '../../src/formats/index';
 
@@ -78,6 +79,9 @@ describe('quantscope quantize --target safetensors-* (CLI child process)', funct
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout.toString('utf8'));
     assert.equal(rep.schema, 'quantscope/quantize/v1');
+    const validate = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(fs.readFileSync(path.join(root, 'schemas', 'quantize.v1.json'), 'utf8')) as object);
+    const valid: boolean = validate(rep);
+    assert.ok(valid, JSON.stringify(validate.errors));
     assert.equal(rep.target, 'safetensors-compressed');
     assert.equal(rep.output, out);
     assert.equal(rep.totals.tensorsQuantized, 7);

@@ -261,6 +261,8 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     const g = await convertSafetensors(src, outG, { target: 'safetensors-gptq', bits: 4, groupSize: 32, algo: 'gptq', actOrder: true, activations: npz });
     const r = await convertSafetensors(src, outR, { target: 'safetensors-gptq', bits: 4, groupSize: 32 });
     assert.deepEqual(g.readBack.mismatched, []);
+    assert.deepEqual(r.readBack.mismatched, []);
+    assert.ok(g.quantized.every((q) => q.algo === 'gptq' && q.actOrder) && r.quantized.every((q) => q.algo === 'rtn'));
     assert.equal(JSON.parse(fs.readFileSync(path.join(outG, 'config.json'), 'utf8')).quantization_config.desc_act, true);
     const tg = outTensors(outG), tr = outTensors(outR);
     let wins = 0, sumG = 0, sumR = 0;

@@ -48,7 +48,7 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
   });
 
   it('GPTQ dequantization equals a float64 decode written from the layout (v1 and v2 zeros, act-order g_idx)', () => {
-    const out = 16, inF = 64, gs = 16, groups = 4, bits = 4;
+    const out = 16, inF = 64, groups = 4, bits = 4;
     const codes = ints(out * inF, 16, 3);
     const zeros = Uint8Array.from(ints(out * groups, 15, 4), (z) => z + 1);
     const gIdx = Int32Array.from({ length: inF }, (_, i) => ((i * 7) % inF) >> 4); // a permuted assignment, as act-order writes
@@ -66,7 +66,6 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
           assert.equal(got[o * inF + i], scales[g * out + o] * (q - z));
         }
       }
-      void gs;
     }
     assert.throws(() => packGptq(codes, new Uint8Array(out * groups), out, inF, groups, gIdx, bits, true), /zero point 0 .* v1/);
   });
