@@ -53,7 +53,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { id: 'onnx-qdq', label: 'ONNX QDQ (DequantizeLinear on INT8 / blocked INT4 weights)', loadedBy: 'ONNX Runtime and any ONNX runtime with QDQ support (TensorRT, OpenVINO, QNN)', from: ['onnx'] },
   { id: 'onnx-dynamic', label: 'ONNX dynamic INT8 (MatMul/Gemm)', loadedBy: 'ONNX Runtime (CPU)', from: ['onnx'] },
   { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf'] },
-  { id: 'safetensors-gptq', label: 'GPTQ checkpoint folder (qweight/qzeros/scales/g_idx, v1 zeros)', loadedBy: 'transformers with gptqmodel or optimum, vLLM, TGI', from: ['safetensors'] },
+  { id: 'safetensors-gptq', label: 'GPTQ checkpoint folder (qweight/qzeros/scales/g_idx, v1 zeros)', loadedBy: 'transformers with gptqmodel or optimum, vLLM', from: ['safetensors'] },
   { id: 'safetensors-compressed', label: 'compressed-tensors pack-quantized checkpoint folder (W4A16/W8A16 groups)', loadedBy: 'vLLM, transformers with compressed-tensors', from: ['safetensors'] },
 ];
 
