@@ -55,7 +55,9 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
     const scales = Float32Array.from({ length: groups * out }, (_, i) => (1 + (i % 13)) / 1024);
     for (const v1 of [true, false]) {
       const p = packGptq(codes, zeros, out, inF, groups, gIdx, bits, v1);
-      const got = dequantGptq(p.qweight, p.qzeros, scales, p.gIdx, out, inF, groups, bits, v1);
+      const got = dequantGptq(p.qweight, p.qzeros, scales, p.gIdx, out, inF, bits, v1);
+      // A row range decodes to the same rows.
+      assert.deepEqual(Array.from(dequantGptq(p.qweight, p.qzeros, scales, p.gIdx, out, inF, bits, v1, 3, 7)), Array.from(got.subarray(3 * inF, 7 * inF)));
       for (let o = 0; o < out; o++) {
         for (let i = 0; i < inF; i++) {
           const q = field(p.qweight[Math.floor(i / 8) * out + o], 4 * (i % 8), 4);
@@ -90,6 +92,7 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
     // Symmetric: no zero point, signed code × scale.
     const sym = dequantPackQuantized(packed, s, undefined, undefined, out, inF, groups, gs, bits);
     assert.equal(sym[5], Math.fround(s[0] * (u[5] - 8)));
+    assert.deepEqual(Array.from(dequantPackQuantized(packed, s, zp, undefined, out, inF, groups, gs, bits, 9, 13)), Array.from(got.subarray(9 * inF)));
 
     // AWQ GEMM [in=32, out=16], groups of 8.
     const ai = 32, ao = 16, ag = 8;
@@ -97,6 +100,7 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
     const as = Float32Array.from({ length: (ai / ag) * ao }, (_, i) => 1 / (64 + i));
     const aw = dequantAwq(packAwq(aq, ai, ao), packAwq(az, ai / ag, ao), as, ao, ai, ag);
     const pw = packAwq(aq, ai, ao);
+    assert.deepEqual(Array.from(dequantAwq(pw, packAwq(az, ai / ag, ao), as, ao, ai, ag, 5, 6)), Array.from(aw.subarray(5 * ai, 6 * ai)));
     for (let i = 0; i < ai; i++) {
       for (let o = 0; o < ao; o++) {
         const nib = AWQ_ORDER.indexOf(o % 8 as 0);
@@ -109,7 +113,8 @@ describe('quantized checkpoint layouts (formats/safetensors/quantizedLayouts)', 
     // LLM.int8: q · SCB/127 (bitsandbytes: (q·SCB)·float32(1/127)); ±127 decodes to ±SCB within one float32 rounding.
     const q8 = Int8Array.of(-127, 0, 5, 127, -3, 64);
     const scb = Float32Array.of(2.5, 0.75);
-    const w8 = dequantBnbInt8(q8, scb, 2, 3);
+    const w8 = dequantBnbInt8(q8, scb, 3, 0, 6);
+    assert.deepEqual(Array.from(dequantBnbInt8(q8, scb, 3, 2, 3)), Array.from(w8.subarray(2, 5)));
     const inv = Math.fround(1 / 127);
     assert.deepEqual(Array.from(w8), Array.from(q8).map((v, k) => Math.fround(Math.fround(v * scb[Math.floor(k / 3)]) * inv)));
     assert.ok(Math.abs(w8[0] + 2.5) < 1e-6 && Math.abs(w8[3] - 0.75) < 1e-6);

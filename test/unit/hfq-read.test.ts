@@ -76,6 +76,10 @@ describe('quantized checkpoints in (formats/safetensors/quantizedView)', () => {
       const parts: number[] = [];
       for (const c of model.iterateFloat32(t, 100)) parts.push(...c.values);
       assert.deepEqual(parts, Array.from(want));
+      // Its bytes are the parts', in order; any byte range of them.
+      const raw = Buffer.concat(tensors.slice(1).map((x) => Buffer.from(x.data)));
+      assert.deepEqual(Buffer.from(model.readBytes(t)), raw);
+      assert.deepEqual(Buffer.from(model.readBytes(t, 1020, 50)), raw.subarray(1020, 1070));
       const ov = buildOverview(model).overview;
       assert.equal(ov.quantization, 'AWQ GEMM 4-bit g32');
       assert.ok(isAnalysable(t));

@@ -155,58 +155,68 @@ export function packGptq(
 }
 
 /**
- * W[out, in] (row-major float32) from GPTQ parts: w = scale[g][o]·(q − zero),
- * the product taken in float32 of the stored scale's value.
+ * Rows [o0, o1) of W[out, in] (row-major float32) from GPTQ parts:
+ * w = scale[g][o]·(q − zero), the product taken in float32 of the stored
+ * scale's value. Decoded straight from the words, so a caller holding only
+ * the packed parts can read any row range.
  */
 export function dequantGptq(
-  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, gIdx: ArrayLike<number>, out: number, inF: number, groups: number, bits: PackBits, v1: boolean,
+  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, gIdx: ArrayLike<number>, out: number, inF: number, bits: PackBits, v1: boolean,
+  o0 = 0, o1 = out,
 ): Float32Array {
-  const q = unpackAlongRows(qweight, inF, out, bits);
-  const z = unpackAlongCols(qzeros, groups, out, bits);
-  const w = new Float32Array(out * inF);
-  for (let i = 0; i < inF; i++) {
-    const g = gIdx[i];
-    for (let o = 0; o < out; o++) {
+  const per = 32 / bits, mask = (1 << bits) - 1, zw = out / per;
+  const w = new Float32Array((o1 - o0) * inF);
+  for (let o = o0; o < o1; o++) {
+    const zShift = bits * (o % per), zCol = Math.floor(o / per);
+    const row = (o - o0) * inF;
+    for (let i = 0; i < inF; i++) {
+      const g = gIdx[i];
+      const q = (qweight[Math.floor(i / per) * out + o] >>> (bits * (i % per))) & mask;
       // v1 stores zero − 1; loaders add the 1 back without masking (a stored 2^bits − 1 reads as 2^bits).
-      const zero = v1 ? z[g * out + o] + 1 : z[g * out + o];
-      w[o * inF + i] = Math.fround(scales[g * out + o] * (q[i * out + o] - zero));
+      const zero = ((qzeros[g * zw + zCol] >>> zShift) & mask) + (v1 ? 1 : 0);
+      w[row + i] = Math.fround(scales[g * out + o] * (q - zero));
     }
   }
   return w;
 }
 
-/** AWQ GEMM W[out, in]: w = scale[g][o]·(q − zero), groups of `groupSize` consecutive input rows. */
+/** Rows [o0, o1) of an AWQ GEMM W[out, in]: w = scale[g][o]·(q − zero), groups of `groupSize` consecutive input rows. */
 export function dequantAwq(
-  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, out: number, inF: number, groupSize: number,
+  qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, out: number, inF: number, groupSize: number, o0 = 0, o1 = out,
 ): Float32Array {
-  const groups = inF / groupSize;
-  const q = unpackAwq(qweight, inF, out);
-  const z = unpackAwq(qzeros, groups, out);
-  const w = new Float32Array(out * inF);
-  for (let i = 0; i < inF; i++) {
-    const g = Math.floor(i / groupSize);
-    for (let o = 0; o < out; o++) w[o * inF + i] = Math.fround(scales[g * out + o] * (q[i * out + o] - z[g * out + o]));
+  const wc = out / 8;
+  const w = new Float32Array((o1 - o0) * inF);
+  for (let o = o0; o < o1; o++) {
+    const shift = 4 * AWQ_ORDER.indexOf((o % 8) as 0), col = Math.floor(o / 8);
+    const row = (o - o0) * inF;
+    for (let i = 0; i < inF; i++) {
+      const g = Math.floor(i / groupSize);
+      const q = (qweight[i * wc + col] >>> shift) & 15;
+      const z = (qzeros[g * wc + col] >>> shift) & 15;
+      w[row + i] = Math.fround(scales[g * out + o] * (q - z));
+    }
   }
   return w;
 }
 
 /**
- * compressed-tensors pack-quantized W[out, in] from `weight_packed`, scales
- * [out, groups], optional packed zero points and g_idx: w = scale·(q − zp).
+ * Rows [o0, o1) of a compressed-tensors pack-quantized W[out, in] from
+ * `weight_packed`, scales [out, groups], optional packed zero points and
+ * g_idx: w = scale·(q − zp), q and zp signed (both offset by 2^(bits−1) in storage).
  */
 export function dequantPackQuantized(
   packed: Int32Array, scales: ArrayLike<number>, zeroPacked: Int32Array | undefined, gIdx: ArrayLike<number> | undefined,
-  out: number, inF: number, groups: number, groupSize: number, bits: PackBits,
+  out: number, inF: number, groups: number, groupSize: number, bits: PackBits, o0 = 0, o1 = out,
 ): Float32Array {
-  const off = 1 << (bits - 1);
-  const q = unpackAlongCols(packed, out, inF, bits);
-  const zp = zeroPacked ? unpackAlongRows(zeroPacked, out, groups, bits) : undefined;
-  const w = new Float32Array(out * inF);
-  for (let o = 0; o < out; o++) {
+  const per = 32 / bits, mask = (1 << bits) - 1, off = 1 << (bits - 1), wc = Math.ceil(inF / per);
+  const w = new Float32Array((o1 - o0) * inF);
+  for (let o = o0; o < o1; o++) {
+    const row = (o - o0) * inF;
     for (let i = 0; i < inF; i++) {
       const g = gIdx ? gIdx[i] : Math.floor(i / groupSize);
-      const zero = zp ? zp[o * groups + g] : off;
-      w[o * inF + i] = Math.fround(scales[o * groups + g] * (q[o * inF + i] - zero));
+      const q = (packed[o * wc + Math.floor(i / per)] >>> (bits * (i % per))) & mask;
+      const zero = zeroPacked ? (zeroPacked[Math.floor(o / per) * groups + g] >>> (bits * (o % per))) & mask : off;
+      w[row + i] = Math.fround(scales[o * groups + g] * (q - zero));
     }
   }
   return w;
@@ -215,12 +225,12 @@ export function dequantPackQuantized(
 /** 1/127 as the float32 constant bitsandbytes multiplies by. */
 const INV127 = Math.fround(7.874015718698502e-3);
 
-/** bitsandbytes LLM.int8 W[out, in]: (q · SCB[o]) · (1/127) in float32, in the order its dequantizer multiplies. */
-export function dequantBnbInt8(q: Int8Array, scb: ArrayLike<number>, out: number, inF: number): Float32Array {
-  const w = new Float32Array(out * inF);
-  for (let o = 0; o < out; o++) {
-    const s = scb[o];
-    for (let i = 0; i < inF; i++) w[o * inF + i] = Math.fround(Math.fround(q[o * inF + i] * s) * INV127);
+/** Elements [start, start+count) of a bitsandbytes LLM.int8 W[out, in]: (q · SCB[o]) · (1/127) in float32, in the order its dequantizer multiplies. */
+export function dequantBnbInt8(q: Int8Array, scb: ArrayLike<number>, inF: number, start: number, count: number): Float32Array {
+  const w = new Float32Array(count);
+  for (let n = 0; n < count; n++) {
+    const k = start + n;
+    w[n] = Math.fround(Math.fround(q[k] * scb[Math.floor(k / inF)]) * INV127);
   }
   return w;
 }

@@ -35,11 +35,25 @@ export function readHfConfig(dir: string): { file: string; config: Record<string
 
 type Reader = (t: TensorInfo) => Uint8Array;
 
+/**
+ * Per-tensor memo: the parts of the tensor being read, decoded once into
+ * typed arrays and kept while its chunks are read (only the packed parts,
+ * never the float32 matrix).
+ */
+type Memo = <T>(key: string, make: () => T) => T;
+
 interface View {
   parts: TensorInfo[];
-  decode(read: Reader): Float32Array;
-  /** bitsandbytes 4-bit decodes any element range without the whole matrix. */
-  decodeRange?(read: Reader, start: number, count: number): Float32Array;
+  /** Elements [start, start+count) of the logical [out, in] tensor. */
+  decode(read: Reader, memo: Memo, start: number, count: number): Float32Array;
+}
+
+/** Row-wise decoders read whole output rows; this cuts the requested elements out of them. */
+function byRows(inF: number, rows: (o0: number, o1: number) => Float32Array, start: number, count: number): Float32Array {
+  const o0 = Math.floor(start / inF), o1 = Math.ceil((start + count) / inF);
+  const r = rows(o0, o1);
+  const at = start - o0 * inF;
+  return at === 0 && count === r.length ? r : r.slice(at, at + count);
 }
 
 function i32(b: Uint8Array): Int32Array {
@@ -122,7 +136,8 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
         const gs = inF / groups;
         labels.add(`AWQ GEMM 4-bit g${gs}`);
         add(p, `awq4-g${gs}`, out, inF, [t, qz, sc], {
-          decode: (read) => dequantAwq(i32(read(t)), i32(read(qz)), floats(sc, read(sc)), out, inF, gs),
+          decode: (read, memo, start, count) => byRows(inF, (o0, o1) => dequantAwq(
+            memo('q', () => i32(read(t))), memo('z', () => i32(read(qz))), memo('s', () => floats(sc, read(sc))), out, inF, gs, o0, o1), start, count),
         });
       } else {
         const gi = byName.get(`${p}.g_idx`);
@@ -141,10 +156,14 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
         const gs = inF / groups;
         labels.add(`GPTQ ${bits}-bit g${gs}${qc?.desc_act === true ? ' act-order' : ''} (${v1 ? 'v1: zero − 1 stored' : 'v2'})`);
         add(p, `gptq${bits}`, out, inF, gi ? [t, qz, sc, gi] : [t, qz, sc], {
-          decode: (read) => {
-            const g = gi ? i32(read(gi)) : Int32Array.from({ length: inF }, (_, i) => Math.floor(i / gs));
-            for (let i = 0; i < inF; i++) if (!(g[i] >= 0 && g[i] < groups)) throw new FormatError(file, `tensor ${p}.g_idx`, `entry ${i} is ${g[i]}, outside 0..${groups - 1}`);
-            return dequantGptq(i32(read(t)), i32(read(qz)), floats(sc, read(sc)), g, out, inF, groups, bits, v1);
+          decode: (read, memo, start, count) => {
+            const g = memo('g', () => {
+              const x = gi ? i32(read(gi)) : Int32Array.from({ length: inF }, (_, i) => Math.floor(i / gs));
+              for (let i = 0; i < inF; i++) if (!(x[i] >= 0 && x[i] < groups)) throw new FormatError(file, `tensor ${p}.g_idx`, `entry ${i} is ${x[i]}, outside 0..${groups - 1}`);
+              return x;
+            });
+            return byRows(inF, (o0, o1) => dequantGptq(
+              memo('q', () => i32(read(t))), memo('z', () => i32(read(qz))), memo('s', () => floats(sc, read(sc))), g, out, inF, bits, v1, o0, o1), start, count);
           },
         });
       }
@@ -175,7 +194,9 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
       labels.add(`compressed-tensors pack-quantized W${bits}A16 ${groups === 1 ? 'per channel' : `g${gs}`}${zp ? ' asym' : ' sym'}`);
       const parts = [t, sc, ws, ...(zp ? [zp] : []), ...(gi ? [gi] : [])];
       add(p, `ct${bits}`, out, inF, parts, {
-        decode: (read) => dequantPackQuantized(i32(read(t)), floats(sc, read(sc)), zp ? i32(read(zp)) : undefined, gi ? i32(read(gi)) : undefined, out, inF, groups, gs, bits),
+        decode: (read, memo, start, count) => byRows(inF, (o0, o1) => dequantPackQuantized(
+          memo('q', () => i32(read(t))), memo('s', () => floats(sc, read(sc))), zp ? memo('z', () => i32(read(zp))) : undefined, gi ? memo('g', () => i32(read(gi))) : undefined,
+          out, inF, groups, gs, bits, o0, o1), start, count),
       });
       continue;
     }
@@ -187,9 +208,9 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
       const extra = byName.get(`${p}.weight_format`);
       labels.add('bitsandbytes LLM.int8');
       add(p, 'bnb-int8', out, inF, extra ? [w, t, extra] : [w, t], {
-        decode: (read) => {
-          const b = read(w);
-          return dequantBnbInt8(new Int8Array(b.buffer, b.byteOffset, b.byteLength), floats(t, read(t)), out, inF);
+        decode: (read, memo, start, count) => {
+          const b = memo('q', () => read(w));
+          return dequantBnbInt8(new Int8Array(b.buffer, b.byteOffset, b.byteLength), memo('s', () => floats(t, read(t))), inF, start, count);
         },
       });
       continue;
@@ -219,13 +240,12 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
       const offset = num(st.nested_offset) ?? 0;
       const qt = String(st.quant_type ?? qsName.slice(qsName.lastIndexOf('__') + 2));
       labels.add(`bitsandbytes ${qt} blocksize ${blocksize}${nested ? ' double-quant' : ''}`);
-      const absmax = (read: Reader): Float32Array => nested
+      const absmax = (read: Reader, memo: Memo): Float32Array => memo('a', () => nested
         ? denestAbsmax(read(t), floats(nMap!, read(nMap!)), floats(nAbs!, read(nAbs!)), nBs, offset)
-        : floats(t, read(t));
+        : floats(t, read(t)));
       const parts = [w, t, qm, qs, ...(nested ? [nAbs!, nMap!] : [])];
       add(p, `bnb-${qt}`, out, inF, parts, {
-        decode: (read) => dequantBnb4(read(w), absmax(read), floats(qm, read(qm)), blocksize, 0, n),
-        decodeRange: (read, start, count) => dequantBnb4(read(w), absmax(read), floats(qm, read(qm)), blocksize, start, count),
+        decode: (read, memo, start, count) => dequantBnb4(memo('q', () => read(w)), absmax(read, memo), memo('m', () => floats(qm, read(qm))), blocksize, start, count),
       });
       continue;
     }
@@ -251,8 +271,8 @@ function readPart(ix: ModelIndex, t: TensorInfo): Uint8Array {
 export class DequantizedModelFile extends LazyModelFile {
   readonly quantization: string;
   private readonly views: Map<string, View>;
-  /** The last decoded matrix: statistics read a tensor chunk by chunk, in order. */
-  private cache?: { name: string; values: Float32Array };
+  /** The packed parts of the tensor last read, decoded: statistics read a tensor chunk by chunk, in order. */
+  private memo?: { name: string; values: Map<string, unknown> };
 
   constructor(q: QuantizedIndex) {
     super(q.index);
@@ -269,15 +289,18 @@ export class DequantizedModelFile extends LazyModelFile {
     const v = this.views.get(t.name);
     if (!v || !t.dtype.startsWith('q:')) return super.readBytes(t, offset, length);
     // The logical tensor's bytes are its parts', one after another.
-    const all = new Uint8Array(t.byteLength);
+    const len = length ?? t.byteLength - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > t.byteLength) {
+      throw new FormatError(this.path, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
+    }
+    const all = new Uint8Array(len);
     let at = 0;
     for (const p of v.parts) {
-      all.set(super.readBytes(p), at);
+      const a = Math.max(offset, at), b = Math.min(offset + len, at + p.byteLength);
+      if (a < b) all.set(super.readBytes(p, a - at, b - a), a - offset);
       at += p.byteLength;
     }
-    const len = length ?? t.byteLength - offset;
-    if (offset < 0 || len < 0 || offset + len > t.byteLength) throw new FormatError(this.path, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
-    return all.subarray(offset, offset + len);
+    return all;
   }
 
   override readFloat32(t: TensorInfo, start = 0, count?: number): Float32Array {
@@ -287,14 +310,18 @@ export class DequantizedModelFile extends LazyModelFile {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(n) || start < 0 || n < 0 || start + n > t.numel) {
       throw new FormatError(this.path, `tensor ${t.name}`, `element range ${start}+${n} outside its ${t.numel} elements`);
     }
-    const read = (p: TensorInfo) => super.readBytes(p);
-    if (v.decodeRange) return v.decodeRange(read, start, n);
-    if (this.cache?.name !== t.name) this.cache = { name: t.name, values: v.decode(read) };
-    return this.cache.values.slice(start, start + n);
+    if (n === 0) return new Float32Array(0);
+    if (this.memo?.name !== t.name) this.memo = { name: t.name, values: new Map() };
+    const values = this.memo.values;
+    const memo: Memo = <T>(key: string, make: () => T): T => {
+      if (!values.has(key)) values.set(key, make());
+      return values.get(key) as T;
+    };
+    return v.decode((p) => super.readBytes(p), memo, start, n);
   }
 
   override close(): void {
-    this.cache = undefined;
+    this.memo = undefined;
     super.close();
   }
 }
