@@ -103,10 +103,13 @@ export function resolveCheckpoint(source: string): { dir: string; entry: string 
   throw new ConvertInputError(`${abs}: ${st1.length} .safetensors files and no index (model.safetensors.index.json) to tie them together`);
 }
 
-/** Linear weights of the transformer blocks: 2-D float `*.weight` inside a numbered block that is not a norm or an embedding. */
+/** Mixture-of-experts routers (Mixtral's block_sparse_moe.gate, Qwen's mlp.gate and shared_expert_gate): the loaders keep them in float. */
+const ROUTER = /(?:^|\.)(?:gate|router|shared_expert_gate)\.weight$/;
+
+/** Linear weights of the transformer blocks: 2-D float `*.weight` inside a numbered block that is not a norm, an embedding or a router. */
 export function isBlockLinear(t: TensorInfo): boolean {
   return t.name.endsWith('.weight') && t.shape.length === 2 && FLOAT.has(t.dtype) && t.layer.block !== undefined &&
-    t.layer.role !== 'norm' && t.layer.role !== 'embed' && t.layer.role !== 'pos_embed';
+    t.layer.role !== 'norm' && t.layer.role !== 'embed' && t.layer.role !== 'pos_embed' && !ROUTER.test(t.name);
 }
 
 const moduleOf = (weight: string) => weight.slice(0, -'.weight'.length);
@@ -309,7 +312,9 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
         if (asked && asked !== 'keep') {
           throw new ConvertInputError(`plan: ${t.name} in ${(t.location as { file: string }).file} is ${t.dtype} [${t.shape.join(', ')}], not a 2-D float Linear weight of a transformer block; ${opts.target} quantizes only those`);
         }
-        if (t.name.endsWith('.weight') && t.shape.length === 2) kept.push({ name: t.name, reason: t.layer.block === undefined ? `${t.layer.role ?? 'outside the blocks'} (not quantized by this target)` : !FLOAT.has(t.dtype) ? `dtype ${t.dtype}` : `${t.layer.role ?? 'not a Linear'}` });
+        if (t.name.endsWith('.weight') && t.shape.length === 2) {
+          kept.push({ name: t.name, reason: t.layer.block === undefined ? `${t.layer.role ?? 'outside the blocks'} (not quantized by this target)` : !FLOAT.has(t.dtype) ? `dtype ${t.dtype}` : ROUTER.test(t.name) ? 'mixture-of-experts router (kept in float)' : `${t.layer.role ?? 'not a Linear'}` });
+        }
         continue;
       }
       const p = opts.plan?.get(t.name);

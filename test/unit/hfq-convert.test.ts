@@ -295,6 +295,43 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     assert.ok(sumG < 0.9 * sumR, `GPTQ output error ${sumG} vs RTN ${sumR}`);
   });
 
+  it('GPT-2 Conv1D weights (stored [in, out]) are written and read in Linear orientation [out, in]; MoE routers stay float', async () => {
+    const src = path.join(tmp, 'gpt2');
+    fs.mkdirSync(src);
+    const shapes: Record<string, number[]> = {
+      'transformer.wte.weight': [50, 64], 'transformer.h.0.ln_1.weight': [64], 'transformer.h.0.attn.c_attn.weight': [64, 192],
+      'transformer.h.0.attn.c_proj.weight': [64, 64], 'transformer.h.0.mlp.c_fc.weight': [64, 256], 'transformer.h.0.mlp.c_proj.weight': [256, 64],
+      'transformer.h.0.moe.gate.weight': [8, 64],
+    };
+    const vals = new Map(Object.entries(shapes).map(([n, sh], k) => [n, weights(sh.reduce((a, b) => a * b, 1), 50 + k)]));
+    writeSt(path.join(src, 'model.safetensors'), Object.entries(shapes).map(([n, sh]) => ({ name: n, dtype: 'F32' as const, shape: sh, data: new Uint8Array(vals.get(n)!.buffer) })));
+    fs.writeFileSync(path.join(src, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_embd: 64 }));
+    const out = path.join(tmp, 'out');
+    const r = await convertSafetensors(src, out, { target: 'safetensors-gptq', bits: 8, groupSize: 32 });
+    assert.deepEqual(r.readBack.mismatched, []);
+    assert.ok(r.kept.some((k) => k.name === 'transformer.h.0.moe.gate.weight' && /router/.test(k.reason)));
+    const t = outTensors(out);
+    assert.deepEqual(t.get('transformer.h.0.attn.c_attn.qweight')!.shape, [64 / 4, 192]);
+    const d = decodeGptq(t, 'transformer.h.0.attn.c_attn', 8);
+    assert.deepEqual([d.out, d.inF], [192, 64]);
+    const w = vals.get('transformer.h.0.attn.c_attn.weight')!; // [in = 64, out = 192]
+    for (let o = 0; o < 192; o++) {
+      for (let i = 0; i < 64; i++) {
+        // 8-bit: within half a step (scale/2) of the transposed source weight.
+        assert.ok(Math.abs(d.w[o * 64 + i] - w[i * 192 + o]) <= d.scale(o, Math.floor(i / 32)) / 2 + 1e-9, `c_attn[${o}, ${i}]`);
+      }
+    }
+    const m = openModel(path.join(out, 'model.safetensors'));
+    try {
+      const lt = m.tensors.find((x) => x.name === 'transformer.h.0.attn.c_attn.weight')!;
+      assert.deepEqual(lt.shape, [192, 64]);
+      assert.equal(lt.layer.outputChannelAxis, 0);
+      assert.equal(m.tensors.find((x) => x.name === 'transformer.h.0.moe.gate.weight')!.dtype, 'f32');
+    } finally {
+      m.close();
+    }
+  });
+
   it('bad inputs: clear errors naming the file', async () => {
     const src = path.join(tmp, 'llama');
     tinyLlama(src, { layers: 1 });
