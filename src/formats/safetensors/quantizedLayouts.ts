@@ -164,17 +164,26 @@ export function dequantGptq(
   qweight: Int32Array, qzeros: Int32Array, scales: ArrayLike<number>, gIdx: ArrayLike<number>, out: number, inF: number, bits: PackBits, v1: boolean,
   o0 = 0, o1 = out,
 ): Float32Array {
-  const per = 32 / bits, mask = (1 << bits) - 1, zw = out / per;
-  const w = new Float32Array((o1 - o0) * inF);
+  const per = 32 / bits, mask = (1 << bits) - 1, zw = out / per, groups = scales.length / out, n = o1 - o0;
+  // Each row's zero points and scales by group, then the words in file order (contiguous along the output dim).
+  const zr = new Int32Array(n * groups), sr = new Float32Array(n * groups);
   for (let o = o0; o < o1; o++) {
-    const zShift = bits * (o % per), zCol = Math.floor(o / per);
-    const row = (o - o0) * inF;
-    for (let i = 0; i < inF; i++) {
-      const g = gIdx[i];
-      const q = (qweight[Math.floor(i / per) * out + o] >>> (bits * (i % per))) & mask;
+    for (let g = 0; g < groups; g++) {
       // v1 stores zero − 1; loaders add the 1 back without masking (a stored 2^bits − 1 reads as 2^bits).
-      const zero = ((qzeros[g * zw + zCol] >>> zShift) & mask) + (v1 ? 1 : 0);
-      w[row + i] = Math.fround(scales[g * out + o] * (q - zero));
+      zr[(o - o0) * groups + g] = ((qzeros[g * zw + Math.floor(o / per)] >>> (bits * (o % per))) & mask) + (v1 ? 1 : 0);
+      sr[(o - o0) * groups + g] = scales[g * out + o];
+    }
+  }
+  const w = new Float32Array(n * inF);
+  for (let wi = 0; wi < inF / per; wi++) {
+    const base = wi * per;
+    for (let o = o0; o < o1; o++) {
+      const word = qweight[wi * out + o];
+      const dst = (o - o0) * inF + base, zo = (o - o0) * groups;
+      for (let j = 0; j < per; j++) {
+        const g = gIdx[base + j];
+        w[dst + j] = Math.fround(sr[zo + g] * (((word >>> (bits * j)) & mask) - zr[zo + g]));
+      }
     }
   }
   return w;
