@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import { assertBuilt, root, runCli } from './cli-spawn';
-import { tinyLlama } from './hfqUtil';
+import { tinyLlama, weights, writeNpz } from './hfqUtil';
 import { openModel } from '../../src/formats/index';
 
 /**
@@ -90,6 +90,17 @@ describe('quantscope quantize --target safetensors-* (CLI child process)', funct
     const s = await runCli(['stats', path.join(out, 'model.safetensors'), '--no-cache', '--threads', '1']);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout.toString('utf8'), /model\.layers\.0\.mlp\.down_proj\.weight\s+q:ct4\s+64×128/);
+    // GPTQ with act-order on recorded activations, through --calib.
+    const npz = path.join(tmp, 'acts.npz');
+    const acts: Record<string, { data: Float32Array; dims: number[] }> = {};
+    for (const n of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj']) acts[`model.layers.0.${n}`] = { data: weights(64 * 64, 7, 1), dims: [64, 64] };
+    acts['model.layers.0.mlp.down_proj'] = { data: weights(64 * 128, 8, 1), dims: [64, 128] };
+    writeNpz(npz, acts);
+    const g = await runCli(['quantize', src, '-o', path.join(tmp, 'g'), '--target', 'safetensors-gptq', '--algo', 'gptq', '--act-order', '--calib', npz, '--block-size', '32', '--json']);
+    assert.equal(g.code, 0, g.stderr);
+    const gr = JSON.parse(g.stdout.toString('utf8')) as { tensors: { choice: string }[]; verification: { readBack: { mismatched: string[] } } };
+    assert.ok(gr.tensors.length === 7 && gr.tensors.every((t) => / gptq act-order$/.test(t.choice)), JSON.stringify(gr.tensors.map((t) => t.choice)));
+    assert.deepEqual(gr.verification.readBack.mismatched, []);
     const cfg = path.join(src, 'config.json');
     fs.writeFileSync(cfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), quantization_config: { quant_method: 'hqq' } }));
     const bad = await runCli(['quantize', src, '-o', path.join(tmp, 'x'), '--target', 'safetensors-gptq']);

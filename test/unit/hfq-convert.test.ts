@@ -7,8 +7,7 @@ import { convert } from '../../src/pipelines/convert';
 import { openModel } from '../../src/formats/index';
 import { FormatError } from '../../src/formats/types';
 import { buildOverview } from '../../src/analysis/overview';
-import { encodeNpy } from '../../src/runtime/calibData';
-import { bfloats, halfs, hashFolder, i32s, readSt, roundHalfEven, tinyLlama, weights, writeSt } from './hfqUtil';
+import { bfloats, halfs, hashFolder, i32s, readSt, roundHalfEven, tinyLlama, weights, writeNpz, writeSt } from './hfqUtil';
 import type { WeightScheme } from '../../src/pipelines/convertSafetensors';
 
 /** Bits [shift, shift+bits) of a 32-bit word, from the spec's shift-and-mask. */
@@ -386,31 +385,3 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     assert.deepEqual(again.verification.readBack.mismatched, []);
   });
 });
-
-/** An uncompressed .npz (a zip of .npy files, stored), written from the zip and npy specs. */
-function writeNpz(file: string, arrays: Record<string, { data: Float32Array; dims: number[] }>): void {
-  const locals: Buffer[] = [], central: Buffer[] = [];
-  let off = 0;
-  for (const [name, a] of Object.entries(arrays)) {
-    const body = Buffer.from(encodeNpy({ data: a.data, dims: a.dims, dtype: 'float32' }));
-    const fname = Buffer.from(`${name}.npy`);
-    const crc = crc32(body);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(20, 4); lh.writeUInt32LE(crc, 14); lh.writeUInt32LE(body.length, 18); lh.writeUInt32LE(body.length, 22); lh.writeUInt16LE(fname.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0); ch.writeUInt16LE(20, 4); ch.writeUInt16LE(20, 6); ch.writeUInt32LE(crc, 16); ch.writeUInt32LE(body.length, 20); ch.writeUInt32LE(body.length, 24); ch.writeUInt16LE(fname.length, 28); ch.writeUInt32LE(off, 42);
-    locals.push(lh, fname, body);
-    central.push(ch, fname);
-    off += 30 + fname.length + body.length;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(Object.keys(arrays).length, 8); end.writeUInt16LE(Object.keys(arrays).length, 10); end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(off, 16);
-  fs.writeFileSync(file, Buffer.concat([...locals, cd, end]));
-}
-
-function crc32(b: Buffer): number {
-  let c = ~0;
-  for (const x of b) { c ^= x; for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1)); }
-  return ~c >>> 0;
-}

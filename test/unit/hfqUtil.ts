@@ -7,6 +7,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { encodeNpy } from '../../src/runtime/calibData';
 
 export type StDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I8' | 'U8';
 export interface StTensor { name: string; dtype: StDType; shape: number[]; data: Uint8Array }
@@ -147,4 +148,32 @@ export function hashFolder(dir: string): Record<string, string> {
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** An uncompressed .npz (a zip of .npy files, stored), written from the zip and npy specs. */
+export function writeNpz(file: string, arrays: Record<string, { data: Float32Array; dims: number[] }>): void {
+  const locals: Buffer[] = [], central: Buffer[] = [];
+  let off = 0;
+  for (const [name, a] of Object.entries(arrays)) {
+    const body = Buffer.from(encodeNpy({ data: a.data, dims: a.dims, dtype: 'float32' }));
+    const fname = Buffer.from(`${name}.npy`);
+    const crc = crc32(body);
+    const lh = Buffer.alloc(30);
+    lh.writeUInt32LE(0x04034b50, 0); lh.writeUInt16LE(20, 4); lh.writeUInt32LE(crc, 14); lh.writeUInt32LE(body.length, 18); lh.writeUInt32LE(body.length, 22); lh.writeUInt16LE(fname.length, 26);
+    const ch = Buffer.alloc(46);
+    ch.writeUInt32LE(0x02014b50, 0); ch.writeUInt16LE(20, 4); ch.writeUInt16LE(20, 6); ch.writeUInt32LE(crc, 16); ch.writeUInt32LE(body.length, 20); ch.writeUInt32LE(body.length, 24); ch.writeUInt16LE(fname.length, 28); ch.writeUInt32LE(off, 42);
+    locals.push(lh, fname, body);
+    central.push(ch, fname);
+    off += 30 + fname.length + body.length;
+  }
+  const cd = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(Object.keys(arrays).length, 8); end.writeUInt16LE(Object.keys(arrays).length, 10); end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(off, 16);
+  fs.writeFileSync(file, Buffer.concat([...locals, cd, end]));
+}
+
+function crc32(b: Buffer): number {
+  let c = ~0;
+  for (const x of b) { c ^= x; for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1)); }
+  return ~c >>> 0;
 }
