@@ -176,6 +176,17 @@ describe('quantized checkpoints in (formats/safetensors/quantizedView)', () => {
     } finally {
       model.close();
     }
+    // AutoGPTQ's quantize_config.json beside a config.json without quantization_config: v2 zeros read as such.
+    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+    fs.writeFileSync(path.join(tmp, 'quantize_config.json'), JSON.stringify({ bits: 8, group_size: -1, desc_act: false, checkpoint_format: 'gptq_v2' }));
+    const m2 = openModel(file);
+    try {
+      assert.equal(m2.readFloat32(m2.tensors[0], 0, 1)[0], scales[0] * (codes[0] - 127));
+      assert.match(buildOverview(m2).overview.quantization ?? '', /^GPTQ 8-bit g16 \(v2\)$/);
+    } finally {
+      m2.close();
+    }
+    fs.rmSync(path.join(tmp, 'quantize_config.json'));
     // scales with the wrong width
     writeSt(file, [
       { name: `${m}.g_idx`, dtype: 'I32', shape: [inF], data: i32(new Array(inF).fill(0)) },

@@ -33,6 +33,31 @@ export function readHfConfig(dir: string): { file: string; config: Record<string
   return { file, config: j as Record<string, unknown> };
 }
 
+/**
+ * The quantization settings of a checkpoint folder: `quantization_config` in
+ * config.json, else the files older exporters wrote beside it
+ * (AutoGPTQ's quantize_config.json, AutoAWQ's quant_config.json).
+ */
+function quantizationSettings(dir: string): { file: string; qc?: Record<string, unknown> } | undefined {
+  const cfg = readHfConfig(dir);
+  const qc = cfg?.config.quantization_config;
+  if (cfg && qc !== undefined) {
+    if (typeof qc !== 'object' || qc === null || Array.isArray(qc)) throw new FormatError(cfg.file, 'quantization_config', 'is not an object');
+    return { file: cfg.file, qc: qc as Record<string, unknown> };
+  }
+  for (const [name, method] of [['quantize_config.json', 'gptq'], ['quant_config.json', 'awq']] as const) {
+    const file = path.join(dir, name);
+    let j: unknown;
+    try { j = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new FormatError(file, 'settings', `unreadable: ${(e as Error).message}`);
+    }
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new FormatError(file, 'settings', 'is not a JSON object');
+    return { file, qc: { quant_method: method, ...(j as Record<string, unknown>) } };
+  }
+  return cfg ? { file: cfg.file } : undefined;
+}
+
 type Reader = (t: TensorInfo) => Uint8Array;
 
 /**
@@ -84,9 +109,10 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
   const has = (n: string) => byName.has(n);
   const packedLike = ix.tensors.some((t) => /\.(?:qweight|weight_packed|SCB|weight\.absmax)$/.test(t.name));
   if (!packedLike) return undefined;
-  const cfgFile = readHfConfig(dir);
-  const qc = cfgFile?.config.quantization_config as Record<string, unknown> | undefined;
-  const where = cfgFile?.file ?? path.join(dir, 'config.json');
+  const settings = quantizationSettings(dir);
+  const cfgFile = settings?.file;
+  const qc = settings?.qc;
+  const where = cfgFile ?? path.join(dir, 'config.json');
   let method = typeof qc?.quant_method === 'string' ? qc.quant_method : undefined;
   if (qc && method === undefined) {
     if (qc.load_in_4bit === true || qc.load_in_8bit === true) method = 'bitsandbytes';
@@ -146,7 +172,7 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
         const cfgBits = num(qc?.bits);
         const inF = gi ? gi.numel : cfgBits ? (t.shape[0] * 32) / cfgBits : NaN;
         const bits = gi ? (t.shape[0] * 32) / inF : cfgBits ?? NaN;
-        if (!isPackBits(bits)) throw new FormatError(cfgFile?.file ?? file, `tensor ${t.name}`, `GPTQ with ${bits} bits is not read (2, 4 and 8 are)`);
+        if (!isPackBits(bits)) throw new FormatError(cfgFile ?? file, `tensor ${t.name}`, `GPTQ with ${bits} bits is not read (2, 4 and 8 are)`);
         if (!Number.isInteger(inF) || t.shape[0] * (32 / bits) !== inF || sc.shape[1] !== out || qz.shape[0] !== groups || qz.shape[1] * (32 / bits) !== out) {
           throw new FormatError(file, `tensor ${t.name}`, `GPTQ ${bits}-bit parts do not fit: qweight [${t.shape}], qzeros [${qz.shape}], scales [${sc.shape}]${gi ? `, g_idx [${gi.shape}]` : ''}`);
         }
@@ -257,7 +283,7 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
     if (l) tensors.push(l);
     else if (!hidden.has(t.name)) tensors.push(t);
   }
-  const scheme = `${[...labels].join('; ')}${cfgFile ? '' : ' (no config.json: read from the tensor names)'}`;
+  const scheme = `${[...labels].join('; ')}${qc ? '' : cfgFile ? ' (no quantization_config: read from the tensor names)' : ' (no config.json: read from the tensor names)'}`;
   const metadata: Record<string, MetadataValue> = { ...ix.metadata, 'quantization.scheme': scheme, 'quantization.packed_tensors': hidden.size };
   return { index: { ...ix, tensors, metadata, formatVersion: `${ix.formatVersion}, ${scheme}` }, views, scheme };
 }
