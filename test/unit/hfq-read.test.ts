@@ -143,6 +143,52 @@ describe('quantized checkpoints in (formats/safetensors/quantizedView)', () => {
     }
   });
 
+  it('compressed-tensors float-quantized (FP8 per channel) and int-quantized (int8 groups with zero points): (q − zp)·scale from the spec', () => {
+    const out = 4, inF = 32;
+    const r = lcg(11);
+    // FP8 E4M3: sign, 4 exponent bits (bias 7), 3 mantissa bits; 0x7f/0xff are NaN and not used.
+    const fp8 = Uint8Array.from({ length: out * inF }, () => { const b = r(256); return (b & 0x7f) === 0x7f ? 0x3c : b; });
+    const e4m3 = (b: number) => { const sg = b & 0x80 ? -1 : 1, e = (b >> 3) & 15, m = b & 7; return sg * (e === 0 ? (m / 8) * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7)); };
+    const chScale = [0.5, 0.25, 0.125, 2];
+    const q8 = Int8Array.from({ length: out * inF }, () => r(256) - 128);
+    const gScale = Array.from({ length: out * 2 }, (_, k) => (k + 1) / 64);
+    const gZero = Int8Array.from({ length: out * 2 }, (_, k) => k - 3);
+    writeSt(path.join(tmp, 'model.safetensors'), [
+      { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F8_E4M3', shape: [out, inF], data: fp8 },
+      { name: 'model.layers.0.mlp.up_proj.weight_scale', dtype: 'F16', shape: [out, 1], data: f16(chScale) },
+      { name: 'model.layers.0.mlp.up_proj.input_scale', dtype: 'F32', shape: [1], data: f32([0.1]) },
+      { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'I8', shape: [out, inF], data: new Uint8Array(q8.buffer) },
+      { name: 'model.layers.0.mlp.down_proj.weight_scale', dtype: 'F16', shape: [out, 2], data: f16(gScale) },
+      { name: 'model.layers.0.mlp.down_proj.weight_zero_point', dtype: 'I8', shape: [out, 2], data: new Uint8Array(gZero.buffer) },
+      { name: 'model.norm.weight', dtype: 'F32', shape: [inF], data: f32(new Array(inF).fill(1)) },
+    ]);
+    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ quantization_config: { quant_method: 'compressed-tensors', format: 'naive-quantized', config_groups: {} } }));
+    const model = openModel(path.join(tmp, 'model.safetensors'));
+    try {
+      assert.deepEqual(model.tensors.map((t) => `${t.name} ${t.dtype}`), [
+        'model.layers.0.mlp.up_proj.weight q:ct-fp8', 'model.layers.0.mlp.up_proj.input_scale f32', 'model.layers.0.mlp.down_proj.weight q:ct-int8', 'model.norm.weight f32',
+      ]);
+      const up = model.readFloat32(model.tensors[0]);
+      assert.deepEqual(Array.from(up), Array.from(fp8, (b, k) => Math.fround(e4m3(b) * chScale[Math.floor(k / inF)])));
+      const down = model.readFloat32(model.tensors[2]);
+      assert.deepEqual(Array.from(down), Array.from(q8, (q, k) => {
+        const o = Math.floor(k / inF), g = Math.floor((k % inF) / 16);
+        return Math.fround((q - gZero[o * 2 + g]) * gScale[o * 2 + g]);
+      }));
+      assert.match(buildOverview(model).overview.quantization ?? '', /naive-quantized fp8 per channel; compressed-tensors naive-quantized int8 g16 with zero points/);
+    } finally {
+      model.close();
+    }
+    // The same names under another exporter's config (FP8 of fbgemm): opened as they are, not reinterpreted.
+    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ quantization_config: { quant_method: 'fbgemm_fp8' } }));
+    const plain = openModel(path.join(tmp, 'model.safetensors'));
+    try {
+      assert.equal(plain.tensors.find((t) => t.name === 'model.layers.0.mlp.up_proj.weight')!.dtype, 'f8_e4m3fn');
+    } finally {
+      plain.close();
+    }
+  });
+
   it('without config.json the scheme is read from the tensor names, and says so; mismatched parts are errors naming the shard', () => {
     const out = 8, inF = 16;
     // GPTQ 8-bit: qweight [16/4, 8], qzeros [1, 8/4], scales [1, 8], g_idx [16].

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeNpy } from '../../src/runtime/calibData';
 
-export type StDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I8' | 'U8';
+export type StDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'I8' | 'U8' | 'F8_E4M3';
 export interface StTensor { name: string; dtype: StDType; shape: number[]; data: Uint8Array }
 
 /** safetensors from its spec: u64 header length, JSON header, contiguous data. */

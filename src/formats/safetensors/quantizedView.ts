@@ -108,7 +108,14 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
   const byName = new Map(ix.tensors.map((t) => [t.name, t]));
   const has = (n: string) => byName.has(n);
   const packedLike = ix.tensors.some((t) => /\.(?:qweight|weight_packed|SCB|weight\.absmax)$/.test(t.name));
-  if (!packedLike) return undefined;
+  // compressed-tensors' unpacked formats (int8 / fp8 `weight` + `weight_scale`) are told apart by their config alone;
+  // other FP8 exporters use the same names, and a checkpoint that only might be one opens as it is if its config is unreadable.
+  let unpackedCt = false;
+  if (!packedLike) {
+    if (!ix.tensors.some((t) => t.name.endsWith('.weight_scale'))) return undefined;
+    try { unpackedCt = quantizationSettings(dir)?.qc?.quant_method === 'compressed-tensors'; } catch { return undefined; }
+    if (!unpackedCt) return undefined;
+  }
   const settings = quantizationSettings(dir);
   const cfgFile = settings?.file;
   const qc = settings?.qc;
@@ -223,6 +230,49 @@ export function quantizedIndex(ix: ModelIndex, dir: string): QuantizedIndex | un
         decode: (read, memo, start, count) => byRows(inF, (o0, o1) => dequantPackQuantized(
           memo('q', () => i32(read(t))), memo('s', () => floats(sc, read(sc))), zp ? memo('z', () => i32(read(zp))) : undefined, gi ? memo('g', () => i32(read(gi))) : undefined,
           out, inF, groups, gs, bits, o0, o1), start, count),
+      });
+      continue;
+    }
+    if (unpackedCt && t.name.endsWith('.weight_scale') && has(t.name.slice(0, -'_scale'.length))) {
+      const p = t.name.slice(0, -'.weight_scale'.length);
+      const w = byName.get(`${p}.weight`)!;
+      if (w.dtype !== 'i8' && !w.dtype.startsWith('f8_')) continue; // a float weight beside a scale: not quantized here
+      if (w.shape.length !== 2) throw new FormatError(file, `tensor ${w.name}`, `quantized weight of shape [${w.shape}] is not 2-D`);
+      const [out, inF] = w.shape;
+      const zp = byName.get(`${p}.weight_zero_point`), gi = byName.get(`${p}.weight_g_idx`);
+      const fmt = typeof qc?.format === 'string' ? qc.format : 'naive-quantized';
+      if (!['naive-quantized', 'int-quantized', 'float-quantized', 'mixed-precision'].includes(fmt)) {
+        throw new FormatError(where, 'quantization_config.format', `${JSON.stringify(fmt)} with an unpacked ${w.dtype} weight is not read`);
+      }
+      // Scale per tensor, per output channel, per group of input columns, or per [b0, b1] block.
+      const groupsOf = (shape: number[], numel: number): { rows: number; cols: number } => {
+        if (numel === 1) return { rows: 1, cols: 1 };
+        const s2 = shape.length === 1 ? [shape[0], 1] : shape;
+        if (s2.length === 2 && (s2[0] === out || s2[0] === 1) && inF % s2[1] === 0) return { rows: s2[0], cols: s2[1] };
+        const bs = (Object.values((qc?.config_groups ?? {}) as Record<string, { weights?: { block_structure?: unknown } }>).map((g) => g.weights?.block_structure).find(Array.isArray)) as number[] | undefined;
+        if (bs && s2.length === 2 && s2[0] === Math.ceil(out / bs[0]) && s2[1] === Math.ceil(inF / bs[1])) return { rows: -bs[0], cols: -bs[1] };
+        throw new FormatError(file, `tensor ${t.name}`, `shape [${shape}] is no tensor, channel, group or block layout of the [${out}, ${inF}] weight`);
+      };
+      const sg = groupsOf(t.shape, t.numel);
+      if (zp && (zp.numel !== t.numel)) throw new FormatError(file, `tensor ${zp.name}`, `has ${zp.numel} elements, its weight_scale ${t.numel}`);
+      const kind = w.dtype === 'i8' ? 'int8' : 'fp8';
+      labels.add(`compressed-tensors ${fmt} ${kind} ${sg.rows < 0 ? `block ${-sg.rows}×${-sg.cols}` : sg.cols === 1 ? (sg.rows === 1 ? 'per tensor' : 'per channel') : `g${inF / sg.cols}`}${zp ? ' with zero points' : ''}`);
+      add(p, `ct-${kind}`, out, inF, [w, t, ...(zp ? [zp] : []), ...(gi ? [gi] : [])], {
+        decode: (read, memo, start, count) => {
+          const q = memo('q', () => floats(w, read(w)));
+          const s = memo('s', () => floats(t, read(t)));
+          const z = zp ? memo('z', () => floats(zp, read(zp))) : undefined;
+          const g = gi ? memo('g', () => i32(read(gi))) : undefined;
+          const res = new Float32Array(count);
+          for (let n = 0; n < count; n++) {
+            const k = start + n, o = Math.floor(k / inF), i = k % inF;
+            let at: number;
+            if (sg.rows < 0) at = Math.floor(o / -sg.rows) * Math.ceil(inF / -sg.cols) + Math.floor(i / -sg.cols);
+            else at = (sg.rows === 1 ? 0 : o * sg.cols) + (g ? g[i] : Math.floor(i / (inF / sg.cols)));
+            res[n] = Math.fround((q[k] - (z ? z[at] : 0)) * s[at]);
+          }
+          return res;
+        },
       });
       continue;
     }
