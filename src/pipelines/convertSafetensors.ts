@@ -466,8 +466,8 @@ function gptqConfig(def: WeightScheme, q: QuantizedWeightReport[], kept: { name:
   return {
     quant_method: 'gptq', bits: def.bits, group_size: def.groupSize, desc_act: descAct, sym: def.symmetric,
     static_groups: false, true_sequential: true, damp_percent: 0.01, lm_head: false, checkpoint_format: 'gptq',
+    // No `meta`: GPTQModel parses meta.quantizer as "name:version" pairs to pick its own format conversions.
     ...(Object.keys(dynamic).length ? { dynamic } : {}),
-    meta: { quantizer: ['quantscope'], algorithms: [...new Set(q.map((r) => r.algo))] },
   };
 }
 
