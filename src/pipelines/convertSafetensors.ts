@@ -124,8 +124,8 @@ interface Quantized {
   gIdx: Int32Array;
   groups: number;
   actOrder: boolean;
-  /** The values a loader computes, float32 [out, in]. */
-  predicted: Float32Array;
+  /** sha256 of the values a loader computes (float32 [out, in], row-major), hashed row by row. */
+  predicted: string;
   sqnrDb: number;
   relError: number;
   algo: 'rtn' | 'gptq';
@@ -185,19 +185,21 @@ function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, scaleTy
 }
 
 function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'>, w: Float32Array, out: number, inF: number): Quantized {
-  const predicted = new Float32Array(out * inF);
+  const h = crypto.createHash('sha256');
+  const row = new Float32Array(inF);
   let err = 0, sig = 0;
   for (let o = 0; o < out; o++) {
     for (let i = 0; i < inF; i++) {
       const k = o * q.groups + q.gIdx[i];
       const v = Math.fround(q.scaleValues[k] * (q.codes[o * inF + i] - q.zeros[k]));
-      predicted[o * inF + i] = v;
+      row[i] = v;
       const d = v - w[o * inF + i];
       err += d * d;
       sig += w[o * inF + i] * w[o * inF + i];
     }
+    h.update(bytesOf(row));
   }
-  return { ...q, predicted, sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
+  return { ...q, predicted: h.digest('hex'), sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
 }
 
 /** Input activations per module for GPTQ: arrays named after the module (or its weight). */
@@ -224,10 +226,6 @@ function activationMatrix(a: FeedTensor, inF: number, where: string): { x: Float
   else if (a.dtype === 'float32' || a.dtype === 'float64') for (let i = 0; i < n; i++) x[i] = (d as Float32Array)[i];
   else throw new ConvertInputError(`${where}: activations are ${a.dtype}, not float`);
   return { x, tokens: n / inF };
-}
-
-function sha(a: Float32Array): string {
-  return crypto.createHash('sha256').update(bytesOf(a)).digest('hex');
 }
 
 interface OutTensor extends PlannedTensor { bytes: () => Uint8Array }
@@ -376,7 +374,7 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
             if (opts.signal?.aborted) throw new CancelledError('quantize');
             opts.onProgress?.({ phase: 'quantize', done: done++, total: chosen.size, tensor: t.name });
             const q = quantizeWeight(model, t, s, m);
-            hashes.set(t.name, sha(q.predicted));
+            hashes.set(t.name, q.predicted);
             cache = partBytes(opts.target, q, s, o, inF);
             if (cache.length !== planned.length) throw new Error(`internal: ${cache.length} parts written for ${m}, ${planned.length} planned`);
             quantized.push({ name: t.name, scheme: s, algo: q.algo, bytesBefore: t.byteLength, bytesAfter: cache.reduce((a, b) => a + b.length, 0), sqnrDb: q.sqnrDb, relError: q.relError, actOrder: q.actOrder });
@@ -429,7 +427,10 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
     try {
       for (const q of quantized) {
         const t = back.tensors.find((x) => x.name === q.name);
-        if (!t || !t.dtype.startsWith('q:') || sha(back.readFloat32(t)) !== hashes.get(q.name)) mismatched.push(q.name);
+        if (!t || !t.dtype.startsWith('q:')) { mismatched.push(q.name); continue; }
+        const h = crypto.createHash('sha256');
+        for (const c of back.iterateFloat32(t, 1 << 20)) h.update(bytesOf(c.values));
+        if (h.digest('hex') !== hashes.get(q.name)) mismatched.push(q.name);
       }
     } finally {
       back.close();
@@ -541,6 +542,8 @@ export async function runSafetensors(
   const r = await convertSafetensors(source, output, opts);
   if (r.readBack.mismatched.length) {
     for (const f of r.files) fs.rmSync(f, { force: true });
+    // The folder too, when nothing else is in it (rmdir refuses a non-empty one).
+    try { fs.rmdirSync(r.outDir); } catch { /* kept: it holds other files */ }
     throw new VerificationError(`${output}: ${r.readBack.mismatched.length} quantized weights read back differ from the predicted values (${r.readBack.mismatched.slice(0, 3).join(', ')}); nothing kept`);
   }
   const size = (f: string) => { try { return fs.statSync(f).size; } catch { return 0; } };

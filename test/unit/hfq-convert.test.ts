@@ -6,6 +6,8 @@ import { convertSafetensors } from '../../src/pipelines/convertSafetensors';
 import { convert } from '../../src/pipelines/convert';
 import { openModel } from '../../src/formats/index';
 import { FormatError } from '../../src/formats/types';
+import { DequantizedModelFile } from '../../src/formats/safetensors/quantizedView';
+import { VerificationError } from '../../src/pipelines/errors';
 import { buildOverview } from '../../src/analysis/overview';
 import { bfloats, halfs, hashFolder, i32s, readSt, roundHalfEven, tinyLlama, weights, writeNpz, writeSt } from './hfqUtil';
 import type { WeightScheme } from '../../src/pipelines/convertSafetensors';
@@ -368,6 +370,27 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     const keep = Object.keys(st.header).filter((n) => n !== 'model.layers.0.self_attn.q_proj.qzeros');
     writeSt(path.join(bad, 'model.safetensors'), keep.map((n) => ({ name: n, dtype: st.header[n].dtype as 'I32', shape: st.header[n].shape, data: new Uint8Array(st.bytes(n)) })));
     assert.throws(() => openModel(path.join(bad, 'model.safetensors')), (e: Error) => e instanceof FormatError && e.file === path.join(bad, 'model.safetensors') && /q_proj\.qzeros: missing/.test(e.message));
+  });
+
+  it('the read-back check catches a reader that decodes one value differently: VerificationError, nothing kept', async () => {
+    const src = path.join(tmp, 'llama');
+    tinyLlama(src, { layers: 1 });
+    const out = path.join(tmp, 'out');
+    const orig = DequantizedModelFile.prototype.readFloat32;
+    DequantizedModelFile.prototype.readFloat32 = function (this: DequantizedModelFile, t, start, count) {
+      const v = orig.call(this, t, start, count);
+      if (t.name === 'model.layers.0.mlp.up_proj.weight' && (start ?? 0) === 0 && v.length > 5) v[5] = Math.fround(v[5] * (1 + 2 ** -20)) || 1e-30;
+      return v;
+    };
+    try {
+      const r = await convertSafetensors(src, path.join(tmp, 'direct'), { target: 'safetensors-compressed', groupSize: 32 });
+      assert.deepEqual(r.readBack.mismatched, ['model.layers.0.mlp.up_proj.weight']);
+      await assert.rejects(convert({ source: src, output: out, target: 'safetensors-gptq', blockSize: 32 }),
+        (e: Error) => e instanceof VerificationError && /1 quantized weights read back differ .*up_proj/.test(e.message));
+      assert.ok(!fs.existsSync(out), 'nothing kept');
+    } finally {
+      DequantizedModelFile.prototype.readFloat32 = orig;
+    }
   });
 
   it('convert() runs the target for a folder: report, read-back, and a non-empty output folder refused without --overwrite', async () => {
