@@ -406,5 +406,14 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     await assert.rejects(convert({ source: src, output: out, target: 'safetensors-compressed' }), /exists|not empty/);
     const again = await convert({ source: src, output: out, target: 'safetensors-gptq', overwrite: true, blockSize: 32 });
     assert.deepEqual(again.verification.readBack.mismatched, []);
+    // A plan file: its default and per-tensor choices, its target checked.
+    const planFile = path.join(tmp, 'plan.json');
+    fs.writeFileSync(planFile, JSON.stringify({ schema: 'quantscope/plan/v1', target: 'safetensors-compressed', default: 'int4-g32', tensors: { 'model.layers.0.self_attn.k_proj.weight': 'keep' } }));
+    const planned = await convert({ source: src, output: path.join(tmp, 'planned'), target: 'safetensors-compressed', plan: planFile });
+    assert.equal(planned.totals.tensorsQuantized, 6);
+    assert.ok(planned.tensors.every((t) => / int4 g32 asym /.test(t.choice)), planned.tensors.map((t) => t.choice).join());
+    assert.ok(planned.kept.some((k) => k.name === 'model.layers.0.self_attn.k_proj.weight' && k.reason === 'plan: keep'));
+    assert.equal(planned.plan?.file, planFile);
+    await assert.rejects(convert({ source: src, output: path.join(tmp, 'p2'), target: 'safetensors-gptq', plan: planFile }), new RegExp(`${planFile}: the plan is for safetensors-compressed, not safetensors-gptq`));
   });
 });
