@@ -87,6 +87,13 @@ describe('quantscope quantize --target safetensors-* (CLI child process)', funct
     assert.equal(rep.totals.tensorsQuantized, 7);
     assert.deepEqual(rep.verification.readBack, { checked: 7, mismatched: [] });
     assert.equal(rep.settings.quantization_config.format, 'pack-quantized');
+    const ins = await runCli(['inspect', path.join(out, 'model.safetensors'), '--json']);
+    assert.equal(ins.code, 0, ins.stderr);
+    const inspectSchema = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(fs.readFileSync(path.join(root, 'schemas', 'inspect.v1.json'), 'utf8')) as object);
+    const insDoc: unknown = JSON.parse(ins.stdout.toString('utf8'));
+    const insValid: boolean = inspectSchema(insDoc);
+    assert.ok(insValid, JSON.stringify(inspectSchema.errors));
+    assert.match(ins.stdout.toString('utf8'), /"dtype": ?"q:ct4"/);
     const s = await runCli(['stats', path.join(out, 'model.safetensors'), '--no-cache', '--threads', '1']);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout.toString('utf8'), /model\.layers\.0\.mlp\.down_proj\.weight\s+q:ct4\s+64×128/);
