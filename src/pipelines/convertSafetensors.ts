@@ -417,6 +417,12 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
       written.push(dst);
       copied.push(e.name);
     }
+    // --overwrite into a folder of an earlier conversion: weights and settings this one did not write would be read with it.
+    if (opts.overwrite) {
+      for (const n of fs.readdirSync(out)) {
+        if ((/\.safetensors$|\.safetensors\.index\.json$/.test(n) || n === 'quantize_config.json') && !written.includes(path.join(out, n))) fs.rmSync(path.join(out, n), { force: true });
+      }
+    }
     const convertS = (performance.now() - t0) / 1000;
 
     // Read back through the project's reader: every quantized weight must decode to the predicted values.

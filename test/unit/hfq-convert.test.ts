@@ -406,6 +406,11 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
     await assert.rejects(convert({ source: src, output: out, target: 'safetensors-compressed' }), /exists|not empty/);
     const again = await convert({ source: src, output: out, target: 'safetensors-gptq', overwrite: true, blockSize: 32 });
     assert.deepEqual(again.verification.readBack.mismatched, []);
+    // Overwriting a GPTQ folder with compressed-tensors leaves no stale quantize_config.json or shard behind.
+    fs.writeFileSync(path.join(out, 'model-00009-of-00009.safetensors'), 'stale');
+    fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+    await convert({ source: src, output: out, target: 'safetensors-compressed', overwrite: true, blockSize: 32 });
+    assert.deepEqual(fs.readdirSync(out).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'notes.txt', 'tokenizer.json', 'tokenizer_config.json']);
     // A plan file: its default and per-tensor choices, its target checked.
     const planFile = path.join(tmp, 'plan.json');
     fs.writeFileSync(planFile, JSON.stringify({ schema: 'quantscope/plan/v1', target: 'safetensors-compressed', default: 'int4-g32', tensors: { 'model.layers.0.self_attn.k_proj.weight': 'keep' } }));
