@@ -22,22 +22,20 @@ import type { ModelFile, ScalarDType, TensorInfo } from '../formats/types';
 import { FormatError } from '../formats/types';
 import { openModel } from '../formats/index';
 import { writeFileAtomicSync } from '../formats/atomicWrite';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../formats/dtypes';
+import { f16ToF32 } from '../formats/dtypes';
 import { bytesOf, writeSafetensors, type PlannedTensor } from '../formats/safetensors/writer';
+import { finish, linearWeight, partBytes, partsOf, quantizeHfWeight, scaleCodec, type Quantized, type SafetensorsTarget, type WeightScheme } from '../quant/hfQuantize';
+
+export type { SafetensorsTarget, WeightScheme } from '../quant/hfQuantize';
 import { DequantizedModelFile, readHfConfig } from '../formats/safetensors/quantizedView';
-import { packAlongCols, packAlongRows, packGptq, type PackBits } from '../formats/safetensors/quantizedLayouts';
-import { encode, gridParams, maxCode } from '../quant/algorithms/intGrid';
+import type { PackBits } from '../formats/safetensors/quantizedLayouts';
 import { gptq, gptqHessian } from '../quant/algorithms/gptq';
 import { parseNpy, parseNpz, type FeedTensor } from '../runtime/calibData';
 import { CancelledError } from '../jobs/cancel';
+import type { WorkerPool } from '../jobs/pool';
 import { ConvertInputError, VerificationError } from './errors';
 import type { ConvertProgress, ConvertReport, ConvertRequest } from './convert';
 import { nbitsChoice, parsePlan, type Plan } from '../quant/plan';
-
-export type SafetensorsTarget = 'safetensors-gptq' | 'safetensors-compressed';
-
-/** Bits, group size and symmetry of one quantized weight. */
-export interface WeightScheme { bits: PackBits; groupSize: number; symmetric: boolean }
 
 export interface ConvertSafetensorsOptions {
   target: SafetensorsTarget;
@@ -52,6 +50,8 @@ export interface ConvertSafetensorsOptions {
   activations?: string;
   /** Weights whose name matches stay as they are. */
   exclude?: string;
+  /** Round-to-nearest runs in these workers, a few weights ahead of the writer (default: in this thread). */
+  pool?: WorkerPool;
   /** Per-weight choices from a plan ('keep' or a scheme); weights it does not list get the default, or stay as they are with keepUnlisted. */
   plan?: Map<string, WeightScheme | 'keep'>;
   keepUnlisted?: boolean;
@@ -114,94 +114,6 @@ export function isBlockLinear(t: TensorInfo): boolean {
 
 const moduleOf = (weight: string) => weight.slice(0, -'.weight'.length);
 
-interface Quantized {
-  /** Unsigned codes [out, in] (Linear orientation), zeros and float scales [out, groups], group of each input column. */
-  codes: Uint8Array;
-  zeros: Uint8Array;
-  /** Scales as stored (f16 or bf16 bits). */
-  scaleBits: Uint16Array;
-  scaleValues: Float32Array;
-  gIdx: Int32Array;
-  groups: number;
-  actOrder: boolean;
-  /** sha256 of the values a loader computes (float32 [out, in], row-major), hashed row by row. */
-  predicted: string;
-  sqnrDb: number;
-  relError: number;
-  algo: 'rtn' | 'gptq';
-}
-
-/** W[out, in] of a weight as float32 (GPT-2 Conv1D weights, stored [in, out], are transposed). */
-function linearWeight(model: ModelFile, t: TensorInfo): { w: Float32Array; out: number; inF: number } {
-  const v = model.readFloat32(t);
-  if (t.layer.outputChannelAxis !== 1) return { w: v, out: t.shape[0], inF: t.shape[1] };
-  const [inF, out] = t.shape;
-  const w = new Float32Array(out * inF);
-  for (let i = 0; i < inF; i++) for (let o = 0; o < out; o++) w[o * inF + i] = v[i * out + o];
-  return { w, out, inF };
-}
-
-function scaleCodec(dtype: 'f16' | 'bf16'): { enc: (x: number) => number; dec: (b: number) => number; min: number } {
-  return dtype === 'f16' ? { enc: f32ToF16, dec: f16ToF32, min: 2 ** -24 } : { enc: f32ToBf16, dec: bf16ToF32, min: 2 ** -133 };
-}
-
-/**
- * Round-to-nearest onto the grid of intGrid.ts with the scale rounded to its
- * stored type first, so codes are chosen for the scale a loader sees. GPTQ v1
- * cannot store a zero of 0: an asymmetric group whose range starts at 0 takes
- * zero 1 and the scale that keeps its maximum.
- */
-function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, scaleType: 'f16' | 'bf16', v1: boolean): Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'> {
-  const groups = inF / s.groupSize;
-  const qmax = maxCode(s.bits);
-  const c = { bits: s.bits, symmetric: s.symmetric, groupSize: s.groupSize };
-  const sc = scaleCodec(scaleType);
-  const codes = new Uint8Array(out * inF), zeros = new Uint8Array(out * groups);
-  const scaleBits = new Uint16Array(out * groups), scaleValues = new Float32Array(out * groups);
-  const p = { scale: 1, zero: 0 };
-  for (let o = 0; o < out; o++) {
-    for (let g = 0; g < groups; g++) {
-      const base = o * inF + g * s.groupSize;
-      gridParams(c, w, base, s.groupSize, 1, p);
-      let { scale, zero } = p;
-      if (v1 && zero === 0) {
-        let hi = 0;
-        for (let k = 0; k < s.groupSize; k++) hi = Math.max(hi, w[base + k]);
-        scale = hi > 0 ? Math.fround(hi / (qmax - 1)) : scale;
-        zero = 1;
-      }
-      let bits16 = sc.enc(scale);
-      let sv = sc.dec(bits16);
-      if (!(sv > 0)) { sv = sc.min; bits16 = sc.enc(sv); }
-      if (!Number.isFinite(sv)) throw new RangeError(`scale ${scale} of output ${o}, group ${g} overflows ${scaleType}`);
-      scaleBits[o * groups + g] = bits16;
-      scaleValues[o * groups + g] = sv;
-      zeros[o * groups + g] = zero;
-      for (let k = 0; k < s.groupSize; k++) codes[base + k] = encode(w[base + k], sv, zero, qmax);
-    }
-  }
-  const gIdx = Int32Array.from({ length: inF }, (_, i) => Math.floor(i / s.groupSize));
-  return { codes, zeros, scaleBits, scaleValues, gIdx, groups, actOrder: false, algo: 'rtn' };
-}
-
-function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'>, w: Float32Array, out: number, inF: number): Quantized {
-  const h = crypto.createHash('sha256');
-  const row = new Float32Array(inF);
-  let err = 0, sig = 0;
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inF; i++) {
-      const k = o * q.groups + q.gIdx[i];
-      const v = Math.fround(q.scaleValues[k] * (q.codes[o * inF + i] - q.zeros[k]));
-      row[i] = v;
-      const d = v - w[o * inF + i];
-      err += d * d;
-      sig += w[o * inF + i] * w[o * inF + i];
-    }
-    h.update(bytesOf(row));
-  }
-  return { ...q, predicted: h.digest('hex'), sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
-}
-
 /** Input activations per module for GPTQ: arrays named after the module (or its weight). */
 function loadActivations(file: string): Map<string, FeedTensor> {
   let st: fs.Stats;
@@ -228,46 +140,7 @@ function activationMatrix(a: FeedTensor, inF: number, where: string): { x: Float
   return { x, tokens: n / inF };
 }
 
-interface OutTensor extends PlannedTensor { bytes: () => Uint8Array }
-
-/** The parts a quantized weight is written as, in file order: GPTQ (AutoGPTQ's names) or compressed-tensors pack-quantized. */
-export function partsOf(target: SafetensorsTarget, m: string, out: number, inF: number, s: WeightScheme, actOrder: boolean, scaleType: 'f16' | 'bf16'): PlannedTensor[] {
-  const per = 32 / s.bits;
-  const groups = inF / s.groupSize;
-  if (target === 'safetensors-gptq') {
-    return [
-      { name: `${m}.g_idx`, dtype: 'i32', shape: [inF] },
-      { name: `${m}.qweight`, dtype: 'i32', shape: [inF / per, out] },
-      { name: `${m}.qzeros`, dtype: 'i32', shape: [groups, out / per] },
-      { name: `${m}.scales`, dtype: 'f16', shape: [groups, out] },
-    ];
-  }
-  return [
-    { name: `${m}.weight_packed`, dtype: 'i32', shape: [out, Math.ceil(inF / per)] },
-    { name: `${m}.weight_scale`, dtype: scaleType, shape: [out, groups] },
-    { name: `${m}.weight_shape`, dtype: 'i64', shape: [2] },
-    ...(s.symmetric ? [] : [{ name: `${m}.weight_zero_point`, dtype: 'i32' as const, shape: [Math.ceil(out / per), groups] }]),
-    ...(actOrder ? [{ name: `${m}.weight_g_idx`, dtype: 'i32' as const, shape: [inF] }] : []),
-  ];
-}
-
-/** The bytes of partsOf(...), same order. */
-function partBytes(target: SafetensorsTarget, q: Quantized, s: WeightScheme, out: number, inF: number): Uint8Array[] {
-  if (target === 'safetensors-gptq') {
-    const packed = packGptq(q.codes, q.zeros, out, inF, q.groups, q.gIdx, s.bits, true);
-    // scales [groups, out], transposed from [out, groups]
-    const sc = new Uint16Array(q.groups * out);
-    for (let o = 0; o < out; o++) for (let g = 0; g < q.groups; g++) sc[g * out + o] = q.scaleBits[o * q.groups + g];
-    return [bytesOf(packed.gIdx), bytesOf(packed.qweight), bytesOf(packed.qzeros), bytesOf(sc)];
-  }
-  return [
-    bytesOf(packAlongCols(q.codes, out, inF, s.bits)),
-    bytesOf(q.scaleBits),
-    bytesOf(BigInt64Array.of(BigInt(out), BigInt(inF))),
-    ...(s.symmetric ? [] : [bytesOf(packAlongRows(q.zeros, out, q.groups, s.bits))]),
-    ...(q.actOrder ? [bytesOf(q.gIdx)] : []),
-  ];
-}
+interface OutTensor extends PlannedTensor { bytes: () => Uint8Array | Promise<Uint8Array> }
 
 const sameScheme = (a: WeightScheme, b: WeightScheme) => a.bits === b.bits && a.groupSize === b.groupSize && a.symmetric === b.symmetric;
 
@@ -330,10 +203,17 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
     if (chosen.size === 0) throw new ConvertInputError(`${entry}: no Linear weight of a transformer block to quantize (all excluded, or tensor names without numbered blocks)`);
     const scaleType: 'f16' | 'bf16' = opts.target === 'safetensors-compressed' && [...chosen.keys()].some((n) => model.tensors.find((t) => t.name === n)!.dtype === 'bf16') ? 'bf16' : 'f16';
 
-    const quantizeWeight = (model: ModelFile, t: TensorInfo, s: WeightScheme, m: string): Quantized => {
+    interface WeightResult { parts: Uint8Array[]; predicted: string; sqnrDb: number; relError: number; algo: 'rtn' | 'gptq'; actOrder: boolean }
+    /** GPTQ runs here on the recorded activations; round-to-nearest in the pool's workers when there is a pool, else here. */
+    const quantizeWeight = async (t: TensorInfo, s: WeightScheme, m: string): Promise<WeightResult> => {
+      if (algo !== 'gptq') {
+        const r = opts.pool
+          ? await opts.pool.run({ kind: 'hfqWeight', source: { kind: 'file', path: entry, tensor: t.name }, target: opts.target, scheme: s, scaleType }, { signal: opts.signal })
+          : quantizeHfWeight(model, t, opts.target, s, scaleType);
+        return { ...r, algo: 'rtn', actOrder: false };
+      }
       const { w, out: o, inF } = linearWeight(model, t);
       const a = acts?.get(m) ?? acts?.get(t.name);
-      if (algo !== 'gptq') return finish(rtn(w, o, inF, s, scaleType, opts.target === 'safetensors-gptq'), w, o, inF);
       if (!a) throw new ConvertInputError(`${opts.activations}: no activations for ${m} (arrays are named after the modules)`);
       const { x, tokens } = activationMatrix(a, inF, `${opts.activations}: ${m}`);
       const r = gptq(w, o, inF, gptqHessian(x, tokens, inF), { bits: s.bits, symmetric: s.symmetric, groupSize: s.groupSize, actOrder: !!opts.actOrder });
@@ -343,7 +223,8 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
       if (opts.target === 'safetensors-gptq' && r.zeroPoints.some((z) => z === 0)) {
         throw new ConvertInputError(`${t.name}: GPTQ chose a zero point of 0, which the GPTQ v1 format (zero − 1 stored) cannot hold; use symmetric quantization (the default) or --target safetensors-compressed`);
       }
-      return finish({ codes: r.codes, zeros: r.zeroPoints, scaleBits, scaleValues, gIdx: r.groupIndex, groups: r.nGroups, actOrder: !!r.permutation, algo: 'gptq' }, w, o, inF);
+      const q: Quantized = finish({ codes: r.codes, zeros: r.zeroPoints, scaleBits, scaleValues, gIdx: r.groupIndex, groups: r.nGroups, actOrder: !!r.permutation, algo: 'gptq' }, w, o, inF);
+      return { parts: partBytes(opts.target, q, s, o, inF), predicted: q.predicted, sqnrDb: q.sqnrDb, relError: q.relError, algo: 'gptq', actOrder: q.actOrder };
     };
 
     // Shards in the order of the model's files (the index first when sharded).
@@ -353,37 +234,48 @@ export async function convertSafetensors(source: string, outDir: string, opts: C
     const quantized: QuantizedWeightReport[] = [];
     const hashes = new Map<string, string>();
     const weightMap: Record<string, string> = {};
+    // Weights quantized ahead of the writer: enough to keep the workers busy, few enough to bound memory.
+    const ahead = opts.pool ? Math.max(1, opts.pool.size) + 1 : 0;
     let bytesBefore = 0, bytesAfter = 0, totalSize = 0, done = 0;
     for (const shard of shardFiles) {
       const outFile = path.join(out, path.basename(shard));
       const list: OutTensor[] = [];
+      const weights: { t: TensorInfo; s: WeightScheme; m: string; result?: Promise<WeightResult> }[] = [];
+      const start = (k: number) => {
+        const wq = weights[k];
+        if (!wq || wq.result) return;
+        wq.result = quantizeWeight(wq.t, wq.s, wq.m);
+        // Failures surface when the writer asks for the part; this only keeps an early rejection from going unobserved.
+        wq.result.catch(() => undefined);
+      };
       for (const t of byShard.get(shard)!) {
         const s = chosen.get(t.name);
         if (!s) {
           list.push({ name: t.name, dtype: t.dtype as ScalarDType, shape: t.shape, bytes: () => model.readBytes(t) });
           continue;
         }
-        // Quantized when its first part is asked for, released after its last.
+        // Quantized when its first part is asked for (or ahead of it with a pool), released after its last.
         const m = moduleOf(t.name);
+        const k = weights.length;
+        weights.push({ t, s, m });
         const [o, inF] = t.layer.outputChannelAxis === 1 ? [t.shape[1], t.shape[0]] : t.shape;
         const planned = partsOf(opts.target, m, o, inF, s, algo === 'gptq' && !!opts.actOrder, scaleType);
-        let cache: Uint8Array[] | undefined;
         let served = 0;
-        const part = (k: number): Uint8Array => {
-          if (!cache) {
+        const part = async (j: number): Promise<Uint8Array> => {
+          for (let n = k; n <= k + ahead; n++) start(n);
+          const r = await weights[k].result!;
+          if (j === 0) {
             if (opts.signal?.aborted) throw new CancelledError('quantize');
-            opts.onProgress?.({ phase: 'quantize', done: done++, total: chosen.size, tensor: t.name });
-            const q = quantizeWeight(model, t, s, m);
-            hashes.set(t.name, q.predicted);
-            cache = partBytes(opts.target, q, s, o, inF);
-            if (cache.length !== planned.length) throw new Error(`internal: ${cache.length} parts written for ${m}, ${planned.length} planned`);
-            quantized.push({ name: t.name, scheme: s, algo: q.algo, bytesBefore: t.byteLength, bytesAfter: cache.reduce((a, b) => a + b.length, 0), sqnrDb: q.sqnrDb, relError: q.relError, actOrder: q.actOrder });
+            opts.onProgress?.({ phase: 'quantize', done: ++done, total: chosen.size, tensor: t.name });
+            if (r.parts.length !== planned.length) throw new Error(`internal: ${r.parts.length} parts written for ${m}, ${planned.length} planned`);
+            hashes.set(t.name, r.predicted);
+            quantized.push({ name: t.name, scheme: s, algo: r.algo, bytesBefore: t.byteLength, bytesAfter: r.parts.reduce((a, x) => a + x.length, 0), sqnrDb: r.sqnrDb, relError: r.relError, actOrder: r.actOrder });
           }
-          const b = cache[k];
-          if (++served === planned.length) cache = undefined;
+          const b = r.parts[j];
+          if (++served === planned.length) weights[k].result = Promise.resolve({ ...r, parts: [] });
           return b;
         };
-        planned.forEach((p, k) => list.push({ ...p, bytes: () => part(k) }));
+        planned.forEach((p, j) => list.push({ ...p, bytes: () => part(j) }));
       }
       const size = await writeSafetensors(outFile, list, (i) => list[i].bytes(), { overwrite: !!opts.overwrite, signal: opts.signal, metadata: { format: 'pt' } });
       written.push(outFile);
@@ -537,7 +429,7 @@ export async function runSafetensors(
   };
   const opts: ConvertSafetensorsOptions = {
     target, bits: req.bits as PackBits | undefined, groupSize: req.blockSize, symmetric: req.symmetric, algo: req.algo as 'rtn' | 'gptq' | undefined,
-    actOrder: req.actOrder, activations: req.activations, exclude: req.exclude, overwrite: req.overwrite, signal: run.signal,
+    actOrder: req.actOrder, activations: req.activations, exclude: req.exclude, overwrite: req.overwrite, signal: run.signal, pool: req.pool,
     onProgress: (p) => run.onProgress?.({ phase: p.phase, done: p.done, total: p.total, tensor: p.tensor }),
   };
   if (plan) {

@@ -8,6 +8,7 @@ import { openModel } from '../../src/formats/index';
 import { FormatError } from '../../src/formats/types';
 import { DequantizedModelFile } from '../../src/formats/safetensors/quantizedView';
 import { VerificationError } from '../../src/pipelines/errors';
+import { WorkerPool } from '../../src/jobs/pool';
 import { buildOverview } from '../../src/analysis/overview';
 import { bfloats, halfs, hashFolder, i32s, readSt, roundHalfEven, tinyLlama, weights, writeNpz, writeSt } from './hfqUtil';
 import type { WeightScheme } from '../../src/pipelines/convertSafetensors';
@@ -239,6 +240,24 @@ describe('safetensors → quantized safetensors (pipelines/convertSafetensors)',
       }
     } finally {
       m.close();
+    }
+  });
+
+  it('round-to-nearest in the worker pool writes the same bytes as in-process (sharded, both targets)', async () => {
+    const src = path.join(tmp, 'llama');
+    tinyLlama(src, { shards: 2, layers: 2 });
+    const pool = new WorkerPool({ size: 2 });
+    try {
+      for (const target of ['safetensors-gptq', 'safetensors-compressed'] as const) {
+        const a = path.join(tmp, `${target}-here`), b = path.join(tmp, `${target}-pool`);
+        const ra = await convertSafetensors(src, a, { target, groupSize: 32, symmetric: target === 'safetensors-gptq' });
+        const rb = await convertSafetensors(src, b, { target, groupSize: 32, symmetric: target === 'safetensors-gptq', pool });
+        assert.deepEqual(rb.readBack, { checked: 14, mismatched: [] });
+        assert.deepEqual(rb.quantized.map((q) => [q.name, q.sqnrDb]), ra.quantized.map((q) => [q.name, q.sqnrDb]));
+        assert.deepEqual(hashFolder(b), hashFolder(a));
+      }
+    } finally {
+      await pool.close();
     }
   });
 
