@@ -8,7 +8,7 @@ const FLOAT = new Set(['f64', 'f32', 'f16', 'bf16']);
 
 /** Tensors a weight-only quantizer converts: float matrices and kernels (norms and biases stay as they are). */
 export function isQuantizableWeight(t: Pick<TensorInfo, 'dtype' | 'shape' | 'numel'>): boolean {
-  return (FLOAT.has(t.dtype) || t.dtype.startsWith('f8_')) && t.shape.length >= 2 && t.numel > 0;
+  return (FLOAT.has(t.dtype) || t.dtype.startsWith('f8_') || t.dtype.startsWith('q:')) && t.shape.length >= 2 && t.numel > 0;
 }
 
 /** Bytes of a weight under the reference INT8 config (symmetric, per output channel). */
@@ -66,6 +66,7 @@ export function buildOverview(model: ModelFile): { overview: ModelOverview; tens
       quantizableTensors: quantizable,
       sizeAtInt8: other + kept + int8,
       sizeAtInt4g128: other + kept + int4,
+      ...(typeof model.metadata['quantization.scheme'] === 'string' ? { quantization: model.metadata['quantization.scheme'] } : {}),
     },
     tensors,
   };

@@ -15,7 +15,7 @@ const DIRECT: Record<string, 2 | 4> = { f32: 4, f16: 2, bf16: 2 };
 export function isAnalysable(t: TensorInfo): boolean {
   if (t.numel < 1) return false;
   return t.dtype === 'f64' || t.dtype === 'f32' || t.dtype === 'f16' || t.dtype === 'bf16' ||
-    t.dtype.startsWith('f8_') || t.dtype.startsWith('gguf:');
+    t.dtype.startsWith('f8_') || t.dtype.startsWith('gguf:') || t.dtype.startsWith('q:');
 }
 
 export interface ClosableSource extends ChunkSource { close(): void }

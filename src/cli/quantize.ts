@@ -32,17 +32,17 @@ export function loadCalibration(source: string, calib: string, samples: number, 
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { name: 'output', short: 'o', value: 'OUT', help: 'output file (default: next to MODEL, e.g. model.int4.onnx, model-Q4_K_M.gguf)' },
+  { name: 'output', short: 'o', value: 'OUT', help: 'output file, or folder for the safetensors-* targets (default: next to MODEL, e.g. model.int4.onnx, model-Q4_K_M.gguf, MODEL_DIR-GPTQ-4bit)' },
   { name: 'overwrite', help: 'replace OUT if it exists' },
   { name: 'target', value: 'TARGET', choices: TARGETS.map((t) => t.id), help: `${TARGETS.map((t) => t.id).join(', ')} (required)` },
   { name: 'json', help: `print the report as JSON (schema ${QUANTIZE_SCHEMA})` },
-  { name: 'bits', value: 'B', choices: ['2', '4', '8'], help: 'onnx-int4: 4 (default), 8 or 2; onnx-qdq: 8 (default) or 4 (blocked, opset 21)' },
-  { name: 'block-size', value: 'N', int: { min: 16, max: 256 }, help: 'elements per block along K, a power of two 16..256 (default 128)' },
+  { name: 'bits', value: 'B', choices: ['2', '4', '8'], help: 'onnx-int4 and safetensors-*: 4 (default), 8 or 2; onnx-qdq: 8 (default) or 4 (blocked, opset 21)' },
+  { name: 'block-size', value: 'N', int: { min: 16, max: 256 }, help: 'elements per block (group) along K, a power of two 16..256 (default 128)' },
   { name: 'asym', help: 'zero points per block (default symmetric)' },
   { name: 'accuracy-level', value: 'N', int: { min: 0, max: 4 }, help: 'MatMulNBits accuracy_level' },
   { name: 'algo', value: 'ALGO', choices: ['rtn', 'gptq', 'awq'], help: 'rounding algorithm (gptq and awq need --calib)' },
   { name: 'act-order', help: 'GPTQ: columns by decreasing activation energy (writes g_idx)' },
-  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ, static activation ranges (onnx-qdq) and the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (tokenized, or byte windows), .png/.jpg images, or a folder of them' },
+  { name: 'calib', value: 'DATA', help: 'calibration inputs for GPTQ/AWQ, static activation ranges (onnx-qdq) and the output comparison: .npy, .npz (arrays named after the inputs), .json, .txt (tokenized, or byte windows), .png/.jpg images, or a folder of them; safetensors-* targets: each Linear\'s input activations, .npz with arrays named after the modules' },
   { name: 'samples', value: 'N', int: { min: 1, max: 100_000 }, help: 'calibration samples to use (default 32)' },
   ...DATA_OPTIONS,
   { name: 'calibrator', value: 'NAME', choices: ['minmax', 'percentile', 'mse', 'entropy'], help: 'onnx-qdq with --calib: how the static activation ranges are chosen (default minmax)' },
@@ -112,7 +112,9 @@ export function quantizeRequest(args: ParsedArgs): ConvertRequest {
   if (bpw !== undefined) req.budget = { bitsPerWeight: bpw };
   if (mb !== undefined) req.budget = { bytes: Math.round(mb * 1e6) };
   if (typeof o['plan-out'] === 'string') req.planOut = path.resolve(o['plan-out']);
-  if (typeof o.calib === 'string') req.calibration = loadCalibration(source, path.resolve(o.calib), typeof o.samples === 'number' ? o.samples : 32, dataOptions(o, source));
+  // A Hugging Face checkpoint has no graph to run here: GPTQ takes each Linear's recorded input activations instead.
+  if (typeof o.calib === 'string' && tt.startsWith('safetensors-')) req.activations = path.resolve(o.calib);
+  else if (typeof o.calib === 'string') req.calibration = loadCalibration(source, path.resolve(o.calib), typeof o.samples === 'number' ? o.samples : 32, dataOptions(o, source));
   return req;
 }
 

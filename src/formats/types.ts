@@ -10,7 +10,8 @@ export type ScalarDType =
   | 'f8_e4m3fn' | 'f8_e4m3fnuz' | 'f8_e5m2' | 'f8_e5m2fnuz'
   | 'i64' | 'i32' | 'i16' | 'i8' | 'u64' | 'u32' | 'u16' | 'u8'
   | 'i4' | 'u4' | 'bool' | 'string' | 'c64' | 'c128';
-export type DType = ScalarDType | `gguf:${string}`;
+/** `q:<scheme>`: a dequantized view of a packed checkpoint layout (GPTQ, AWQ, compressed-tensors, bitsandbytes; src/formats/safetensors/quantizedView.ts). */
+export type DType = ScalarDType | `gguf:${string}` | `q:${string}`;
 
 export type ModelFormat = 'onnx' | 'safetensors' | 'gguf';
 

@@ -7,6 +7,7 @@ import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
 import type { GgufSlabResult } from '../quant/ggml/slab';
+import type { HfWeightResult, SafetensorsTarget, WeightScheme } from '../quant/hfQuantize';
 import type { GgmlTypeName } from '../formats/gguf/ggmlTypes';
 import type { CalibratorName } from '../quant/calibrators';
 import type { Sample } from '../runtime/calibData';
@@ -31,6 +32,8 @@ export type JobRequest =
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
   /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
+  /** Quantized safetensors: one Linear weight, round-to-nearest, into its GPTQ or compressed-tensors parts (quant/hfQuantize). */
+  | { kind: 'hfqWeight'; source: FileTensorRef; target: SafetensorsTarget; scheme: WeightScheme; scaleType: 'f16' | 'bf16' }
   /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab). */
   | { kind: 'ggufSlab'; source: FileTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
@@ -53,6 +56,7 @@ export interface JobResults {
   codes16: CodesPartial;
   sensitivity: TensorSensitivity;
   gptqRows: GptqResult;
+  hfqWeight: HfWeightResult;
   ggufSlab: GgufSlabResult;
   ggufDigest: string;
   runtimeSensitivity: ChunkResult;

@@ -29,6 +29,7 @@ import { convertOnnx, type ConvertOnnxOptions, type ConvertOnnxResult, type Tens
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
 import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
+import { runSafetensors, type SafetensorsTarget } from './convertSafetensors';
 import { ConvertInputError, VerificationError } from './errors';
 
 export { ConvertInputError, VerificationError };
@@ -52,6 +53,8 @@ export const TARGETS: readonly TargetInfo[] = [
   { id: 'onnx-qdq', label: 'ONNX QDQ (DequantizeLinear on INT8 / blocked INT4 weights)', loadedBy: 'ONNX Runtime and any ONNX runtime with QDQ support (TensorRT, OpenVINO, QNN)', from: ['onnx'] },
   { id: 'onnx-dynamic', label: 'ONNX dynamic INT8 (MatMul/Gemm)', loadedBy: 'ONNX Runtime (CPU)', from: ['onnx'] },
   { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf'] },
+  { id: 'safetensors-gptq', label: 'GPTQ checkpoint folder (qweight/qzeros/scales/g_idx, v1 zeros)', loadedBy: 'transformers with gptqmodel or optimum, vLLM', from: ['safetensors'] },
+  { id: 'safetensors-compressed', label: 'compressed-tensors pack-quantized checkpoint folder (W4A16/W8A16 groups)', loadedBy: 'vLLM, transformers with compressed-tensors', from: ['safetensors'] },
 ];
 
 export function targetsFor(format: ModelFile['format']): TargetInfo[] {
@@ -67,6 +70,12 @@ export function defaultOutputPath(source: string, target: ConvertTarget, o: { bi
     case 'onnx-qdq': return path.join(dir, `${base}.qdq${o.bits === 4 ? '-int4' : ''}.onnx`);
     case 'onnx-dynamic': return path.join(dir, `${base}.dynamic.onnx`);
     case 'gguf': return path.join(dir, `${base.replace(/-(F16|F32|BF16)$/i, '')}-${(o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
+    case 'safetensors-gptq':
+    case 'safetensors-compressed': {
+      // A checkpoint folder beside the source folder (the folder of a given .safetensors file).
+      const folder = fs.existsSync(source) && fs.statSync(source).isDirectory() ? source : dir;
+      return `${folder.replace(/[\\/]+$/, '')}-${target === 'safetensors-gptq' ? `GPTQ-${o.bits ?? 4}bit` : `W${o.bits ?? 4}A16`}`;
+    }
   }
 }
 
@@ -82,6 +91,8 @@ export interface ConvertRequest extends Pick<ConvertOnnxOptions, (typeof ONNX_SE
   calibration?: Feeds[];
   /** Tensors or nodes whose name matches are left as they are. */
   exclude?: string;
+  /** safetensors targets with algo gptq: each Linear's input activations (.npz named after the modules, or a folder of .npy). */
+  activations?: string;
   /** gguf: the llama.cpp preset (Q4_K_M, ...). */
   preset?: string;
   tensorTypes?: string[];
@@ -231,6 +242,7 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
   removeStaleTempFiles(path.dirname(output));
   const info = TARGETS.find((t) => t.id === req.target);
   if (!info) throw new ConvertInputError(`unknown target '${req.target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
+  if (req.target === 'safetensors-gptq' || req.target === 'safetensors-compressed') return runSafetensors(req, source, output, run, t0);
 
   const model = openModel(source);
   let planned: Awaited<ReturnType<typeof resolvePlan>>;
@@ -257,7 +269,7 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
 }
 
 async function runOnnx(req: ConvertRequest, source: string, output: string, model: ModelFile, plan: Plan | undefined, run: { onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal }, settings: Record<string, unknown>): Promise<ConvertReport> {
-  const target = req.target as Exclude<ConvertTarget, 'gguf'>;
+  const target = req.target as Exclude<ConvertTarget, 'gguf' | SafetensorsTarget>;
   const opts: ConvertOnnxOptions = { target };
   Object.assign(opts, Object.fromEntries(ONNX_SETTINGS.filter((k) => req[k] !== undefined).map((k) => [k, req[k]])));
   if (req.calibration) opts.calibration = req.calibration;

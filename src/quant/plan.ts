@@ -23,8 +23,8 @@ import { CONFIGS, configBytes, configById, type QuantConfig } from './configs';
 
 export const PLAN_SCHEMA = 'quantscope/plan/v1';
 
-export type PlanTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic' | 'gguf';
-export const PLAN_TARGETS: readonly PlanTarget[] = ['onnx-int4', 'onnx-qdq', 'onnx-dynamic', 'gguf'];
+export type PlanTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic' | 'gguf' | 'safetensors-gptq' | 'safetensors-compressed';
+export const PLAN_TARGETS: readonly PlanTarget[] = ['onnx-int4', 'onnx-qdq', 'onnx-dynamic', 'gguf', 'safetensors-gptq', 'safetensors-compressed'];
 
 export interface Plan {
   schema: typeof PLAN_SCHEMA;
@@ -51,7 +51,9 @@ export const GGUF_PLAN_TYPES: readonly string[] = ['F32', 'F16', 'BF16', 'Q8_0',
 export function configsFor(target: PlanTarget): QuantConfig[] {
   switch (target) {
     case 'onnx-int4':
-      // MatMulNBits: 2, 4 or 8 bits per element, blocks along K, a zero point per block when asymmetric.
+    case 'safetensors-gptq':
+    case 'safetensors-compressed':
+      // MatMulNBits; GPTQ and compressed-tensors pack 2, 4 or 8 bits per int32 the same way: 2, 4 or 8 bits per element, blocks along K, a zero point per block when asymmetric.
       return CONFIGS.filter((c) => c.format === 'int' && c.granularity === 'group' && (c.bits === 2 || c.bits === 4 || c.bits === 8));
     case 'onnx-qdq':
       return CONFIGS.filter((c) => c.format === 'int' && c.bits === 8 && c.granularity === 'channel');

@@ -96,6 +96,7 @@ function renderShell(o: ModelOverview): void {
     ['size-mixed', 'Best mixed precision', 'after the analysis'],
     ['metadata', 'Metadata entries', formatCount(o.metadataKeys)],
   ];
+  if (o.quantization) facts.splice(1, 0, ['quantization', 'Quantization', `${o.quantization}; weights shown dequantized`]);
   const dl = el('dl', { class: 'qs-facts' });
   for (const [id, k, v] of facts) dl.append(el('dt', { id: `qs-${id}-label` }, k), el('dd', { id: `qs-${id}` }, v));
   const dtypes = el('ul', { class: 'qs-dtypes', 'aria-label': 'Bytes by data type' });

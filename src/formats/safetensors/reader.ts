@@ -9,8 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, MetadataValue, ModelFile, TensorInfo } from '../types';
 import { SAFETENSORS_DTYPES, scalarByteLength } from '../dtypes';
-import { LazyModelFile, checkedNumel, fileSize, readAt } from '../lazyModelFile';
+import { LazyModelFile, checkedNumel, fileSize, readAt, type ModelIndex } from '../lazyModelFile';
 import { parseTensorName } from '../naming';
+import { DequantizedModelFile, quantizedIndex } from './quantizedView';
 
 /** The reference implementation refuses headers above 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -130,9 +131,15 @@ export function openSafetensors(file: string, opts: { standalone?: boolean } = {
     if (index) return openSafetensorsIndex(index, abs);
   }
   const { tensors, metadata, size } = readSafetensorsHeader(abs);
-  return new LazyModelFile({
+  return viewOf({
     path: abs, format: 'safetensors', formatVersion: 'safetensors', files: [abs], sizeOnDisk: size, metadata, tensors,
-  });
+  }, path.dirname(abs));
+}
+
+/** Quantized checkpoints (GPTQ, AWQ, compressed-tensors, bitsandbytes) read as their dequantized weights. */
+function viewOf(ix: ModelIndex, dir: string): ModelFile {
+  const q = quantizedIndex(ix, dir);
+  return q ? new DequantizedModelFile(q) : new LazyModelFile(ix);
 }
 
 /** Open a sharded checkpoint through its index; `opened` is the shard the user picked, if any. */
@@ -183,10 +190,10 @@ export function openSafetensorsIndex(indexFile: string, opened?: string): ModelF
   for (const [name, shard] of Object.entries(wm as Record<string, string>)) {
     if (!found.has(name)) throw new FormatError(path.join(dir, shard), `tensor ${name}`, `listed in ${path.basename(indexFile)} but missing from the shard`);
   }
-  return new LazyModelFile({
+  return viewOf({
     path: opened ?? indexFile, format: 'safetensors', formatVersion: `safetensors (${shardNames.length} shards)`,
     files: opened ? [opened, ...files.filter((f) => f !== opened)] : files, sizeOnDisk, metadata, tensors,
-  });
+  }, dir);
 }
 
 /**

@@ -53,6 +53,13 @@ function settingsFor(target: ConvertTarget): Choice[] {
       return ['Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0', 'Q4_K_S', 'Q5_K_S', 'Q3_K_M', 'Q3_K_S', 'Q2_K', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'].map((p) => ({
         label: p, description: p === 'Q4_K_M' ? 'llama.cpp\'s usual choice' : undefined, detail: undefined, apply: { preset: p },
       }));
+    case 'safetensors-gptq':
+    case 'safetensors-compressed':
+      return [
+        { label: 'INT4, groups of 128', description: 'symmetric, RTN', detail: 'W4A16: the usual GPTQ / vLLM setting, about 4.1 bits per weight.', apply: { bits: 4, blockSize: 128 } },
+        { label: 'INT4, groups of 32', description: 'symmetric, RTN', detail: 'Finer scales: lower error, about 4.5 bits per weight.', apply: { bits: 4, blockSize: 32 } },
+        { label: 'INT8, groups of 128', description: 'symmetric, RTN', detail: 'W8A16: nearly lossless on most weights.', apply: { bits: 8, blockSize: 128 } },
+      ];
   }
 }
 
@@ -164,7 +171,7 @@ export function registerQuantize(context: vscode.ExtensionContext, pool: HostPoo
       log().info(`Quantized: ${summary}`);
       if (!scripted) {
         void vscode.window.showInformationMessage(`QuantScope: ${summary}`, 'Open', 'Show Report').then(async (b) => {
-          if (b === 'Open') await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(report.output), MODEL_EDITOR_VIEW_TYPE);
+          if (b === 'Open') await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(report.files.find((f) => /\.(?:onnx|gguf|safetensors)$/.test(f)) ?? report.output), MODEL_EDITOR_VIEW_TYPE);
           if (b === 'Show Report') await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ language: 'markdown', content: reportMarkdown(report) }));
         });
       }

@@ -23,6 +23,8 @@ export interface ModelOverview {
   /** Model size if those tensors were stored as INT8 per-channel / INT4 group-128 (codes + scales + zero points); the rest kept as is. */
   sizeAtInt8: number;
   sizeAtInt4g128: number;
+  /** A quantized checkpoint's scheme (GPTQ 4-bit g128, AWQ, compressed-tensors, bitsandbytes nf4), its weights shown dequantized. */
+  quantization?: string;
 }
 
 export interface TensorRow {
