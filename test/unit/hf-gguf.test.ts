@@ -110,7 +110,7 @@ for (const c of CASES) {
     it('Q8_0 and Q4_K_M: byte-identical to llama.cpp quantizing our conversion in the source type; KL against the F16 conversion', async () => {
       // The checkpoint's own float type as a GGUF: llama_model_quantize of it is what llama.cpp's two-step route writes.
       const srcType = c.opts.dtype ?? 'BF16';
-      const plain = path.join(dir, `model-${srcType}.gguf`);
+      const plain = path.join(dir, `source-${srcType}.gguf`);
       await convertHfGguf(fx.dir, plain, { type: srcType });
       const f16 = path.join(dir, 'model-F16.gguf');
       if (srcType !== 'F16') await convertHfGguf(fx.dir, f16, { type: 'F16' });
