@@ -30,6 +30,8 @@ import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
 import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
 import { ConvertInputError, VerificationError } from './errors';
+import { isHfCheckpoint } from '../formats/hf/checkpoint';
+import { runHfGguf } from './hfGgufReport';
 
 export { ConvertInputError, VerificationError };
 import { isGgufPreset, type GgufPreset } from '../quant/ggml/presets';
@@ -51,7 +53,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { id: 'onnx-int4', label: 'ONNX weight-only INT4/INT8 (MatMulNBits)', loadedBy: 'ONNX Runtime (CPU, CUDA, DirectML), onnxruntime-genai', from: ['onnx'] },
   { id: 'onnx-qdq', label: 'ONNX QDQ (DequantizeLinear on INT8 / blocked INT4 weights)', loadedBy: 'ONNX Runtime and any ONNX runtime with QDQ support (TensorRT, OpenVINO, QNN)', from: ['onnx'] },
   { id: 'onnx-dynamic', label: 'ONNX dynamic INT8 (MatMul/Gemm)', loadedBy: 'ONNX Runtime (CPU)', from: ['onnx'] },
-  { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf'] },
+  { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf', 'safetensors'] },
 ];
 
 export function targetsFor(format: ModelFile['format']): TargetInfo[] {
@@ -60,6 +62,11 @@ export function targetsFor(format: ModelFile['format']): TargetInfo[] {
 
 /** Where the output goes by default: next to the source (model.int4.onnx, model-Q4_K_M.gguf). */
 export function defaultOutputPath(source: string, target: ConvertTarget, o: { bits?: number; preset?: string } = {}): string {
+  if (target === 'gguf' && isHfCheckpoint(source)) {
+    // A checkpoint's GGUF goes into its folder, named after it: llama-3-8b/llama-3-8b-Q4_K_M.gguf.
+    const dir = fs.statSync(source).isDirectory() ? source : path.dirname(source);
+    return path.join(dir, `${path.basename(path.resolve(dir))}-${(o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
+  }
   const dir = path.dirname(source);
   const base = path.basename(source).replace(/\.(onnx|gguf)$/i, '');
   switch (target) {
@@ -228,6 +235,8 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
   const info = TARGETS.find((t) => t.id === req.target);
   if (!info) throw new ConvertInputError(`unknown target '${req.target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
 
+  if (req.target === 'gguf' && isHfCheckpoint(source)) return runHfGguf(req, source, output, run);
+  if (req.target === 'gguf' && /\.safetensors(\.index\.json)?$/i.test(source)) throw new ConvertInputError(`${source}: converting safetensors to GGUF needs the Hugging Face checkpoint's config.json beside it`);
   const model = openModel(source);
   let planned: Awaited<ReturnType<typeof resolvePlan>>;
   try {

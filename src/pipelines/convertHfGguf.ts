@@ -204,3 +204,13 @@ function digestRunner(pool: WorkerPool | undefined, signal?: AbortSignal): SlabR
       : Promise.resolve(digestGgufRange(om, t, start, count, raw)),
   };
 }
+
+/** The GGUF tensors a checkpoint converts to (names, ggml dims, source float type), without converting it. */
+export function hfGgufTensors(srcPath: string): { name: string; ne: number[]; srcType: string }[] {
+  const ck = openHfCheckpoint(srcPath);
+  try {
+    return mapHfModel(ck).tensors.map((t) => ({ name: t.name, ne: t.ne, srcType: t.ne.length <= 1 ? 'F32' : t.srcType }));
+  } finally {
+    ck.close();
+  }
+}
