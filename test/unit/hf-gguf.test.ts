@@ -16,6 +16,7 @@ import { convertHfGguf } from '../../src/pipelines/convertHfGguf';
 import { openGguf, readGgufHeader } from '../../src/formats/gguf/reader';
 import { GGUF_PRESETS, GgufPreset } from '../../src/quant/ggml/presets';
 import { llamaModelQuantize } from '../../src/runtime/llamacpp/quantize';
+import { WorkerPool } from '../../src/jobs/pool';
 import { llamaEvaluate, llamaTokenize, meanKlDivergence } from '../../src/runtime/llamacpp/evaluate';
 import { Fixture, FixtureArch, FixtureOptions, gpt2Reference, llamaReference, makeCheckpoint, testStrings } from './hfFixtures';
 
@@ -124,6 +125,17 @@ for (const c of CASES) {
         await llamaModelQuantize(plain, viaLlama, { ftype: GGUF_PRESETS[type].ftype, nthread: 1 });
         assertSameTensors(out, viaLlama);
         kls[type] = meanKlDivergence(ref, await llamaEvaluate(out, tokens, { nThreads: 2 }));
+      }
+      if (c.arch === 'llama') {
+        // On a worker pool (slabs read by workers from the shards, reshuffled ones sent over): the same file.
+        const pool = new WorkerPool({ size: 2 });
+        try {
+          const viaPool = path.join(dir, 'pool-Q4_K_M.gguf');
+          await convertHfGguf(fx.dir, viaPool, { type: 'Q4_K_M', pool });
+          assert.ok(fs.readFileSync(viaPool).equals(fs.readFileSync(path.join(dir, 'model-Q4_K_M.gguf'))), 'pool output differs');
+        } finally {
+          await pool.close();
+        }
       }
       console.log(`      ${c.arch}: mean KL vs F16 conversion: Q8_0 ${kls.Q8_0.toExponential(2)}, Q4_K_M ${kls.Q4_K_M.toExponential(2)}`);
       assert.ok(kls.Q8_0 > 0 && kls.Q8_0 < kls.Q4_K_M, `Q8_0 should be closer to F16 than Q4_K_M: ${JSON.stringify(kls)}`);
