@@ -237,6 +237,8 @@ export interface FixtureOptions {
   hidden?: number;
   heads?: number;
   kvHeads?: number;
+  /** Per-head width when it is not hidden / heads (written as config head_dim). */
+  headDim?: number;
   ffn?: number;
   merges?: number;
   ropeScaling?: Record<string, unknown>;
@@ -269,7 +271,7 @@ export function makeCheckpoint(dir: string, arch: FixtureArch, o: FixtureOptions
   // Pad the embedding past the tokenizer, as real checkpoints round their vocabulary up.
   const nVocab = Math.ceil((tok.nTokens + 3) / 16) * 16;
   const L = o.layers ?? 2, d = o.hidden ?? 256, nh = o.heads ?? 4, nkv = o.kvHeads ?? (arch === 'gpt2' ? nh : 2), ff = o.ffn ?? 512;
-  const hd = d / nh;
+  const hd = o.headDim ?? d / nh;
   const tensors: StTensor[] = [];
   const add = (name: string, shape: number[], scale: number, offset = 0) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -306,6 +308,7 @@ export function makeCheckpoint(dir: string, arch: FixtureArch, o: FixtureOptions
       max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: arch === 'llama' ? 500000 : 10000, vocab_size: nVocab,
       tie_word_embeddings: tied, hidden_act: 'silu', torch_dtype: dtype === 'BF16' ? 'bfloat16' : dtype === 'F16' ? 'float16' : 'float32',
       rope_scaling: o.ropeScaling ?? null,
+      ...(o.headDim ? { head_dim: o.headDim } : {}),
     };
     add('model.embed_tokens.weight', [nVocab, d], 0.1);
     for (let i = 0; i < L; i++) {
@@ -448,7 +451,7 @@ export function llamaReference(fx: Fixture, tokens: number[]): Float64Array {
   const c = fx.config, W = (n: string) => fx.weights.get(n)!.data;
   const d = c.hidden_size as number, nh = c.num_attention_heads as number, nkv = c.num_key_value_heads as number;
   const ff = c.intermediate_size as number, L = c.num_hidden_layers as number, eps = c.rms_norm_eps as number;
-  const hd = d / nh;
+  const hd = (c.head_dim as number | undefined) ?? d / nh;
   const emb = W('model.embed_tokens.weight');
   const nVocab = emb.length / d;
   const head = fx.weights.get('lm_head.weight')?.data ?? emb;
