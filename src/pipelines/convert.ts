@@ -236,6 +236,7 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
   if (!info) throw new ConvertInputError(`unknown target '${req.target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
 
   if (req.target === 'gguf' && isHfCheckpoint(source)) return runHfGguf(req, source, output, run);
+  if (fs.statSync(source).isDirectory()) throw new ConvertInputError(`${source}: a folder converts only as a Hugging Face checkpoint to --target gguf, and ${isHfCheckpoint(source) ? `${req.target} is not gguf` : 'it has no config.json'}`);
   if (req.target === 'gguf' && /\.safetensors(\.index\.json)?$/i.test(source)) throw new ConvertInputError(`${source}: converting safetensors to GGUF needs the Hugging Face checkpoint's config.json beside it`);
   const model = openModel(source);
   let planned: Awaited<ReturnType<typeof resolvePlan>>;

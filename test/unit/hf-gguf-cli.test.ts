@@ -69,5 +69,8 @@ describe('CLI: quantize a Hugging Face checkpoint to GGUF (child process)', func
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /config\.json/);
     assert.ok(!fs.existsSync(path.join(dir, 'x.gguf')));
+    const r2 = await runCli(['quantize', bad, '-o', path.join(dir, 'x.gguf'), '--target', 'gguf', '--type', 'Q8_0']);
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(r2.stderr, /no-config: a folder converts only as a Hugging Face checkpoint.*no config\.json/);
   });
 });

@@ -79,4 +79,26 @@ describe('HF → GGUF: hyperparameter and tokenizer keys', function () {
     assert.ok((m['tokenizer.ggml.merges'] as string[]).length > 0);
     assert.equal(m['general.file_type'], 1);
   });
+
+  it('SentencePiece-style tokenizer keys: llama model, scores, unknown / byte / control types, bos and add_bos', async () => {
+    const fx = makeCheckpoint(path.join(dir, 'spm'), 'mistral', { layers: 1, hidden: 64, heads: 2, kvHeads: 1, ffn: 128, merges: 50 });
+    const out = path.join(dir, 'spm.gguf');
+    await convertHfGguf(fx.dir, out, { type: 'F16' });
+    const m = readGgufHeader(out).metadata;
+    const toks = m['tokenizer.ggml.tokens'] as string[];
+    const types = m['tokenizer.ggml.token_type'] as number[];
+    const scores = m['tokenizer.ggml.scores'] as number[];
+    assert.equal(m['tokenizer.ggml.model'], 'llama');
+    assert.equal(m['tokenizer.ggml.pre'], undefined);
+    assert.equal(scores.length, toks.length);
+    assert.deepEqual([toks[0], types[0]], ['<unk>', 2]);
+    assert.deepEqual([toks[1], types[1]], ['<s>', 3]);
+    assert.deepEqual([toks[3 + 0x41], types[3 + 0x41]], ['<0x41>', 6]);
+    assert.equal(m['tokenizer.ggml.bos_token_id'], 1);
+    assert.equal(m['tokenizer.ggml.unknown_token_id'], 0);
+    assert.equal(m['tokenizer.ggml.add_bos_token'], true);
+    // Earlier pieces rank higher, as SentencePiece's BPE scores them.
+    const normal = toks.map((_t, i) => i).filter((i) => types[i] === 1);
+    assert.ok(normal.every((i, k) => k === 0 || scores[i] < scores[normal[k - 1]]));
+  });
 });

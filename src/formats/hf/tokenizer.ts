@@ -159,8 +159,8 @@ export function readHfTokenizer(files: TokenizerFiles, nVocab: number): GgufToke
       types[i] = TOKEN_TYPE.USER_DEFINED;
     } else {
       tokens[i] = tok;
-      if (a) types[i] = a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
-      else if (kind === 'llama' && tok === unkContent) types[i] = TOKEN_TYPE.UNKNOWN;
+      if (kind === 'llama' && tok === unkContent) types[i] = TOKEN_TYPE.UNKNOWN;
+      else if (a) types[i] = a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
       else if (kind === 'llama' && /^<0x[0-9A-F]{2}>$/.test(tok)) types[i] = TOKEN_TYPE.BYTE;
       else types[i] = TOKEN_TYPE.NORMAL;
     }
