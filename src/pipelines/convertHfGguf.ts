@@ -61,6 +61,8 @@ export interface ConvertHfGgufResult {
   tokenizer: { model: string; pre?: string; tokens: number };
   /** HF tensors not written (rope caches, attention-mask buffers). */
   skipped: string[];
+  /** Bytes of the checkpoint files read: weights (shards, index), config.json and the tokenizer files. */
+  sourceFileBytes: number;
   tensors: ConvertedGgufTensor[];
   totals: { tensors: number; requantized: number; sourceBytes: number; outputBytes: number; bpw: number; relMse: number };
   seconds: { convert: number; verify: number };
@@ -209,6 +211,7 @@ export async function convertHfGguf(
       return {
         source, output, type: label, ftype, architecture: ck.architecture, ggufArch: mapped.arch,
         tokenizer: { model: tok.model, pre: tok.pre, tokens: tok.tokens.length }, skipped: mapped.skipped, tensors: results,
+        sourceFileBytes: [ck.configPath, ck.tokenizerPath, ck.tokenizerConfigPath].reduce((sum, f) => sum + (f ? fs.statSync(f).size : 0), ck.weights.sizeOnDisk),
         totals: {
           tensors: results.length, requantized: req.length, sourceBytes: bytesTotal, outputBytes: outBytes,
           bpw: nElems ? (outBytes * 8) / nElems : 0,

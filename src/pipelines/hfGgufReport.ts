@@ -73,7 +73,7 @@ export async function runHfGguf(req: ConvertRequest, source: string, output: str
     kept: r.tensors.filter((t) => !t.requantized).map((t) => ({ name: t.name, reason: `${t.to}: ${t.reason}` })),
     totals: {
       tensorsQuantized: r.totals.requantized, tensorsKept: r.totals.tensors - r.totals.requantized,
-      bytesBefore: r.totals.sourceBytes, bytesAfter: r.totals.outputBytes, fileBytesBefore: 0, fileBytesAfter: fs.statSync(output).size,
+      bytesBefore: r.totals.sourceBytes, bytesAfter: r.totals.outputBytes, fileBytesBefore: r.sourceFileBytes, fileBytesAfter: fs.statSync(output).size,
     },
     verification: { readBack: { checked: r.verification?.tensors ?? 0, mismatched: [] } },
     seconds: { total: 0, convert: r.seconds.convert, verify: r.seconds.verify },

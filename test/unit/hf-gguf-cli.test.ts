@@ -40,6 +40,7 @@ describe('CLI: quantize a Hugging Face checkpoint to GGUF (child process)', func
     const kl = rep.verification.runtime.outputs[0].meanKl as number;
     assert.ok(kl > 0 && kl < 5, `mean KL ${kl}`);
     assert.ok(rep.verification.readBack.checked > 0);
+    assert.ok(rep.totals.fileBytesBefore > rep.totals.fileBytesAfter && rep.totals.fileBytesAfter === fs.statSync(out).size, JSON.stringify(rep.totals));
     const h = readGgufHeader(out);
     assert.equal(h.metadata['general.architecture'], 'llama');
     assert.equal(h.metadata['general.file_type'], 15);
