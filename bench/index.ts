@@ -15,6 +15,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   convert: async () => (await import('./convert.js')).run,
   'convert-gguf': async () => (await import('./convert-gguf.js')).run,
   'convert-onnx': async () => (await import('./convert-onnx.js')).run,
+  'convert-hf-gguf': async () => (await import('./convert-hf-gguf.js')).run,
   runtime: async () => (await import('./runtime.js')).run,
 };
 

@@ -47,7 +47,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   ...DATA_OPTIONS,
   { name: 'calibrator', value: 'NAME', choices: ['minmax', 'percentile', 'mse', 'entropy'], help: 'onnx-qdq with --calib: how the static activation ranges are chosen (default minmax)' },
   { name: 'exclude', value: 'REGEX', help: 'leave tensors or nodes whose name matches as they are' },
-  { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K' },
+  { name: 'type', value: 'PRESET', help: 'gguf: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q4_K_S Q4_K_M (default) Q5_K_S Q5_K_M Q6_K; from a Hugging Face checkpoint folder also F32 F16 BF16' },
   { name: 'tensor-type', value: 'REGEX=TYPE', repeat: true, help: 'gguf: per-tensor override, as llama-quantize (repeatable)' },
   { name: 'imatrix', value: 'FILE', help: 'gguf: llama.cpp importance matrix (GGUF or legacy .dat)' },
   { name: 'pure', help: 'gguf: every quantizable tensor gets the preset\'s base type' },
@@ -173,7 +173,7 @@ async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<nu
 export const command: CliCommand = {
   name: 'quantize',
   summary: 'write a quantized model (ONNX MatMulNBits / QDQ / dynamic, GGUF presets), verified before it is kept',
-  synopsis: 'MODEL [-o OUT] --target TARGET [options]',
+  synopsis: 'MODEL|CHECKPOINT_DIR [-o OUT] --target TARGET [options]',
   description: `Writes a quantized copy of MODEL that a runtime loads, reads every quantized
 tensor back and runs both models (ONNX Runtime; llama.cpp for GGUF when
 node-llama-cpp is installed) before keeping it. The source is never modified.

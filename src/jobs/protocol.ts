@@ -34,8 +34,8 @@ export type JobRequest =
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
   /** Quantized safetensors: one Linear weight, round-to-nearest, into its GPTQ or compressed-tensors parts (quant/hfQuantize). */
   | { kind: 'hfqWeight'; source: FileTensorRef; target: SafetensorsTarget; scheme: WeightScheme; scaleType: 'f16' | 'bf16' }
-  /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab). */
-  | { kind: 'ggufSlab'; source: FileTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
+  /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab); an array source is the slab itself (start 0). */
+  | { kind: 'ggufSlab'; source: FileTensorRef | ArrayTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
   | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
   /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */

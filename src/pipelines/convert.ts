@@ -31,6 +31,8 @@ import type { Feeds } from '../runtime/ortRun';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
 import { runSafetensors, type SafetensorsTarget } from './convertSafetensors';
 import { ConvertInputError, VerificationError } from './errors';
+import { isHfCheckpoint } from '../formats/hf/checkpoint';
+import { runHfGguf } from './hfGgufReport';
 
 export { ConvertInputError, VerificationError };
 import { isGgufPreset, type GgufPreset } from '../quant/ggml/presets';
@@ -52,7 +54,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { id: 'onnx-int4', label: 'ONNX weight-only INT4/INT8 (MatMulNBits)', loadedBy: 'ONNX Runtime (CPU, CUDA, DirectML), onnxruntime-genai', from: ['onnx'] },
   { id: 'onnx-qdq', label: 'ONNX QDQ (DequantizeLinear on INT8 / blocked INT4 weights)', loadedBy: 'ONNX Runtime and any ONNX runtime with QDQ support (TensorRT, OpenVINO, QNN)', from: ['onnx'] },
   { id: 'onnx-dynamic', label: 'ONNX dynamic INT8 (MatMul/Gemm)', loadedBy: 'ONNX Runtime (CPU)', from: ['onnx'] },
-  { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf'] },
+  { id: 'gguf', label: 'GGUF (llama.cpp quantization presets)', loadedBy: 'llama.cpp, Ollama, LM Studio', from: ['gguf', 'safetensors'] },
   { id: 'safetensors-gptq', label: 'GPTQ checkpoint folder (qweight/qzeros/scales/g_idx, v1 zeros)', loadedBy: 'transformers with gptqmodel or optimum, vLLM', from: ['safetensors'] },
   { id: 'safetensors-compressed', label: 'compressed-tensors pack-quantized checkpoint folder (W4A16/W8A16 groups)', loadedBy: 'vLLM, transformers with compressed-tensors', from: ['safetensors'] },
 ];
@@ -63,6 +65,11 @@ export function targetsFor(format: ModelFile['format']): TargetInfo[] {
 
 /** Where the output goes by default: next to the source (model.int4.onnx, model-Q4_K_M.gguf). */
 export function defaultOutputPath(source: string, target: ConvertTarget, o: { bits?: number; preset?: string } = {}): string {
+  if (target === 'gguf' && isHfCheckpoint(source)) {
+    // A checkpoint's GGUF goes into its folder, named after it: llama-3-8b/llama-3-8b-Q4_K_M.gguf.
+    const dir = fs.statSync(source).isDirectory() ? source : path.dirname(source);
+    return path.join(dir, `${path.basename(path.resolve(dir))}-${(o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
+  }
   const dir = path.dirname(source);
   const base = path.basename(source).replace(/\.(onnx|gguf)$/i, '');
   switch (target) {
@@ -244,6 +251,9 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
   if (!info) throw new ConvertInputError(`unknown target '${req.target}' (known: ${TARGETS.map((t) => t.id).join(', ')})`);
   if (req.target === 'safetensors-gptq' || req.target === 'safetensors-compressed') return runSafetensors(req, source, output, run, t0);
 
+  if (req.target === 'gguf' && isHfCheckpoint(source)) return runHfGguf(req, source, output, run);
+  if (fs.statSync(source).isDirectory()) throw new ConvertInputError(`${source}: a folder converts only as a Hugging Face checkpoint to --target gguf, and ${isHfCheckpoint(source) ? `${req.target} is not gguf` : 'it has no config.json'}`);
+  if (req.target === 'gguf' && /\.safetensors(\.index\.json)?$/i.test(source)) throw new ConvertInputError(`${source}: converting safetensors to GGUF needs the Hugging Face checkpoint's config.json beside it`);
   const model = openModel(source);
   let planned: Awaited<ReturnType<typeof resolvePlan>>;
   try {

@@ -27,9 +27,9 @@ import {
 } from '../quant/ggml/presets';
 
 /** ggml's quantization format version, written to general.quantization_version. */
-const GGML_QNT_VERSION = 2;
+export const GGML_QNT_VERSION = 2;
 /** Values per slab: the unit of work handed to a worker, and of the verification fingerprints. */
-const SLAB_VALUES = 1 << 22;
+export const SLAB_VALUES = 1 << 22;
 
 export interface ConvertGgufOptions {
   preset: GgufPreset;
@@ -153,7 +153,7 @@ export function ggufOutputMetadata(h: GgufHeader, ftype: number, source: string,
   return kvs;
 }
 
-function encodable(to: GgmlTypeName): boolean {
+export function encodable(to: GgmlTypeName): boolean {
   return QUANTIZABLE.has(to) || to === 'F16' || to === 'F32';
 }
 
@@ -272,17 +272,17 @@ export async function convertGguf(
   }
 }
 
-function checkCancel(signal?: AbortSignal): Promise<void> {
+export function checkCancel(signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) throw new Cancelled();
   // Let an abort (a Cancel click, a signal handler) run between slabs.
   return new Promise((res) => setImmediate(res));
 }
 
-function sqnr(rel: number): number {
+export function sqnr(rel: number): number {
   return rel > 0 ? -10 * Math.log10(rel) : Infinity;
 }
 
-interface SlabRunner {
+export interface SlabRunner {
   encode(info: TensorInfo, range: [number, number], to: GgmlTypeName, rowLength: number, importance?: Float32Array): Promise<GgufSlabResult>;
   digest(file: string, m: ModelFile, t: TensorInfo, range: [number, number], raw: boolean): Promise<string>;
 }
@@ -317,7 +317,7 @@ function copySlab(m: ModelFile, info: TensorInfo, [start, count]: [number, numbe
 }
 
 /** The imatrix row for the expert that element `start` belongs to, checked as llama.cpp checks it. */
-function importanceFor(im: Imatrix | undefined, pt: PlannedTensor, start: number): Float32Array | undefined {
+export function importanceFor(im: Imatrix | undefined, pt: PlannedTensor, start: number): Float32Array | undefined {
   const toInfo = ggmlTypeByName(pt.to)!;
   if (!im || !toInfo.quantized) return undefined;
   const e = im.entries.get(pt.name);
@@ -333,7 +333,7 @@ function importanceFor(im: Imatrix | undefined, pt: PlannedTensor, start: number
 }
 
 /** Reopen the written file with our reader: metadata, types, shapes, and every slab's values as the encoder produced them. */
-async function verifyWritten(
+export async function verifyWritten(
   file: string, output: string, kvs: GgufKv[], plan: PlannedTensor[], digests: string[][], runner: SlabRunner, signal?: AbortSignal,
 ): Promise<{ tensors: number; metadataKeys: number }> {
   const fail = (what: string): never => { throw new Error(`verification of ${output} failed: ${what}`); };

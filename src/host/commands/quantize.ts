@@ -118,7 +118,7 @@ export function registerQuantize(context: vscode.ExtensionContext, pool: HostPoo
     }
     const targets = targetsFor(format);
     if (!targets.length) {
-      void vscode.window.showInformationMessage(`QuantScope: ${path.basename(source)} is a ${format} file; conversion writes ONNX (from ONNX) and GGUF (from GGUF). Hugging Face checkpoints to GGUF come with the checkpoint work.`);
+      void vscode.window.showInformationMessage(`QuantScope: ${path.basename(source)} is a ${format} file; conversion writes ONNX (from ONNX) and GGUF (from GGUF and Hugging Face checkpoints).`);
       return undefined;
     }
     const req: Partial<ConvertRequest> = { source };

@@ -8,6 +8,7 @@ type GgufJob = Extract<JobRequest, { kind: 'ggufSlab' | 'ggufDigest' }>;
 
 export const ggufHandlers: Handlers<GgufJob, Pick<JobResults, GgufJob['kind']>> = {
   ggufSlab(job) {
+    if (job.source.kind === 'array') return encodeGgufSlab(job.source.data, job.to, job.rowLength, job.importance, job.impl);
     const { m, t } = fileTensor(job.source);
     return encodeGgufSlab(readSourceSlab(m, t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
   },

@@ -8,7 +8,7 @@
 import type { Impl } from '../../kernels/runtime';
 import * as crypto from 'node:crypto';
 import type { ModelFile, TensorInfo } from '../../formats/types';
-import { f16Lookup, f32ToF16 } from '../../formats/dtypes';
+import { f16Lookup, f32ToBf16, f32ToF16 } from '../../formats/dtypes';
 import { quantizeGgmlInto } from './quantize';
 import { dequantizeGgml } from '../../formats/gguf/dequant';
 import { GgmlTypeName, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
@@ -64,7 +64,7 @@ export function readSourceSlab(m: ModelFile, t: TensorInfo, start: number, count
   return out;
 }
 
-/** Encode `x` (whole rows of `rowLength`) into `to`; F16 and F32 targets are plain conversions. */
+/** Encode `x` (whole rows of `rowLength`) into `to`; F16, BF16 and F32 targets are plain conversions. */
 export function encodeGgufSlab(
   x: Float32Array, to: GgmlTypeName, rowLength: number, importance?: Float32Array, impl: Impl = 'auto',
 ): GgufSlabResult {
@@ -77,6 +77,10 @@ export function encodeGgufSlab(
     const h = new Uint16Array(bytes.buffer, 0, n);
     for (let i = 0; i < n; i++) h[i] = f32ToF16(x[i]);
     dequantizeGgml('F16', bytes, out, n);
+  } else if (to === 'BF16') {
+    const h = new Uint16Array(bytes.buffer, 0, n);
+    for (let i = 0; i < n; i++) h[i] = f32ToBf16(x[i]);
+    dequantizeGgml('BF16', bytes, out, n);
   } else if (to === 'F32') {
     new Float32Array(bytes.buffer, 0, n).set(x);
     out.set(x);

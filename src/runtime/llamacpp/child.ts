@@ -4,7 +4,10 @@
  * llama.cpp ends only this process; the parent reports it as an error.
  */
 import { loadLlamaLib, setLlamaLog, LlamaLib, GGML_TYPE_COUNT, Koffi } from './lib';
-import type { ChildMessage, ComputeTypesReply, ComputeTypesRequest, EvaluateReply, EvaluateRequest, LlamaReply, LlamaRequest, QuantizeReply, QuantizeRequest } from './protocol';
+import type {
+  ChildMessage, ComputeTypesReply, ComputeTypesRequest, EvaluateReply, EvaluateRequest, LlamaReply, LlamaRequest, QuantizeReply, QuantizeRequest,
+  TokenizeReply, TokenizeRequest,
+} from './protocol';
 
 /** Stable C memory holding a NUL-terminated copy of `s`. */
 function cString(koffi: Koffi, s: string): unknown {
@@ -149,6 +152,36 @@ function evaluate(lib: LlamaLib, r: EvaluateRequest): EvaluateReply {
   }
 }
 
+function tokenize(lib: LlamaLib, r: TokenizeRequest): TokenizeReply {
+  lib.ggml_backend_load_all_from_path(lib.paths.dir);
+  lib.llama_backend_init();
+  const mp = lib.llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  mp.vocab_only = true;
+  const model = lib.llama_model_load_from_file(r.file, mp);
+  if (!model) throw new Error(`llama.cpp could not load ${r.file}`);
+  try {
+    const vocab = lib.llama_model_get_vocab(model);
+    return {
+      op: 'tokenize',
+      tokens: r.texts.map((text) => {
+        const b = Buffer.from(text, 'utf8');
+        let out = new Int32Array(b.length + 8);
+        let n = lib.llama_tokenize(vocab, b, b.length, out, out.length, r.addSpecial, r.parseSpecial);
+        if (n < 0) {
+          // Too small: llama_tokenize returns minus the count it needs.
+          out = new Int32Array(-n);
+          n = lib.llama_tokenize(vocab, b, b.length, out, out.length, r.addSpecial, r.parseSpecial);
+        }
+        if (n < 0) throw new Error(`llama_tokenize failed (${n}) on a ${b.length}-byte text`);
+        return Array.from(out.subarray(0, n));
+      }),
+    };
+  } finally {
+    lib.llama_model_free(model);
+  }
+}
+
 function serve(req: LlamaRequest): LlamaReply {
   const lib = loadLlamaLib();
   const logs: string[] = [];
@@ -173,6 +206,8 @@ function serve(req: LlamaRequest): LlamaReply {
       return evaluate(lib, req);
     case 'computeTypes':
       return computeTypes(lib, req);
+    case 'tokenize':
+      return tokenize(lib, req);
   }
 }
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type {
   ChildMessage, ComputeTypesReply, ComputeTypesRequest, EvaluateReply, EvaluateRequest, InfoReply, InfoRequest, LlamaReply, LlamaRequest,
-  QuantizeChunkReply, QuantizeChunkRequest, QuantizeReply, QuantizeRequest,
+  QuantizeChunkReply, QuantizeChunkRequest, QuantizeReply, QuantizeRequest, TokenizeReply, TokenizeRequest,
 } from './protocol';
 
 export interface LlamaCallOptions {
@@ -30,6 +30,7 @@ type ReplyOf<R extends LlamaRequest> =
   R extends QuantizeChunkRequest ? QuantizeChunkReply :
   R extends EvaluateRequest ? EvaluateReply :
   R extends ComputeTypesRequest ? ComputeTypesReply :
+  R extends TokenizeRequest ? TokenizeReply :
   R extends InfoRequest ? InfoReply : LlamaReply;
 
 export function callLlama<R extends LlamaRequest>(req: R, opts: LlamaCallOptions = {}): Promise<ReplyOf<R>> {

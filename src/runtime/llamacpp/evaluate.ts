@@ -48,3 +48,11 @@ function logSumExp(x: Float32Array): number {
   for (let i = 0; i < x.length; i++) s += Math.exp(x[i] - m);
   return m + Math.log(s);
 }
+
+/** Token ids llama.cpp gives each text (llama_tokenize with the model's vocabulary). */
+export async function llamaTokenize(
+  file: string, texts: string[], opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}, call: LlamaCallOptions = {},
+): Promise<number[][]> {
+  const r = await callLlama({ op: 'tokenize', file, texts, addSpecial: opts.addSpecial ?? false, parseSpecial: opts.parseSpecial ?? false }, call);
+  return r.tokens;
+}

@@ -95,6 +95,7 @@ export interface LlamaLib {
   llama_model_free(model: unknown): void;
   llama_model_get_vocab(model: unknown): unknown;
   llama_vocab_n_tokens(vocab: unknown): number;
+  llama_tokenize(vocab: unknown, text: Buffer, textLen: number, tokens: Int32Array, nTokensMax: number, addSpecial: boolean, parseSpecial: boolean): number;
   llama_init_from_model(model: unknown, params: Record<string, unknown>): unknown;
   llama_free(ctx: unknown): void;
   llama_batch_init(nTokens: number, embd: number, nSeqMax: number): Record<string, unknown>;
@@ -254,6 +255,7 @@ export function loadLlamaLib(): LlamaLib {
     llama_model_free: llama.func('llama_model_free', 'void', ['void *']),
     llama_model_get_vocab: llama.func('llama_model_get_vocab', 'void *', ['void *']),
     llama_vocab_n_tokens: llama.func('llama_vocab_n_tokens', 'int32_t', ['void *']),
+    llama_tokenize: llama.func('llama_tokenize', 'int32_t', ['void *', 'const uint8_t *', 'int32_t', '_Out_ int32_t *', 'int32_t', 'bool', 'bool']),
     llama_init_from_model: llama.func('llama_init_from_model', 'void *', ['void *', ContextParamsT]),
     llama_free: llama.func('llama_free', 'void', ['void *']),
     llama_batch_init: llama.func('llama_batch_init', BatchT, ['int32_t', 'int32_t', 'int32_t']),

@@ -56,11 +56,22 @@ export interface ComputeTypesRequest {
   tensors: { name: string; ne: number[]; type: number }[];
 }
 
+/** Tokenize texts with a model's vocabulary (llama_tokenize; the model is loaded vocab-only). */
+export interface TokenizeRequest {
+  op: 'tokenize';
+  file: string;
+  texts: string[];
+  /** Add BOS/EOS as the model's settings say. */
+  addSpecial: boolean;
+  /** Recognise special and control tokens written in the text. */
+  parseSpecial: boolean;
+}
+
 export interface InfoRequest {
   op: 'info';
 }
 
-export type LlamaRequest = QuantizeRequest | QuantizeChunkRequest | EvaluateRequest | ComputeTypesRequest | InfoRequest;
+export type LlamaRequest = QuantizeRequest | QuantizeChunkRequest | EvaluateRequest | ComputeTypesRequest | TokenizeRequest | InfoRequest;
 
 export interface QuantizeReply { op: 'quantize'; status: number; seconds: number }
 export interface QuantizeChunkReply { op: 'quantizeChunk'; bytes: Uint8Array }
@@ -72,9 +83,10 @@ export interface EvaluateReply {
 }
 /** Per tensor: the chosen ggml type id, or -1 where llama.cpp does not quantize it. */
 export interface ComputeTypesReply { op: 'computeTypes'; types: number[] }
+export interface TokenizeReply { op: 'tokenize'; tokens: number[][] }
 export interface InfoReply { op: 'info'; libraryDir: string; llamaLibrary: string }
 
-export type LlamaReply = QuantizeReply | QuantizeChunkReply | EvaluateReply | ComputeTypesReply | InfoReply;
+export type LlamaReply = QuantizeReply | QuantizeChunkReply | EvaluateReply | ComputeTypesReply | TokenizeReply | InfoReply;
 
 export interface ChildMessage {
   reply?: LlamaReply;
