@@ -21,7 +21,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   registerShowSensitivity(context);
   registerQuantize(context, deps.pool);
   registerExperiment(context);
-  registerCompare(context);
+  registerCompare(context, deps.pool);
   registerExportReport(context, deps.registry);
   registerShowLog(context);
   registerScripting(context, deps.registry);
