@@ -5,7 +5,7 @@
  * Runtime. Its own bundle (dist/compare.js) and protocol (shared/protocol/compare.ts).
  */
 import { Chart, type ChartConfiguration } from 'chart.js';
-import type { CompareData, CompareRow, CompareState, FromCompare, ToCompare } from '../../src/shared/protocol/compare';
+import { fromWire, type CompareData, type CompareRow, type CompareState, type FromCompare, type ToCompare } from '../../src/shared/protocol/compare';
 import { acquireHost } from '../common/vscodeApi';
 import { button, el, icon } from '../common/dom';
 import { formatBytes, formatCount } from '../common/format';
@@ -268,7 +268,7 @@ function render(): void {
 window.addEventListener('message', (ev: MessageEvent<ToCompare>) => {
   if (ev.data?.type !== 'compareState') return;
   const prevPhase = state?.phase;
-  state = ev.data.state;
+  state = fromWire(ev.data.state);
   view.persist = ev.data.persist;
   keep();
   // Progress ticks update the bar in place; anything else re-renders.

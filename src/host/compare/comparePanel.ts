@@ -10,7 +10,7 @@ import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 import { saveFile } from '../saveFile';
 import type { HostPool } from '../workerPool';
-import { compareCsv, parseFromCompare, type CompareState, type ToCompare } from '../../shared/protocol/compare';
+import { compareCsv, parseFromCompare, toWire, type CompareState, type ToCompare } from '../../shared/protocol/compare';
 import { pngBytes } from '../../shared/protocol/common';
 import type { ModelComparison } from '../../pipelines/compare';
 
@@ -61,7 +61,7 @@ export class ComparePanel {
 
   private post(): void {
     const persisted: Persisted = { fileA: this.fileA, fileB: this.fileB, data: this.data };
-    void this.panel.webview.postMessage({ type: 'compareState', state: this.state, persist: persisted } satisfies ToCompare);
+    void this.panel.webview.postMessage({ type: 'compareState', state: toWire(this.state), persist: persisted } satisfies ToCompare);
   }
 
   private set(s: Partial<CompareState>): void {

@@ -108,3 +108,15 @@ export function compareCsv(d: CompareData): string {
   const rows = d.tensors.map((t) => [t.name, t.nameB ?? t.name, t.matchedBy, t.typeA, t.typeB, t.shapeA.join('x'), t.shapeB.join('x'), t.numel, t.bytesA, t.bytesB, t.sqnrDb, t.cosine, t.maxAbs, t.mse, t.error]);
   return [head, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
+
+/**
+ * Webview messages travel as JSON, which has no ±Infinity or NaN (SQNR of
+ * identical tensors is +∞): the host sends them as strings, the view revives them.
+ */
+export function toWire<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x))) as T;
+}
+
+export function fromWire<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (x === 'Infinity' ? Infinity : x === '-Infinity' ? -Infinity : x === 'NaN' ? NaN : x)) as T;
+}

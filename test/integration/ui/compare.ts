@@ -1,7 +1,7 @@
 /**
  * Compare Two Models, end to end: a sample model and its QDQ INT8 version
  * (written in the test by the CLI), selected together in the Explorer,
- * right-click → Compare Selected; the table, the histogram and the output
+ * right-click → Compare Selected Models (VS Code's own "Compare Selected" is the text diff); the table, the histogram and the output
  * section are checked against numbers computed here from the files.
  */
 import * as fs from 'node:fs';
@@ -48,7 +48,7 @@ async function selectTwoInExplorer(page: import('playwright-core').Page, first: 
   await rowOf(first).click();
   await rowOf(second).click({ modifiers: ['Control'] });
   await rowOf(second).click({ button: 'right' });
-  await page.locator('.context-view .action-label', { hasText: 'Compare Selected' }).first().click({ timeout: 15_000 });
+  await page.locator('.context-view .action-label', { hasText: 'Compare Selected Models' }).first().click({ timeout: 15_000 });
 }
 
 async function compareFrame(page: import('playwright-core').Page): Promise<Frame> {
