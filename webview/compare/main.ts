@@ -120,8 +120,8 @@ function table(d: CompareData): HTMLElement {
     const sel = r.name === view.selected;
     const tr = el('tr', { class: `qs-cmp-row${sel ? ' qs-selected' : ''}`, 'data-name': r.name, 'aria-selected': String(sel), title: r.error ?? `${r.name}${r.nameB ? ` ~ ${r.nameB} (naming map)` : ''} [${r.shapeA.join('×')}]${r.transposed ? ', B transposed' : ''}` },
       el('td', { 'data-col': 'name', class: 'qs-cmp-name' }, r.nameB ? `${r.name} ~ ${r.nameB}` : r.name),
-      el('td', { 'data-col': 'typeA' }, r.typeA),
-      el('td', { 'data-col': 'typeB' }, r.typeB),
+      el('td', { 'data-col': 'typeA', title: r.typeA }, r.typeA),
+      el('td', { 'data-col': 'typeB', title: r.typeB }, r.typeB),
       el('td', { 'data-col': 'numel', class: 'num' }, formatCount(r.numel)),
       el('td', { 'data-col': 'sqnrDb', class: `num ${sqnrClass(r.sqnrDb)}` }, r.error ? 'not comparable' : fmt(r.sqnrDb)),
       el('td', { 'data-col': 'cosine', class: 'num' }, r.cosine === undefined ? '—' : r.cosine.toFixed(6)),
@@ -184,7 +184,7 @@ function drawHistogram(): void {
   const h = r.histogram;
   const n = h.a.length;
   const w = (h.max - h.min) / n;
-  const labels = Array.from({ length: n }, (_, i) => fmt(h.min + (i + 0.5) * w));
+  const labels = Array.from({ length: n }, (_, i) => fmt(h.min + (i + 0.5) * w, 2));
   const t = readTheme();
   const cfg: ChartConfiguration<'bar'> = {
     type: 'bar',
@@ -199,7 +199,7 @@ function drawHistogram(): void {
       responsive: true, maintainAspectRatio: false, animation: false,
       plugins: { legend: { labels: { color: t.fg, boxWidth: 12 } }, tooltip: { intersect: false, mode: 'index' } },
       scales: {
-        x: { ticks: { color: t.muted, maxTicksLimit: 9, maxRotation: 0 }, grid: { color: withAlpha(t.grid, 0.3) }, title: { display: true, text: 'value', color: t.muted } },
+        x: { ticks: { color: t.muted, maxTicksLimit: 6, maxRotation: 0 }, grid: { color: withAlpha(t.grid, 0.3) }, title: { display: true, text: 'value', color: t.muted } },
         y: { ticks: { color: t.muted }, grid: { color: withAlpha(t.grid, 0.3) }, title: { display: true, text: 'elements', color: t.muted } },
       },
     },

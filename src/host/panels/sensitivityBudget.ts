@@ -44,7 +44,9 @@ export class SensitivityBudget {
     const model = doc.model;
     if (!model || model.format !== 'onnx') return [];
     const { candidates } = require('../../pipelines/convert') as typeof import('../../pipelines/convert');
-    return (['onnx-int4', 'onnx-qdq'] as const).filter((t) => candidates(model, t).length > 0);
+    // The target that plans the most weights first (MatMulNBits for transformers, QDQ for conv nets).
+    const n = new Map((['onnx-int4', 'onnx-qdq'] as const).map((t) => [t, candidates(model, t).length]));
+    return [...n.keys()].filter((t) => n.get(t)! > 0).sort((a, b) => n.get(b)! - n.get(a)!);
   }
 
   /** The plan the slider shows now (for "Quantize with this plan"). */

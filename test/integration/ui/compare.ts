@@ -48,7 +48,11 @@ async function selectTwoInExplorer(page: import('playwright-core').Page, first: 
   await rowOf(first).click();
   await rowOf(second).click({ modifiers: ['Control'] });
   await rowOf(second).click({ button: 'right' });
-  await page.locator('.context-view .action-label', { hasText: 'Compare Selected Models' }).first().click({ timeout: 15_000 });
+  const item = page.locator('.context-view .action-label', { hasText: 'Compare Selected Models' }).first();
+  await item.waitFor({ timeout: 15_000 });
+  await item.click();
+  // The comparison opens as an editor tab named after both files.
+  await page.locator('.tabs-container .tab', { hasText: '↔' }).first().waitFor({ timeout: 30_000 });
 }
 
 async function compareFrame(page: import('playwright-core').Page): Promise<Frame> {

@@ -4,5 +4,6 @@
  */
 import type { UiTest } from '../uiHelpers';
 import { compareUiTests } from './compare';
+import { sensitivityUiTests } from './sensitivity';
 
-export const viewUiTests: UiTest[] = [...compareUiTests];
+export const viewUiTests: UiTest[] = [...compareUiTests, ...sensitivityUiTests];

@@ -1,0 +1,94 @@
+/**
+ * The Sensitivity panel's budget slider: on a sample conv model (QDQ target,
+ * keep-or-INT8 per weight) the lowest budget lowers every planned weight, the
+ * highest keeps them all, and in between the rows marked "keep" are exactly
+ * as many as the summary says and grow with the budget; "Quantize with this
+ * plan" opens Quantize Model… for that file.
+ */
+import * as path from 'node:path';
+import type { Frame, Page } from 'playwright-core';
+import { findFrame, inspectorOf, quickOpen, setColorTheme, type UiTest } from '../uiHelpers';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+const MODEL = 'ch_ppocr_mobile_v2.0_cls_infer.onnx';
+
+async function summary(f: Frame): Promise<{ lowered: number; kept: number; keepRows: number; lowerRows: number }> {
+  return f.evaluate(() => {
+    const s = document.getElementById('qs-budget-summary');
+    return {
+      lowered: Number(s?.dataset.lowered ?? NaN), kept: Number(s?.dataset.kept ?? NaN),
+      keepRows: document.querySelectorAll('.qs-sens-row[data-mark="keep"]').length,
+      lowerRows: document.querySelectorAll('.qs-sens-row[data-mark]:not([data-mark=""]):not([data-mark="keep"])').length,
+    };
+  });
+}
+
+async function press(page: Page, f: Frame, key: string, until: (s: Awaited<ReturnType<typeof summary>>) => boolean, what: string): Promise<Awaited<ReturnType<typeof summary>>> {
+  await f.locator('#qs-budget').focus();
+  await page.keyboard.press(key);
+  const t0 = Date.now();
+  for (;;) {
+    const s = await summary(f);
+    if (until(s)) return s;
+    if (Date.now() - t0 > 15_000) throw new Error(`${what}: panel shows ${JSON.stringify(s)}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+export const sensitivityUiTests: UiTest[] = [
+  {
+    name: 'sensitivity slider: the budget marks which weights the knapsack lowers or keeps; Quantize with this plan opens Quantize Model…',
+    async fn(page, ctx) {
+      await quickOpen(page, MODEL);
+      const insp = await inspectorOf(page, MODEL);
+      await insp.waitForFunction(() => /Analysis complete/.test(document.body.textContent ?? ''), undefined, { timeout: 120_000 });
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 15_000 });
+      await input.fill('>QuantScope: Show Sensitivity Panel');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Show Sensitivity Panel' }).first().click({ timeout: 15_000 });
+      const f = await findFrame(page, '#qs-budget', 60_000);
+      await f.waitForFunction((m) => (document.getElementById('qs-sens-head')?.textContent ?? '').includes(m), MODEL, { timeout: 30_000 });
+      const target = await f.evaluate(() => (document.getElementById('qs-budget-target') as { value?: string } | null)?.value ?? document.getElementById('qs-budget-section')?.textContent ?? '');
+      if (!String(target).includes('onnx-qdq')) throw new Error(`a conv model plans for onnx-qdq, the panel shows ${target}`);
+      const low = await press(page, f, 'Home', (s) => s.kept === 0, 'lowest budget');
+      if (low.lowered < 40 || low.lowerRows !== low.lowered || low.keepRows !== 0) throw new Error(`lowest budget: ${JSON.stringify(low)}`);
+      const high = await press(page, f, 'End', (s) => s.lowered === 0, 'highest budget');
+      if (high.keepRows !== high.kept || high.kept !== low.lowered) throw new Error(`highest budget: ${JSON.stringify(high)}`);
+      // Step down from the top: fewer weights kept, never more, and the rows agree with the summary.
+      let prev = high.kept;
+      let mid = high;
+      for (let i = 0; i < 6; i++) {
+        mid = await press(page, f, 'PageDown', (s) => s.kept <= prev && s.keepRows === s.kept, `step ${i}`);
+        await page.waitForTimeout(300);
+        mid = await summary(f);
+        if (mid.kept > prev || mid.keepRows !== mid.kept || mid.lowerRows !== mid.lowered) throw new Error(`step ${i}: ${JSON.stringify(mid)} after ${prev} kept`);
+        prev = mid.kept;
+        if (mid.kept > 0 && mid.lowered > 0) break;
+      }
+      if (!(mid.kept > 0 && mid.lowered > 0)) throw new Error(`no budget between all-kept and all-lowered: ${JSON.stringify(mid)}`);
+      try {
+        for (const [theme, cls, tag] of [['Default Dark Modern', 'vscode-dark', 'dark'], ['Default Light Modern', 'vscode-light', 'light']] as const) {
+          await setColorTheme(ctx, f, theme, cls);
+          await page.screenshot({ path: path.join(ctx.resultsDir, `sensitivity-slider-${tag}.png`) });
+        }
+      } finally {
+        await setColorTheme(ctx, f, undefined, 'vscode-light').catch(() => undefined);
+      }
+      await f.locator('#qs-quantize-plan').click();
+      // Quantize Model… opens for this file (its first step: a quick pick or the wizard).
+      const t0 = Date.now();
+      for (;;) {
+        const quick = await page.locator('.quick-input-widget', { hasText: MODEL }).first().isVisible().catch(() => false);
+        const wizard = page.frames().length > 0 && (await Promise.all(page.frames().map((fr) => fr.$('[data-entry="wizard"]').catch(() => null)))).some(Boolean);
+        if (quick || wizard) break;
+        if (Date.now() - t0 > 20_000) throw new Error('Quantize with this plan opened nothing');
+        await page.waitForTimeout(250);
+      }
+      await page.keyboard.press('Escape');
+    },
+  },
+];
