@@ -251,11 +251,10 @@ function render(): void {
   if (s.phase === 'done' && d) {
     parts.push(facts(d));
     if (d.tensors.length === 0) {
-      parts.push(el('p', { class: 'qs-muted', id: 'qs-cmp-none' }, 'No weight of A has a counterpart in B (by name or through the naming map).'));
+      parts.push(el('p', { class: 'qs-muted', id: 'qs-cmp-none' }, 'No weight of A has a counterpart in B (by name or through the naming map).'), outputsSection(d));
     } else {
-      parts.push(el('div', { class: 'qs-cmp-main' }, table(d), histogramCard()));
+      parts.push(table(d), el('div', { class: 'qs-cmp-lower' }, histogramCard(), outputsSection(d)));
     }
-    parts.push(outputsSection(d));
     if (d.onlyA.length || d.onlyB.length) {
       parts.push(el('details', { id: 'qs-cmp-unpaired' }, el('summary', {}, `Unpaired weights (${d.onlyA.length} only in A, ${d.onlyB.length} only in B)`),
         el('ul', { class: 'qs-muted' }, ...d.onlyA.slice(0, 200).map((w) => el('li', {}, `A: ${w.name} (${w.type})`)), ...d.onlyB.slice(0, 200).map((w) => el('li', {}, `B: ${w.name} (${w.type})`)))));

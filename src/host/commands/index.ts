@@ -20,7 +20,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   registerOpenInspector(context);
   registerShowSensitivity(context);
   registerQuantize(context, deps.pool);
-  registerExperiment(context);
+  registerExperiment(context, deps.pool);
   registerCompare(context, deps.pool);
   registerExportReport(context, deps.registry);
   registerShowLog(context);

@@ -5,5 +5,6 @@
 import type { UiTest } from '../uiHelpers';
 import { compareUiTests } from './compare';
 import { sensitivityUiTests } from './sensitivity';
+import { experimentUiTests } from './experiment';
 
-export const viewUiTests: UiTest[] = [...compareUiTests, ...sensitivityUiTests];
+export const viewUiTests: UiTest[] = [...compareUiTests, ...sensitivityUiTests, ...experimentUiTests];

@@ -42,7 +42,10 @@ export const sensitivityUiTests: UiTest[] = [
   {
     name: 'sensitivity slider: the budget marks which weights the knapsack lowers or keeps; Quantize with this plan opens Quantize Model…',
     async fn(page, ctx) {
-      await quickOpen(page, MODEL);
+      // Its inspector may already be open in a background tab (the compare test opens it).
+      const tab = page.locator('.tabs-container .tab', { hasText: MODEL }).filter({ hasNotText: '↔' }).first();
+      if (await tab.count()) await tab.click();
+      else await quickOpen(page, MODEL);
       const insp = await inspectorOf(page, MODEL);
       await insp.waitForFunction(() => /Analysis complete/.test(document.body.textContent ?? ''), undefined, { timeout: 120_000 });
       await page.keyboard.press('F1');
