@@ -5,7 +5,7 @@
  * view may ask for. Shapes mirror pipelines/compare.ts (this floor cannot
  * import it; the host assigns one to the other, so the compiler checks both).
  */
-import { isPlainObject, parseLog, parsePngExport, type LogMessage } from './common';
+import { isPlainObject, parseLog, parsePngMessage, type LogMessage } from './common';
 
 export interface CompareSide { file: string; format: string; sizeOnDisk: number; weights: number }
 
@@ -88,10 +88,8 @@ export function parseFromCompare(raw: unknown): FromCompare | undefined {
       return Object.keys(raw).length === 1 ? { type: raw.type } : undefined;
     case 'log':
       return parseLog(raw);
-    case 'exportPng': {
-      const p = parsePngExport(raw);
-      return p ? { type: 'exportPng', ...p } : undefined;
-    }
+    case 'exportPng':
+      return parsePngMessage(raw);
     default:
       return undefined;
   }

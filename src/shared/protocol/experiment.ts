@@ -5,7 +5,7 @@
  * config and calibrator the model's size and how far its outputs moved
  * (measured by running it), plus the weight-space error per layer.
  */
-import { isPlainObject, parseLog, parsePngExport, type LogMessage } from './common';
+import { isPlainObject, parseLog, parsePngMessage, type LogMessage } from './common';
 
 export interface ExperimentConfigOption { id: string; label: string; format: string; granularity: string; bits: number }
 
@@ -80,10 +80,8 @@ export function parseFromExperiment(raw: unknown): FromExperiment | undefined {
       return parseLog(raw);
     case 'run':
       return ids(raw.configs, 64) && ids(raw.calibrators, 8) ? { type: 'run', configs: raw.configs, calibrators: raw.calibrators } : undefined;
-    case 'exportPng': {
-      const p = parsePngExport(raw);
-      return p ? { type: 'exportPng', ...p } : undefined;
-    }
+    case 'exportPng':
+      return parsePngMessage(raw);
     default:
       return undefined;
   }
