@@ -74,6 +74,16 @@ export const sensitivityUiTests: UiTest[] = [
         if (mid.kept > 0 && mid.lowered > 0) break;
       }
       if (!(mid.kept > 0 && mid.lowered > 0)) throw new Error(`no budget between all-kept and all-lowered: ${JSON.stringify(mid)}`);
+      // Output-space: run the model once per planned weight (synthetic data, labelled), then rank and plan by the measured effect.
+      await f.locator('#qs-output-measure').click();
+      await f.waitForFunction(() => !!document.getElementById('qs-output-label'), undefined, { timeout: 240_000 });
+      const outLabel = (await f.locator('#qs-output-label').textContent()) ?? '';
+      if (!/SYNTHETIC/.test(outLabel)) throw new Error(`output-space label: ${outLabel}`);
+      await f.waitForFunction(() => document.body.dataset.metric === 'output', undefined, { timeout: 10_000 });
+      const effects = await f.$$eval('.qs-sens-db', (xs) => xs.map((x) => parseFloat(x.textContent ?? '')));
+      if (!effects.length || effects.some((v, i) => Number.isNaN(v) || (i > 0 && v > effects[i - 1]))) throw new Error(`output effects not descending: ${effects.join(', ')}`);
+      const sum = (await f.locator('#qs-budget-summary').textContent()) ?? '';
+      if (!/output-space/.test(sum)) throw new Error(`budget summary: ${sum}`);
       try {
         for (const [theme, cls, tag] of [['Default Dark Modern', 'vscode-dark', 'dark'], ['Default Light Modern', 'vscode-light', 'light']] as const) {
           await setColorTheme(ctx, f, theme, cls);
