@@ -137,6 +137,20 @@ describe('compare two models', function () {
     }
   });
 
+  it('a cancelled comparison stops with CancelledError; a model against itself is identical, outputs too', async () => {
+    const a = openModel(src), b = openModel(src);
+    try {
+      const ctl = new AbortController();
+      const run = compareModels(a, b, { pool, signal: ctl.signal, outputs: false, onProgress: () => ctl.abort() });
+      ctl.abort();
+      await assert.rejects(run, (e: Error) => e.name === 'CancelledError');
+      const same = await compareModels(a, b, { pool });
+      assert.equal(same.tensors[0].sqnrDb, Infinity);
+      assert.equal(same.tensors[0].maxAbs, 0);
+      assert.equal(same.outputs!.outputs[0].maxAbs, 0);
+    } finally { a.close(); b.close(); }
+  });
+
   it('quantscope compare --json (child process) validates against schemas/compare.v1.json; bad input exits 1 naming the file', async () => {
     assertBuilt();
     const q = path.join(dir, 'mm.cli.onnx');

@@ -18,10 +18,12 @@ const vscode = acquireHost<FromExperiment>();
 let state: ExperimentState | undefined;
 const charts: Chart[] = [];
 // Ticked boxes survive re-renders and hide/show (setState).
-const saved = (vscode.getState() ?? {}) as { configs?: string[]; calibrators?: string[] };
+const saved = (vscode.getState() ?? {}) as { file?: string; configs?: string[]; calibrators?: string[] };
 let picked: { configs: Set<string>; calibrators: Set<string> } | undefined = saved.configs ? { configs: new Set(saved.configs), calibrators: new Set(saved.calibrators ?? []) } : undefined;
 
-function keep(): void { if (picked) vscode.setState({ configs: [...picked.configs], calibrators: [...picked.calibrators] }); }
+function keep(): void {
+  vscode.setState({ file: state?.file ?? saved.file, ...(picked ? { configs: [...picked.configs], calibrators: [...picked.calibrators] } : {}) });
+}
 
 function revive(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (x === 'Infinity' ? Infinity : x === '-Infinity' ? -Infinity : x));
@@ -212,6 +214,7 @@ window.addEventListener('message', (ev: MessageEvent<ToExperiment>) => {
   if (ev.data?.type !== 'experimentState') return;
   const prev = state?.phase;
   state = revive(ev.data.state) as ExperimentState;
+  keep();
   if (prev === 'running' && state.phase === 'running' && document.getElementById('qs-exp-progress')) {
     const p = state.progress;
     const bar = document.getElementById('qs-exp-progress') as HTMLProgressElement;

@@ -5,6 +5,7 @@ import { pickModel } from './modelTarget';
 
 /** Run Quantization Experiment… (palette, or executeCommand('quantscope.runExperiment', uri)). */
 export function registerExperiment(context: vscode.ExtensionContext, pool: HostPool): void {
+  ExperimentPanel.registerSerializer(context, pool);
   context.subscriptions.push(
     vscode.commands.registerCommand('quantscope.runExperiment', async (arg?: unknown) => {
       const uri = await pickModel(typeof arg === 'string' ? vscode.Uri.file(arg) : arg, 'Choose an ONNX model to experiment on');

@@ -53,6 +53,21 @@ export class ExperimentPanel {
     }
   }
 
+  /** Reopens experiment panels after a window reload (the view keeps its file in setState). */
+  static registerSerializer(context: vscode.ExtensionContext, pool: HostPool): void {
+    context.subscriptions.push(vscode.window.registerWebviewPanelSerializer(EXPERIMENT_VIEW_TYPE, {
+      deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+        const file = (state as { file?: unknown } | undefined)?.file;
+        if (typeof file === 'string' && fs.existsSync(file) && !ExperimentPanel.open.has(file)) {
+          panel.webview.options = webviewOptions(context.extensionUri);
+          panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'experiment', 'Experiment');
+          new ExperimentPanel(context, panel, pool, file);
+        } else panel.dispose();
+        return Promise.resolve();
+      },
+    }));
+  }
+
   static show(context: vscode.ExtensionContext, pool: HostPool, uri: vscode.Uri): ExperimentPanel {
     const existing = ExperimentPanel.open.get(uri.fsPath);
     if (existing) { existing.panel.reveal(); return existing; }
