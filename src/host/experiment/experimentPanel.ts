@@ -37,7 +37,7 @@ export class ExperimentPanel {
       file, fileName: path.basename(file), phase: 'setup',
       configs: CONFIGS.map((c) => ({ id: c.id, label: c.label, format: c.format, granularity: c.granularity === 'group' ? `group ${c.groupSize}` : c.granularity, bits: c.bits })),
       calibrators: CALIBRATORS,
-      algorithmsNote: 'Every config is applied with RTN (round to nearest), the rounding the whole-model evaluation runs; GPTQ and AWQ need calibration data and run in Quantize Model….',
+      algorithmsNote: 'Every config is applied with RTN (round to nearest), the rounding the whole-model evaluation runs; GPTQ and AWQ need calibration data and run in Quantize Model…',
       selection: { configs: remembered?.configs ?? DEFAULT_CONFIGS, calibrators: remembered?.calibrators ?? ['minmax'] },
       data: remembered?.data,
       unavailable: !isOnnx ? 'experiments run the model in ONNX Runtime: open an .onnx file' : !trusted ? 'the workspace is not trusted: models are not run' : undefined,
