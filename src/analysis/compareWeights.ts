@@ -201,3 +201,40 @@ export function transpose2d(v: Float32Array, rows: number, cols: number): Float3
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
   return out;
 }
+
+/**
+ * llama.cpp's Hugging Face → GGUF conversion of LLaMA-family models reorders
+ * the rows of attn_q and attn_k within each head (the two rotary halves
+ * interleaved: GGUF row h·d + 2i + j holds HF row h·d + j·d/2 + i). For such
+ * a pair this says which side is the GGUF one and how many heads it has, so
+ * its rows can be put back in Hugging Face order before comparing.
+ */
+export function ropeReorder(ma: ModelFile, mb: ModelFile, p: WeightPair): { side: 'a' | 'b'; heads: number } | undefined {
+  if (p.matchedBy !== 'naming-map') return undefined;
+  const side = ma.format === 'gguf' && mb.format === 'safetensors' ? 'a' : mb.format === 'gguf' && ma.format === 'safetensors' ? 'b' : undefined;
+  if (!side) return undefined;
+  const g = side === 'a' ? ma : mb;
+  const w = side === 'a' ? p.a : p.b;
+  if (g.metadata['general.architecture'] !== 'llama' || w.shape.length !== 2) return undefined;
+  const role = parseTensorName(w.name).role;
+  const num = (k: string) => { const v = g.metadata[`llama.attention.${k}`]; return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined; };
+  const nHead = num('head_count');
+  const heads = role === 'q' ? nHead : role === 'k' ? num('head_count_kv') ?? nHead : undefined;
+  if (!heads || w.shape[0] % (2 * heads) !== 0) return undefined;
+  return { side, heads };
+}
+
+/** Rows of a GGUF attn_q / attn_k [rows, cols] back in Hugging Face order (see ropeReorder). */
+export function unpermuteRope(v: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const d = rows / heads, half = d / 2;
+  const out = new Float32Array(v.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = (h * d + 2 * i + j) * cols, dst = (h * d + j * half + i) * cols;
+        out.set(v.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}

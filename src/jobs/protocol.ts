@@ -42,8 +42,8 @@ export type JobRequest =
   | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
   /** Activation histograms and per-channel maxima over some feeds. */
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean }
-  /** Compare: one weight of model A against its pair in model B, each decoded to float32 (`transpose`: B is stored [c, r] for A's [r, c]). */
-  | { kind: 'compareWeights'; a: { path: string; source: WeightSource }; b: { path: string; source: WeightSource }; transpose?: [number, number]; bins?: number }
+  /** Compare: one weight of model A against its pair in model B, each decoded to float32 (`transpose`: B is stored [c, r] for A's [r, c]; `rope`: that side's q/k rows are in llama.cpp's GGUF order). */
+  | { kind: 'compareWeights'; a: { path: string; source: WeightSource }; b: { path: string; source: WeightSource }; transpose?: [number, number]; rope?: { side: 'a' | 'b'; heads: number }; bins?: number }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */

@@ -7,7 +7,7 @@
  * deterministic synthetic inputs, labelled so) and every output is compared.
  */
 import type { ModelFile } from '../formats/types';
-import { LogicalWeight, WeightDiff, logicalWeights, pairWeights } from '../analysis/compareWeights';
+import { LogicalWeight, WeightDiff, logicalWeights, pairWeights, ropeReorder } from '../analysis/compareWeights';
 import { assertSourceUnchanged } from '../formats/lazyModelFile';
 import { f16ToF32 } from '../formats/dtypes';
 import type { WorkerPool } from '../jobs/pool';
@@ -17,6 +17,7 @@ import { Feeds, OrtOutput, runOnnxInWorker } from '../runtime/ortRun';
 import type { PModel } from '../runtime/graph';
 import { modelCalib } from './evaluate';
 import { siblingJobs } from './tensorJobs';
+import { CancelledError } from '../jobs/cancel';
 
 export interface ModelSide {
   file: string;
@@ -44,6 +45,8 @@ export interface TensorComparison {
   mse?: number;
   /** B is stored transposed relative to A (2-D). */
   transposed?: boolean;
+  /** A LLaMA attn_q / attn_k from GGUF: its rows were put back in Hugging Face order first (llama.cpp's conversion interleaves the rotary halves). */
+  ropeReordered?: boolean;
   histogram?: WeightDiff['histogram'];
   error?: string;
 }
@@ -113,15 +116,16 @@ export async function compareModels(a: ModelFile, b: ModelFile, opts: CompareOpt
   const tensors = await siblingJobs(`compare ${a.path} with ${b.path}`, opts.signal, pairs.map((p) => async (signal: AbortSignal) => {
     const r = row(p.a, p.b, p.matchedBy);
     const transposed = !sameShape(p.a.shape, p.b.shape) && p.a.shape.length === 2 && p.b.shape.length === 2 && p.a.shape[0] === p.b.shape[1] && p.a.shape[1] === p.b.shape[0];
+    const rope = transposed ? undefined : ropeReorder(a, b, p);
     if (!sameShape(p.a.shape, p.b.shape) && !transposed) {
       r.error = `shapes differ: [${p.a.shape.join(', ')}] vs [${p.b.shape.join(', ')}]`;
     } else {
       try {
         const d = await opts.pool.run({
           kind: 'compareWeights', a: { path: a.path, source: p.a.source }, b: { path: b.path, source: p.b.source },
-          transpose: transposed ? [p.b.shape[0], p.b.shape[1]] : undefined, bins: opts.bins,
+          transpose: transposed ? [p.b.shape[0], p.b.shape[1]] : undefined, rope, bins: opts.bins,
         }, { signal });
-        Object.assign(r, { sqnrDb: d.sqnrDb, cosine: d.cosine, maxAbs: d.maxAbs, mse: d.mse, histogram: d.histogram }, transposed ? { transposed } : {});
+        Object.assign(r, { sqnrDb: d.sqnrDb, cosine: d.cosine, maxAbs: d.maxAbs, mse: d.mse, histogram: d.histogram }, transposed ? { transposed } : {}, rope ? { ropeReordered: true } : {});
       } catch (e) {
         if (signal.aborted) throw e;
         r.error = e instanceof Error ? e.message : String(e);
@@ -130,6 +134,8 @@ export async function compareModels(a: ModelFile, b: ModelFile, opts: CompareOpt
     opts.onProgress?.(++done, total, r.name);
     return r;
   }));
+  // A cancel that came after the last job finished still cancels: the caller asked to stop.
+  if (opts.signal?.aborted) throw new CancelledError(`compare ${a.path} with ${b.path}`);
   tensors.sort(worstFirst);
   const result: ModelComparison = {
     a: side(a, la.length), b: side(b, lb.length), tensors,

@@ -137,6 +137,44 @@ describe('compare two models', function () {
     }
   });
 
+  it('LLaMA q/k from llama.cpp\'s HF→GGUF conversion (rotary rows interleaved per head) compare exactly after reordering', async () => {
+    // convert_hf_to_gguf.py: w.reshape(n_head, 2, rows / n_head / 2, cols).swapaxes(1, 2).reshape(w.shape), with n_head_kv for k.
+    const permute = (w: Float32Array, rows: number, cols: number, nHead: number): Float32Array => {
+      const half = rows / nHead / 2, out = new Float32Array(w.length);
+      // out[h][i][j][c] = in[h][j][i][c] (the axes 1 and 2 swapped), both row-major.
+      for (let h = 0; h < nHead; h++) for (let i = 0; i < half; i++) for (let j = 0; j < 2; j++) for (let c = 0; c < cols; c++) {
+        out[((h * half + i) * 2 + j) * cols + c] = w[((h * 2 + j) * half + i) * cols + c];
+      }
+      return out;
+    };
+    const q = randomTensor(32 * 64, 11, 0.2), k = randomTensor(16 * 64, 12, 0.2);
+    const st = path.join(dir, 'llama.safetensors');
+    writeSafetensors(st, [{ name: 'model.layers.0.self_attn.q_proj.weight', shape: [32, 64], data: q }, { name: 'model.layers.0.self_attn.k_proj.weight', shape: [16, 64], data: k }]);
+    const write = (file: string, arch: string) => {
+      const w = new GgufFileWriter(file, layoutGguf([
+        { key: 'general.architecture', type: GgufValueType.STRING, value: arch },
+        { key: `${arch}.attention.head_count`, type: GgufValueType.UINT32, value: 4 },
+        { key: `${arch}.attention.head_count_kv`, type: GgufValueType.UINT32, value: 2 },
+      ], [{ name: 'blk.0.attn_q.weight', ne: [64, 32], type: 0 }, { name: 'blk.0.attn_k.weight', ne: [64, 16], type: 0 }]));
+      const pq = permute(q, 32, 64, 4), pk = permute(k, 16, 64, 2);
+      w.write(new Uint8Array(pq.buffer)); w.endTensor(); w.write(new Uint8Array(pk.buffer)); w.endTensor(); w.finish(); w.commit();
+    };
+    const gg = path.join(dir, 'llama.gguf'), other = path.join(dir, 'other.gguf');
+    write(gg, 'llama');
+    write(other, 'gpt2'); // the same bytes under an architecture llama.cpp does not permute: compared as stored
+    for (const [file, reordered] of [[gg, true], [other, false]] as const) {
+      const a = openModel(st), b = openModel(file);
+      let c: ModelComparison;
+      try { c = await compareModels(a, b, { pool }); } finally { a.close(); b.close(); }
+      assert.equal(c.tensors.length, 2);
+      for (const t of c.tensors) {
+        assert.equal(!!t.ropeReordered, reordered, t.name);
+        if (reordered) assert.ok(t.sqnrDb === Infinity && t.maxAbs === 0, `${t.name}: ${t.sqnrDb} dB after reordering`);
+        else assert.ok(t.sqnrDb! < 3, `${t.name}: ${t.sqnrDb} dB as stored (rows out of order)`);
+      }
+    }
+  });
+
   it('a cancelled comparison stops with CancelledError; a model against itself is identical, outputs too', async () => {
     const a = openModel(src), b = openModel(src);
     try {

@@ -118,7 +118,7 @@ function table(d: CompareData): HTMLElement {
   const body = el('tbody', {});
   for (const r of rows) {
     const sel = r.name === view.selected;
-    const tr = el('tr', { class: `qs-cmp-row${sel ? ' qs-selected' : ''}`, 'data-name': r.name, 'aria-selected': String(sel), title: r.error ?? `${r.name}${r.nameB ? ` ~ ${r.nameB} (naming map)` : ''} [${r.shapeA.join('×')}]${r.transposed ? ', B transposed' : ''}` },
+    const tr = el('tr', { class: `qs-cmp-row${sel ? ' qs-selected' : ''}`, 'data-name': r.name, 'aria-selected': String(sel), title: r.error ?? `${r.name}${r.nameB ? ` ~ ${r.nameB} (naming map)` : ''} [${r.shapeA.join('×')}]${r.transposed ? ', B transposed' : ''}${r.ropeReordered ? ', GGUF q/k rows put back in Hugging Face order' : ''}` },
       el('td', { 'data-col': 'name', class: 'qs-cmp-name' }, r.nameB ? `${r.name} ~ ${r.nameB}` : r.name),
       el('td', { 'data-col': 'typeA', title: r.typeA }, r.typeA),
       el('td', { 'data-col': 'typeB', title: r.typeB }, r.typeB),

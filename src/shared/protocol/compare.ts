@@ -25,6 +25,7 @@ export interface CompareRow {
   maxAbs?: number;
   mse?: number;
   transposed?: boolean;
+  ropeReordered?: boolean;
   histogram?: { min: number; max: number; a: number[]; b: number[] };
   error?: string;
 }
