@@ -109,6 +109,15 @@ export const compareUiTests: UiTest[] = [
       if (!/SYNTHETIC/.test(label ?? '')) throw new Error(`outputs label: ${label}`);
       const outRows = await f.locator('#qs-cmp-outputs-table tbody tr').count();
       if (outRows < 1) throw new Error('no output compared');
+      // Swap A and B: the comparison runs again with the quantized model as the reference.
+      await f.locator('#qs-cmp-swap').click();
+      await f.waitForFunction((n) => document.body.dataset.state === 'done' && (document.getElementById('qs-cmp-title')?.textContent ?? '').startsWith(n), path.basename(OUT), { timeout: 120_000 });
+      const swapped = await f.locator('.qs-cmp-row').first().getAttribute('data-name');
+      const typeA = await f.locator('.qs-cmp-row [data-col="typeA"]').first().textContent();
+      if (!/DequantizeLinear/.test(typeA ?? '')) throw new Error(`after Swap, A's type of ${swapped} is ${typeA}`);
+      await f.locator('#qs-cmp-swap').click();
+      await f.waitForFunction((n) => document.body.dataset.state === 'done' && (document.getElementById('qs-cmp-title')?.textContent ?? '').startsWith(n), path.basename(SRC), { timeout: 120_000 });
+      await f.waitForFunction(() => !!document.body.dataset.histogram, undefined, { timeout: 10_000 });
       try {
         for (const [theme, cls, tag] of [['Default Dark Modern', 'vscode-dark', 'dark'], ['Default Light Modern', 'vscode-light', 'light']] as const) {
           await setColorTheme(ctx, f, theme, cls);

@@ -77,6 +77,18 @@ export const experimentUiTests: UiTest[] = [
       } finally {
         await setColorTheme(ctx, f, undefined, 'vscode-light').catch(() => undefined);
       }
+      // Cancel: a larger selection (not cached) started and stopped.
+      await f.locator('#qs-cfg-nf4-g64').check();
+      await f.locator('#qs-cal-mse').check();
+      await f.locator('#qs-exp-run').click();
+      await f.waitForFunction(() => document.body.dataset.state === 'running', undefined, { timeout: 10_000 });
+      await f.locator('#qs-exp-cancel').click();
+      await f.waitForFunction(() => document.body.dataset.state === 'cancelled', undefined, { timeout: 30_000 });
+      // Back to the two configs (cached now): the results reappear without a run.
+      await f.locator('#qs-cfg-nf4-g64').uncheck();
+      await f.locator('#qs-cal-mse').uncheck();
+      await f.locator('#qs-exp-run').click();
+      await f.waitForFunction(() => document.body.dataset.state === 'done' && !!document.getElementById('qs-exp-cached'), undefined, { timeout: 10_000 });
       // Close and reopen: the results come back from the cache, no run.
       await page.locator('.tabs-container .tab', { hasText: 'Experiment' }).first().locator('.codicon-close').click();
       f = await openExperiment(page);
