@@ -18,11 +18,11 @@ const vscode = acquireHost<FromExperiment>();
 let state: ExperimentState | undefined;
 const charts: Chart[] = [];
 // Ticked boxes survive re-renders and hide/show (setState).
-const saved = (vscode.getState() ?? {}) as { file?: string; configs?: string[]; calibrators?: string[] };
-let picked: { configs: Set<string>; calibrators: Set<string> } | undefined = saved.configs ? { configs: new Set(saved.configs), calibrators: new Set(saved.calibrators ?? []) } : undefined;
+const saved = (vscode.getState() ?? {}) as { file?: string; configs?: string[]; calibrators?: string[]; activations?: boolean };
+let picked: { configs: Set<string>; calibrators: Set<string>; activations: boolean } | undefined = saved.configs ? { configs: new Set(saved.configs), calibrators: new Set(saved.calibrators ?? []), activations: !!saved.activations } : undefined;
 
 function keep(): void {
-  vscode.setState({ file: state?.file ?? saved.file, ...(picked ? { configs: [...picked.configs], calibrators: [...picked.calibrators] } : {}) });
+  vscode.setState({ file: state?.file ?? saved.file, ...(picked ? { configs: [...picked.configs], calibrators: [...picked.calibrators], activations: picked.activations } : {}) });
 }
 
 function revive(v: unknown): unknown {
@@ -37,7 +37,7 @@ function fmt(v: number | undefined): string {
 }
 
 function grid(s: ExperimentState): HTMLElement {
-  picked ??= { configs: new Set(s.selection.configs), calibrators: new Set(s.selection.calibrators) };
+  picked ??= { configs: new Set(s.selection.configs), calibrators: new Set(s.selection.calibrators), activations: !!s.selection.activations };
   const running = s.phase === 'running';
   const fieldset = el('fieldset', { class: 'qs-exp-grid', id: 'qs-exp-configs' }, el('legend', {}, 'Configs (format × granularity)'));
   const formats = [...new Set(s.configs.map((c) => c.format))];
@@ -61,13 +61,18 @@ function grid(s: ExperimentState): HTMLElement {
     cal.append(el('label', { class: 'qs-exp-check', for: `qs-cal-${c}` }, box, ` ${c}`));
   }
   cal.append(el('p', { class: 'qs-muted qs-caption' }, `Algorithm: RTN. ${s.algorithmsNote}`));
+  const act = el('input', { type: 'checkbox', id: 'qs-exp-activations' }) as HTMLInputElement;
+  act.checked = picked.activations;
+  act.disabled = running;
+  act.addEventListener('change', () => { picked!.activations = act.checked; keep(); });
+  cal.append(el('label', { class: 'qs-exp-check', for: 'qs-exp-activations' }, act, ' Also compare activation calibrators (min-max, percentile, MSE, entropy clip ranges, uint8 per-tensor)'));
   const data = el('div', { class: 'qs-toolbar', id: 'qs-exp-data' },
     icon(s.data ? 'database' : 'warning'),
     el('span', { id: 'qs-exp-data-label' }, s.data ? `Data: ${s.data}` : 'Data: synthetic inputs from the declared shapes (every result is labelled synthetic)'),
     button('qs-exp-choose', 'folder-opened', s.data ? 'Change…' : 'Choose data…', () => vscode.postMessage({ type: 'chooseData' })));
   if (s.data) data.append(button('qs-exp-clear', 'close', 'Use synthetic', () => vscode.postMessage({ type: 'clearData' })));
   const run = button('qs-exp-run', 'play', 'Run experiment', () => {
-    vscode.postMessage({ type: 'run', configs: s.configs.map((c) => c.id).filter((id) => picked!.configs.has(id)), calibrators: s.calibrators.filter((c) => picked!.calibrators.has(c)) });
+    vscode.postMessage({ type: 'run', configs: s.configs.map((c) => c.id).filter((id) => picked!.configs.has(id)), calibrators: s.calibrators.filter((c) => picked!.calibrators.has(c)), activations: picked!.activations });
   });
   run.classList.add('qs-primary');
   const cancel = button('qs-exp-cancel', 'debug-stop', 'Cancel', () => vscode.postMessage({ type: 'cancel' }));
@@ -134,6 +139,27 @@ function perLayer(r: ExperimentResult): ChartConfiguration<'line'> {
   };
 }
 
+function activationsChart(r: ExperimentResult): ChartConfiguration<'bar'> {
+  const t = readTheme();
+  const a = r.activations!;
+  const palette = [t.blue, t.orange, t.green, t.purple];
+  return {
+    type: 'bar',
+    data: {
+      labels: a.names.map((_, i) => String(i)),
+      datasets: Object.entries(a.ranges).map(([m, v], i) => ({ label: m, data: v.map(([lo, hi]) => [lo, hi] as [number, number]), backgroundColor: withAlpha(palette[i % palette.length], 0.7), borderColor: palette[i % palette.length], borderWidth: 1 })),
+    },
+    options: {
+      responsive: true, maintainAspectRatio: false, animation: false,
+      plugins: { legend: { labels: { color: t.fg, boxWidth: 12 } }, tooltip: { callbacks: { title: (items) => a.names[items[0]?.dataIndex ?? 0] ?? '', label: (c) => { const [lo, hi] = c.raw as [number, number]; return `${c.dataset.label}: [${fmt(lo)}, ${fmt(hi)}]`; } } } },
+      scales: {
+        x: { title: { display: true, text: 'activation (widest first)', color: t.muted }, ticks: { color: t.muted }, grid: { color: withAlpha(t.grid, 0.3) } },
+        y: { title: { display: true, text: 'clip range', color: t.muted }, ticks: { color: t.muted }, grid: { color: withAlpha(t.grid, 0.3) } },
+      },
+    },
+  };
+}
+
 function chartCard(id: string, title: string, caption: string): HTMLElement {
   return el('section', { class: 'qs-card', 'aria-labelledby': `${id}-title` },
     el('div', { class: 'qs-card-head' }, el('h3', { id: `${id}-title` }, title),
@@ -166,7 +192,8 @@ function results(r: ExperimentResult): HTMLElement {
       button('qs-exp-md', 'markdown', 'Export Markdown report…', () => vscode.postMessage({ type: 'exportMarkdown' }))),
     el('div', { class: 'qs-cards' },
       chartCard('qs-exp-scatter', 'Size vs output effect', 'Each point is the whole model quantized under one config and calibrator; the dashed line joins the configs nothing beats on both size and error.'),
-      chartCard('qs-exp-layers', 'Weight SQNR per layer', 'Weight-space error of every planned layer under each config (one line per config).')),
+      chartCard('qs-exp-layers', 'Weight SQNR per layer', 'Weight-space error of every planned layer under each config (one line per config).'),
+      ...(r.activations ? [chartCard('qs-exp-acts', 'Activation clip range per calibrator', `The ${r.activations.names.length} widest activations (${r.activations.target}, ${r.activations.samples} samples): the range each calibrator would clip to.`)] : [])),
     table);
 }
 
@@ -178,6 +205,8 @@ function drawCharts(): void {
   const l = document.getElementById('qs-exp-layers') as HTMLCanvasElement | null;
   if (s) charts.push(new Chart(s, scatter(r)));
   if (l && r.layers.length) charts.push(new Chart(l, perLayer(r)));
+  const a = document.getElementById('qs-exp-acts') as HTMLCanvasElement | null;
+  if (a && r.activations) charts.push(new Chart(a, activationsChart(r)));
   document.body.dataset.points = String(r.rows.length);
 }
 

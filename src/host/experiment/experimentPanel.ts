@@ -30,7 +30,7 @@ export class ExperimentPanel {
   private running: AbortController | undefined;
 
   private constructor(private readonly context: vscode.ExtensionContext, private readonly panel: vscode.WebviewPanel, private readonly pool: HostPool, private readonly file: string) {
-    const remembered = context.workspaceState.get<{ configs: string[]; calibrators: string[]; data?: string }>(`quantscope.experiment:${file}`);
+    const remembered = context.workspaceState.get<{ configs: string[]; calibrators: string[]; activations?: boolean; data?: string }>(`quantscope.experiment:${file}`);
     const trusted = vscode.workspace.isTrusted;
     const isOnnx = file.toLowerCase().endsWith('.onnx');
     this.state = {
@@ -38,7 +38,7 @@ export class ExperimentPanel {
       configs: CONFIGS.map((c) => ({ id: c.id, label: c.label, format: c.format, granularity: c.granularity === 'group' ? `group ${c.groupSize}` : c.granularity, bits: c.bits })),
       calibrators: CALIBRATORS,
       algorithmsNote: 'Every config is applied with RTN (round to nearest), the rounding the whole-model evaluation runs; GPTQ and AWQ need calibration data and run in Quantize Model…',
-      selection: { configs: remembered?.configs ?? DEFAULT_CONFIGS, calibrators: remembered?.calibrators ?? ['minmax'] },
+      selection: { configs: remembered?.configs ?? DEFAULT_CONFIGS, calibrators: remembered?.calibrators ?? ['minmax'], activations: remembered?.activations ?? false },
       data: remembered?.data,
       unavailable: !isOnnx ? 'experiments run the model in ONNX Runtime: open an .onnx file' : !trusted ? 'the workspace is not trusted: models are not run' : undefined,
     };
@@ -95,7 +95,7 @@ export class ExperimentPanel {
     const sel = this.state.selection;
     const d = this.state.data;
     const data = d === undefined ? null : fs.statSync(d).isDirectory() ? fileIdentity(fs.readdirSync(d).sort().map((f) => path.join(d, f))) : fileIdentity([d]);
-    return crypto.createHash('sha256').update(JSON.stringify({ v: 1, files: fileIdentity([this.file]), data, configs: sel.configs, calibrators: sel.calibrators })).digest('hex');
+    return crypto.createHash('sha256').update(JSON.stringify({ v: 1, files: fileIdentity([this.file]), data, configs: sel.configs, calibrators: sel.calibrators, activations: !!sel.activations })).digest('hex');
   }
 
   /** The cached result of the current selection, if any. */
@@ -109,27 +109,28 @@ export class ExperimentPanel {
     }
   }
 
-  async run(configs: string[], calibrators: string[]): Promise<void> {
+  async run(configs: string[], calibrators: string[], activations = false): Promise<void> {
     if (this.state.unavailable || this.running) return;
     const known = new Set(CONFIGS.map((c) => c.id));
     const bad = [...configs.filter((c) => !known.has(c)), ...calibrators.filter((c) => !CALIBRATORS.includes(c))];
     if (bad.length) { log().warn(`Experiment view asked for unknown ${bad.join(', ')}`); return; }
-    this.state.selection = { configs, calibrators };
-    await this.context.workspaceState.update(`quantscope.experiment:${this.file}`, { configs, calibrators, data: this.state.data });
+    this.state.selection = { configs, calibrators, activations };
+    await this.context.workspaceState.update(`quantscope.experiment:${this.file}`, { configs, calibrators, activations, data: this.state.data });
     const hit = this.cached();
     if (hit) { this.set({ phase: 'done', result: hit, progress: undefined, error: undefined }); return; }
     const ctl = new AbortController();
     this.running = ctl;
-    this.set({ phase: 'running', result: undefined, error: undefined, progress: { done: 0, total: configs.length * calibrators.length + 1, what: 'loading the data' } });
+    this.set({ phase: 'running', result: undefined, error: undefined, progress: { done: 0, total: configs.length * calibrators.length + 1 + (activations ? 1 : 0), what: 'loading the data' } });
     const { openModel } = require('../../formats') as typeof import('../../formats');
-    const { runExperiment, modelCalib, runtimeWeights } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const { runExperiment, modelCalib, runtimeWeights, modelActivations, activationRanges } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const { rangeTarget } = require('../../quant/rtn') as typeof import('../../quant/rtn');
     const { analyseSensitivity } = require('../../pipelines/analyseSensitivity') as typeof import('../../pipelines/analyseSensitivity');
     const model = openModel(this.file);
     const t0 = Date.now();
     try {
       const set = modelCalib(model, this.state.data, { samples: 16 });
       const pool = this.pool.get();
-      const total = configs.length * calibrators.length + 1;
+      const total = configs.length * calibrators.length + 1 + (activations ? 1 : 0);
       let base = 0;
       const rows: ExperimentRow[] = [];
       for (const calibrator of calibrators) {
@@ -147,7 +148,19 @@ export class ExperimentPanel {
       const layers = sens.tensors.map((t) => t.name);
       const layerSqnr: Record<string, number[]> = {};
       for (const c of configs) layerSqnr[c] = sens.tensors.map((t) => t.sensitivity.configs.find((x) => x.config === c)?.sqnrDb ?? NaN);
-      const result: ExperimentResult = { data: set.synthetic ? 'synthetic' : 'real', dataSource: set.source, samples: set.samples.length, rows, layers, layerSqnr, seconds: (Date.now() - t0) / 1000, cached: false };
+      const result: ExperimentResult = { data: set.synthetic ? 'synthetic' : 'real', dataSource: set.source, samples: set.samples.length, rows, layers, layerSqnr, seconds: 0, cached: false };
+      if (activations) {
+        this.set({ progress: { done: total - 1, total, what: 'activation ranges per calibrator' } });
+        // Every activation becomes an output: a few samples are enough for ranges and keep memory bounded.
+        const few = { ...set, samples: set.samples.slice(0, 4) };
+        const acts = await modelActivations(model, few, { pool, signal: ctl.signal });
+        const methods = ['minmax', 'percentile', 'mse', 'entropy'] as const;
+        const ranges = activationRanges(acts.states, [...methods], rangeTarget({ format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }));
+        const width = (n: string) => ranges[n].minmax.hi - ranges[n].minmax.lo;
+        const names = Object.keys(ranges).filter((n) => Number.isFinite(width(n))).sort((x, y) => width(y) - width(x)).slice(0, 24);
+        result.activations = { target: 'uint8 per-tensor, asymmetric', samples: few.samples.length, names, ranges: Object.fromEntries(methods.map((m) => [m, names.map((n) => [ranges[n][m].lo, ranges[n][m].hi] as [number, number])])) };
+      }
+      result.seconds = (Date.now() - t0) / 1000;
       try {
         fs.mkdirSync(this.cacheDir(), { recursive: true });
         writeFileAtomicSync(path.join(this.cacheDir(), `${this.cacheKey()}.json`), JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)), { overwrite: true });
@@ -180,7 +193,7 @@ export class ExperimentPanel {
     switch (msg.type) {
       case 'ready': this.post(); break;
       case 'log': log()[msg.level](`[experiment] ${msg.message}`); break;
-      case 'run': void this.run(msg.configs, msg.calibrators); break;
+      case 'run': void this.run(msg.configs, msg.calibrators, msg.activations); break;
       case 'cancel': this.running?.abort(); break;
       case 'chooseData': {
         const picked = await vscode.window.showOpenDialog({ title: 'Data for the experiment (.npy, .npz, .json, .txt, or a folder)', canSelectFiles: true, canSelectFolders: true, canSelectMany: false });

@@ -32,6 +32,8 @@ export interface ExperimentResult {
   seconds: number;
   /** Reopened from the results cache (same file, data and settings). */
   cached: boolean;
+  /** Activation clip ranges per calibrator (uint8 per-tensor, asymmetric): the widest activations, by min-max range. */
+  activations?: { target: string; samples: number; names: string[]; ranges: Record<string, [number, number][]> };
 }
 
 export interface ExperimentState {
@@ -42,7 +44,7 @@ export interface ExperimentState {
   calibrators: string[];
   /** Why GPTQ / AWQ are not in the grid. */
   algorithmsNote: string;
-  selection: { configs: string[]; calibrators: string[] };
+  selection: { configs: string[]; calibrators: string[]; activations?: boolean };
   data?: string;
   /** Why the model cannot run here (not ONNX, untrusted workspace): the view explains instead of offering Run. */
   unavailable?: string;
@@ -56,7 +58,7 @@ export type ToExperiment = { type: 'experimentState'; state: ExperimentState };
 export type FromExperiment =
   | { type: 'ready' }
   | LogMessage
-  | { type: 'run'; configs: string[]; calibrators: string[] }
+  | { type: 'run'; configs: string[]; calibrators: string[]; activations?: boolean }
   | { type: 'cancel' }
   | { type: 'chooseData' }
   | { type: 'clearData' }
@@ -79,7 +81,9 @@ export function parseFromExperiment(raw: unknown): FromExperiment | undefined {
     case 'log':
       return parseLog(raw);
     case 'run':
-      return ids(raw.configs, 64) && ids(raw.calibrators, 8) ? { type: 'run', configs: raw.configs, calibrators: raw.calibrators } : undefined;
+      if (!ids(raw.configs, 64) || !ids(raw.calibrators, 8)) return undefined;
+      if (raw.activations === undefined) return { type: 'run', configs: raw.configs, calibrators: raw.calibrators };
+      return typeof raw.activations === 'boolean' ? { type: 'run', configs: raw.configs, calibrators: raw.calibrators, activations: raw.activations } : undefined;
     case 'exportPng':
       return parsePngMessage(raw);
     default:

@@ -89,6 +89,16 @@ export const experimentUiTests: UiTest[] = [
       await f.locator('#qs-cal-mse').uncheck();
       await f.locator('#qs-exp-run').click();
       await f.waitForFunction(() => document.body.dataset.state === 'done' && !!document.getElementById('qs-exp-cached'), undefined, { timeout: 10_000 });
+      // Activation calibrators: the same two configs plus the clip range of each activation under min-max, percentile, MSE and entropy.
+      await f.locator('#qs-exp-activations').check();
+      await f.locator('#qs-exp-run').click();
+      await f.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state) && !document.getElementById('qs-exp-cached'), undefined, { timeout: 240_000 });
+      await f.waitForFunction(() => !!document.getElementById('qs-exp-acts'), undefined, { timeout: 10_000 });
+      const ax = await drawnPixels(f, 'qs-exp-acts');
+      if (ax.drawn < 0.01 * ax.total) throw new Error(`activation chart did not draw (${ax.drawn} of ${ax.total} pixels)`);
+      await f.evaluate(() => document.getElementById('qs-exp-acts')?.scrollIntoView());
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'experiment-activations.png') });
       // Close and reopen: the results come back from the cache, no run.
       await page.locator('.tabs-container .tab', { hasText: 'Experiment' }).first().locator('.codicon-close').click();
       f = await openExperiment(page);
