@@ -7,6 +7,7 @@
 import * as assert from 'node:assert/strict';
 import { compareCsv, fromWire, parseFromCompare, toWire, type CompareData } from '../../src/shared/protocol/compare';
 import { parseFromSensitivity } from '../../src/shared/protocol/sensitivity';
+import { experimentCsv, experimentMarkdown, paretoFrontier, parseFromExperiment, type ExperimentResult } from '../../src/shared/protocol/experiment';
 import { budgetMarks } from '../../src/analysis/budgetMarks';
 import type { TensorInfo } from '../../src/formats/types';
 import type { TensorSensitivity } from '../../src/analysis/sensitivity';
@@ -38,6 +39,39 @@ describe('Compare view and Sensitivity panel protocols', () => {
       { type: 'setBudget', bitsPerWeight: 4, target: 'tflite' }, { type: 'setBudget', bitsPerWeight: 4, target: 3 }, { type: 'quantize' },
     ];
     for (const m of bad) assert.equal(parseFromSensitivity(m), undefined, JSON.stringify(m));
+  });
+
+  it('the Experiment view: run with known-shaped ids only, every other message refused', () => {
+    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'] }), { type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'] });
+    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], activations: true }), { type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], activations: true });
+    for (const t of ['ready', 'cancel', 'chooseData', 'clearData', 'exportCsv', 'exportMarkdown']) assert.deepEqual(parseFromExperiment({ type: t }), { type: t });
+    const bad: unknown[] = [
+      { type: 'run', configs: [], calibrators: ['minmax'] }, { type: 'run', configs: ['int4-g32'], calibrators: [] }, { type: 'run', configs: ['../x'], calibrators: ['minmax'] },
+      { type: 'run', configs: ['int4-g32', 'int4-g32'], calibrators: ['minmax'] }, { type: 'run', configs: 'int4-g32', calibrators: ['minmax'] },
+      { type: 'run', configs: ['int4-g32'], calibrators: ['minmax'], activations: 'yes' }, { type: 'run', configs: Array.from({ length: 65 }, (_, i) => `c${i}`), calibrators: ['minmax'] },
+      { type: 'chooseData', path: '/etc' }, { type: 'exportPng', chart: 'x', dataUrl: 'data:text/html,<b>' }, { type: 'eval' }, null,
+    ];
+    for (const m of bad) assert.equal(parseFromExperiment(m), undefined, JSON.stringify(m));
+  });
+
+  it('paretoFrontier equals a brute-force "nothing beats it on both" filter; CSV and Markdown list every run', () => {
+    let seed = 5;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let trial = 0; trial < 50; trial++) {
+      const rows = Array.from({ length: 12 }, (_, i) => ({ id: i, bytes: Math.floor(rnd() * 8), effect: Math.floor(rnd() * 8) / 8 }));
+      const brute = rows.filter((r) => !rows.some((o) => o !== r && o.bytes <= r.bytes && o.effect <= r.effect && (o.bytes < r.bytes || o.effect < r.effect)));
+      const key = (r: { bytes: number; effect: number }) => `${r.bytes}/${r.effect}`;
+      assert.deepEqual([...new Set(paretoFrontier(rows).map(key))].sort(), [...new Set(brute.map(key))].sort());
+    }
+    const r: ExperimentResult = {
+      data: 'synthetic', dataSource: 'synthetic (seed 1)', samples: 4, layers: [], layerSqnr: {}, seconds: 1, cached: false,
+      rows: [{ config: 'int8-channel', calibrator: 'minmax', algorithm: 'rtn', bytes: 2e6, floatBytes: 8e6, effect: 1e-4, seconds: 1, outputs: [{ output: 'y', sqnrDb: 40, cosine: 0.9999, maxAbs: 0.01 }] },
+        { config: 'int4-g32', calibrator: 'minmax', algorithm: 'rtn', bytes: 1e6, floatBytes: 8e6, effect: 1e-2, seconds: 1, outputs: [{ output: 'y', sqnrDb: 20, cosine: 0.99, maxAbs: 0.1 }] }],
+    };
+    assert.equal(experimentCsv(r).trim().split('\n').length, 3);
+    const md = experimentMarkdown('m.onnx', r);
+    assert.match(md, /\*\*synthetic\*\*/);
+    assert.equal((md.match(/★/g) ?? []).length, 2);
   });
 
   const data: CompareData = {
