@@ -109,8 +109,21 @@ export class ExperimentPanel {
     }
   }
 
-  async run(configs: string[], calibrators: string[], activations = false): Promise<void> {
-    if (this.state.unavailable || this.running) return;
+  private last: Promise<void> = Promise.resolve();
+
+  /** Runs one at a time: a Run while another is running (or still stopping after Cancel) stops it and waits for it first. */
+  run(configs: string[], calibrators: string[], activations = false): Promise<void> {
+    this.running?.abort();
+    this.last = this.last.then(() => this.runNow(configs, calibrators, activations)).catch((e: unknown) => {
+      const msg = e instanceof Error ? e.message : String(e);
+      log().error(`Experiment on ${this.file}: ${msg}`);
+      this.set({ phase: 'error', error: msg, progress: undefined });
+    });
+    return this.last;
+  }
+
+  private async runNow(configs: string[], calibrators: string[], activations: boolean): Promise<void> {
+    if (this.state.unavailable) return;
     const known = new Set(CONFIGS.map((c) => c.id));
     const bad = [...configs.filter((c) => !known.has(c)), ...calibrators.filter((c) => !CALIBRATORS.includes(c))];
     if (bad.length) { log().warn(`Experiment view asked for unknown ${bad.join(', ')}`); return; }

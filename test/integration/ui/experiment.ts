@@ -88,7 +88,8 @@ export const experimentUiTests: UiTest[] = [
       await f.locator('#qs-cfg-nf4-g64').uncheck();
       await f.locator('#qs-cal-mse').uncheck();
       await f.locator('#qs-exp-run').click();
-      await f.waitForFunction(() => document.body.dataset.state === 'done' && !!document.getElementById('qs-exp-cached'), undefined, { timeout: 10_000 });
+      await f.waitForFunction(() => document.body.dataset.state === 'done' && !!document.getElementById('qs-exp-cached'), undefined, { timeout: 10_000 })
+        .catch(async (e: Error) => { throw new Error(`after Cancel, Run of a cached selection: state ${await f.evaluate(() => document.body.dataset.state)}, ${await f.locator('#qs-exp-count').textContent()}: ${e.message}`); });
       // Activation calibrators: the same two configs plus the clip range of each activation under min-max, percentile, MSE and entropy.
       await f.locator('#qs-exp-activations').check();
       await f.locator('#qs-exp-run').click();
