@@ -20,7 +20,7 @@ export function activate(context: vscode.ExtensionContext): QuantScopeApi {
   const pool = new HostPool(context.extensionUri);
   context.subscriptions.push(registry, pool);
   ModelEditorProvider.register(context, registry, pool);
-  SensitivityViewProvider.register(context, registry);
+  SensitivityViewProvider.register(context, registry, pool);
   registerCommands(context, { registry, pool });
   const activationMs = performance.now() - t0;
   log().info(

@@ -10,6 +10,7 @@ export const COMMANDS: Record<string, () => CliCommand> = {
   stats: () => (require('./stats') as { command: CliCommand }).command,
   quantize: () => (require('./quantize') as { command: CliCommand }).command,
   sensitivity: () => (require('./sensitivity') as { command: CliCommand }).command,
+  compare: () => (require('./compare') as { command: CliCommand }).command,
   experiment: () => (require('./experiment') as { command: CliCommand }).command,
 };
 

@@ -13,6 +13,7 @@ import type { CalibratorName } from '../quant/calibrators';
 import type { Sample } from '../runtime/calibData';
 import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
 import type { ActivationState } from '../runtime/activations';
+import type { WeightDiff, WeightSource } from '../analysis/compareWeights';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -44,6 +45,8 @@ export type JobRequest =
   | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string }
   /** Activation histograms and per-channel maxima over some feeds. */
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean; provider?: string }
+  /** Compare: one weight of model A against its pair in model B, each decoded to float32 (`transpose`: B is stored [c, r] for A's [r, c]; `rope`: that side's q/k rows are in llama.cpp's GGUF order). */
+  | { kind: 'compareWeights'; a: { path: string; source: WeightSource }; b: { path: string; source: WeightSource }; transpose?: [number, number]; rope?: { side: 'a' | 'b'; heads: number }; bins?: number }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -62,6 +65,7 @@ export interface JobResults {
   runtimeSensitivity: ChunkResult;
   runtimeVariants: VariantResult[];
   runtimeActivations: ActivationState[];
+  compareWeights: WeightDiff;
   'test-crash': never;
   'test-hang': { sliced: number };
 }

@@ -171,7 +171,8 @@ function fileSize(p: string): number {
 }
 
 /** The weights a target converts, as the converter will see them. */
-function candidates(model: ModelFile, target: ConvertTarget): TensorInfo[] {
+/** Weights a target converts (the budget search plans over these). */
+export function candidates(model: ModelFile, target: ConvertTarget): TensorInfo[] {
   const ops = target === 'onnx-qdq' ? new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']) : new Set(['MatMul', 'Gemm']);
   return model.tensors.filter((t) => isAnalysable(t) && t.shape.length >= 2 && t.layer.consumers.some((c) => ops.has(c.opType)));
 }

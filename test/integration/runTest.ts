@@ -110,21 +110,20 @@ async function withCodeServer(workspace: string): Promise<number> {
   const browser = await launchBrowser();
   const stopFollowing = follow(testLog);
   try {
+    // QUANTSCOPE_UI_ONLY=<regex>: a developer's loop on one view; runs only the matching UI tests (never set on CI).
+    const uiOnly = process.env.QUANTSCOPE_UI_ONLY;
+    if (uiOnly) {
+      stopFollowing();
+      const ui = await runUiTests({ browser, server, workspace, root, resultsDir }, new RegExp(uiOnly, 'i'));
+      console.log(`ui (only /${uiOnly}/): ${ui.passed} passed, ${ui.failed} failed`);
+      return ui.failed > 0 || ui.passed === 0 ? 1 : 0;
+    }
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
     if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[browser] ${m.text()}`));
     const exitCode = new Promise<number>((resolve) => {
       void page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code)));
     });
-    // QUANTSCOPE_UI_ONLY=<regex>: a developer's loop on one view; runs only the matching UI tests (never set on CI).
-    const uiOnly = process.env.QUANTSCOPE_UI_ONLY;
-    if (uiOnly) {
-      stopFollowing();
-      await page.close();
-      const ui = await runUiTests({ browser, server, workspace, root, resultsDir }, new RegExp(uiOnly, 'i'));
-      console.log(`ui (only /${uiOnly}/): ${ui.passed} passed, ${ui.failed} failed`);
-      return ui.failed > 0 || ui.passed === 0 ? 1 : 0;
-    }
     const suiteCode = await runSuitePage(page, exitCode, server, workspace, testLog);
     stopFollowing();
     console.log(`[integration] extension-host suite exited with ${suiteCode}`);

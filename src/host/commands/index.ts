@@ -20,8 +20,8 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   registerOpenInspector(context);
   registerShowSensitivity(context);
   registerQuantize(context, deps.pool);
-  registerExperiment(context);
-  registerCompare(context);
+  registerExperiment(context, deps.pool);
+  registerCompare(context, deps.pool);
   registerExportReport(context, deps.registry);
   registerShowLog(context);
   registerScripting(context, deps.registry, deps.pool);

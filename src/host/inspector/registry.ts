@@ -68,6 +68,7 @@ export class InspectorRegistry implements vscode.Disposable {
       file: key,
       fileName: path.basename(key),
       config: int4,
+      metric: 'weight',
       measured: rows.length,
       quantizable: doc.built.tensors.filter((t) => t.quantizable).length,
       rows: rows.slice(0, limit).map((r) => {

@@ -1,12 +1,17 @@
 import * as vscode from 'vscode';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import type { InspectorRegistry } from '../inspector/registry';
-import { parseFromSensitivity, type SensitivityPanelData, type ToSensitivity } from '../../shared/protocol/sensitivity';
+import { parseFromSensitivity, type FromSensitivity, type SensitivityPanelData, type ToSensitivity } from '../../shared/protocol/sensitivity';
 import { log } from '../log';
+import type { HostPool } from '../workerPool';
+import { SensitivityBudget } from './sensitivityBudget';
 
 /**
  * The "Sensitivity" view in the QuantScope panel: the weights of the inspector
- * the user looked at last, least INT4 SQNR first; a click reveals the tensor there.
+ * the user looked at last, least INT4 SQNR first (or largest measured output
+ * effect); a click reveals the tensor there. A budget slider marks which
+ * weights the knapsack lowers or keeps, and "Quantize with this plan" hands
+ * that plan to Quantize Model….
  */
 export class SensitivityViewProvider implements vscode.WebviewViewProvider {
   static readonly viewId = 'quantscope.sensitivityView';
@@ -14,23 +19,30 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
   lastSent: SensitivityPanelData | null = null;
   private view: vscode.WebviewView | undefined;
   private pending: NodeJS.Timeout | undefined;
+  private readonly budget: SensitivityBudget;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly editors: InspectorRegistry,
-  ) {}
+    pool: HostPool,
+    cacheDir?: string,
+  ) {
+    this.budget = new SensitivityBudget(pool, cacheDir, () => this.schedule());
+  }
 
-  static register(context: vscode.ExtensionContext, editors: InspectorRegistry): SensitivityViewProvider {
-    const p = new SensitivityViewProvider(context.extensionUri, editors);
+  private schedule(): void {
+    this.pending ??= setTimeout(() => {
+      this.pending = undefined;
+      this.update();
+    }, 250);
+  }
+
+  static register(context: vscode.ExtensionContext, editors: InspectorRegistry, pool: HostPool): SensitivityViewProvider {
+    const p = new SensitivityViewProvider(context.extensionUri, editors, pool, vscode.Uri.joinPath(context.globalStorageUri, 'runtime-cache').fsPath);
     context.subscriptions.push(
       vscode.window.registerWebviewViewProvider(SensitivityViewProvider.viewId, p),
       // Results stream in many batches a second: refresh the list at most every 250 ms.
-      editors.onDidChange(() => {
-        p.pending ??= setTimeout(() => {
-          p.pending = undefined;
-          p.update();
-        }, 250);
-      }),
+      editors.onDidChange(() => p.schedule()),
       vscode.commands.registerCommand('quantscope.sensitivity.shown', () => p.lastSent),
     );
     return p;
@@ -38,8 +50,28 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
 
   private update(): void {
     if (!this.view) return;
-    this.lastSent = this.editors.sensitivityPanelData();
+    const base = this.editors.sensitivityPanelData(500);
+    const doc = base ? this.editors.open.get(base.file)?.document : undefined;
+    this.lastSent = base && doc ? this.budget.decorate(base, doc) : base;
     void this.view.webview.postMessage({ type: 'sensitivityPanel', data: this.lastSent } satisfies ToSensitivity);
+  }
+
+  /** The panel's own actions, on the model it shows. */
+  private act(msg: Exclude<FromSensitivity, { type: 'ready' | 'log' | 'revealTensor' }>): void {
+    const file = this.lastSent?.file;
+    const doc = file ? this.editors.open.get(file)?.document : undefined;
+    if (!file || !doc) return;
+    switch (msg.type) {
+      case 'setMetric': this.budget.setMetric(file, msg.metric); this.update(); break;
+      case 'setBudget': this.budget.setBudget(file, msg.bitsPerWeight, msg.target); this.update(); break;
+      case 'measureOutput': void this.budget.measure(file, doc); break;
+      case 'cancelOutput': this.budget.cancel(file); break;
+      case 'quantizeWithPlan': {
+        const plan = this.budget.planFor(file);
+        if (plan) void vscode.commands.executeCommand('quantscope.quantizeModel', vscode.Uri.file(file), { plan });
+        break;
+      }
+    }
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -60,6 +92,7 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
       else if (msg.type === 'revealTensor') {
         if (!this.editors.reveal(msg.file, msg.name)) log().warn(`Sensitivity view: ${msg.name} is not in an open inspector of ${msg.file}`);
       } else if (msg.type === 'log') log()[msg.level](`[sensitivity] ${msg.message}`);
+      else this.act(msg);
     });
   }
 }

@@ -40,6 +40,12 @@ export function parsePngExport(m: Record<string, unknown>): { chart: string; dat
   return { chart: m.chart, dataUrl: m.dataUrl };
 }
 
+/** A whole `exportPng` message (the views that export charts share it). */
+export function parsePngMessage(m: Record<string, unknown>): { type: 'exportPng'; chart: string; dataUrl: string } | undefined {
+  const p = parsePngExport(m);
+  return p ? { type: 'exportPng', ...p } : undefined;
+}
+
 /** The PNG bytes of a validated export; throws if they are not a PNG. */
 export function pngBytes(dataUrl: string): Uint8Array {
   const b64 = dataUrl.slice(PNG_PREFIX.length);

@@ -55,10 +55,20 @@ describe('QuantScope extension', () => {
     assert.ok(shown.tensorCount > 0);
   });
 
-  it('says clearly when a feature has not landed instead of doing nothing', async () => {
-    const r = (await vscode.commands.executeCommand('quantscope.compareModels')) as { available: boolean; message: string };
-    assert.equal(r.available, false);
-    assert.match(r.message, /not available/);
+  it('compareModels(uriA, uriB) opens a comparison; a model against itself: every weight identical, outputs equal', async () => {
+    const uri = workspaceFile('ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+    const r = (await vscode.commands.executeCommand('quantscope.compareModels', uri, uri)) as { available: boolean; a: string; b: string };
+    assert.equal(r.available, true);
+    type Shown = { phase: string; error?: string; result?: { tensors: { sqnrDb?: number; maxAbs?: number }[]; outputs?: { outputs: { maxAbs: number }[] } } };
+    const done = await waitFor('the comparison to finish', async () => {
+      const shown = (await vscode.commands.executeCommand('quantscope.compare.shown')) as Shown[];
+      return shown.find((s) => s.phase === 'done' || s.phase === 'error');
+    });
+    assert.equal(done.phase, 'done', done.error);
+    assert.ok(done.result!.tensors.length > 50);
+    assert.ok(done.result!.tensors.every((t) => t.sqnrDb === Infinity && t.maxAbs === 0));
+    assert.ok(done.result!.outputs!.outputs.every((o) => o.maxAbs === 0));
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
   });
 
   it('reports a corrupt model with an error naming the file', async () => {

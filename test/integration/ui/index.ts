@@ -3,5 +3,8 @@
  * compare, experiment, …); each exports its list and is spread in here.
  */
 import type { UiTest } from '../uiHelpers';
+import { compareUiTests } from './compare';
+import { sensitivityUiTests } from './sensitivity';
+import { experimentUiTests } from './experiment';
 
-export const viewUiTests: UiTest[] = [];
+export const viewUiTests: UiTest[] = [...compareUiTests, ...sensitivityUiTests, ...experimentUiTests];
