@@ -30,3 +30,13 @@ export class HostPool implements vscode.Disposable {
     this.pool = undefined;
   }
 }
+
+/** The onnxruntime-node execution provider of `quantscope.runtime.executionProvider` (CPU when unset; one that cannot start falls back to CPU and the result says so). */
+export function runtimeProvider(): string {
+  return vscode.workspace.getConfiguration('quantscope').get<string>('runtime.executionProvider', 'cpu') || 'cpu';
+}
+
+/** Tell the user once per run when the chosen provider could not start (the result carries the same note). */
+export function warnProvider(note: string | undefined): void {
+  if (note) void vscode.window.showWarningMessage(`QuantScope: ${note}`);
+}

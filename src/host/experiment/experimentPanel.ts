@@ -14,7 +14,7 @@ import * as vscode from 'vscode';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 import { saveFile } from '../saveFile';
-import type { HostPool } from '../workerPool';
+import { type HostPool, runtimeProvider, warnProvider } from '../workerPool';
 import { pngBytes } from '../../shared/protocol/common';
 import { experimentCsv, experimentMarkdown, parseFromExperiment, type ExperimentResult, type ExperimentRow, type ExperimentState, type ToExperiment } from '../../shared/protocol/experiment';
 import { CONFIGS } from '../../quant/configs';
@@ -148,9 +148,10 @@ export class ExperimentPanel {
       const rows: ExperimentRow[] = [];
       for (const calibrator of calibrators) {
         const e = await runExperiment(model, set, {
-          pool, configs, calibrator: calibrator as 'minmax' | 'mse', signal: ctl.signal,
+          pool, configs, calibrator: calibrator as 'minmax' | 'mse', signal: ctl.signal, provider: runtimeProvider(),
           onProgress: (d) => this.set({ progress: { done: base + d, total, what: `${calibrator}: ${d} of ${configs.length} configs` } }),
         });
+        if (calibrator === calibrators[0]) warnProvider(e.providerNote);
         base += configs.length;
         for (const r of e.results) rows.push({ config: r.config, calibrator, algorithm: 'rtn', bytes: r.bytes, floatBytes: r.floatBytes, effect: r.effect, seconds: r.seconds, outputs: r.outputs.map((o) => ({ output: o.output, kl: o.kl, sqnrDb: o.sqnrDb, cosine: o.cosine, maxAbs: o.maxAbs })) });
       }
@@ -166,7 +167,7 @@ export class ExperimentPanel {
         this.set({ progress: { done: total - 1, total, what: 'activation ranges per calibrator' } });
         // Every activation becomes an output: a few samples are enough for ranges and keep memory bounded.
         const few = { ...set, samples: set.samples.slice(0, 4) };
-        const acts = await modelActivations(model, few, { pool, signal: ctl.signal });
+        const acts = await modelActivations(model, few, { pool, signal: ctl.signal, provider: runtimeProvider() });
         const methods = ['minmax', 'percentile', 'mse', 'entropy'] as const;
         const ranges = activationRanges(acts.states, [...methods], rangeTarget({ format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }));
         const width = (n: string) => ranges[n].minmax.hi - ranges[n].minmax.lo;

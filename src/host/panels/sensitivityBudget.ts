@@ -8,7 +8,7 @@
  */
 import * as vscode from 'vscode';
 import type { ModelDocument } from '../inspector/document';
-import type { HostPool } from '../workerPool';
+import { type HostPool, runtimeProvider, warnProvider } from '../workerPool';
 import type { SensitivityPanelData } from '../../shared/protocol/sensitivity';
 import type { PlanTarget, Plan } from '../../quant/plan';
 import type { RuntimeSensitivity } from '../../pipelines/evaluate';
@@ -86,11 +86,12 @@ export class SensitivityBudget {
     try {
       const set = modelCalib(model, undefined, { samples: 8 });
       s.output = await runtimeSensitivity(model, set, {
-        pool: this.pool.get(), signal: abort.signal, cacheDir: this.cacheDir,
+        pool: this.pool.get(), signal: abort.signal, cacheDir: this.cacheDir, provider: runtimeProvider(),
         configs: configsFor(target).map((c) => c.id), additivity: [], weights: runtimeWeights(model, (t) => want.has(t.name)),
         onProgress: (done, total) => { if (s.running) { s.running.done = done; s.running.total = total; this.changed(); } },
       });
       s.metric = 'output';
+      warnProvider(s.output.providerNote);
     } catch (e) {
       if (!abort.signal.aborted) {
         s.outputError = e instanceof Error ? e.message : String(e);
