@@ -7,7 +7,8 @@
  * deterministic synthetic inputs, labelled so) and every output is compared.
  */
 import type { ModelFile } from '../formats/types';
-import { LogicalWeight, WeightDiff, logicalWeights, pairWeights, ropeReorder } from '../analysis/compareWeights';
+import type { CompareRow, CompareSide } from '../shared/protocol/compare';
+import { LogicalWeight, logicalWeights, pairWeights, ropeReorder } from '../analysis/compareWeights';
 import { assertSourceUnchanged } from '../formats/lazyModelFile';
 import { f16ToF32 } from '../formats/dtypes';
 import type { WorkerPool } from '../jobs/pool';
@@ -19,37 +20,9 @@ import { modelCalib } from './evaluate';
 import { siblingJobs } from './tensorJobs';
 import { CancelledError } from '../jobs/cancel';
 
-export interface ModelSide {
-  file: string;
-  format: string;
-  sizeOnDisk: number;
-  weights: number;
-}
-
-export interface TensorComparison {
-  name: string;
-  /** B's name when it differs (matched through the naming map). */
-  nameB?: string;
-  matchedBy: 'name' | 'naming-map';
-  typeA: string;
-  typeB: string;
-  shapeA: number[];
-  shapeB: number[];
-  numel: number;
-  bytesA: number;
-  bytesB: number;
-  /** Absent when the pair could not be compared (`error` says why). */
-  sqnrDb?: number;
-  cosine?: number;
-  maxAbs?: number;
-  mse?: number;
-  /** B is stored transposed relative to A (2-D). */
-  transposed?: boolean;
-  /** A LLaMA attn_q / attn_k from GGUF: its rows were put back in Hugging Face order first (llama.cpp's conversion interleaves the rotary halves). */
-  ropeReordered?: boolean;
-  histogram?: WeightDiff['histogram'];
-  error?: string;
-}
+/** One side and one weight pair of a comparison: the shapes the Compare view receives (src/shared/protocol/compare.ts), declared once there. */
+export type ModelSide = CompareSide;
+export type TensorComparison = CompareRow;
 
 export interface OutputSection {
   data: 'real' | 'synthetic';

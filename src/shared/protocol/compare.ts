@@ -2,8 +2,8 @@
  * Messages between the extension host and the Compare view: the state of
  * one comparison of two model files (running with progress, done with the
  * per-weight table and the output section, failed, cancelled), and what the
- * view may ask for. Shapes mirror pipelines/compare.ts (this floor cannot
- * import it; the host assigns one to the other, so the compiler checks both).
+ * view may ask for. The side and row shapes are declared here once;
+ * pipelines/compare.ts uses them for its results.
  */
 import { isPlainObject, parseLog, parsePngMessage, type LogMessage } from './common';
 
@@ -11,6 +11,7 @@ export interface CompareSide { file: string; format: string; sizeOnDisk: number;
 
 export interface CompareRow {
   name: string;
+  /** B's name when it differs (matched through the naming map). */
   nameB?: string;
   matchedBy: 'name' | 'naming-map';
   typeA: string;
@@ -24,9 +25,12 @@ export interface CompareRow {
   cosine?: number;
   maxAbs?: number;
   mse?: number;
+  /** B is stored transposed relative to A (2-D). */
   transposed?: boolean;
+  /** A LLaMA attn_q / attn_k from GGUF: its rows were put back in Hugging Face order first (llama.cpp's conversion interleaves the rotary halves). */
   ropeReordered?: boolean;
   histogram?: { min: number; max: number; a: number[]; b: number[] };
+  /** Why the pair could not be compared (the metrics are then absent). */
   error?: string;
 }
 
