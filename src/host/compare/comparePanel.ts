@@ -6,6 +6,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { workspacePath } from '../workspacePaths';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 import { saveFile } from '../saveFile';
@@ -153,9 +154,11 @@ export class ComparePanel {
 export function registerCompareSerializer(context: vscode.ExtensionContext, pool: HostPool): void {
   context.subscriptions.push(vscode.window.registerWebviewPanelSerializer(COMPARE_VIEW_TYPE, {
     deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+      // The paths come from the page's saved state: only files inside the workspace are reopened.
       const s = (state as { persist?: Partial<Persisted> } | undefined)?.persist;
-      if (s && typeof s.fileA === 'string' && typeof s.fileB === 'string') {
-        ComparePanel.attach(context, pool, panel, { fileA: s.fileA, fileB: s.fileB, data: typeof s.data === 'string' ? s.data : undefined });
+      const fileA = workspacePath(s?.fileA), fileB = workspacePath(s?.fileB);
+      if (fileA && fileB) {
+        ComparePanel.attach(context, pool, panel, { fileA, fileB, data: workspacePath(s?.data) });
       } else panel.dispose();
       return Promise.resolve();
     },

@@ -11,6 +11,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { workspacePath } from '../workspacePaths';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { log } from '../log';
 import { saveFile } from '../saveFile';
@@ -57,8 +58,9 @@ export class ExperimentPanel {
   static registerSerializer(context: vscode.ExtensionContext, pool: HostPool): void {
     context.subscriptions.push(vscode.window.registerWebviewPanelSerializer(EXPERIMENT_VIEW_TYPE, {
       deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
-        const file = (state as { file?: unknown } | undefined)?.file;
-        if (typeof file === 'string' && fs.existsSync(file) && !ExperimentPanel.open.has(file)) {
+        // The path comes from the page's saved state: only a file inside the workspace is reopened.
+        const file = workspacePath((state as { file?: unknown } | undefined)?.file);
+        if (file && !ExperimentPanel.open.has(file)) {
           panel.webview.options = webviewOptions(context.extensionUri);
           panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'experiment', 'Experiment');
           new ExperimentPanel(context, panel, pool, file);
