@@ -18,6 +18,8 @@ export interface FuzzTarget {
   file: string;
   /** Files copied unchanged beside the mutant (external data, shards). */
   siblings?: string[];
+  /** How a mutant is read (default: open it as a model and read every tensor). */
+  exercise?: (file: string) => 'opened' | 'rejected';
 }
 
 export interface FuzzResult {
@@ -136,7 +138,7 @@ export function fuzz(targets: FuzzTarget[], opts: { seed: number; deadline: numb
       runs[i]++;
       res.runs++;
       try {
-        if (exercise(p) === 'opened') res.opened++;
+        if ((t.exercise ?? exercise)(p) === 'opened') res.opened++;
         else res.rejected++;
       } catch (e) {
         const saveDir = opts.saveDir ?? work;

