@@ -16,6 +16,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   'convert-gguf': async () => (await import('./convert-gguf.js')).run,
   'convert-onnx': async () => (await import('./convert-onnx.js')).run,
   runtime: async () => (await import('./runtime.js')).run,
+  wizard: async () => (await import('./wizard.js')).run,
 };
 
 async function main(): Promise<void> {

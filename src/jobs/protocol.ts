@@ -12,6 +12,7 @@ import type { CalibratorName } from '../quant/calibrators';
 import type { Sample } from '../runtime/calibData';
 import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
 import type { ActivationState } from '../runtime/activations';
+import type { Frontier, PlanEdits, PlanLayer } from '../analysis/planFrontier';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -41,6 +42,8 @@ export type JobRequest =
   | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean }
   /** Activation histograms and per-channel maxima over some feeds. */
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean }
+  /** The wizard's plan frontier: the knapsack over every budget, with the user's pins, forced configs and ties. */
+  | { kind: 'planFrontier'; layers: PlanLayer[]; edits: PlanEdits; maxPoints?: number }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -58,6 +61,7 @@ export interface JobResults {
   runtimeSensitivity: ChunkResult;
   runtimeVariants: VariantResult[];
   runtimeActivations: ActivationState[];
+  planFrontier: Frontier;
   'test-crash': never;
   'test-hang': { sliced: number };
 }

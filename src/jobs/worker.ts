@@ -15,8 +15,9 @@ import { testHandlers } from './handlers/test';
 import { ggufHandlers } from './handlers/gguf';
 
 import { runtimeHandlers } from './handlers/runtime';
+import { planHandlers } from './handlers/plan';
 
-const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...testHandlers };
+const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...planHandlers, ...testHandlers };
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
 
