@@ -50,8 +50,10 @@ export interface WizardState {
   plannable: boolean;
   edits: { pinned: string[]; forced: Record<string, string>; tied: string[][] };
   frontier?: { points: { bytes: number; error: number }[]; choices: number[]; uniform: { config: string; bytes: number; error: number }[]; exact: boolean; ms: number };
-  /** Index of the chosen frontier point. */
+  /** Index of the chosen frontier point (−1: a preloaded plan, not a frontier point). */
   selected: number;
+  /** The chosen option per layer (index into layers[i].options). */
+  assignment: number[];
   /** One setting for every weight, no plan (bits, group size, symmetric). */
   uniformMode: boolean;
   algorithm: { algo: WizardAlgo; bits: 2 | 4 | 8; groupSize: number; symmetric: boolean };
@@ -149,9 +151,4 @@ export function pointAtBudget(points: readonly { bytes: number }[], budgetBytes:
     } else hi = mid - 1;
   }
   return best;
-}
-
-/** 10·log10(signal / error) for a summed squared error over a weight; the SQNR of a plan over weights with `signal` summed squares. */
-export function sqnrDb(signal: number, error: number): number {
-  return error <= 0 ? Infinity : 10 * Math.log10(signal / error);
 }
