@@ -3,5 +3,6 @@
  * compare, experiment, …); each exports its list and is spread in here.
  */
 import type { UiTest } from '../uiHelpers';
+import { wizardUiTests } from './wizard';
 
-export const viewUiTests: UiTest[] = [];
+export const viewUiTests: UiTest[] = [...wizardUiTests];

@@ -1,0 +1,126 @@
+/**
+ * The Quantize wizard end to end: right-click a model in the Explorer →
+ * Quantize Model… → the wizard beside the inspector offers only ONNX targets
+ * (each saying who loads it) → a budget by the slider → the plan table follows
+ * it → Quantize → the result page shows predicted and measured error (and on
+ * what data) → Open in Inspector shows the written file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Frame, Page } from 'playwright-core';
+import { type Ctx, type HTMLElement, type UiTest, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+declare const window: any;
+declare const Event: any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** The plan table as shown: per row the format and bytes, and the totals row's bytes. */
+async function shownPlan(frame: Frame): Promise<{ rows: { name: string; format: string; bytes: number }[]; totalBytes: number; params: number }> {
+  return frame.evaluate(() => {
+    const num = (s: string | undefined) => Number((s ?? '').replace(/,/g, ''));
+    const rows = [...document.querySelectorAll('#qs-wz-table tbody tr')].map((r: HTMLElement) => ({
+      name: r.dataset.name ?? '', format: r.querySelector('[data-col="format"]')?.textContent ?? '', bytes: num(r.querySelector('[data-col="bytes"]')?.textContent),
+    }));
+    const tot = document.getElementById('qs-wz-totals');
+    const cells = tot ? [...tot.querySelectorAll('td, th')].map((c: HTMLElement) => c.textContent) : [];
+    return { rows, totalBytes: num(tot?.querySelector('[data-col="bytes"]')?.textContent), params: num(cells[3]) };
+  });
+}
+
+async function setSlider(frame: Frame, value: number | 'min' | 'max'): Promise<number> {
+  return frame.evaluate((v) => {
+    const s = document.getElementById('qs-wz-slider');
+    s.value = v === 'min' ? s.min : v === 'max' ? s.max : String(v);
+    s.dispatchEvent(new Event('input', { bubbles: true }));
+    s.dispatchEvent(new Event('change', { bubbles: true }));
+    return Number(s.value);
+  }, value);
+}
+
+async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scrollTo?: string): Promise<void> {
+  try {
+    for (const [theme, cls, tag] of [['Default Light Modern', 'vscode-light', 'light'], ['Default Dark Modern', 'vscode-dark', 'dark']] as const) {
+      await setColorTheme(ctx, frame, theme, cls);
+      await frame.evaluate((id) => (id ? document.getElementById(id)?.scrollIntoView() : window.scrollTo(0, 0)), scrollTo ?? '');
+      await page.waitForTimeout(400);
+      await page.screenshot({ path: path.join(ctx.resultsDir, `wizard-${name}-${tag}.png`) });
+    }
+  } finally {
+    await setColorTheme(ctx, frame, undefined, 'vscode-light').catch(() => undefined);
+  }
+}
+
+export const wizardUiTests: UiTest[] = [
+  {
+    name: 'wizard: Quantize Model… from the Explorer → target, budget slider, plan table, Quantize, result with predicted vs measured, Open in Inspector',
+    async fn(page, ctx) {
+      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
+      const out = path.join(path.dirname(src), 'tiny-transformer.int4.onnx');
+      for (const f of [out, `${out}.plan.json`]) fs.rmSync(f, { force: true });
+      await quickOpen(page, 'tiny-transformer.onnx');
+      await inspectorOf(page, 'tiny-transformer.onnx');
+      const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny-transformer.onnx' }).first();
+      await row.waitFor({ timeout: 30_000 });
+      await row.click({ button: 'right' });
+      await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+      const frame = await findFrame(page, '#qs-wz-target', 60_000);
+      // 1 Target: only what an ONNX model can become, each saying who loads it.
+      const targets = await frame.$$eval('.qs-wz-target', (els) => els.map((e) => (e as HTMLElement).textContent ?? ''));
+      if (!targets.some((t) => t.includes('onnx-int4')) || targets.some((t) => /\bgguf\b/.test(t))) throw new Error(`targets offered for an ONNX model: ${targets.join(' | ')}`);
+      if (!targets.every((t) => t.includes('Loaded by'))) throw new Error(`targets do not say who loads them: ${targets.join(' | ')}`);
+      await frame.locator('#qs-wz-target-onnx-int4').check();
+      // 2 Data: none, said so.
+      const data = (await frame.locator('#qs-wz-data-label').textContent()) ?? '';
+      if (!/synthetic/.test(data) || !/weight-space sensitivity/.test(data)) throw new Error(`data step says: ${data}`);
+      // 3 Budget: the slider appears once the weights are measured and the frontier solved.
+      await frame.locator('#qs-wz-slider').waitFor({ timeout: 120_000 });
+      const facts = readerFacts(src);
+      await setSlider(frame, 'min');
+      await frame.waitForTimeout(300);
+      const low = await shownPlan(frame);
+      if (low.rows.length === 0 || low.rows.length > facts.quantizable) throw new Error(`plan table lists ${low.rows.length} weights; the model has ${facts.quantizable} quantizable`);
+      const sum = (p: typeof low) => p.rows.reduce((a, r) => a + r.bytes, 0);
+      if (sum(low) !== low.totalBytes) throw new Error(`totals say ${low.totalBytes} bytes, the rows add to ${sum(low)}`);
+      if (low.rows.some((r) => r.format === 'keep')) throw new Error(`at the smallest budget a weight is kept: ${JSON.stringify(low.rows.filter((r) => r.format === 'keep'))}`);
+      // A budget of 6 bits per weight: the table follows, within the budget and above the smallest plan.
+      const bpw = await setSlider(frame, 6);
+      await frame.waitForTimeout(300);
+      const mid = await shownPlan(frame);
+      const readout = (await frame.locator('#qs-wz-budget-readout').textContent()) ?? '';
+      if (sum(mid) !== mid.totalBytes) throw new Error(`totals say ${mid.totalBytes} bytes, the rows add to ${sum(mid)}`);
+      if (mid.totalBytes > (bpw * mid.params) / 8) throw new Error(`plan of ${mid.totalBytes} bytes exceeds the ${bpw} bits/weight budget over ${mid.params} weights`);
+      if (!(mid.totalBytes > low.totalBytes)) throw new Error(`moving the slider up did not change the plan (${mid.totalBytes} vs ${low.totalBytes} bytes)`);
+      const shownBpw = Number(/([0-9.]+) bits\/weight/.exec(readout)?.[1]);
+      if (Math.abs(shownBpw - (8 * mid.totalBytes) / mid.params) > 0.01) throw new Error(`readout says ${readout}; the table's totals are ${((8 * mid.totalBytes) / mid.params).toFixed(3)} bits/weight`);
+      const px = await drawnPixels(frame, 'qs-wz-frontier');
+      if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
+      await screenshots(page, ctx, frame, 'plan', 'qs-wz-budget');
+      // 6 Quantize: progress, then the result page.
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-result-h').waitFor({ timeout: 180_000 });
+      const pvm = (await frame.locator('#qs-wz-pvm').textContent()) ?? '';
+      if (!/Predicted.*worst weight SQNR [0-9.]+ dB/.test(pvm) || !/Measured.*worst weight SQNR [0-9.]+ dB/.test(pvm) || !/onnxruntime-node on synthetic inputs/.test(pvm)) throw new Error(`result says: ${pvm}`);
+      const cos = await frame.$$eval('#qs-wz-measured tbody tr td:nth-child(2)', (els) => els.map((e) => Number((e as HTMLElement).textContent)));
+      if (!cos.length || cos.some((c) => !(c > 0.5 && c <= 1.000001))) throw new Error(`measured cosines: ${cos.join(', ')}`);
+      if (!fs.existsSync(out)) throw new Error(`${out} was not written`);
+      const shownFile = (await frame.locator('#qs-wz-file code').first().textContent()) ?? '';
+      if (shownFile !== out) throw new Error(`result names ${shownFile}, expected ${out}`);
+      const plan = JSON.parse(fs.readFileSync(`${out}.plan.json`, 'utf8')) as { tensors: Record<string, string> };
+      for (const r of mid.rows) if (plan.tensors[r.name] !== r.format) throw new Error(`${r.name}: the table showed ${r.format}, the written plan has ${plan.tensors[r.name]}`);
+      const chart = await drawnPixels(frame, 'qs-wz-perlayer');
+      if (chart.drawn < 0.01 * chart.total) throw new Error('the per-layer chart did not draw');
+      await screenshots(page, ctx, frame, 'result');
+      // Open in Inspector: the written file, with the tensor count our reader finds in it.
+      const written = readerFacts(out);
+      await frame.locator('#qs-wz-open').click();
+      const insp = await inspectorOf(page, 'tiny-transformer.int4.onnx');
+      await insp.locator('#qs-tensors').waitFor();
+      const shown = (await insp.locator('#qs-tensors').textContent())?.trim();
+      if (shown !== String(written.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${written.tensors.length}`);
+      if (!written.tensors.some((n) => /_Q4$|_Q8$|_Q2$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${written.tensors.join(', ')}`);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-opened.png') });
+    },
+  },
+];
