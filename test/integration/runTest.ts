@@ -75,7 +75,8 @@ async function withCodeServer(workspace: string): Promise<number> {
     page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
     if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[browser] ${m.text()}`));
     const exitCode = new Promise<number>((resolve) => {
-      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code)));
+      // Closed at once under QUANTSCOPE_UI_ONLY: the pending registration then rejects, which must not end the process.
+      page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code))).catch(() => undefined);
     });
     // QUANTSCOPE_UI_ONLY=<regex>: a developer's loop on one view; runs only the matching UI tests (never set on CI).
     const uiOnly = process.env.QUANTSCOPE_UI_ONLY;

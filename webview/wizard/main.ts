@@ -74,7 +74,7 @@ function targetStep(s: WizardState): HTMLElement {
     sel.addEventListener('change', () => send({ type: 'setPreset', preset: sel.value }));
     body.push(el('p', {}, 'Preset ', sel, el('span', { class: 'qs-muted' }, ' llama.cpp\'s per-tensor choices (attention V and FFN down promoted, output and embeddings by its rules).')));
   }
-  if (s.format === 'onnx') body.push(el('p', { class: 'qs-muted' }, 'Safetensors checkpoints: conversion to GGUF / GPTQ targets is not offered here yet.'));
+  if (s.format === 'onnx') body.push(el('p', { class: 'qs-muted' }, 'Only targets that read this model\'s format are listed. (.safetensors checkpoints have no target yet: safetensors → GGUF and GPTQ are being added.)'));
   return section('qs-wz-target', 1, 'Target', ...body);
 }
 
@@ -103,9 +103,10 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
   const P = params(s);
   const bpw = (b: number) => (8 * b) / P;
   const t = totals(s, a);
-  const min = bpw(f.points[0].bytes);
-  const max = bpw(f.points[f.points.length - 1].bytes);
-  const slider = el('input', { type: 'range', id: 'qs-wz-slider', min: min.toFixed(3), max: max.toFixed(3), step: '0.01', 'aria-label': 'Budget in bits per weight' });
+  // Rounded up to the slider's step, so its ends reach the first and last frontier points.
+  const min = Math.ceil(bpw(f.points[0].bytes) * 100) / 100;
+  const max = Math.ceil(bpw(f.points[f.points.length - 1].bytes) * 100) / 100;
+  const slider = el('input', { type: 'range', id: 'qs-wz-slider', min: min.toFixed(2), max: max.toFixed(2), step: '0.01', 'aria-label': 'Budget in bits per weight' });
   slider.value = bpw(t.bytes).toFixed(3);
   const readout = el('output', { id: 'qs-wz-budget-readout', for: 'qs-wz-slider' }, `${bpw(t.bytes).toFixed(2)} bits/weight · ${MB(t.bytes)} of ${MB(t.keepBytes)}`);
   slider.setAttribute('aria-valuetext', readout.textContent ?? '');
@@ -132,7 +133,7 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
     el('div', { class: 'qs-wz-row' }, el('label', { for: 'qs-wz-slider' }, 'Bits per weight '), slider, readout),
     el('p', { class: 'qs-muted', id: 'qs-wz-budget-note' }, budgetNote(s, s.selected, t)),
     wrap,
-    el('label', { class: 'qs-wz-row' }, uniform, ' One setting for every weight, no plan (bits, group size and symmetry from step 5)'));
+    el('label', { class: 'qs-wz-check' }, uniform, ' One setting for every weight, no plan (bits, group size and symmetry from step 5)'));
 }
 
 function budgetNote(s: WizardState, k: number, t: { error: number }): string {
@@ -171,7 +172,7 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
     const tie = g === undefined ? '' : el('button', { class: 'qs-wz-link', type: 'button', title: `untie ${l.name}` }, icon('link'), ` tie ${g + 1}`);
     if (tie) tie.addEventListener('click', () => send({ type: 'untie', name: l.name }));
     body.append(el('tr', { 'data-name': l.name, class: o.label === 'keep' ? 'qs-wz-kept' : '' },
-      el('td', {}, tick), el('td', { class: 'qs-wz-name', title: l.name }, l.name), el('td', { class: 'qs-muted' }, l.op ?? ''),
+      el('td', {}, tick), el('td', { class: 'qs-wz-name', title: l.name }, l.name), el('td', { class: 'qs-muted qs-wz-layer', title: l.op ?? '' }, l.op ?? ''),
       el('td', { class: 'num' }, formatCount(l.params)), el('td', { 'data-col': 'format' }, o.label), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(o.bytes)),
       el('td', { class: 'num', 'data-col': 'sqnr' }, o.label === 'keep' ? '∞' : db(o.sqnrDb)), el('td', {}, sel, ' ', tie)));
   });
@@ -272,7 +273,7 @@ function resultPage(s: WizardState): (HTMLElement | string)[] {
   open.classList.add('qs-wz-primary');
   return [
     el('h1', { id: 'qs-wz-result-h' }, icon('pass'), ` Wrote ${r.outputName}`),
-    el('p', { id: 'qs-wz-file' }, el('code', {}, r.output), ` · ${MB(r.fileBytesBefore)} → ${MB(r.fileBytesAfter)} (${((100 * r.fileBytesAfter) / Math.max(1, r.fileBytesBefore)).toFixed(1)} %) · ${r.tensorsQuantized} weights quantized, ${r.tensorsKept} kept · ${r.seconds.toFixed(1)} s`, r.planFile ? el('span', {}, ' · plan ', el('code', {}, r.planFile)) : ''),
+    el('p', { id: 'qs-wz-file' }, el('code', {}, r.output), ` · ${MB(r.fileBytesBefore)} → ${MB(r.fileBytesAfter)} (${((100 * r.fileBytesAfter) / Math.max(1, r.fileBytesBefore)).toFixed(1)} %) · ${r.tensorsQuantized} weights quantized, ${r.tensorsKept} other tensors as they were · ${r.seconds.toFixed(1)} s`, r.planFile ? el('span', {}, ' · plan ', el('code', {}, r.planFile)) : ''),
     el('div', { class: 'qs-wz-row' }, open, button('qs-wz-compare', 'diff', 'Compare with Original', () => send({ type: 'compare' })), exportControls(s), button('qs-wz-back', 'arrow-left', 'Back to the plan', () => send({ type: 'back' }))),
     el('h2', {}, 'Predicted vs measured'),
     el('p', { id: 'qs-wz-pvm' },
