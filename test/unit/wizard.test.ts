@@ -9,7 +9,7 @@ import { openModel } from '../../src/formats';
 describe('Quantize wizard: protocol, frontier with pins/forces/ties, plan export', () => {
   it('accepts every well-formed message from the webview', () => {
     const ok: unknown[] = [
-      { type: 'ready' }, { type: 'pickData' }, { type: 'clearData' }, { type: 'quantize' }, { type: 'cancel' }, { type: 'back' }, { type: 'openOutput' }, { type: 'compare' }, { type: 'tieQkv' },
+      { type: 'ready' }, { type: 'pickData' }, { type: 'loadPlan' }, { type: 'clearData' }, { type: 'quantize' }, { type: 'cancel' }, { type: 'back' }, { type: 'openOutput' }, { type: 'compare' }, { type: 'tieQkv' },
       { type: 'log', level: 'warn', message: 'x' },
       { type: 'setTarget', target: 'onnx-int4' }, { type: 'setPreset', preset: 'Q4_K_M' }, { type: 'select', point: 3 },
       { type: 'pin', name: 'w', pinned: true }, { type: 'force', name: 'w', config: 'int4-g32' }, { type: 'force', name: 'w', config: null },

@@ -235,16 +235,12 @@ function quantizeStep(s: WizardState): HTMLElement {
   b.classList.add('qs-wz-primary');
   b.disabled = !s.target || !!s.analysing;
   return section('qs-wz-run', 6, 'Quantize', el('p', { class: 'qs-muted' }, `Writes next to the source; every tensor is read back and the model is run ${s.data.kind === 'real' ? 'on your data' : 'on synthetic inputs'} before the file gets its name.`),
-    el('div', { class: 'qs-wz-row' }, b, button('qs-wz-export-plan', 'export', 'Export Plan…', () => exportMenu(s))));
+    el('div', { class: 'qs-wz-row' }, b, exportControls(s), button('qs-wz-load-plan', 'folder-opened', 'Load Plan…', () => send({ type: 'loadPlan' }))));
 }
 
 function progressText(p: WizardState['progress']): string {
   if (!p) return 'Starting…';
   return `${p.phase}${p.total ? ` ${p.done} / ${p.total}` : ''}${p.tensor ? `: ${p.tensor}` : ''}`;
-}
-
-function exportMenu(s: WizardState): void {
-  send({ type: 'exportPlan', format: s.target === 'gguf' ? 'llamacpp' : (document.getElementById('qs-wz-export-format') as HTMLSelectElement | null)?.value as 'plan' | 'ort' ?? 'plan' });
 }
 
 function exportControls(s: WizardState): HTMLElement {

@@ -54,6 +54,11 @@ export function registerQuantize(context: vscode.ExtensionContext, pool: HostPoo
       WizardPanel.restore(context, pool, panel, vscode.Uri.file(file));
     },
   }));
+  // Scriptable: what the wizard of a model shows (its state, as sent to the webview).
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.wizard.state', (arg: unknown) => {
+    const file = arg instanceof vscode.Uri ? arg.fsPath : typeof arg === 'string' ? arg : undefined;
+    return file ? WizardPanel.stateOf(file) : undefined;
+  }));
   context.subscriptions.push(vscode.commands.registerCommand('quantscope.quantizeModel', async (arg: unknown, second?: unknown) => {
     // The Explorer passes the selection (an array of URIs) second; scripts pass options with a target.
     const scripted = isScripted(second) ? second : undefined;

@@ -48,6 +48,8 @@ export class WizardPanel {
   private analysis: AbortController | undefined;
   private report: ConvertReport | undefined;
   private preload: Plan | undefined;
+  /** A preloaded plan for a target without a frontier (gguf), passed to the converter as is. */
+  private fixedPlan: Plan | undefined;
 
   /** Open (or reveal) the wizard of a model; a plan, when given, is preloaded. */
   static show(context: vscode.ExtensionContext, pool: HostPool, uri: vscode.Uri, plan?: Plan): WizardPanel {
@@ -66,6 +68,12 @@ export class WizardPanel {
     w = new WizardPanel(context, pool, panel, uri, plan);
     WizardPanel.open.set(file, w);
     return w;
+  }
+
+  /** What the wizard of a model shows (scripts and tests; undefined when none is open). */
+  static stateOf(file: string): WizardState | undefined {
+    const w = WizardPanel.open.get(file);
+    return w ? { ...w.state, assignment: w.assignment } : undefined;
   }
 
   /** A wizard panel VS Code brings back after a reload (the webview saved the model's path with setState). */
@@ -157,6 +165,24 @@ export class WizardPanel {
         if (!picked?.length) return;
         this.setData(picked[0].fsPath);
         break;
+      }
+      case 'loadPlan': {
+        const picked = await vscode.window.showOpenDialog({ title: 'Load a plan (quantscope/plan/v1 JSON)', canSelectMany: false, filters: { 'QuantScope plan': ['json'] }, defaultUri: vscode.Uri.file(path.dirname(s.file)) });
+        if (!picked?.length) return;
+        const { parsePlan } = require('../../quant/plan') as typeof import('../../quant/plan');
+        const { openModel } = require('../../formats') as typeof import('../../formats');
+        const m = openModel(s.file);
+        const names = new Set(m.tensors.map((t) => t.name));
+        m.close();
+        const file = picked[0].fsPath;
+        let raw: unknown;
+        try {
+          raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+        } catch (e) {
+          throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        this.loadPlan(parsePlan(raw, file, names));
+        return;
       }
       case 'clearData':
         this.setData(undefined);
@@ -292,6 +318,10 @@ export class WizardPanel {
     if (saved.algorithm) s.algorithm = saved.algorithm;
     if (saved.uniformMode !== undefined) s.uniformMode = saved.uniformMode;
     s.preset = saved.preset ?? 'Q4_K_M';
+    if (this.preload && !s.targets.some((t) => t.id === this.preload!.target)) {
+      s.error = `The plan is for ${this.preload.target}, which ${s.fileName} (${s.format}) cannot be converted to; it was not loaded.`;
+      this.preload = undefined;
+    }
     const want = this.preload?.target ?? saved.target;
     s.target = s.targets.some((t) => t.id === want) ? want : s.targets[0].id;
     if (saved.edits && saved.target === s.target && !this.preload) s.edits = saved.edits;
@@ -418,10 +448,31 @@ export class WizardPanel {
   /** A plan from elsewhere (the sensitivity panel): its choices become the assignment, shown as "preloaded". */
   private loadPlan(plan: Plan): void {
     const s = this.state;
+    if (s.phase === 'running') return;
+    if (!s.targets.some((t) => t.id === plan.target)) {
+      this.preload = undefined;
+      s.error = `The plan is for ${plan.target}, which ${s.fileName} (${s.format || 'this model'}) cannot be converted to; it was not loaded.`;
+      this.send();
+      return;
+    }
     if (plan.target !== s.target) {
       this.preload = plan;
       s.target = plan.target;
+      s.edits = { pinned: [], forced: {}, tied: [] };
       void this.analyse().catch((e: unknown) => this.fail(e));
+      return;
+    }
+    if (!s.plannable) {
+      // gguf: per-tensor ggml types are passed through as they are.
+      this.preload = undefined;
+      this.fixedPlan = plan;
+      s.notice = `Preloaded plan: ${Object.keys(plan.tensors).length} per-tensor choice(s), applied on top of the preset.`;
+      this.send();
+      return;
+    }
+    if (!this.layers.length || !s.frontier) {
+      // Still measuring: applied once the frontier is solved.
+      this.preload = plan;
       return;
     }
     this.preload = undefined;
@@ -434,13 +485,16 @@ export class WizardPanel {
     });
     s.selected = -1;
     s.uniformMode = false;
+    s.phase = 'plan';
     s.notice = `Preloaded plan: ${Object.keys(plan.tensors).length} weight(s) chosen${missing.length ? `; ${missing.length} choice(s) the target cannot write were kept as they are (first: ${missing[0]})` : ''}. Move the slider or click a point to replace it.`;
+    this.remember();
     this.send();
   }
 
   private currentPlan(): Plan {
     const { planOf } = require('../../analysis/planFrontier') as typeof import('../../analysis/planFrontier');
     const s = this.state;
+    if (!s.plannable && this.fixedPlan && this.fixedPlan.target === s.target) return this.fixedPlan;
     if (!s.plannable || !this.assignment.length) {
       const { PLAN_SCHEMA } = require('../../quant/plan') as typeof import('../../quant/plan');
       return { schema: PLAN_SCHEMA, target: s.target as ConvertTarget, model: s.fileName, tensors: {} };
@@ -451,6 +505,11 @@ export class WizardPanel {
   private async quantize(): Promise<void> {
     const s = this.state;
     if (s.phase === 'running' || !s.target) return;
+    if (!vscode.workspace.isTrusted) {
+      s.error = 'Quantizing runs the model to verify the output; trust this workspace first.';
+      this.send();
+      return;
+    }
     const { convert, defaultOutputPath, loadCalibration, VerificationError } = require('../../pipelines/convert') as typeof import('../../pipelines/convert');
     const target = s.target as ConvertTarget;
     const a = s.algorithm;
@@ -463,7 +522,10 @@ export class WizardPanel {
       if (ok !== 'Replace') return;
       req.overwrite = true;
     }
-    if (target === 'gguf') req.preset = s.preset;
+    if (target === 'gguf') {
+      req.preset = s.preset;
+      if (this.fixedPlan?.target === 'gguf') req.plan = this.fixedPlan;
+    }
     else if (usePlan) {
       req.plan = this.currentPlan();
       req.planOut = `${output}.plan.json`;

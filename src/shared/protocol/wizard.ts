@@ -72,6 +72,7 @@ export type FromWizard =
   | { type: 'setTarget'; target: string }
   | { type: 'setPreset'; preset: string }
   | { type: 'pickData' }
+  | { type: 'loadPlan' }
   | { type: 'clearData' }
   | { type: 'select'; point: number }
   | { type: 'pin'; name: string; pinned: boolean }
@@ -91,7 +92,7 @@ export type FromWizard =
 const ALGOS = new Set(['rtn', 'gptq', 'awq']);
 const EXPORTS = new Set(['plan', 'ort', 'llamacpp']);
 const GROUP_SIZES = new Set([16, 32, 64, 128, 256]);
-const SIMPLE = new Set(['ready', 'pickData', 'clearData', 'tieQkv', 'quantize', 'cancel', 'back', 'openOutput', 'compare']);
+const SIMPLE = new Set(['ready', 'pickData', 'loadPlan', 'clearData', 'tieQkv', 'quantize', 'cancel', 'back', 'openOutput', 'compare']);
 
 function index(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 1_000_000;

@@ -52,6 +52,15 @@ async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scr
   }
 }
 
+/** Right-click a workspace file in the Explorer → Quantize Model…; the wizard frame. */
+async function openWizard(page: Page, fileName: string, selector: string): Promise<Frame> {
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: fileName }).first();
+  await row.waitFor({ timeout: 30_000 });
+  await row.click({ button: 'right' });
+  await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+  return findFrame(page, selector, 60_000);
+}
+
 export const wizardUiTests: UiTest[] = [
   {
     name: 'wizard: Quantize Model… from the Explorer → target, budget slider, plan table, Quantize, result with predicted vs measured, Open in Inspector',
@@ -121,6 +130,44 @@ export const wizardUiTests: UiTest[] = [
       if (shown !== String(written.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${written.tensors.length}`);
       if (!written.tensors.some((n) => /_Q4$|_Q8$|_Q2$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${written.tensors.join(', ')}`);
       await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-opened.png') });
+    },
+  },
+  {
+    name: 'wizard: Load Plan… puts a plan file\'s choices in the table; a safetensors checkpoint gets a page saying no target takes it',
+    async fn(page, ctx) {
+      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
+      await quickOpen(page, 'tiny-transformer.onnx');
+      await inspectorOf(page, 'tiny-transformer.onnx');
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-target');
+      if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
+      await frame.locator('#qs-wz-table').waitFor({ timeout: 120_000 });
+      const names = (await shownPlan(frame)).rows.map((r) => r.name);
+      // A plan as another tool (or Export Plan) writes it: the first weight kept, the rest INT2.
+      const want: Record<string, string> = Object.fromEntries(names.map((n, i) => [n, i === 0 ? 'keep' : 'int2-g64']));
+      const planFile = path.join(path.dirname(src), 'ui-test.plan.json');
+      fs.writeFileSync(planFile, JSON.stringify({ schema: 'quantscope/plan/v1', target: 'onnx-int4', tensors: want }, null, 2));
+      try {
+        await frame.locator('#qs-wz-load-plan').click();
+        const input = page.locator('.quick-input-widget input');
+        await input.waitFor({ timeout: 15_000 });
+        await input.fill(planFile);
+        await page.keyboard.press('Enter');
+        await frame.waitForFunction(() => /Preloaded plan/.test(document.getElementById('qs-wz-notice')?.textContent ?? ''), undefined, { timeout: 30_000 });
+        const shown = await shownPlan(frame);
+        for (const r of shown.rows) if (r.format !== want[r.name]) throw new Error(`${r.name}: the table shows ${r.format}, the plan file says ${want[r.name]}`);
+        const note = (await frame.locator('#qs-wz-budget-note').textContent()) ?? '';
+        if (!/Preloaded plan \(not a frontier point\)/.test(note)) throw new Error(`budget note says: ${note}`);
+        await screenshots(page, ctx, frame, 'preloaded', 'qs-wz-plan');
+      } finally {
+        fs.rmSync(planFile, { force: true });
+      }
+      // A safetensors checkpoint: a designed page, not a blank one.
+      await quickOpen(page, 'all-dtypes.safetensors');
+      await inspectorOf(page, 'all-dtypes.safetensors');
+      const st = await openWizard(page, 'all-dtypes.safetensors', '#qs-wz-fatal');
+      const text = (await st.locator('#qs-wz-fatal').textContent()) ?? '';
+      if (!/Safetensors checkpoints cannot be quantized here yet/.test(text)) throw new Error(`safetensors wizard says: ${text}`);
+      await screenshots(page, ctx, st, 'safetensors');
     },
   },
 ];
