@@ -63,15 +63,24 @@ export async function run(): Promise<Record<string, unknown>> {
     await pool.close();
   }
   jobTimes.sort((a, b) => a - b);
+  // For comparison: the DP over every budget on the default 65536-cell grid (not exact at this size).
+  const td = performance.now();
+  const dp = solveFrontier(layers, undefined, 400, 'dp');
+  const dpMs = performance.now() - td;
   const t0 = performance.now();
   const k = pointAtBudget(f.points, (4.5 * params) / 8);
   const pickUs = (performance.now() - t0) * 1000;
   return {
     wizard_tensors: layers.length,
     wizard_options_per_tensor: options,
+    wizard_frontier_method: f.method,
     wizard_frontier_points: f.points.length,
     wizard_frontier_ms_median: Number(times[2].toFixed(1)),
     wizard_frontier_job_ms_median: Number(jobTimes[2].toFixed(1)),
+    wizard_dp_grid_ms: Number(dpMs.toFixed(0)),
+    wizard_dp_grid_bpw_at_4_5: Number(((8 * dp.points[pointAtBudget(dp.points, (4.5 * params) / 8)].bytes) / params).toFixed(3)),
+    wizard_dp_grid_error_at_4_5: Number(dp.points[pointAtBudget(dp.points, (4.5 * params) / 8)].error.toPrecision(6)),
+    wizard_hull_error_at_4_5: Number(f.points[k].error.toPrecision(6)),
     wizard_budget_pick_us: Number(pickUs.toFixed(1)),
     wizard_plan_bpw_at_4_5: Number(((8 * f.points[k].bytes) / params).toFixed(3)),
   };

@@ -41,7 +41,16 @@ export interface Frontier {
   choices: Uint8Array;
   /** Each config applied to every weight, without the edits: reference points. */
   uniform: { config: string; bytes: number; error: number }[];
-  /** True when the DP's byte grid was exact (see mixedPrecision.ts). */
+  /**
+   * How the points were found. 'dp': the knapsack DP over every budget
+   * (mixedPrecision.paretoFrontier; exact when `exact`). 'hull': the lower
+   * convex hull of the frontier, by Lagrangian sweep: every point is the exact
+   * optimum for its own size, and non-convex frontier points between two of
+   * them are not listed. Large problems take the hull: it answers in
+   * milliseconds where the DP would need a coarse byte grid.
+   */
+  method: 'dp' | 'hull';
+  /** True when every point is the exact optimum for its size (exact DP grid, or the hull). */
   exact: boolean;
   /** Bytes per DP cell; when not exact, each point is within (weights × unit) bytes of the optimum's size. */
   unit: number;
@@ -49,8 +58,8 @@ export interface Frontier {
 
 /**
  * DP work (options × cells) the wizard allows per solve: about 12 M steps,
- * about 100 ms on one core (bench: wizard), so a 7B model's 291 weights × 8 options get a
- * grid of ~5k cells; small models get the exact 65536-cell grid.
+ * about 100 ms on one core. A problem whose exact byte grid needs more takes
+ * the convex-hull sweep instead (a 7B model's 291 weights × 8 options: bench wizard).
  */
 export const WORK_BUDGET = 12e6;
 
@@ -80,7 +89,7 @@ export function allowedLabels(layers: readonly PlanLayer[], edits: PlanEdits): M
 }
 
 /** The Pareto frontier of the plan problem under the edits. */
-export function solveFrontier(layers: readonly PlanLayer[], edits: PlanEdits = NO_EDITS, maxPoints = 400, maxCells?: number): Frontier {
+export function solveFrontier(layers: readonly PlanLayer[], edits: PlanEdits = NO_EDITS, maxPoints = 400, method: 'auto' | 'dp' | 'hull' = 'auto', maxCells?: number): Frontier {
   if (layers.length === 0) throw new RangeError('no weight to plan');
   if (layers.some((l) => l.options.length > 255)) throw new RangeError('at most 255 options per weight');
   const allowed = allowedLabels(layers, edits);
@@ -95,20 +104,112 @@ export function solveFrontier(layers: readonly PlanLayer[], edits: PlanEdits = N
   });
   const tied = edits.tied.filter((g) => g.length > 1);
   const optionCount = choices.reduce((a, c) => a + c.options.length, 0);
-  const cells = maxCells ?? Math.max(1024, Math.min(65536, Math.floor(WORK_BUDGET / optionCount)));
-  const pts = paretoFrontier(choices, { tied, maxPoints, maxCells: cells });
-  const n = layers.length;
-  const out = new Uint8Array(pts.length * n);
-  pts.forEach((p, k) => p.options.forEach((j, i) => (out[k * n + i] = back[i][j])));
   const ids = [...new Set(layers.flatMap((l) => l.options.map((o) => o.label)))].filter((x) => x !== 'keep');
   const all: LayerChoices[] = layers.map((l) => ({ name: l.name, params: l.params, options: l.options.map((o) => ({ label: o.label, bits: 0, bytes: o.bytes, error: o.error })) }));
-  // The frontier is exact when every option's bytes are whole numbers within the default grid (mixedPrecision's exact mode).
+  const uniform = uniformPlans(all, ids);
+  const cells = maxCells ?? 65536;
   const grid = gridOf(choices, cells);
-  return { points: pts.map((p) => ({ bytes: p.bytes, error: p.error })), choices: out, uniform: uniformPlans(all, ids), exact: grid.exact, unit: grid.unit };
+  const n = layers.length;
+  if (method === 'hull' || (method === 'auto' && !(grid.exact && optionCount * (grid.cells + 1) <= WORK_BUDGET))) {
+    const h = hullFrontier(choices, tied, maxPoints);
+    const out = new Uint8Array(h.points.length * n);
+    h.choices.forEach((row, k) => row.forEach((j, i) => (out[k * n + i] = back[i][j])));
+    return { points: h.points, choices: out, uniform, method: 'hull', exact: true, unit: 0 };
+  }
+  const pts = paretoFrontier(choices, { tied, maxPoints, maxCells: cells });
+  const out = new Uint8Array(pts.length * n);
+  pts.forEach((p, k) => p.options.forEach((j, i) => (out[k * n + i] = back[i][j])));
+  return { points: pts.map((p) => ({ bytes: p.bytes, error: p.error })), choices: out, uniform, method: 'dp', exact: grid.exact, unit: grid.unit };
+}
+
+/**
+ * The lower convex hull of the bytes-vs-error frontier, by a Lagrangian
+ * sweep: every decision (a weight, or a tied group choosing one label) starts
+ * at its smallest option; the steps along each decision's own lower hull are
+ * taken in order of error saved per byte, best first. After each step the
+ * assignment minimises error + λ·bytes for the step's λ, so it is the exact
+ * optimum among all assignments of at most its size.
+ */
+function hullFrontier(layers: readonly LayerChoices[], tied: string[][], maxPoints: number): { points: { bytes: number; error: number }[]; choices: number[][] } {
+  const index = new Map(layers.map((l, i) => [l.name, i]));
+  const grouped = new Set<number>();
+  // Decisions: members and, per option, the member option indices with summed bytes and error.
+  const decisions: { members: number[]; opts: { bytes: number; error: number; pick: number[] }[] }[] = [];
+  for (const g of tied) {
+    const members = g.map((name) => index.get(name)!);
+    members.forEach((m) => grouped.add(m));
+    const labels = layers[members[0]].options.map((o) => o.label).filter((lab) => members.every((m) => layers[m].options.some((o) => o.label === lab)));
+    decisions.push({
+      members,
+      opts: labels.map((lab) => {
+        const pick = members.map((m) => layers[m].options.findIndex((o) => o.label === lab));
+        return { bytes: pick.reduce((a, j, t) => a + layers[members[t]].options[j].bytes, 0), error: pick.reduce((a, j, t) => a + layers[members[t]].options[j].error, 0), pick };
+      }),
+    });
+  }
+  layers.forEach((l, i) => {
+    if (!grouped.has(i)) decisions.push({ members: [i], opts: l.options.map((o, j) => ({ bytes: o.bytes, error: o.error, pick: [j] })) });
+  });
+  const steps: { d: number; to: number; gain: number }[] = [];
+  const start: number[] = [];
+  decisions.forEach((d, di) => {
+    // Lower convex hull from the smallest option: each next vertex saves the most error per extra byte.
+    const order = d.opts.map((_, j) => j).sort((a, b) => d.opts[a].bytes - d.opts[b].bytes || d.opts[a].error - d.opts[b].error);
+    let cur = order[0];
+    start.push(cur);
+    for (;;) {
+      let best = -1;
+      let bestGain = 0;
+      for (const j of order) {
+        const db = d.opts[j].bytes - d.opts[cur].bytes;
+        const de = d.opts[cur].error - d.opts[j].error;
+        if (db <= 0 || de <= 0) continue;
+        const gain = de / db;
+        if (gain > bestGain || (gain === bestGain && best >= 0 && d.opts[j].bytes > d.opts[best].bytes)) {
+          best = j;
+          bestGain = gain;
+        }
+      }
+      if (best < 0) break;
+      steps.push({ d: di, to: best, gain: bestGain });
+      cur = best;
+    }
+  });
+  // Along one decision the gains fall (a convex hull), so a stable sort by gain keeps each decision's steps in order.
+  steps.sort((a, b) => b.gain - a.gain);
+  const at = start.slice();
+  let bytes = decisions.reduce((a, d, i) => a + d.opts[at[i]].bytes, 0);
+  let error = decisions.reduce((a, d, i) => a + d.opts[at[i]].error, 0);
+  const assignment = (): number[] => {
+    const row = new Array<number>(layers.length);
+    decisions.forEach((d, i) => d.members.forEach((m, t) => (row[m] = d.opts[at[i]].pick[t])));
+    return row;
+  };
+  // Which sweep states to keep: all when they fit, else evenly spread with both ends.
+  const total = steps.length + 1;
+  const keep = new Set<number>();
+  const want = Math.max(2, maxPoints);
+  if (total <= want) for (let k = 0; k < total; k++) keep.add(k);
+  else for (let i = 0; i < want; i++) keep.add(Math.round((i * (total - 1)) / (want - 1)));
+  const points: { bytes: number; error: number }[] = [];
+  const choices: number[][] = [];
+  const record = () => {
+    points.push({ bytes, error });
+    choices.push(assignment());
+  };
+  if (keep.has(0)) record();
+  steps.forEach((s, k) => {
+    const d = decisions[s.d];
+    bytes += d.opts[s.to].bytes - d.opts[at[s.d]].bytes;
+    error += d.opts[s.to].error - d.opts[at[s.d]].error;
+    at[s.d] = s.to;
+    if (keep.has(k + 1)) record();
+  });
+  return { points, choices };
 }
 
 /** The grid paretoFrontier uses (mixedPrecision's discretize): exact when all bytes are whole and their gcd fits the cells. */
-function gridOf(choices: readonly LayerChoices[], cells: number): { exact: boolean; unit: number } {
+function gridOf(choices: readonly LayerChoices[], cells: number): { exact: boolean; unit: number; cells: number } {
   let g = 0;
   let cap = 0;
   const gcd = (a: number, b: number): number => { while (b) [a, b] = [b, a % b]; return a; };
@@ -122,8 +223,8 @@ function gridOf(choices: readonly LayerChoices[], cells: number): { exact: boole
     }
     cap += m;
   }
-  if (integral && (g === 0 || cap / g <= cells)) return { exact: true, unit: g || 1 };
-  return { exact: false, unit: cap / cells };
+  if (integral && (g === 0 || cap / g <= cells)) return { exact: true, unit: g || 1, cells: g ? Math.floor(cap / g) : 0 };
+  return { exact: false, unit: cap / cells, cells };
 }
 
 /** The plan of one assignment (option index per weight). */

@@ -89,6 +89,7 @@ describe('Quantize wizard: protocol, frontier with pins/forces/ties, plan export
   for (const [what, edits] of cases) {
     it(`the frontier equals brute-force enumeration (${what}), and each point's assignment respects the edits`, () => {
       const f = solveFrontier(layers, edits);
+      assert.equal(f.method, 'dp');
       assert.ok(f.exact);
       const want = bruteFrontier(layers, edits);
       assert.deepEqual(f.points.map((p) => [p.bytes, p.error]), want.map((p) => [p.bytes, p.error]));
@@ -98,6 +99,35 @@ describe('Quantize wizard: protocol, frontier with pins/forces/ties, plan export
         const plan = planOf('onnx-int4', layers, a);
         assert.equal(plan.predicted!.bytes, p.bytes);
         assert.ok(Math.abs(plan.predicted!.error - p.error) < 1e-9);
+        for (const pn of edits.pinned) assert.equal(plan.tensors[pn], 'keep');
+        for (const [fn, c] of Object.entries(edits.forced)) assert.equal(plan.tensors[fn], c);
+        for (const g of edits.tied) assert.equal(new Set(g.map((x) => plan.tensors[x])).size, 1);
+      });
+    });
+  }
+
+  for (const [what, edits] of cases) {
+    it(`the convex-hull frontier's points are each the exact optimum for their size, ends included (${what})`, () => {
+      const f = solveFrontier(layers, edits, 400, 'hull');
+      assert.equal(f.method, 'hull');
+      const brute = bruteFrontier(layers, edits);
+      const key = (p: { bytes: number; error: number }) => `${p.bytes}:${p.error.toFixed(9)}`;
+      const onFrontier = new Set(brute.map(key));
+      for (const p of f.points) assert.ok(onFrontier.has(key(p)), `hull point ${key(p)} is not on the brute-force frontier`);
+      assert.deepEqual(f.points[0], brute[0]);
+      assert.equal(key(f.points[f.points.length - 1]), key(brute[brute.length - 1]));
+      // And it is the lower convex hull: no brute-force point lies below the segment between two neighbours.
+      for (let k = 1; k < f.points.length; k++) {
+        const [a, b] = [f.points[k - 1], f.points[k]];
+        for (const p of brute) if (p.bytes > a.bytes && p.bytes < b.bytes) {
+          const line = a.error + ((b.error - a.error) * (p.bytes - a.bytes)) / (b.bytes - a.bytes);
+          assert.ok(p.error >= line - 1e-9, `${key(p)} lies below the hull between ${key(a)} and ${key(b)}`);
+        }
+      }
+      const n = layers.length;
+      f.points.forEach((p, k) => {
+        const plan = planOf('onnx-int4', layers, Array.from(f.choices.slice(k * n, (k + 1) * n)));
+        assert.equal(plan.predicted!.bytes, p.bytes);
         for (const pn of edits.pinned) assert.equal(plan.tensors[pn], 'keep');
         for (const [fn, c] of Object.entries(edits.forced)) assert.equal(plan.tensors[fn], c);
         for (const g of edits.tied) assert.equal(new Set(g.map((x) => plan.tensors[x])).size, 1);

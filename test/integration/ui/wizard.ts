@@ -138,7 +138,8 @@ export const wizardUiTests: UiTest[] = [
       const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
       await quickOpen(page, 'tiny-transformer.onnx');
       await inspectorOf(page, 'tiny-transformer.onnx');
-      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-target');
+      // The wizard left on its result page by the test before (or a new one): back to the plan.
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
       if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
       await frame.locator('#qs-wz-table').waitFor({ timeout: 120_000 });
       const names = (await shownPlan(frame)).rows.map((r) => r.name);
