@@ -139,7 +139,7 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
 function budgetNote(s: WizardState, k: number, t: { error: number }): string {
   const f = s.frontier!;
   const bpw = (b: number) => (8 * b) / params(s);
-  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)} (weight space) · ${f.exact ? 'exact DP' : 'DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
+  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)} (weight space) · ${f.method === 'hull' ? 'convex-hull sweep, each point optimal for its size' : f.exact ? 'exact knapsack DP' : 'knapsack DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
 }
 
 function planStep(s: WizardState, a: number[]): HTMLElement {

@@ -425,7 +425,7 @@ export class WizardPanel {
       this.send();
       return;
     }
-    s.frontier = { points: f.points, choices: Array.from(f.choices), uniform: f.uniform, exact: f.exact, ms: performance.now() - t0 };
+    s.frontier = { points: f.points, choices: Array.from(f.choices), uniform: f.uniform, method: f.method, exact: f.exact, ms: performance.now() - t0 };
     if (this.preload) {
       this.loadPlan(this.preload);
       return;

@@ -49,7 +49,7 @@ export interface WizardState {
   /** True when the target has per-weight configs to plan over (onnx-int4, onnx-qdq). */
   plannable: boolean;
   edits: { pinned: string[]; forced: Record<string, string>; tied: string[][] };
-  frontier?: { points: { bytes: number; error: number }[]; choices: number[]; uniform: { config: string; bytes: number; error: number }[]; exact: boolean; ms: number };
+  frontier?: { points: { bytes: number; error: number }[]; choices: number[]; uniform: { config: string; bytes: number; error: number }[]; method: 'dp' | 'hull'; exact: boolean; ms: number };
   /** Index of the chosen frontier point (−1: a preloaded plan, not a frontier point). */
   selected: number;
   /** The chosen option per layer (index into layers[i].options). */
