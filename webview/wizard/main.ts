@@ -148,7 +148,7 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
   s.edits.tied.forEach((g, i) => g.forEach((n) => tiedOf.set(n, i)));
   const pinned = new Set(s.edits.pinned);
   const table = el('table', { id: 'qs-wz-table', class: 'qs-wz-table', role: 'grid', 'aria-label': 'Plan: every weight with its format, bytes and predicted error' });
-  table.append(el('thead', {}, el('tr', {}, ...['', 'weight', 'layer', 'params', 'format', 'bytes', 'predicted SQNR', 'constraint'].map((h) => el('th', { scope: 'col' }, h)))));
+  table.append(el('thead', {}, el('tr', {}, ...['', 'weight', 'format', 'bytes', 'predicted SQNR', 'constraint', 'layer', 'params'].map((h) => el('th', { scope: 'col' }, h)))));
   const body = el('tbody');
   const t = totals(s, a);
   s.layers.forEach((l, i) => {
@@ -172,12 +172,14 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
     const tie = g === undefined ? '' : el('button', { class: 'qs-wz-link', type: 'button', title: `untie ${l.name}` }, icon('link'), ` tie ${g + 1}`);
     if (tie) tie.addEventListener('click', () => send({ type: 'untie', name: l.name }));
     body.append(el('tr', { 'data-name': l.name, class: o.label === 'keep' ? 'qs-wz-kept' : '' },
-      el('td', {}, tick), el('td', { class: 'qs-wz-name', title: l.name }, l.name), el('td', { class: 'qs-muted qs-wz-layer', title: l.op ?? '' }, l.op ?? ''),
-      el('td', { class: 'num' }, formatCount(l.params)), el('td', { 'data-col': 'format' }, o.label), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(o.bytes)),
-      el('td', { class: 'num', 'data-col': 'sqnr' }, o.label === 'keep' ? '∞' : db(o.sqnrDb)), el('td', {}, sel, ' ', tie)));
+      el('td', {}, tick), el('td', { class: 'qs-wz-name', title: l.name }, l.name),
+      el('td', { 'data-col': 'format' }, o.label), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(o.bytes)),
+      el('td', { class: 'num', 'data-col': 'sqnr' }, o.label === 'keep' ? '∞' : db(o.sqnrDb)), el('td', {}, sel, ' ', tie),
+      el('td', { class: 'qs-muted qs-wz-layer', title: l.op ?? '' }, l.op ?? ''), el('td', { class: 'num', 'data-col': 'params' }, formatCount(l.params))));
   });
-  table.append(body, el('tfoot', {}, el('tr', { id: 'qs-wz-totals' }, el('td'), el('th', { scope: 'row' }, `${s.layers.length} weights`), el('td'), el('td', { class: 'num' }, formatCount(params(s))),
-    el('td', {}, `${((8 * t.bytes) / params(s)).toFixed(2)} b/w`), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(t.bytes)), el('td', { class: 'num' }, `Σ err ${t.error.toExponential(2)}`), el('td'))));
+  table.append(body, el('tfoot', {}, el('tr', { id: 'qs-wz-totals' }, el('td'), el('th', { scope: 'row' }, `${s.layers.length} weights`),
+    el('td', {}, `${((8 * t.bytes) / params(s)).toFixed(2)} b/w`), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(t.bytes)), el('td', { class: 'num' }, `Σ err ${t.error.toExponential(2)}`), el('td'),
+    el('td'), el('td', { class: 'num', 'data-col': 'params' }, formatCount(params(s))))));
   return section('qs-wz-plan', 4, 'Plan',
     el('div', { class: 'qs-wz-row' },
       button('qs-wz-tie', 'link', 'Tie selected', () => {

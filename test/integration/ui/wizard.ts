@@ -24,9 +24,20 @@ async function shownPlan(frame: Frame): Promise<{ rows: { name: string; format: 
       name: r.dataset.name ?? '', format: r.querySelector('[data-col="format"]')?.textContent ?? '', bytes: num(r.querySelector('[data-col="bytes"]')?.textContent),
     }));
     const tot = document.getElementById('qs-wz-totals');
-    const cells = tot ? [...tot.querySelectorAll('td, th')].map((c: HTMLElement) => c.textContent) : [];
-    return { rows, totalBytes: num(tot?.querySelector('[data-col="bytes"]')?.textContent), params: num(cells[3]) };
+    return { rows, totalBytes: num(tot?.querySelector('[data-col="bytes"]')?.textContent), params: num(tot?.querySelector('[data-col="params"]')?.textContent) };
   });
+}
+
+/** Parameters of the named tensors, as our reader counts them in the file (independent of what the wizard shows). */
+function paramsOf(file: string, names: string[]): number {
+  const { openModel } = require('../../../src/formats') as typeof import('../../../src/formats');
+  const m = openModel(file);
+  try {
+    const want = new Set(names);
+    return m.tensors.filter((t) => want.has(t.name)).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  } finally {
+    m.close();
+  }
 }
 
 async function setSlider(frame: Frame, value: number | 'min' | 'max'): Promise<number> {
@@ -99,6 +110,8 @@ export const wizardUiTests: UiTest[] = [
       const mid = await shownPlan(frame);
       const readout = (await frame.locator('#qs-wz-budget-readout').textContent()) ?? '';
       if (sum(mid) !== mid.totalBytes) throw new Error(`totals say ${mid.totalBytes} bytes, the rows add to ${sum(mid)}`);
+      const params = paramsOf(src, mid.rows.map((r) => r.name));
+      if (params !== mid.params) throw new Error(`the table counts ${mid.params} parameters, the file holds ${params} in those weights`);
       if (mid.totalBytes > (bpw * mid.params) / 8) throw new Error(`plan of ${mid.totalBytes} bytes exceeds the ${bpw} bits/weight budget over ${mid.params} weights`);
       if (!(mid.totalBytes > low.totalBytes)) throw new Error(`moving the slider up did not change the plan (${mid.totalBytes} vs ${low.totalBytes} bytes)`);
       const shownBpw = Number(/([0-9.]+) bits\/weight/.exec(readout)?.[1]);
