@@ -56,7 +56,7 @@ export class WizardPanel {
     const file = uri.fsPath;
     let w = WizardPanel.open.get(file);
     if (w) {
-      w.panel.reveal(vscode.ViewColumn.Beside);
+      w.panel.reveal(w.panel.viewColumn);
       if (plan) w.loadPlan(plan);
       return w;
     }

@@ -91,11 +91,17 @@ export const wizardUiTests: UiTest[] = [
       if (!targets.some((t) => t.includes('onnx-int4')) || targets.some((t) => /\bgguf\b/.test(t))) throw new Error(`targets offered for an ONNX model: ${targets.join(' | ')}`);
       if (!targets.every((t) => t.includes('Loaded by'))) throw new Error(`targets do not say who loads them: ${targets.join(' | ')}`);
       await frame.locator('#qs-wz-target-onnx-int4').check();
-      // 2 Data: none, said so.
+      // 2 Data: none, said so (settings are remembered per model: a run before may have left data chosen).
+      await frame.locator('#qs-wz-no-data').click();
+      await frame.waitForFunction(() => /synthetic/.test(document.getElementById('qs-wz-data-label')?.textContent ?? ''), undefined, { timeout: 15_000 });
       const data = (await frame.locator('#qs-wz-data-label').textContent()) ?? '';
       if (!/synthetic/.test(data) || !/weight-space sensitivity/.test(data)) throw new Error(`data step says: ${data}`);
       // 3 Budget: the slider appears once the weights are measured and the frontier solved.
       await frame.locator('#qs-wz-slider').waitFor({ timeout: 120_000 });
+      if (await frame.locator('#qs-wz-uniform').isChecked()) {
+        await frame.locator('#qs-wz-uniform').uncheck();
+        await frame.waitForFunction(() => document.getElementById('qs-wz-uniform')?.checked === false, undefined, { timeout: 15_000 });
+      }
       const facts = readerFacts(src);
       await setSlider(frame, 'min');
       await frame.waitForTimeout(300);
@@ -182,6 +188,39 @@ export const wizardUiTests: UiTest[] = [
       const text = (await st.locator('#qs-wz-fatal').textContent()) ?? '';
       if (!/Safetensors checkpoints cannot be quantized here yet/.test(text)) throw new Error(`safetensors wizard says: ${text}`);
       await screenshots(page, ctx, st, 'safetensors');
+    },
+  },
+  {
+    name: 'wizard: real calibration data enables GPTQ; Cancel during the run writes nothing and says so',
+    async fn(page, ctx) {
+      const dir = path.join(ctx.workspace, 'fixtures', 'tiny-transformer');
+      const out = path.join(dir, 'tiny-transformer.int4.onnx');
+      for (const f of [out, `${out}.plan.json`]) fs.rmSync(f, { force: true });
+      const before = new Set(fs.readdirSync(dir));
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
+      if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
+      await frame.locator('#qs-wz-algo-gptq').waitFor({ timeout: 60_000 });
+      if (!(await frame.locator('#qs-wz-algo-gptq').isDisabled())) throw new Error('GPTQ is offered without calibration data');
+      // 2 Data: the byte windows the CLI test uses, through the file dialog.
+      await frame.locator('#qs-wz-pick-data').click();
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 15_000 });
+      // The sample workspace holds the model only; the byte windows come from the repository's fixtures.
+      await input.fill(path.join(ctx.root, 'test', 'fixtures', 'tiny-transformer', 'calibration.txt'));
+      await page.keyboard.press('Enter');
+      await frame.waitForFunction(() => /real data/.test(document.getElementById('qs-wz-data-label')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await frame.locator('#qs-wz-algo-gptq').check();
+      await frame.waitForFunction(() => document.getElementById('qs-wz-algo-gptq')?.checked === true, undefined, { timeout: 15_000 });
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-cancel').waitFor({ timeout: 30_000 });
+      const progress = (await frame.locator('#qs-wz-progress-text').textContent()) ?? '';
+      await frame.locator('#qs-wz-cancel').click();
+      await frame.waitForFunction(() => /Cancelled; nothing was written/.test(document.getElementById('qs-wz-error')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-cancelled.png') });
+      const after = fs.readdirSync(dir).filter((f) => !before.has(f));
+      if (after.length) throw new Error(`cancelled run (at "${progress}") left ${after.join(', ')}`);
+      // Leave the wizard as a user would find it next time: no data, RTN.
+      await frame.locator('#qs-wz-no-data').click();
     },
   },
 ];
