@@ -71,22 +71,21 @@ async function withCodeServer(workspace: string): Promise<number> {
   const browser = await launchBrowser();
   const stopFollowing = follow(testLog);
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
-    if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[browser] ${m.text()}`));
-    const exitCode = new Promise<number>((resolve) => {
-      // Closed at once under QUANTSCOPE_UI_ONLY: the pending registration then rejects, which must not end the process.
-      page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code))).catch(() => undefined);
-    });
     // QUANTSCOPE_UI_ONLY=<regex>: a developer's loop on one view; runs only the matching UI tests (never set on CI).
+    // Decided before the suite's page exists: closing a page while its exposeFunction is in flight crashes playwright.
     const uiOnly = process.env.QUANTSCOPE_UI_ONLY;
     if (uiOnly) {
       stopFollowing();
-      await page.close();
       const ui = await runUiTests({ browser, server, workspace, root, resultsDir }, new RegExp(uiOnly, 'i'));
       console.log(`ui (only /${uiOnly}/): ${ui.passed} passed, ${ui.failed} failed`);
       return ui.failed > 0 || ui.passed === 0 ? 1 : 0;
     }
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
+    if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[browser] ${m.text()}`));
+    const exitCode = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(Number(code)));
+    });
     await page.goto(workbenchUrl(server, workspace, root, suitePath));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<number>((_, reject) => {
