@@ -265,7 +265,10 @@ export class WizardPanel {
         if (s.phase === 'done' || s.phase === 'error') s.phase = s.layers.length || s.target ? 'plan' : s.phase;
         break;
       case 'openOutput':
-        if (s.result && fs.existsSync(s.result.output)) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(s.result.output), MODEL_EDITOR_VIEW_TYPE, vscode.ViewColumn.Active);
+        if (s.result && fs.existsSync(s.result.output)) {
+          // Beside the wizard, not over it: the result page stays in view.
+          await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(s.result.output), MODEL_EDITOR_VIEW_TYPE, this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Beside : vscode.ViewColumn.One);
+        }
         return;
       case 'compare':
         if (s.result) await vscode.commands.executeCommand('quantscope.compareModels', this.uri, vscode.Uri.file(s.result.output));

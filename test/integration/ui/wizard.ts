@@ -63,13 +63,38 @@ async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scr
   }
 }
 
+/** Answers VS Code's own open dialog (the simple file dialog of code-server): the path, then OK once the dialog has read it. */
+async function answerOpenDialog(page: Page, file: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(file);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first().waitFor({ timeout: 15_000 }).catch(() => undefined);
+  await page.waitForTimeout(300);
+  for (let i = 0; i < 3 && (await page.locator('.quick-input-widget').isVisible()); i++) {
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(1000);
+  }
+}
+
 /** Right-click a workspace file in the Explorer → Quantize Model…; the wizard frame. */
 async function openWizard(page: Page, fileName: string, selector: string): Promise<Frame> {
   const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: fileName }).first();
   await row.waitFor({ timeout: 30_000 });
   await row.click({ button: 'right' });
   await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
-  return findFrame(page, selector, 60_000);
+  await page.locator('.context-view .action-label').first().waitFor({ state: 'hidden', timeout: 15_000 }).catch(() => page.keyboard.press('Escape'));
+  // Its tab to the front (an editor opened in its group since may cover it).
+  await page.locator('.tabs-container .tab', { hasText: `Quantize ${fileName}` }).first().click({ timeout: 30_000 });
+  // Several wizards may be open (one per model): the one whose header names this file.
+  const t0 = Date.now();
+  for (;;) {
+    for (const f of page.frames()) {
+      const name = await f.evaluate(() => document.getElementById('qs-wz-file-name')?.textContent ?? '').catch(() => '');
+      if (name === fileName && (await f.$(selector).catch(() => null))) return f;
+    }
+    if (Date.now() - t0 > 60_000) throw new Error(`no wizard of ${fileName} shows ${selector}`);
+    await page.waitForTimeout(250);
+  }
 }
 
 export const wizardUiTests: UiTest[] = [
@@ -168,10 +193,7 @@ export const wizardUiTests: UiTest[] = [
       fs.writeFileSync(planFile, JSON.stringify({ schema: 'quantscope/plan/v1', target: 'onnx-int4', tensors: want }, null, 2));
       try {
         await frame.locator('#qs-wz-load-plan').click();
-        const input = page.locator('.quick-input-widget input');
-        await input.waitFor({ timeout: 15_000 });
-        await input.fill(planFile);
-        await page.keyboard.press('Enter');
+        await answerOpenDialog(page, planFile);
         await frame.waitForFunction(() => /Preloaded plan/.test(document.getElementById('qs-wz-notice')?.textContent ?? ''), undefined, { timeout: 30_000 });
         const shown = await shownPlan(frame);
         for (const r of shown.rows) if (r.format !== want[r.name]) throw new Error(`${r.name}: the table shows ${r.format}, the plan file says ${want[r.name]}`);
@@ -203,11 +225,8 @@ export const wizardUiTests: UiTest[] = [
       if (!(await frame.locator('#qs-wz-algo-gptq').isDisabled())) throw new Error('GPTQ is offered without calibration data');
       // 2 Data: the byte windows the CLI test uses, through the file dialog.
       await frame.locator('#qs-wz-pick-data').click();
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ timeout: 15_000 });
       // The sample workspace holds the model only; the byte windows come from the repository's fixtures.
-      await input.fill(path.join(ctx.root, 'test', 'fixtures', 'tiny-transformer', 'calibration.txt'));
-      await page.keyboard.press('Enter');
+      await answerOpenDialog(page, path.join(ctx.root, 'test', 'fixtures', 'tiny-transformer', 'calibration.txt'));
       await frame.waitForFunction(() => /real data/.test(document.getElementById('qs-wz-data-label')?.textContent ?? ''), undefined, { timeout: 30_000 });
       await frame.locator('#qs-wz-algo-gptq').check();
       await frame.waitForFunction(() => document.getElementById('qs-wz-algo-gptq')?.checked === true, undefined, { timeout: 15_000 });
