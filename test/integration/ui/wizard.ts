@@ -180,8 +180,6 @@ export const wizardUiTests: UiTest[] = [
     name: 'wizard: Load Plan… puts a plan file\'s choices in the table; a safetensors checkpoint gets a page saying no target takes it',
     async fn(page, ctx) {
       const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
-      await quickOpen(page, 'tiny-transformer.onnx');
-      await inspectorOf(page, 'tiny-transformer.onnx');
       // The wizard left on its result page by the test before (or a new one): back to the plan.
       const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
       if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
