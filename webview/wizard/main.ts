@@ -236,7 +236,9 @@ function quantizeStep(s: WizardState): HTMLElement {
   const b = button('qs-wz-quantize', 'zap', 'Quantize', () => send({ type: 'quantize' }));
   b.classList.add('qs-wz-primary');
   b.disabled = !s.target || !!s.analysing;
-  return section('qs-wz-run', 6, 'Quantize', el('p', { class: 'qs-muted' }, `Writes next to the source; every tensor is read back and the model is run ${s.data.kind === 'real' ? 'on your data' : 'on synthetic inputs'} before the file gets its name.`),
+  // The outcome of the last run (cancelled, failed verification) also where the user clicked, not only at the top.
+  const last = s.error ? el('p', { id: 'qs-wz-run-error', class: 'qs-wz-banner qs-wz-bad' }, icon('error'), ` ${s.error}`) : '';
+  return section('qs-wz-run', 6, 'Quantize', last, el('p', { class: 'qs-muted' }, `Writes next to the source; every tensor is read back and the model is run ${s.data.kind === 'real' ? 'on your data' : 'on synthetic inputs'} before the file gets its name.`),
     el('div', { class: 'qs-wz-row' }, b, exportControls(s), button('qs-wz-load-plan', 'folder-opened', 'Load Plan…', () => send({ type: 'loadPlan' }))));
 }
 
