@@ -63,15 +63,19 @@ async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scr
   }
 }
 
-/** Answers VS Code's own open dialog (the simple file dialog of code-server): the path, then OK once the dialog has read it. */
+/** Answers VS Code's own open dialog (code-server's simple file dialog): its folder, then a click on the file's row, then OK. */
 async function answerOpenDialog(page: Page, file: string): Promise<void> {
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ timeout: 15_000 });
-  await input.fill(file);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first().waitFor({ timeout: 15_000 }).catch(() => undefined);
+  // Typing a whole file path races the dialog's own completion; the folder and a click on the row do not.
+  await input.fill(path.dirname(file) + path.sep);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
   await page.waitForTimeout(300);
   for (let i = 0; i < 3 && (await page.locator('.quick-input-widget').isVisible()); i++) {
-    await page.keyboard.press('Enter');
+    if ((await input.inputValue()).endsWith(path.basename(file))) await page.keyboard.press('Enter');
+    else await input.fill(file);
     await page.waitForTimeout(1000);
   }
 }
