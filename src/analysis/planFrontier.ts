@@ -112,8 +112,8 @@ export function solveFrontier(layers: readonly PlanLayer[], edits: PlanEdits = N
   const n = layers.length;
   if (method === 'hull' || (method === 'auto' && !(grid.exact && optionCount * (grid.cells + 1) <= WORK_BUDGET))) {
     const h = hullFrontier(choices, tied, maxPoints);
-    const out = new Uint8Array(h.points.length * n);
-    h.choices.forEach((row, k) => row.forEach((j, i) => (out[k * n + i] = back[i][j])));
+    const out = h.choices;
+    for (let k = 0; k < h.points.length; k++) for (let i = 0; i < n; i++) out[k * n + i] = back[i][out[k * n + i]];
     return { points: h.points, choices: out, uniform, method: 'hull', exact: true, unit: 0 };
   }
   const pts = paretoFrontier(choices, { tied, maxPoints, maxCells: cells });
@@ -130,7 +130,7 @@ export function solveFrontier(layers: readonly PlanLayer[], edits: PlanEdits = N
  * assignment minimises error + λ·bytes for the step's λ, so it is the exact
  * optimum among all assignments of at most its size.
  */
-function hullFrontier(layers: readonly LayerChoices[], tied: string[][], maxPoints: number): { points: { bytes: number; error: number }[]; choices: number[][] } {
+function hullFrontier(layers: readonly LayerChoices[], tied: string[][], maxPoints: number): { points: { bytes: number; error: number }[]; choices: Uint8Array } {
   const index = new Map(layers.map((l, i) => [l.name, i]));
   const grouped = new Set<number>();
   // Decisions: members and, per option, the member option indices with summed bytes and error.
@@ -180,31 +180,34 @@ function hullFrontier(layers: readonly LayerChoices[], tied: string[][], maxPoin
   const at = start.slice();
   let bytes = decisions.reduce((a, d, i) => a + d.opts[at[i]].bytes, 0);
   let error = decisions.reduce((a, d, i) => a + d.opts[at[i]].error, 0);
-  const assignment = (): number[] => {
-    const row = new Array<number>(layers.length);
-    decisions.forEach((d, i) => d.members.forEach((m, t) => (row[m] = d.opts[at[i]].pick[t])));
-    return row;
-  };
   // Which sweep states to keep: all when they fit, else evenly spread with both ends.
   const total = steps.length + 1;
-  const keep = new Set<number>();
   const want = Math.max(2, maxPoints);
-  if (total <= want) for (let k = 0; k < total; k++) keep.add(k);
-  else for (let i = 0; i < want; i++) keep.add(Math.round((i * (total - 1)) / (want - 1)));
+  const kept = Math.min(total, want);
+  const keepAt = new Uint8Array(total);
+  if (total <= want) keepAt.fill(1);
+  else for (let i = 0; i < want; i++) keepAt[Math.round((i * (total - 1)) / (want - 1))] = 1;
+  const n = layers.length;
   const points: { bytes: number; error: number }[] = [];
-  const choices: number[][] = [];
+  const choices = new Uint8Array(kept * n);
   const record = () => {
+    const row = points.length * n;
+    for (let i = 0; i < decisions.length; i++) {
+      const d = decisions[i];
+      const pick = d.opts[at[i]].pick;
+      for (let t = 0; t < d.members.length; t++) choices[row + d.members[t]] = pick[t];
+    }
     points.push({ bytes, error });
-    choices.push(assignment());
   };
-  if (keep.has(0)) record();
-  steps.forEach((s, k) => {
+  if (keepAt[0]) record();
+  for (let k = 0; k < steps.length; k++) {
+    const s = steps[k];
     const d = decisions[s.d];
     bytes += d.opts[s.to].bytes - d.opts[at[s.d]].bytes;
     error += d.opts[s.to].error - d.opts[at[s.d]].error;
     at[s.d] = s.to;
-    if (keep.has(k + 1)) record();
-  });
+    if (keepAt[k + 1]) record();
+  }
   return { points, choices };
 }
 
