@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   'convert-onnx': async () => (await import('./convert-onnx.js')).run,
   'convert-hf-gguf': async () => (await import('./convert-hf-gguf.js')).run,
   runtime: async () => (await import('./runtime.js')).run,
+  wizard: async () => (await import('./wizard.js')).run,
 };
 
 async function main(): Promise<void> {

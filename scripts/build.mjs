@@ -39,7 +39,7 @@ const builds = [
   // src/cli.ts starts with its own #! line, which esbuild keeps.
   { ...nodeCommon, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' },
   // One bundle per webview view, as vscode-hexeditor builds editor.js and inspector.js.
-  ...['inspector', 'sensitivity', 'compare', 'experiment'].map((view) => ({
+  ...['inspector', 'sensitivity', 'compare', 'experiment', 'wizard'].map((view) => ({
     bundle: true,
     platform: 'browser',
     format: 'iife',

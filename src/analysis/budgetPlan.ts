@@ -57,16 +57,7 @@ export function budgetPlan(target: PlanTarget, layers: readonly BudgetLayer[], b
   }
   const tensors: Record<string, string> = {};
   choices.forEach((c, i) => { tensors[c.name] = c.options[r.best!.options[i]].label; });
-  const uniform = [...ids].map((id) => {
-    let bytes = 0, error = 0, ok = true;
-    for (const c of choices) {
-      const o = c.options.find((x) => x.label === id);
-      if (!o) { ok = false; break; }
-      bytes += o.bytes;
-      error += o.error;
-    }
-    return ok ? { config: id, bytes, error } : undefined;
-  }).filter((u): u is { config: string; bytes: number; error: number } => u !== undefined);
+  const uniform = uniformPlans(choices, [...ids]);
   const plan: Plan = {
     schema: PLAN_SCHEMA, target, tensors,
     predicted: { bytes: r.best.bytes, error: r.best.error, errorKind: WEIGHT_SPACE_ERROR },
@@ -74,4 +65,20 @@ export function budgetPlan(target: PlanTarget, layers: readonly BudgetLayer[], b
   };
   if (model) plan.model = model;
   return { plan, bytes: r.best.bytes, error: r.best.error, uniform, exact: r.discretization.exact };
+}
+
+/** Each config applied to every layer that offers it (all must): bytes and summed error, the chart's reference points. */
+export function uniformPlans(choices: readonly LayerChoices[], ids: readonly string[]): { config: string; bytes: number; error: number }[] {
+  const out: { config: string; bytes: number; error: number }[] = [];
+  for (const id of ids) {
+    let bytes = 0, error = 0, ok = choices.length > 0;
+    for (const c of choices) {
+      const o = c.options.find((x) => x.label === id);
+      if (!o) { ok = false; break; }
+      bytes += o.bytes;
+      error += o.error;
+    }
+    if (ok) out.push({ config: id, bytes, error });
+  }
+  return out;
 }

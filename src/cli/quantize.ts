@@ -9,27 +9,8 @@ import * as path from 'node:path';
 import type { CliCommand, OptionSpec, ParsedArgs } from './command';
 import { EXIT, UsageError } from './exitCodes';
 import type { CliIO } from './io';
-import { QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
-import type { Feed, Feeds } from '../runtime/ortRun';
-import { openModel } from '../formats/index';
-import { modelCalib } from '../pipelines/evaluate';
-import type { CalibOptions } from '../runtime/calibData';
+import { QUANTIZE_SCHEMA, TARGETS, convert, defaultOutputPath, loadCalibration, type ConvertReport, type ConvertRequest, type ConvertTarget } from '../pipelines/convert';
 import { DATA_OPTIONS, dataOptions } from './runtimeArgs';
-
-/**
- * Calibration inputs through the one data layer (src/runtime/calibData.ts):
- * .npy, .npz, .json, .txt (byte windows for byte-level models) or a folder.
- */
-export function loadCalibration(source: string, calib: string, samples: number, data: Pick<CalibOptions, 'image' | 'tokenizer'> = {}): Feeds[] {
-  const model = openModel(source);
-  try {
-    const set = modelCalib(model, calib, { samples, ...data });
-    // Each sample is one feed: GPTQ/AWQ accumulate over them, verification runs the first few.
-    return set.samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as Feed['data'], dims: t.dims, type: t.dtype }])));
-  } finally {
-    model.close();
-  }
-}
 
 export const OPTIONS: readonly OptionSpec[] = [
   { name: 'output', short: 'o', value: 'OUT', help: 'output file, or folder for the safetensors-* targets (default: next to MODEL, e.g. model.int4.onnx, model-Q4_K_M.gguf, MODEL_DIR-GPTQ-4bit)' },

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 
 /** HTML shell for a QuantScope webview: strict CSP with a nonce, local resources only. */
-export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, entry: 'inspector' | 'sensitivity' | 'compare' | 'experiment', title: string): string {
+export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, entry: 'inspector' | 'sensitivity' | 'compare' | 'experiment' | 'wizard', title: string): string {
   const nonce = randomBytes(16).toString('base64');
   const dist = vscode.Uri.joinPath(extensionUri, 'dist');
   // One bundle per view (scripts/build.mjs).

@@ -14,6 +14,7 @@ import type { Sample } from '../runtime/calibData';
 import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
 import type { ActivationState } from '../runtime/activations';
 import type { WeightDiff, WeightSource } from '../analysis/compareWeights';
+import type { Frontier, PlanEdits, PlanLayer } from '../analysis/planFrontier';
 
 /** A tensor the worker reads itself: it opens the model by path (bounded-chunk reads). */
 export interface FileTensorRef { kind: 'file'; path: string; tensor: string }
@@ -47,6 +48,8 @@ export type JobRequest =
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean; provider?: string }
   /** Compare: one weight of model A against its pair in model B, each decoded to float32 (`transpose`: B is stored [c, r] for A's [r, c]; `rope`: that side's q/k rows are in llama.cpp's GGUF order). */
   | { kind: 'compareWeights'; a: { path: string; source: WeightSource }; b: { path: string; source: WeightSource }; transpose?: [number, number]; rope?: { side: 'a' | 'b'; heads: number }; bins?: number }
+  /** The wizard's plan frontier: the knapsack over every budget, with the user's pins, forced configs and ties. */
+  | { kind: 'planFrontier'; layers: PlanLayer[]; edits: PlanEdits; maxPoints?: number }
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
@@ -66,6 +69,7 @@ export interface JobResults {
   runtimeVariants: VariantResult[];
   runtimeActivations: ActivationState[];
   compareWeights: WeightDiff;
+  planFrontier: Frontier;
   'test-crash': never;
   'test-hang': { sliced: number };
 }

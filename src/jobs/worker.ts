@@ -16,8 +16,9 @@ import { ggufHandlers } from './handlers/gguf';
 
 import { runtimeHandlers } from './handlers/runtime';
 import { compareHandlers } from './handlers/compare';
+import { planHandlers } from './handlers/plan';
 
-const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...compareHandlers, ...testHandlers };
+const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...compareHandlers, ...planHandlers, ...testHandlers };
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
 

@@ -27,7 +27,9 @@ import { isAnalysable } from '../analysis/tensorSource';
 import { analyseSensitivity } from './analyseSensitivity';
 import { convertOnnx, type ConvertOnnxOptions, type ConvertOnnxResult, type TensorChoice } from './convertOnnx';
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
-import type { Feeds } from '../runtime/ortRun';
+import type { Feed, Feeds } from '../runtime/ortRun';
+import { modelCalib } from './evaluate';
+import type { CalibOptions } from '../runtime/calibData';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
 import { runSafetensors, type SafetensorsTarget } from './convertSafetensors';
 import { ConvertInputError, VerificationError } from './errors';
@@ -170,11 +172,26 @@ function fileSize(p: string): number {
   try { return fs.statSync(p).size; } catch { return 0; }
 }
 
-/** The weights a target converts, as the converter will see them. */
-/** Weights a target converts (the budget search plans over these). */
+/** The weights a target converts, as the converter will see them (the wizard plans over the same list). */
 export function candidates(model: ModelFile, target: ConvertTarget): TensorInfo[] {
   const ops = target === 'onnx-qdq' ? new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']) : new Set(['MatMul', 'Gemm']);
   return model.tensors.filter((t) => isAnalysable(t) && t.shape.length >= 2 && t.layer.consumers.some((c) => ops.has(c.opType)));
+}
+
+/**
+ * Calibration inputs through the one data layer (src/runtime/calibData.ts):
+ * .npy, .npz, .json, .txt (byte windows for byte-level models) or a folder.
+ * The CLI's --calib and the wizard's Data step both read through it.
+ */
+export function loadCalibration(source: string, calib: string, samples: number, data: Pick<CalibOptions, 'image' | 'tokenizer'> = {}): Feeds[] {
+  const model = openModel(source);
+  try {
+    const set = modelCalib(model, calib, { samples, ...data });
+    // Each sample is one feed: GPTQ/AWQ accumulate over them, verification runs the first few.
+    return set.samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as Feed['data'], dims: t.dims, type: t.dtype }])));
+  } finally {
+    model.close();
+  }
 }
 
 function writePlanFile(file: string, plan: Plan, overwrite: boolean): void {

@@ -32,7 +32,10 @@ export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<O
     signal?.throwIfAborted();
     const w = new Worker(path.join(__dirname, 'ortWorker.js'), { workerData: { jobs } });
     let settled = false;
-    const onAbort = () => { void w.terminate(); finish(() => reject(signal!.reason)); };
+    // Cancel answers at once but leaves the worker to finish its run: terminating a worker inside
+    // an ONNX Runtime call aborts the whole process (napi error → std::terminate, exit 134),
+    // which in VS Code is the extension host. The worker is stopped as soon as it answers.
+    const onAbort = () => finish(() => reject(signal!.reason));
     const finish = (f: () => void) => {
       if (settled) return;
       settled = true;
@@ -41,6 +44,10 @@ export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<O
     };
     signal?.addEventListener('abort', onAbort);
     w.on('message', (m: { ok: true; results: OrtOutput[][][] } | { ok: false; error: string }) => {
+      if (settled) {
+        void w.terminate();
+        return;
+      }
       finish(() => (m.ok ? resolve(m.results) : reject(new Error(m.error))));
     });
     w.on('error', (e) => finish(() => reject(e)));

@@ -111,6 +111,7 @@ async function withCodeServer(workspace: string): Promise<number> {
   const stopFollowing = follow(testLog);
   try {
     // QUANTSCOPE_UI_ONLY=<regex>: a developer's loop on one view; runs only the matching UI tests (never set on CI).
+    // Decided before the suite's page exists: closing a page while its exposeFunction is in flight crashes playwright.
     const uiOnly = process.env.QUANTSCOPE_UI_ONLY;
     if (uiOnly) {
       stopFollowing();

@@ -298,46 +298,6 @@ const tests: UiTest[] = [
       await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-channels.png') });
     },
   },
-  {
-    name: 'Quantize Model… from the Explorer: target, settings, progress, a result with predicted and measured error, and Open shows the written model',
-    async fn(page, ctx) {
-      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
-      const out = path.join(path.dirname(src), 'tiny-transformer.int4.onnx');
-      fs.rmSync(out, { force: true });
-      // Opening the file reveals it in the Explorer; right-click it there, as a user would.
-      await quickOpen(page, 'tiny-transformer.onnx');
-      await inspectorOf(page, 'tiny-transformer.onnx');
-      const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny-transformer.onnx' }).first();
-      await row.waitFor({ timeout: 30_000 });
-      await row.click({ button: 'right' });
-      await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
-      // Only the targets an ONNX model can become, each saying who loads it.
-      const items = page.locator('.quick-input-list .monaco-list-row');
-      await items.filter({ hasText: 'onnx-int4' }).first().waitFor({ timeout: 30_000 });
-      const offered = await items.allTextContents();
-      if (!offered.some((t) => t.includes('onnx-int4')) || offered.some((t) => t.includes('gguf'))) throw new Error(`targets offered for an ONNX model: ${offered.join(' | ')}`);
-      if (!offered.some((t) => t.includes('Loaded by ONNX Runtime'))) throw new Error(`targets do not say who loads them: ${offered.join(' | ')}`);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'quantize-targets.png') });
-      await items.filter({ hasText: 'onnx-int4' }).first().click();
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'INT4, blocks of 128' }).first().click({ timeout: 15_000 });
-      // The result: a notification that says what was predicted and what was measured, and on what data.
-      const toast = page.locator('.notification-toast', { hasText: 'tiny-transformer.int4.onnx' }).first();
-      await toast.waitFor({ timeout: 180_000 });
-      const text = (await toast.textContent()) ?? '';
-      if (!/Predicted: worst weight SQNR [0-9.]+ dB/.test(text) || !/Measured: (KL|cosine) [0-9.e-]+.* on synthetic inputs \(onnxruntime-node\)/.test(text)) throw new Error(`result says: ${text}`);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'quantize-result.png') });
-      if (!fs.existsSync(out)) throw new Error(`${out} was not written`);
-      const facts = readerFacts(out);
-      // Open: the written model in the inspector, with the tensor count our reader finds in the file.
-      await toast.locator('.monaco-button', { hasText: 'Open' }).first().click();
-      const insp = await inspectorOf(page, 'tiny-transformer.int4.onnx');
-      await insp.locator('#qs-tensors').waitFor();
-      const shown = (await insp.locator('#qs-tensors').textContent())?.trim();
-      if (shown !== String(facts.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${facts.tensors.length}`);
-      if (!facts.tensors.some((n) => /_Q4$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${facts.tensors.join(', ')}`);
-      await page.screenshot({ path: path.join(ctx.resultsDir, 'quantize-opened.png') });
-    },
-  },
 ];
 
 export async function runUiTests(ctx: Ctx, only?: RegExp): Promise<{ passed: number; failed: number }> {

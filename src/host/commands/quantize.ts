@@ -1,17 +1,17 @@
 /**
- * Quantize Model… (Explorer context menu, editor title, palette): a short
- * flow until the wizard lands. Target (only those that fit the model's
- * format, each with who loads it), then its settings or a size budget, an
- * output next to the source, progress per tensor with Cancel, and a result
- * that says what was predicted and what was measured, with Open and Show
- * Report. `(uri, options)` skips the pickers, for tests and automation.
+ * Quantize Model… (Explorer context menu, editor title, palette): opens the
+ * Quantize wizard beside the inspector (src/host/wizard/). Scripts and tests
+ * pass `(uri, { target, ... })` to convert without the wizard and get the
+ * report back; `(uri, { plan })` opens the wizard with that plan preloaded
+ * (the Sensitivity panel's "Quantize with this plan").
  */
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConvertReport, ConvertRequest, ConvertTarget } from '../../pipelines/convert';
 import type { HostPool } from '../workerPool';
-import { MODEL_EDITOR_VIEW_TYPE } from '../inspector/provider';
+import { WizardPanel } from '../wizard/panel';
+import type { Plan } from '../../quant/plan';
 import { pickModel } from './modelTarget';
 import { log } from '../log';
 
@@ -27,60 +27,11 @@ export interface QuantizeOptions {
   skipRuntime?: boolean;
 }
 
-interface Choice extends vscode.QuickPickItem { apply: Partial<ConvertRequest> | 'budget' }
+/** `{ plan }` without a target: open the wizard with the plan preloaded. */
+export interface WizardOptions { plan: unknown }
 
 function isScripted(v: unknown): v is QuantizeOptions {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { target?: unknown }).target === 'string';
-}
-
-function settingsFor(target: ConvertTarget): Choice[] {
-  switch (target) {
-    case 'onnx-int4':
-      return [
-        { label: 'INT4, blocks of 128', description: 'symmetric, RTN', detail: 'About 4.3 bits per weight; the default of ONNX Runtime\'s quantizer.', apply: { bits: 4, blockSize: 128 } },
-        { label: 'INT4, blocks of 32', description: 'symmetric, RTN', detail: 'Finer scales: lower error, about 5 bits per weight.', apply: { bits: 4, blockSize: 32 } },
-        { label: 'INT8, blocks of 128', description: 'symmetric, RTN', detail: 'About 8.3 bits per weight; nearly lossless on most weights.', apply: { bits: 8, blockSize: 128 } },
-        { label: 'Mixed precision under a budget…', description: 'knapsack search', detail: 'Per weight: keep, INT8 or INT4, chosen by the measured weight-space error to fit a bits-per-weight budget.', apply: 'budget' },
-      ];
-    case 'onnx-qdq':
-      return [
-        { label: 'INT8 per output channel', description: 'weight-only QDQ', detail: 'DequantizeLinear on int8 weights of Conv, ConvTranspose, MatMul and Gemm.', apply: { bits: 8 } },
-        { label: 'INT4 in blocks of 128', description: 'weight-only QDQ, opset 21', detail: 'Blocked DequantizeLinear (opset 21) on int4 weights.', apply: { bits: 4 } },
-      ];
-    case 'onnx-dynamic':
-      return [{ label: 'Dynamic INT8', description: 'MatMul/Gemm', detail: 'Weights int8 per channel, activations quantized at run time.', apply: {} }];
-    case 'gguf':
-      return ['Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0', 'Q4_K_S', 'Q5_K_S', 'Q3_K_M', 'Q3_K_S', 'Q2_K', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1'].map((p) => ({
-        label: p, description: p === 'Q4_K_M' ? 'llama.cpp\'s usual choice' : undefined, detail: undefined, apply: { preset: p },
-      }));
-    case 'safetensors-gptq':
-    case 'safetensors-compressed':
-      return [
-        { label: 'INT4, groups of 128', description: 'symmetric, RTN', detail: 'W4A16: the usual GPTQ / vLLM setting, about 4.1 bits per weight.', apply: { bits: 4, blockSize: 128 } },
-        { label: 'INT4, groups of 32', description: 'symmetric, RTN', detail: 'Finer scales: lower error, about 4.5 bits per weight.', apply: { bits: 4, blockSize: 32 } },
-        { label: 'INT8, groups of 128', description: 'symmetric, RTN', detail: 'W8A16: nearly lossless on most weights.', apply: { bits: 8, blockSize: 128 } },
-      ];
-  }
-}
-
-function reportMarkdown(r: ConvertReport): string {
-  const L = [`# Quantization report: ${path.basename(r.output)}`, '', `- Source: \`${r.source}\``, `- Output: \`${r.output}\``, `- Target: ${r.target}`,
-    `- Tensors: ${r.totals.tensorsQuantized} quantized, ${r.totals.tensorsKept} kept as they were`,
-    `- File: ${r.totals.fileBytesBefore} → ${r.totals.fileBytesAfter} bytes (${((100 * r.totals.fileBytesAfter) / Math.max(1, r.totals.fileBytesBefore)).toFixed(1)} %)`,
-    `- Read back: ${r.verification.readBack.checked} tensors decode to the predicted values`, ''];
-  const rt = r.verification.runtime;
-  L.push('## Measured on the runtime', '');
-  if (rt) {
-    L.push(`On ${rt.runtime}, ${rt.data} inputs: ${rt.inputs.join('; ')}.`, '', '| output | cosine | SQNR (dB) | max abs error | top-1 agreement | mean KL (nats) |', '|---|---|---|---|---|---|');
-    for (const o of rt.outputs) L.push(`| ${o.name} | ${o.cosine?.toFixed(6) ?? '—'} | ${o.sqnrDb?.toFixed(1) ?? '—'} | ${o.maxAbs?.toPrecision(3) ?? '—'} | ${o.top1Agreement !== undefined ? (100 * o.top1Agreement).toFixed(1) + ' %' : '—'} | ${o.meanKl?.toPrecision(3) ?? '—'} |`);
-  } else L.push(`Not run: ${r.verification.runtimeSkipped ?? 'unknown reason'}.`);
-  L.push('', '## Predicted weight error per tensor (weight space, from the written codes)', '', '| tensor | choice | SQNR (dB) | bytes before | bytes after |', '|---|---|---|---|---|');
-  for (const t of [...r.tensors].sort((a, b) => a.predicted.sqnrDb - b.predicted.sqnrDb)) L.push(`| \`${t.name}\` | ${t.choice} | ${t.predicted.sqnrDb.toFixed(1)} | ${t.bytesBefore} | ${t.bytesAfter} |`);
-  if (r.kept.length) {
-    L.push('', '## Kept as they were', '');
-    for (const k of r.kept) L.push(`- \`${k.name}\`: ${k.reason}`);
-  }
-  return L.join('\n') + '\n';
 }
 
 /** One line a person reads: size, predicted and measured. */
@@ -95,11 +46,39 @@ export function resultSummary(r: ConvertReport): string {
 }
 
 export function registerQuantize(context: vscode.ExtensionContext, pool: HostPool): void {
+  context.subscriptions.push(vscode.window.registerWebviewPanelSerializer(WizardPanel.viewType, {
+    // A wizard left open comes back after a reload, for the same model (its settings are in workspaceState).
+    async deserializeWebviewPanel(panel, state: unknown) {
+      const file = typeof state === 'object' && state !== null && typeof (state as { file?: unknown }).file === 'string' ? (state as { file: string }).file : undefined;
+      if (!file || !fs.existsSync(file)) { panel.dispose(); return; }
+      WizardPanel.restore(context, pool, panel, vscode.Uri.file(file));
+    },
+  }));
+  // Scriptable: what the wizard of a model shows (its state, as sent to the webview).
+  context.subscriptions.push(vscode.commands.registerCommand('quantscope.wizard.state', (arg: unknown) => {
+    const file = arg instanceof vscode.Uri ? arg.fsPath : typeof arg === 'string' ? arg : undefined;
+    return file ? WizardPanel.stateOf(file) : undefined;
+  }));
   context.subscriptions.push(vscode.commands.registerCommand('quantscope.quantizeModel', async (arg: unknown, second?: unknown) => {
     // The Explorer passes the selection (an array of URIs) second; scripts pass options with a target.
     const scripted = isScripted(second) ? second : undefined;
     const uri = await pickModel(arg, 'Choose a model to quantize');
     if (!uri) return undefined;
+    if (!scripted) {
+      let plan: Plan | undefined;
+      const given = typeof second === 'object' && second !== null && !Array.isArray(second) ? (second as Partial<WizardOptions>).plan : undefined;
+      if (given !== undefined) {
+        const { parsePlan } = require('../../quant/plan') as typeof import('../../quant/plan');
+        try {
+          plan = parsePlan(given, 'the plan passed to Quantize Model…');
+        } catch (e) {
+          void vscode.window.showErrorMessage(`QuantScope: ${e instanceof Error ? e.message : String(e)}`);
+          return undefined;
+        }
+      }
+      WizardPanel.show(context, pool, uri, plan);
+      return undefined;
+    }
     if (!vscode.workspace.isTrusted) {
       void vscode.window.showWarningMessage('QuantScope: quantizing runs the model to verify the output; trust this workspace first.');
       return undefined;
@@ -121,36 +100,11 @@ export function registerQuantize(context: vscode.ExtensionContext, pool: HostPoo
       void vscode.window.showInformationMessage(`QuantScope: ${path.basename(source)} is a ${format} file; conversion writes ONNX (from ONNX) and GGUF (from GGUF and Hugging Face checkpoints).`);
       return undefined;
     }
-    const req: Partial<ConvertRequest> = { source };
-    if (scripted) {
-      Object.assign(req, { target: scripted.target, bits: scripted.bits, blockSize: scripted.blockSize, preset: scripted.preset, overwrite: scripted.overwrite, skipRuntime: scripted.skipRuntime });
-      if (scripted.budgetBitsPerWeight) req.budget = { bitsPerWeight: scripted.budgetBitsPerWeight };
-      req.output = scripted.output ?? defaultOutputPath(source, scripted.target, { bits: scripted.bits, preset: scripted.preset });
-    } else {
-      const t = await vscode.window.showQuickPick(targets.map((x) => ({ label: x.id, description: x.label, detail: `Loaded by ${x.loadedBy}`, target: x.id })), {
-        title: `Quantize ${path.basename(source)}: target`, placeHolder: 'Which runtime will load the output?',
-      });
-      if (!t) return undefined;
-      req.target = t.target;
-      const s = await vscode.window.showQuickPick(settingsFor(t.target), { title: `Quantize ${path.basename(source)}: ${t.target} settings` });
-      if (!s) return undefined;
-      if (s.apply === 'budget') {
-        const v = await vscode.window.showInputBox({
-          title: 'Average bits per weight over the converted weights', value: '5',
-          prompt: 'Between about 4.3 (all INT4) and 8.3 (all INT8); the knapsack keeps the weights that hurt most at higher precision.',
-          validateInput: (x) => (Number(x) > 0 && Number(x) <= 32 ? undefined : 'a number of bits per weight, e.g. 5'),
-        });
-        if (!v) return undefined;
-        req.budget = { bitsPerWeight: Number(v) };
-      } else Object.assign(req, s.apply);
-      req.output = defaultOutputPath(source, t.target, { bits: req.bits, preset: req.preset });
-      if (fs.existsSync(req.output)) {
-        const ok = await vscode.window.showWarningMessage(`${path.basename(req.output)} exists. Replace it?`, { modal: true }, 'Replace');
-        if (ok !== 'Replace') return undefined;
-        req.overwrite = true;
-      }
-    }
-    const full = req as ConvertRequest;
+    const full: ConvertRequest = {
+      source, target: scripted.target, bits: scripted.bits, blockSize: scripted.blockSize, preset: scripted.preset, overwrite: scripted.overwrite, skipRuntime: scripted.skipRuntime,
+      output: scripted.output ?? defaultOutputPath(source, scripted.target, { bits: scripted.bits, preset: scripted.preset }),
+    };
+    if (scripted.budgetBitsPerWeight) full.budget = { bitsPerWeight: scripted.budgetBitsPerWeight };
     log().info(`Quantizing ${source} → ${full.output} (${full.target})`);
     try {
       const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Quantizing ${path.basename(source)}`, cancellable: true }, async (progress, token) => {
@@ -169,20 +123,12 @@ export function registerQuantize(context: vscode.ExtensionContext, pool: HostPoo
       });
       const summary = resultSummary(report);
       log().info(`Quantized: ${summary}`);
-      if (!scripted) {
-        void vscode.window.showInformationMessage(`QuantScope: ${summary}`, 'Open', 'Show Report').then(async (b) => {
-          if (b === 'Open') await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(report.files.find((f) => /\.(?:onnx|gguf|safetensors)$/.test(f)) ?? report.output), MODEL_EDITOR_VIEW_TYPE);
-          if (b === 'Show Report') await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ language: 'markdown', content: reportMarkdown(report) }));
-        });
-      }
       return report;
     } catch (e) {
       const cancelled = e instanceof Error && e.name === 'CancelledError';
       const message = cancelled ? 'cancelled; nothing was written' : e instanceof VerificationError ? `verification failed, nothing was kept: ${e.message}` : e instanceof Error ? e.message : String(e);
       log()[cancelled ? 'info' : 'error'](`Quantize ${source}: ${message}`);
-      if (!scripted) void (cancelled ? vscode.window.showInformationMessage(`QuantScope: ${message}`) : vscode.window.showErrorMessage(`QuantScope: ${message}`));
-      if (scripted) throw e;
-      return undefined;
+      throw e;
     }
   }));
 }

@@ -6,5 +6,6 @@ import type { UiTest } from '../uiHelpers';
 import { compareUiTests } from './compare';
 import { sensitivityUiTests } from './sensitivity';
 import { experimentUiTests } from './experiment';
+import { wizardUiTests } from './wizard';
 
-export const viewUiTests: UiTest[] = [...compareUiTests, ...sensitivityUiTests, ...experimentUiTests];
+export const viewUiTests: UiTest[] = [...wizardUiTests, ...compareUiTests, ...sensitivityUiTests, ...experimentUiTests];

@@ -1,0 +1,247 @@
+/**
+ * The Quantize wizard end to end: right-click a model in the Explorer →
+ * Quantize Model… → the wizard beside the inspector offers only ONNX targets
+ * (each saying who loads it) → a budget by the slider → the plan table follows
+ * it → Quantize → the result page shows predicted and measured error (and on
+ * what data) → Open in Inspector shows the written file.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Frame, Page } from 'playwright-core';
+import { type Ctx, type HTMLElement, type UiTest, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+declare const window: any;
+declare const Event: any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** The plan table as shown: per row the format and bytes, and the totals row's bytes. */
+async function shownPlan(frame: Frame): Promise<{ rows: { name: string; format: string; bytes: number }[]; totalBytes: number; params: number }> {
+  return frame.evaluate(() => {
+    const num = (s: string | undefined) => Number((s ?? '').replace(/,/g, ''));
+    const rows = [...document.querySelectorAll('#qs-wz-table tbody tr')].map((r: HTMLElement) => ({
+      name: r.dataset.name ?? '', format: r.querySelector('[data-col="format"]')?.textContent ?? '', bytes: num(r.querySelector('[data-col="bytes"]')?.textContent),
+    }));
+    const tot = document.getElementById('qs-wz-totals');
+    return { rows, totalBytes: num(tot?.querySelector('[data-col="bytes"]')?.textContent), params: num(tot?.querySelector('[data-col="params"]')?.textContent) };
+  });
+}
+
+/** Parameters of the named tensors, as our reader counts them in the file (independent of what the wizard shows). */
+function paramsOf(file: string, names: string[]): number {
+  const { openModel } = require('../../../src/formats') as typeof import('../../../src/formats');
+  const m = openModel(file);
+  try {
+    const want = new Set(names);
+    return m.tensors.filter((t) => want.has(t.name)).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  } finally {
+    m.close();
+  }
+}
+
+async function setSlider(frame: Frame, value: number | 'min' | 'max'): Promise<number> {
+  return frame.evaluate((v) => {
+    const s = document.getElementById('qs-wz-slider');
+    s.value = v === 'min' ? s.min : v === 'max' ? s.max : String(v);
+    s.dispatchEvent(new Event('input', { bubbles: true }));
+    s.dispatchEvent(new Event('change', { bubbles: true }));
+    return Number(s.value);
+  }, value);
+}
+
+async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scrollTo?: string): Promise<void> {
+  try {
+    for (const [theme, cls, tag] of [['Default Light Modern', 'vscode-light', 'light'], ['Default Dark Modern', 'vscode-dark', 'dark']] as const) {
+      await setColorTheme(ctx, frame, theme, cls);
+      await frame.evaluate((id) => (id ? document.getElementById(id)?.scrollIntoView() : window.scrollTo(0, 0)), scrollTo ?? '');
+      await page.waitForTimeout(400);
+      await page.screenshot({ path: path.join(ctx.resultsDir, `wizard-${name}-${tag}.png`) });
+    }
+  } finally {
+    await setColorTheme(ctx, frame, undefined, 'vscode-light').catch(() => undefined);
+  }
+}
+
+/** Answers VS Code's own open dialog (code-server's simple file dialog): its folder, then a click on the file's row, then OK. */
+async function answerOpenDialog(page: Page, file: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  // Typing a whole file path races the dialog's own completion; the folder and a click on the row do not.
+  await input.fill(path.dirname(file) + path.sep);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
+  await page.waitForTimeout(300);
+  for (let i = 0; i < 3 && (await page.locator('.quick-input-widget').isVisible()); i++) {
+    if ((await input.inputValue()).endsWith(path.basename(file))) await page.keyboard.press('Enter');
+    else await input.fill(file);
+    await page.waitForTimeout(1000);
+  }
+}
+
+/** Right-click a workspace file in the Explorer → Quantize Model…; the wizard frame. */
+async function openWizard(page: Page, fileName: string, selector: string): Promise<Frame> {
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: fileName }).first();
+  await row.waitFor({ timeout: 30_000 });
+  await row.click({ button: 'right' });
+  await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+  await page.locator('.context-view .action-label').first().waitFor({ state: 'hidden', timeout: 15_000 }).catch(() => page.keyboard.press('Escape'));
+  // Its tab to the front (an editor opened in its group since may cover it).
+  await page.locator('.tabs-container .tab', { hasText: `Quantize ${fileName}` }).first().click({ timeout: 30_000 });
+  // Several wizards may be open (one per model): the one whose header names this file.
+  const t0 = Date.now();
+  for (;;) {
+    for (const f of page.frames()) {
+      const name = await f.evaluate(() => document.getElementById('qs-wz-file-name')?.textContent ?? '').catch(() => '');
+      if (name === fileName && (await f.$(selector).catch(() => null))) return f;
+    }
+    if (Date.now() - t0 > 60_000) throw new Error(`no wizard of ${fileName} shows ${selector}`);
+    await page.waitForTimeout(250);
+  }
+}
+
+export const wizardUiTests: UiTest[] = [
+  {
+    name: 'wizard: Quantize Model… from the Explorer → target, budget slider, plan table, Quantize, result with predicted vs measured, Open in Inspector',
+    async fn(page, ctx) {
+      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
+      const out = path.join(path.dirname(src), 'tiny-transformer.int4.onnx');
+      for (const f of [out, `${out}.plan.json`]) fs.rmSync(f, { force: true });
+      await quickOpen(page, 'tiny-transformer.onnx');
+      await inspectorOf(page, 'tiny-transformer.onnx');
+      const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny-transformer.onnx' }).first();
+      await row.waitFor({ timeout: 30_000 });
+      await row.click({ button: 'right' });
+      await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+      const frame = await findFrame(page, '#qs-wz-target', 60_000);
+      // 1 Target: only what an ONNX model can become, each saying who loads it.
+      const targets = await frame.$$eval('.qs-wz-target', (els) => els.map((e) => (e as HTMLElement).textContent ?? ''));
+      if (!targets.some((t) => t.includes('onnx-int4')) || targets.some((t) => /\bgguf\b/.test(t))) throw new Error(`targets offered for an ONNX model: ${targets.join(' | ')}`);
+      if (!targets.every((t) => t.includes('Loaded by'))) throw new Error(`targets do not say who loads them: ${targets.join(' | ')}`);
+      await frame.locator('#qs-wz-target-onnx-int4').check();
+      // 2 Data: none, said so (settings are remembered per model: a run before may have left data chosen).
+      await frame.locator('#qs-wz-no-data').click();
+      await frame.waitForFunction(() => /synthetic/.test(document.getElementById('qs-wz-data-label')?.textContent ?? ''), undefined, { timeout: 15_000 });
+      const data = (await frame.locator('#qs-wz-data-label').textContent()) ?? '';
+      if (!/synthetic/.test(data) || !/weight-space sensitivity/.test(data)) throw new Error(`data step says: ${data}`);
+      // 3 Budget: the slider appears once the weights are measured and the frontier solved.
+      await frame.locator('#qs-wz-slider').waitFor({ timeout: 120_000 });
+      if (await frame.locator('#qs-wz-uniform').isChecked()) {
+        await frame.locator('#qs-wz-uniform').uncheck();
+        await frame.waitForFunction(() => document.getElementById('qs-wz-uniform')?.checked === false, undefined, { timeout: 15_000 });
+      }
+      const facts = readerFacts(src);
+      await setSlider(frame, 'min');
+      await frame.waitForTimeout(300);
+      const low = await shownPlan(frame);
+      if (low.rows.length === 0 || low.rows.length > facts.quantizable) throw new Error(`plan table lists ${low.rows.length} weights; the model has ${facts.quantizable} quantizable`);
+      const sum = (p: typeof low) => p.rows.reduce((a, r) => a + r.bytes, 0);
+      if (sum(low) !== low.totalBytes) throw new Error(`totals say ${low.totalBytes} bytes, the rows add to ${sum(low)}`);
+      if (low.rows.some((r) => r.format === 'keep')) throw new Error(`at the smallest budget a weight is kept: ${JSON.stringify(low.rows.filter((r) => r.format === 'keep'))}`);
+      // A budget of 6 bits per weight: the table follows, within the budget and above the smallest plan.
+      const bpw = await setSlider(frame, 6);
+      await frame.waitForTimeout(300);
+      const mid = await shownPlan(frame);
+      const readout = (await frame.locator('#qs-wz-budget-readout').textContent()) ?? '';
+      if (sum(mid) !== mid.totalBytes) throw new Error(`totals say ${mid.totalBytes} bytes, the rows add to ${sum(mid)}`);
+      const params = paramsOf(src, mid.rows.map((r) => r.name));
+      if (params !== mid.params) throw new Error(`the table counts ${mid.params} parameters, the file holds ${params} in those weights`);
+      if (mid.totalBytes > (bpw * mid.params) / 8) throw new Error(`plan of ${mid.totalBytes} bytes exceeds the ${bpw} bits/weight budget over ${mid.params} weights`);
+      if (!(mid.totalBytes > low.totalBytes)) throw new Error(`moving the slider up did not change the plan (${mid.totalBytes} vs ${low.totalBytes} bytes)`);
+      const shownBpw = Number(/([0-9.]+) bits\/weight/.exec(readout)?.[1]);
+      if (Math.abs(shownBpw - (8 * mid.totalBytes) / mid.params) > 0.01) throw new Error(`readout says ${readout}; the table's totals are ${((8 * mid.totalBytes) / mid.params).toFixed(3)} bits/weight`);
+      const px = await drawnPixels(frame, 'qs-wz-frontier');
+      if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
+      await screenshots(page, ctx, frame, 'plan', 'qs-wz-budget');
+      // 6 Quantize: progress, then the result page.
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-result-h').waitFor({ timeout: 180_000 });
+      const pvm = (await frame.locator('#qs-wz-pvm').textContent()) ?? '';
+      if (!/Predicted.*worst weight SQNR [0-9.]+ dB/.test(pvm) || !/Measured.*worst weight SQNR [0-9.]+ dB/.test(pvm) || !/onnxruntime-node on synthetic inputs/.test(pvm)) throw new Error(`result says: ${pvm}`);
+      const cos = await frame.$$eval('#qs-wz-measured tbody tr td:nth-child(2)', (els) => els.map((e) => Number((e as HTMLElement).textContent)));
+      if (!cos.length || cos.some((c) => !(c > 0.5 && c <= 1.000001))) throw new Error(`measured cosines: ${cos.join(', ')}`);
+      if (!fs.existsSync(out)) throw new Error(`${out} was not written`);
+      const shownFile = (await frame.locator('#qs-wz-file code').first().textContent()) ?? '';
+      if (shownFile !== out) throw new Error(`result names ${shownFile}, expected ${out}`);
+      const plan = JSON.parse(fs.readFileSync(`${out}.plan.json`, 'utf8')) as { tensors: Record<string, string> };
+      for (const r of mid.rows) if (plan.tensors[r.name] !== r.format) throw new Error(`${r.name}: the table showed ${r.format}, the written plan has ${plan.tensors[r.name]}`);
+      const chart = await drawnPixels(frame, 'qs-wz-perlayer');
+      if (chart.drawn < 0.01 * chart.total) throw new Error('the per-layer chart did not draw');
+      await screenshots(page, ctx, frame, 'result');
+      // Open in Inspector: the written file, with the tensor count our reader finds in it.
+      const written = readerFacts(out);
+      await frame.locator('#qs-wz-open').click();
+      const insp = await inspectorOf(page, 'tiny-transformer.int4.onnx');
+      await insp.locator('#qs-tensors').waitFor();
+      const shown = (await insp.locator('#qs-tensors').textContent())?.trim();
+      if (shown !== String(written.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${written.tensors.length}`);
+      if (!written.tensors.some((n) => /_Q4$|_Q8$|_Q2$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${written.tensors.join(', ')}`);
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-opened.png') });
+    },
+  },
+  {
+    name: 'wizard: Load Plan… puts a plan file\'s choices in the table; a safetensors file outside a checkpoint gets a page saying why no target takes it',
+    async fn(page, ctx) {
+      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
+      // The wizard left on its result page by the test before (or a new one): back to the plan.
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
+      if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
+      await frame.locator('#qs-wz-table').waitFor({ timeout: 120_000 });
+      const names = (await shownPlan(frame)).rows.map((r) => r.name);
+      // A plan as another tool (or Export Plan) writes it: the first weight kept, the rest INT2.
+      const want: Record<string, string> = Object.fromEntries(names.map((n, i) => [n, i === 0 ? 'keep' : 'int2-g64']));
+      const planFile = path.join(path.dirname(src), 'ui-test.plan.json');
+      fs.writeFileSync(planFile, JSON.stringify({ schema: 'quantscope/plan/v1', target: 'onnx-int4', tensors: want }, null, 2));
+      try {
+        await frame.locator('#qs-wz-load-plan').click();
+        await answerOpenDialog(page, planFile);
+        await frame.waitForFunction(() => /Preloaded plan/.test(document.getElementById('qs-wz-notice')?.textContent ?? ''), undefined, { timeout: 30_000 });
+        const shown = await shownPlan(frame);
+        for (const r of shown.rows) if (r.format !== want[r.name]) throw new Error(`${r.name}: the table shows ${r.format}, the plan file says ${want[r.name]}`);
+        const note = (await frame.locator('#qs-wz-budget-note').textContent()) ?? '';
+        if (!/Preloaded plan \(not a frontier point\)/.test(note)) throw new Error(`budget note says: ${note}`);
+        await screenshots(page, ctx, frame, 'preloaded', 'qs-wz-plan');
+      } finally {
+        fs.rmSync(planFile, { force: true });
+      }
+      // A safetensors checkpoint: a designed page, not a blank one.
+      await quickOpen(page, 'all-dtypes.safetensors');
+      await inspectorOf(page, 'all-dtypes.safetensors');
+      const st = await openWizard(page, 'all-dtypes.safetensors', '#qs-wz-fatal');
+      const text = (await st.locator('#qs-wz-fatal').textContent()) ?? '';
+      if (!/has no target here: it is not part of a Hugging Face checkpoint \(no config\.json beside it\)/.test(text)) throw new Error(`safetensors wizard says: ${text}`);
+      await screenshots(page, ctx, st, 'safetensors');
+    },
+  },
+  {
+    name: 'wizard: real calibration data enables GPTQ; Cancel during the run writes nothing and says so',
+    async fn(page, ctx) {
+      const dir = path.join(ctx.workspace, 'fixtures', 'tiny-transformer');
+      const out = path.join(dir, 'tiny-transformer.int4.onnx');
+      for (const f of [out, `${out}.plan.json`]) fs.rmSync(f, { force: true });
+      const before = new Set(fs.readdirSync(dir));
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
+      if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
+      await frame.locator('#qs-wz-algo-gptq').waitFor({ timeout: 60_000 });
+      if (!(await frame.locator('#qs-wz-algo-gptq').isDisabled())) throw new Error('GPTQ is offered without calibration data');
+      // 2 Data: the byte windows the CLI test uses, through the file dialog.
+      await frame.locator('#qs-wz-pick-data').click();
+      // The sample workspace holds the model only; the byte windows come from the repository's fixtures.
+      await answerOpenDialog(page, path.join(ctx.root, 'test', 'fixtures', 'tiny-transformer', 'calibration.txt'));
+      await frame.waitForFunction(() => /real data/.test(document.getElementById('qs-wz-data-label')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await frame.locator('#qs-wz-algo-gptq').check();
+      await frame.waitForFunction(() => document.getElementById('qs-wz-algo-gptq')?.checked === true, undefined, { timeout: 15_000 });
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-cancel').waitFor({ timeout: 30_000 });
+      const progress = (await frame.locator('#qs-wz-progress-text').textContent()) ?? '';
+      await frame.locator('#qs-wz-cancel').click();
+      await frame.waitForFunction(() => /Cancelled; nothing was written/.test(document.getElementById('qs-wz-error')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-cancelled.png') });
+      const after = fs.readdirSync(dir).filter((f) => !before.has(f));
+      if (after.length) throw new Error(`cancelled run (at "${progress}") left ${after.join(', ')}`);
+      // Leave the wizard as a user would find it next time: no data, RTN.
+      await frame.locator('#qs-wz-no-data').click();
+    },
+  },
+];
