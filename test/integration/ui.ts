@@ -304,6 +304,7 @@ export async function runUiTests(ctx: Ctx, only?: RegExp): Promise<{ passed: num
   let passed = 0;
   let failed = 0;
   const page = await ctx.browser.newPage({ viewport: { width: 1400, height: 900 } });
+  if (process.env.QUANTSCOPE_DEBUG) page.on('console', (m) => console.log(`[ui browser] ${m.text()}`));
   try {
     await page.goto(workbenchUrl(ctx.server, ctx.workspace, ctx.root));
     for (const t of [...tests, ...viewUiTests].filter((x) => !only || only.test(x.name))) {
@@ -316,6 +317,8 @@ export async function runUiTests(ctx: Ctx, only?: RegExp): Promise<{ passed: num
         failed++;
         console.log(`  ✖ ui: ${t.name}\n    ${e instanceof Error ? e.message : String(e)}`);
         await page.screenshot({ path: path.join(ctx.resultsDir, `ui-failure-${passed + failed}.png`) }).catch(() => undefined);
+        // Leave no menu, picker or dialog open for the next test.
+        for (let i = 0; i < 3; i++) await page.keyboard.press('Escape').catch(() => undefined);
       }
     }
   } finally {

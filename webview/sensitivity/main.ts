@@ -124,7 +124,16 @@ function renderSensitivityPanel(d: SensitivityPanelData | null): void {
     b.addEventListener('click', () => vscode.postMessage({ type: 'revealTensor', file: d.file, name: r.name }));
     list.append(el('li', {}, b));
   }
-  app.replaceChildren(head, metricSwitch(d), budgetSection(d), list);
+  // A part that cannot be drawn says so and is logged; the ranking still shows.
+  const part = (what: string, f: () => HTMLElement): HTMLElement => {
+    try {
+      return f();
+    } catch (e) {
+      vscode.postMessage({ type: 'log', level: 'error', message: `${what}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+      return el('p', { class: 'qs-error-text' }, `${what} could not be drawn: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  app.replaceChildren(head, part('Metric switch', () => metricSwitch(d)), part('Budget', () => budgetSection(d)), list);
   document.body.dataset.state = 'ready';
   document.body.dataset.metric = d.metric;
 }

@@ -52,7 +52,13 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
     if (!this.view) return;
     const base = this.editors.sensitivityPanelData(500);
     const doc = base ? this.editors.open.get(base.file)?.document : undefined;
-    this.lastSent = base && doc ? this.budget.decorate(base, doc) : base;
+    try {
+      this.lastSent = base && doc ? this.budget.decorate(base, doc) : base;
+    } catch (e) {
+      // The ranking still shows when the budget part fails; the reason goes to the log and the panel.
+      log().error(`Sensitivity view: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      this.lastSent = base && { ...base, budgetWhy: `could not be computed (${e instanceof Error ? e.message : String(e)})` };
+    }
     void this.view.webview.postMessage({ type: 'sensitivityPanel', data: this.lastSent } satisfies ToSensitivity);
   }
 
