@@ -4,6 +4,8 @@ import * as vscode from 'vscode';
 export function registerShowSensitivity(context: vscode.ExtensionContext): void {
   context.subscriptions.push(vscode.commands.registerCommand('quantscope.showSensitivity', async () => {
     await vscode.commands.executeCommand('quantscope.sensitivityView.focus');
+    // A view restored with the window may hold what it showed before any model was open: send it the active one now.
+    await vscode.commands.executeCommand('quantscope.sensitivity.refresh');
     return true;
   }));
 }

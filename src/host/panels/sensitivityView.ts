@@ -44,11 +44,12 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
       // Results stream in many batches a second: refresh the list at most every 250 ms.
       editors.onDidChange(() => p.schedule()),
       vscode.commands.registerCommand('quantscope.sensitivity.shown', () => p.lastSent),
+      vscode.commands.registerCommand('quantscope.sensitivity.refresh', () => p.update()),
     );
     return p;
   }
 
-  private update(): void {
+  update(): void {
     if (!this.view) return;
     const base = this.editors.sensitivityPanelData(500);
     const doc = base ? this.editors.open.get(base.file)?.document : undefined;
