@@ -38,6 +38,15 @@ slider.addEventListener('input', () => {
   sendTimer = window.setTimeout(() => vscode.postMessage({ type: 'setBudget', bitsPerWeight: Number(slider.value), target: current?.budget?.target }), 60);
 });
 
+/**
+ * SQNR in dB. An exact weight has +∞ dB, which the JSON channel to the webview
+ * turns into null: both read as ∞ (and −∞ for a weight that is all error).
+ */
+function fmtDb(v: number | null | undefined): string {
+  if (v === null || v === undefined || v === Infinity) return '∞';
+  return v === -Infinity ? '−∞' : v.toFixed(1);
+}
+
 function fmtEffect(v: number): string {
   return v === 0 ? '0' : Math.abs(v) >= 1e3 || Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(3);
 }
@@ -112,7 +121,7 @@ function renderSensitivityPanel(d: SensitivityPanelData | null): void {
   }
   const list = el('ol', { id: 'qs-sens-list', class: 'qs-sens-list', 'aria-label': `Most sensitive weights of ${d.fileName}` });
   for (const r of d.rows) {
-    const value = d.metric === 'output' && r.effect !== undefined ? fmtEffect(r.effect) : `${r.sqnrDb.toFixed(1)} dB`;
+    const value = d.metric === 'output' && r.effect !== undefined ? fmtEffect(r.effect) : `${fmtDb(r.sqnrDb)} dB`;
     const mark = r.mark === undefined ? el('span', { class: 'qs-mark qs-mark-none' }, '')
       : el('span', { class: `qs-mark ${r.mark === 'keep' ? 'qs-mark-keep' : 'qs-mark-lower'}`, title: r.mark === 'keep' ? 'the plan keeps it as it is' : `the plan lowers it to ${r.mark}` }, r.mark);
     const b = el('button', { class: 'qs-sens-row', 'data-name': r.name, 'data-mark': r.mark ?? '', title: `${r.name} (${r.layer || r.opType})`, 'aria-label': `${r.name}: ${value}${d.metric === 'output' ? ' output effect' : ` at ${d.config}`}${r.mark ? `, plan: ${r.mark}` : ''}` },
@@ -120,7 +129,7 @@ function renderSensitivityPanel(d: SensitivityPanelData | null): void {
       el('span', { class: 'qs-sens-name' }, r.name),
       mark,
       el('span', { class: 'qs-sens-db num' }, value),
-      el('span', { class: 'qs-sens-db8 num qs-muted' }, d.metric === 'weight' && r.sqnrInt8 !== undefined ? `INT8 ${r.sqnrInt8.toFixed(1)}` : ''));
+      el('span', { class: 'qs-sens-db8 num qs-muted' }, d.metric === 'weight' && r.sqnrInt8 !== undefined ? `INT8 ${fmtDb(r.sqnrInt8)}` : ''));
     b.addEventListener('click', () => vscode.postMessage({ type: 'revealTensor', file: d.file, name: r.name }));
     list.append(el('li', {}, b));
   }

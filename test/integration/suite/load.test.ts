@@ -131,7 +131,8 @@ describe('load and size (extension host)', function () {
     const summary = (await vscode.commands.executeCommand('quantscope.getModelSummary', uri)) as { tensorCount?: number; tensors?: number };
     const opened = (Date.now() - t0) / 1000;
     assert.ok(summary, 'the index opens');
-    // Sample the extension host while statistics stream for 20 seconds.
+    // Statistics start once the inspector's view has loaded: wait for the first tensor, then sample the extension host for 20 seconds.
+    await waitFor('the first statistics of the 70B checkpoint', async () => ((await analysis(uri))?.analysed ?? 0) > 0 ? true : undefined, 180_000, 500);
     const samples: ResourceState[] = [];
     let first = -1, last = -1;
     for (let i = 0; i < 40; i++) {
@@ -142,9 +143,8 @@ describe('load and size (extension host)', function () {
     }
     const rss = samples.map((s) => s.rss), heap = samples.map((s) => s.heapUsed);
     const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
-    suiteLog(`      ${ck.tensors} tensors, ${(ck.bytes / 1e9).toFixed(0)} GB: opened in ${opened.toFixed(1)} s; ${last} tensors analysed after 20 s; host rss ${(Math.min(...rss) / MB).toFixed(0)}–${(Math.max(...rss) / MB).toFixed(0)} MB, heap ${(Math.min(...heap) / MB).toFixed(0)}–${(Math.max(...heap) / MB).toFixed(0)} MB`);
-    assert.ok(last > 0, 'statistics stream in');
-    assert.ok(samples.every((s) => s.pool.running > 0 || s.pool.queued > 0) || last > first, 'the pool is working');
+    suiteLog(`      ${ck.tensors} tensors, ${(ck.bytes / 1e9).toFixed(0)} GB: opened in ${opened.toFixed(1)} s; ${first} → ${last} tensors analysed in 20 s; host rss ${(Math.min(...rss) / MB).toFixed(0)}–${(Math.max(...rss) / MB).toFixed(0)} MB, heap ${(Math.min(...heap) / MB).toFixed(0)}–${(Math.max(...heap) / MB).toFixed(0)} MB`);
+    assert.ok(last > first, `statistics stream in (${first} → ${last} tensors in 20 s)`);
     assert.ok(spread(heap) < 64 * MB, `host heap moved by ${(spread(heap) / MB).toFixed(0)} MB while streaming`);
     assert.ok(spread(rss) < 256 * MB, `host rss moved by ${(spread(rss) / MB).toFixed(0)} MB while streaming`);
     // Closing it stops the work.

@@ -84,11 +84,21 @@ async function answerOpenDialog(page: Page, file: string): Promise<void> {
 async function openWizard(page: Page, fileName: string, selector: string): Promise<Frame> {
   const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: fileName }).first();
   await row.waitFor({ timeout: 30_000 });
-  await row.click({ button: 'right' });
-  await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
-  await page.locator('.context-view .action-label').first().waitFor({ state: 'hidden', timeout: 15_000 }).catch(() => page.keyboard.press('Escape'));
-  // Its tab to the front (an editor opened in its group since may cover it).
-  await page.locator('.tabs-container .tab', { hasText: `Quantize ${fileName}` }).first().click({ timeout: 30_000 });
+  const tab = page.locator('.tabs-container .tab', { hasText: `Quantize ${fileName}` }).first();
+  // A context menu opened while the workbench is still settling can lose the click: a second attempt, as a person would.
+  for (let attempt = 1; ; attempt++) {
+    await row.click({ button: 'right' });
+    await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+    await page.locator('.context-view .action-label').first().waitFor({ state: 'hidden', timeout: 15_000 }).catch(() => page.keyboard.press('Escape'));
+    try {
+      // Its tab to the front (an editor opened in its group since may cover it).
+      await tab.click({ timeout: attempt === 1 ? 15_000 : 30_000 });
+      break;
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
   // Several wizards may be open (one per model): the one whose header names this file.
   const t0 = Date.now();
   for (;;) {
