@@ -14,7 +14,19 @@ import { waitFor, workspaceFile } from './helpers';
 import { suiteLog } from './log';
 
 interface ResourceState { inspectors: number; pool: { workers: number; running: number; queued: number }; heapUsed: number; rss: number }
-const resources = async () => (await vscode.commands.executeCommand('quantscope.getResourceState')) as ResourceState;
+/** A full collection before each reading (V8's gc, exposed at run time; this suite runs in the extension host's own isolate), so what is measured is retained memory, not garbage V8 has not collected yet. */
+const collect: () => void = (() => {
+  try {
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+    return (require('node:vm') as typeof import('node:vm')).runInNewContext('gc') as () => void;
+  } catch {
+    return () => undefined;
+  }
+})();
+const resources = async () => {
+  collect();
+  return (await vscode.commands.executeCommand('quantscope.getResourceState')) as ResourceState;
+};
 const analysis = async (uri: vscode.Uri) => (await vscode.commands.executeCommand('quantscope.inspector.analysisState', uri)) as { state: string; analysed: number } | undefined;
 const MB = 1024 * 1024;
 
