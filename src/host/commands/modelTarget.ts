@@ -1,7 +1,6 @@
 /** Which model a command means, and what a command says when its feature has not landed. */
 import * as vscode from 'vscode';
 import { MODEL_EDITOR_VIEW_TYPE } from '../inspector/provider';
-import { log } from '../log';
 
 const MODEL_EXTENSIONS = ['.onnx', '.safetensors', '.gguf'];
 
@@ -29,18 +28,4 @@ export async function pickModel(arg: unknown, title: string): Promise<vscode.Uri
     filters: { 'Model files': ['onnx', 'safetensors', 'gguf', 'json'] },
   });
   return picked?.[0];
-}
-
-/** Result of a command whose feature has not landed: said to the user, and returned for scripts and tests. */
-export interface NotAvailable {
-  available: false;
-  feature: string;
-  message: string;
-}
-
-export function notYet(feature: string, detail: string): NotAvailable {
-  const message = `QuantScope: ${feature} is not available in this version yet. ${detail}`;
-  void vscode.window.showInformationMessage(message);
-  log().info(message);
-  return { available: false, feature, message };
 }
