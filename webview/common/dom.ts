@@ -16,3 +16,15 @@ export function button(id: string, iconName: string, label: string, onClick: () 
   b.addEventListener('click', onClick);
   return b;
 }
+
+/**
+ * Replaces a container's children and gives focus back to the control that had it (matched by id):
+ * a view that re-renders on every host message must not drop a keyboard user's focus, and a key
+ * pressed on a slider just before a re-render must still reach the new slider.
+ */
+export function replaceKeepingFocus(container: HTMLElement, ...children: (Node | string)[]): void {
+  const active = document.activeElement as HTMLElement | null;
+  const id = active && active !== document.body && container.contains(active) ? active.id : '';
+  container.replaceChildren(...children);
+  if (id) (document.getElementById(id) as HTMLElement | null)?.focus({ preventScroll: true });
+}

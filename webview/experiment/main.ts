@@ -8,7 +8,7 @@
 import { Chart, ScatterController, type ChartConfiguration } from 'chart.js';
 import { paretoFrontier, type ExperimentResult, type ExperimentState, type FromExperiment, type ToExperiment } from '../../src/shared/protocol/experiment';
 import { acquireHost } from '../common/vscodeApi';
-import { button, el, icon } from '../common/dom';
+import { button, el, icon, replaceKeepingFocus } from '../common/dom';
 import { chartPng, readTheme, withAlpha } from '../inspector/charts';
 
 Chart.register(ScatterController);
@@ -234,7 +234,7 @@ function render(): void {
   if (s.phase === 'cancelled') parts.push(el('p', { class: 'qs-muted', id: 'qs-exp-cancelled' }, icon('circle-slash'), ' Cancelled.'));
   if (s.phase === 'setup' && !s.result) parts.push(el('p', { class: 'qs-muted', id: 'qs-exp-empty' }, 'Tick configs and calibrators, then Run: every weight matrix is quantized under each, the model runs on the data, and the size and output error of each choice are charted here.'));
   if (s.result) parts.push(results(s.result));
-  app.replaceChildren(...parts);
+  replaceKeepingFocus(app, ...parts);
   updateRun();
   drawCharts();
 }

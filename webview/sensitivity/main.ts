@@ -7,7 +7,7 @@
  */
 import type { FromSensitivity, SensitivityPanelData, ToSensitivity } from '../../src/shared/protocol/sensitivity';
 import { acquireHost } from '../common/vscodeApi';
-import { button, el, icon } from '../common/dom';
+import { button, el, icon, replaceKeepingFocus } from '../common/dom';
 import { formatBytes } from '../common/format';
 
 const app = document.getElementById('app') as HTMLElement;
@@ -142,7 +142,7 @@ function renderSensitivityPanel(d: SensitivityPanelData | null): void {
       return el('p', { class: 'qs-error-text' }, `${what} could not be drawn: ${e instanceof Error ? e.message : String(e)}`);
     }
   };
-  app.replaceChildren(head, part('Metric switch', () => metricSwitch(d)), part('Budget', () => budgetSection(d)), list);
+  replaceKeepingFocus(app, head, part('Metric switch', () => metricSwitch(d)), part('Budget', () => budgetSection(d)), list);
   document.body.dataset.state = 'ready';
   document.body.dataset.metric = d.metric;
 }

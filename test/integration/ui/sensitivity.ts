@@ -30,10 +30,17 @@ async function press(page: Page, f: Frame, key: string, until: (s: Awaited<Retur
   await f.locator('#qs-budget').focus();
   await page.keyboard.press(key);
   const t0 = Date.now();
+  let pressed = t0;
   for (;;) {
     const s = await summary(f);
     if (until(s)) return s;
     if (Date.now() - t0 > 15_000) throw new Error(`${what}: panel shows ${JSON.stringify(s)}`);
+    // Home and End are idempotent: press again if the first press met a re-render (the panel redraws on every host message).
+    if ((key === 'Home' || key === 'End') && Date.now() - pressed > 4_000) {
+      await f.locator('#qs-budget').focus();
+      await page.keyboard.press(key);
+      pressed = Date.now();
+    }
     await page.waitForTimeout(200);
   }
 }
