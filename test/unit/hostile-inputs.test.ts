@@ -14,6 +14,7 @@ import { zipSync } from 'fflate';
 import { pngWith as png } from './pngBytes';
 import { cliPath, root, sampleModels } from './cli-spawn';
 import { writeLlamaGguf } from '../llamaGguf';
+import { makeCheckpoint } from './hfFixtures';
 
 const AS_LIMIT = 3 * 1024 * 1024 * 1024;
 const TIME_LIMIT_S = 60;
@@ -45,11 +46,17 @@ describe('hostile input files under prlimit --as=3G (built CLI, child process)',
   this.timeout(TIME_LIMIT_S * 1000 * 3);
   let dir: string;
   let f32Gguf: string;
+  let ckpt: string;
+  let gptq: string;
   before(function () {
     if (!haveLimits || !fs.existsSync(cliPath)) this.skip();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-hostile-'));
     f32Gguf = path.join(dir, 'tiny-f32.gguf');
     writeLlamaGguf(f32Gguf, { nLayer: 1, nEmbd: 64, nFf: 128, nHead: 2, nHeadKv: 1, nWords: 8, dtype: 'F32', seed: 3 });
+    ckpt = makeCheckpoint(path.join(dir, 'ckpt'), 'llama', { layers: 1, hidden: 64, heads: 2, kvHeads: 1, ffn: 128, merges: 60 }).dir;
+    gptq = path.join(dir, 'gptq');
+    const q = spawnSync(process.execPath, [cliPath, 'quantize', ckpt, '-o', gptq, '--target', 'safetensors-gptq', '--block-size', '32'], { encoding: 'utf8' });
+    assert.equal(q.status, 0, q.stderr);
   });
   after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
 
@@ -59,6 +66,16 @@ describe('hostile input files under prlimit --as=3G (built CLI, child process)',
     fs.writeFileSync(p, bytes);
     return p;
   };
+  /** A copy of a checkpoint folder whose config.json is `edit`ed (JSON in, JSON text out), or replaced by a sparse file of `size` bytes. */
+  const withConfig = (from: () => string, name: string, edit: ((j: Record<string, unknown>) => string | Buffer) | number): string => {
+    const d = path.join(dir, name);
+    fs.cpSync(from(), d, { recursive: true });
+    const cfg = path.join(d, 'config.json');
+    if (typeof edit === 'number') fs.truncateSync(cfg, edit);
+    else fs.writeFileSync(cfg, edit(JSON.parse(fs.readFileSync(cfg, 'utf8')) as Record<string, unknown>));
+    return d;
+  };
+  const toGguf = (d: string): string[] => ['quantize', d, '-o', `${d}.gguf`, '--target', 'gguf', '--type', 'Q8_0'];
   const sparse = (name: string, size: number, head: Buffer): string => {
     const p = path.join(dir, name);
     fs.mkdirSync(path.dirname(p), { recursive: true });
@@ -92,6 +109,15 @@ describe('hostile input files under prlimit --as=3G (built CLI, child process)',
     ['imatrix truncated', () => ['quantize', f32Gguf, '-o', path.join(dir, 'i1.gguf'), '--target', 'gguf', '--type', 'Q4_K_M', '--imatrix', put('i1.dat', Buffer.from([5, 0, 0, 0, 200, 0, 0, 0]))], /i1\.dat: /],
     ['imatrix declaring 2^31 entries', () => ['quantize', f32Gguf, '-o', path.join(dir, 'i2.gguf'), '--target', 'gguf', '--type', 'Q4_K_M', '--imatrix', put('i2.dat', Buffer.from([0xff, 0xff, 0xff, 0x7f]))], /i2\.dat: /],
     ['imatrix that is random bytes', () => ['quantize', f32Gguf, '-o', path.join(dir, 'i3.gguf'), '--target', 'gguf', '--type', 'Q4_K_M', '--imatrix', put('i3.dat', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)))], /i3\.dat: /],
+    ['config.json of 1.5 GiB (sparse), converting', () => toGguf(withConfig(() => ckpt, 'c1', 1536 << 20)), /c1[\\/]config\.json: size: .* exceeds the 4000000-byte limit/],
+    ['config.json of 1.5 GiB (sparse), opening a GPTQ checkpoint', () => ['inspect', path.join(withConfig(() => gptq, 'c2', 1536 << 20), 'model.safetensors')], /c2[\\/]config\.json: size: .* exceeds the 4000000-byte limit/],
+    ['config.json nested 200000 deep', () => toGguf(withConfig(() => ckpt, 'c3', (j) => JSON.stringify({ ...j, rope_scaling: 0 }).replace('"rope_scaling":0', `"rope_scaling":${'['.repeat(200_000)}${']'.repeat(200_000)}`))), /c3[\\/]config\.json: rope_scaling: is not an object/],
+    ['config.json with a string where a count belongs', () => toGguf(withConfig(() => ckpt, 'c4', (j) => JSON.stringify({ ...j, hidden_size: '64' }))), /c4[\\/]config\.json: hidden_size: must be an integer/],
+    ['config.json declaring 10^12 layers', () => toGguf(withConfig(() => ckpt, 'c5', (j) => JSON.stringify({ ...j, num_hidden_layers: 1e12 }))), /c5[\\/]config\.json: num_hidden_layers: must be an integer in 1\.\.2\^31, got 1000000000000/],
+    ['config.json that is a list', () => toGguf(withConfig(() => ckpt, 'c6', () => '[1, 2]')), /c6[\\/]config\.json: config: is not a JSON object/],
+    ['config.json that is not UTF-8', () => toGguf(withConfig(() => ckpt, 'c7', () => Buffer.concat([Buffer.from('{"architectures": ["'), Buffer.from([0xff, 0xfe]), Buffer.from('"]}')]))), /c7[\\/]config\.json: file: cannot be read as UTF-8/],
+    ['config.json whose quantization_config is a string', () => ['inspect', path.join(withConfig(() => gptq, 'c8', (j) => JSON.stringify({ ...j, quantization_config: 'gptq' })), 'model.safetensors')], /c8[\\/]config\.json: quantization_config: is not an object/],
+    ['config.json naming an unknown quantization method', () => ['inspect', path.join(withConfig(() => gptq, 'c9', (j) => JSON.stringify({ ...j, quantization_config: { ...(j.quantization_config as object), quant_method: 'zzz' } })), 'model.safetensors')], /c9[\\/]config\.json: quantization_config\.quant_method: unknown method "zzz"/],
   ];
 
   for (const [what, argv, expect] of cases) {

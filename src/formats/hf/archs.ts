@@ -58,7 +58,7 @@ class Config {
   int(key: string, fallback?: number, min = 1): number {
     const v = this.has(key) ? this.c[key] : fallback;
     if (v === undefined) throw new FormatError(this.file, key, 'missing');
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > 2 ** 31) throw new FormatError(this.file, key, `must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > 2 ** 31) throw new FormatError(this.file, key, `must be an integer in ${min}..2^31, got ${JSON.stringify(v)}`);
     return v;
   }
   num(key: string, fallback?: number): number {

@@ -9,9 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, ModelFile, TensorInfo } from '../types';
 import { openSafetensors, openSafetensorsIndex } from '../safetensors/reader';
+import { readJsonObject } from '../jsonFile';
 
-/** config.json and the tokenizer files are small; a larger one is refused before it is parsed. */
-export const MAX_CONFIG_BYTES = 4_000_000;
 
 export interface HfCheckpoint {
   dir: string;
@@ -39,28 +38,6 @@ export function isHfCheckpoint(p: string): boolean {
   }
 }
 
-/** Read and parse a JSON file of bounded size; errors name the file. */
-export function readJsonFile(file: string, maxBytes = MAX_CONFIG_BYTES): unknown {
-  let size: number;
-  try {
-    size = fs.statSync(file).size;
-  } catch {
-    throw new FormatError(file, 'file', 'not found');
-  }
-  if (size > maxBytes) throw new FormatError(file, 'file', `${size} bytes exceeds the ${maxBytes}-byte limit`);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(fs.readFileSync(file));
-  } catch (e) {
-    throw new FormatError(file, 'file', `cannot be read as UTF-8 (${(e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(file, 'JSON', (e as Error).message);
-  }
-}
-
 export function openHfCheckpoint(p: string): HfCheckpoint {
   const abs = path.resolve(p);
   let st: fs.Stats;
@@ -72,9 +49,7 @@ export function openHfCheckpoint(p: string): HfCheckpoint {
   const dir = st.isDirectory() ? abs : path.dirname(abs);
   const configPath = path.join(dir, 'config.json');
   if (!fs.existsSync(configPath)) throw new FormatError(configPath, 'config.json', `missing: ${dir} is not a Hugging Face checkpoint folder`);
-  const raw = readJsonFile(configPath);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FormatError(configPath, 'config', 'is not a JSON object');
-  const config = raw as Record<string, unknown>;
+  const config = readJsonObject(configPath, 'config');
   const archs = config.architectures;
   if (archs !== undefined && (!Array.isArray(archs) || archs.some((a) => typeof a !== 'string'))) {
     throw new FormatError(configPath, 'architectures', 'is not a list of strings');

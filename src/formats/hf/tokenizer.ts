@@ -15,7 +15,7 @@
 import { FormatError } from '../types';
 import { GgufValueType } from '../gguf/reader';
 import type { GgufKv } from '../gguf/writer';
-import { readJsonFile } from './checkpoint';
+import { readJsonFile } from '../jsonFile';
 
 export const MAX_TOKENIZER_BYTES = 64_000_000;
 const MAX_TOKENIZER_CONFIG_BYTES = 16_000_000;

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { FormatError, type MetadataValue, type ScalarDType, type TensorInfo } from '../types';
 import { decodeToFloat32 } from '../dtypes';
 import { LazyModelFile, type ModelIndex } from '../lazyModelFile';
+import { readJsonObject } from '../jsonFile';
 import { parseTensorName } from '../naming';
 import {
   dequantAwq, dequantBnb4, dequantBnbInt8, dequantGptq, dequantPackQuantized, denestAbsmax, isPackBits, type PackBits,
@@ -25,12 +26,8 @@ export const KNOWN_QUANT_METHODS = ['gptq', 'awq', 'compressed-tensors', 'bitsan
 /** The folder's config.json, when there is one: its parsed object and path. Malformed JSON is a FormatError naming it. */
 export function readHfConfig(dir: string): { file: string; config: Record<string, unknown> } | undefined {
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try { text = fs.readFileSync(file, 'utf8'); } catch { return undefined; }
-  let j: unknown;
-  try { j = JSON.parse(text); } catch (e) { throw new FormatError(file, 'config', `malformed JSON: ${(e as Error).message}`); }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new FormatError(file, 'config', 'is not a JSON object');
-  return { file, config: j as Record<string, unknown> };
+  if (!fs.existsSync(file)) return undefined;
+  return { file, config: readJsonObject(file, 'config') };
 }
 
 /**
@@ -47,13 +44,8 @@ function quantizationSettings(dir: string): { file: string; qc?: Record<string, 
   }
   for (const [name, method] of [['quantize_config.json', 'gptq'], ['quant_config.json', 'awq']] as const) {
     const file = path.join(dir, name);
-    let j: unknown;
-    try { j = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new FormatError(file, 'settings', `unreadable: ${(e as Error).message}`);
-    }
-    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new FormatError(file, 'settings', 'is not a JSON object');
-    return { file, qc: { quant_method: method, ...(j as Record<string, unknown>) } };
+    if (!fs.existsSync(file)) continue;
+    return { file, qc: { quant_method: method, ...readJsonObject(file, 'settings') } };
   }
   return cfg ? { file: cfg.file } : undefined;
 }

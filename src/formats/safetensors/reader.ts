@@ -11,6 +11,7 @@ import { FormatError, MetadataValue, ModelFile, TensorInfo } from '../types';
 import { SAFETENSORS_DTYPES, scalarByteLength } from '../dtypes';
 import { LazyModelFile, checkedNumel, fileSize, readAt, type ModelIndex } from '../lazyModelFile';
 import { parseTensorName } from '../naming';
+import { readJsonFile } from '../jsonFile';
 import { DequantizedModelFile, quantizedIndex } from './quantizedView';
 
 /** The reference implementation refuses headers above 100 MB; so do we. */
@@ -144,14 +145,7 @@ function viewOf(ix: ModelIndex, dir: string): ModelFile {
 
 /** Open a sharded checkpoint through its index; `opened` is the shard the user picked, if any. */
 export function openSafetensorsIndex(indexFile: string, opened?: string): ModelFile {
-  const size = fileSize(indexFile);
-  if (size > MAX_INDEX_BYTES) throw new FormatError(indexFile, 'index', `${size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`);
-  let j: unknown;
-  try {
-    j = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
-  } catch (e) {
-    throw new FormatError(indexFile, 'index', `malformed JSON: ${(e as Error).message}`);
-  }
+  const j = readJsonFile(indexFile, MAX_INDEX_BYTES);
   const wm = (j as { weight_map?: unknown })?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new FormatError(indexFile, 'weight_map', 'missing or not an object');
   const dir = path.dirname(indexFile);
@@ -171,7 +165,7 @@ export function openSafetensorsIndex(indexFile: string, opened?: string): ModelF
   }
   const tensors: TensorInfo[] = [];
   const files = [indexFile];
-  let sizeOnDisk = size;
+  let sizeOnDisk = fileSize(indexFile);
   for (const shard of shardNames) {
     const sp = path.join(dir, shard);
     if (!fs.existsSync(sp)) throw new FormatError(sp, `shard of ${path.basename(indexFile)}`, 'file not found');
