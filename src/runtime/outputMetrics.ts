@@ -9,22 +9,10 @@
  */
 import type { FeedTensor } from './calibData';
 import type { PModel } from './graph';
+import type { CompareOutputMetric as OutputMetrics, OutputKind } from '../shared/protocol/compare';
 
-export type OutputKind = 'probs' | 'logits' | 'values';
-
-export interface OutputMetrics {
-  output: string;
-  kind: OutputKind;
-  sqnrDb: number;
-  cosine: number;
-  maxAbs: number;
-  /** Mean KL over rows of the last axis (probs / logits only). */
-  kl?: number;
-  /** KL for classifier outputs, else Σ(Δ²)/Σ(ref²). */
-  effect: number;
-  /** Elements compared. */
-  elements: number;
-}
+/** The shape is declared with the Compare view's protocol, which shows it; the runtime fills it. */
+export type { OutputMetrics, OutputKind };
 
 /** What each graph output is: Softmax output → probs; a name with "logit" → logits; else values. */
 export function outputKinds(m: PModel): Record<string, OutputKind> {

@@ -34,14 +34,20 @@ export interface CompareRow {
   error?: string;
 }
 
+export type OutputKind = 'probs' | 'logits' | 'values';
+
+/** How one graph output moved (runtime/outputMetrics.ts computes it). */
 export interface CompareOutputMetric {
   output: string;
-  kind: 'probs' | 'logits' | 'values';
+  kind: OutputKind;
   sqnrDb: number;
   cosine: number;
   maxAbs: number;
+  /** Mean KL over rows of the last axis (probs / logits only). */
   kl?: number;
+  /** KL for classifier outputs, else Σ(Δ²)/Σ(ref²). */
   effect: number;
+  /** Elements compared. */
   elements: number;
 }
 
