@@ -10,7 +10,11 @@
  * dispatch.
  * Cancellation sets a shared flag the worker polls between chunks; a worker
  * that has not stopped `cancelGraceMs` later is terminated and replaced, so a
- * cancelled job always settles within that bound.
+ * cancelled job always settles within that bound. A worker inside a native
+ * call (onnxruntime-node: see shared/nativeCalls.ts) is never terminated,
+ * since that aborts the whole process: its job settles as cancelled at the
+ * bound, and the worker is replaced once the call has returned (or takes its
+ * next job, if it stops by itself first).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -65,7 +69,7 @@ interface Task {
 }
 
 /** tasks[0] is running (or about to); the rest wait in the worker's message queue. */
-interface Slot { worker: Worker; tasks: Task[]; dead: boolean }
+interface Slot { worker: Worker; tasks: Task[]; dead: boolean; /** Native calls in flight in the worker. */ nativeCalls: Int32Array }
 
 export class WorkerPool {
   readonly size: number;
@@ -108,23 +112,34 @@ export class WorkerPool {
     return { workers: live.length, running: live.reduce((n, s) => n + s.tasks.length, 0), queued: this.queue.length };
   }
 
-  /** Terminates all workers; queued and running jobs fail. */
-  async close(): Promise<void> {
+  /**
+   * Terminates all workers; queued and running jobs fail. A worker inside a
+   * native call is asked to stop and terminated once the call returns (at most
+   * `nativeWaitMs`, default 60 s; after that it is left to exit with the process).
+   */
+  async close(nativeWaitMs = 60_000): Promise<void> {
     this.closed = true;
     for (const t of this.queue.splice(0)) this.settle(t, new Error('worker pool closed'));
     const slots = this.slots.splice(0);
-    for (const s of slots) { s.dead = true; for (const t of s.tasks.splice(0)) this.settle(t, new Error('worker pool closed')); }
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    for (const s of slots) {
+      s.dead = true;
+      for (const t of s.tasks.splice(0)) { Atomics.store(t.cancel, 0, 1); this.settle(t, new Error('worker pool closed')); }
+    }
+    await Promise.all(slots.map(async (s) => {
+      if (!(await nativeCallsEnd(s, nativeWaitMs))) { s.worker.unref(); return; }
+      await s.worker.terminate();
+    }));
   }
 
   private spawn(): Slot {
-    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs };
+    const nativeCalls = new Int32Array(new SharedArrayBuffer(8));
+    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs, nativeCalls };
     const worker = new Worker(this.script, {
       workerData: init,
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxOldGenerationSizeMb ?? 1024 },
     });
     this.workersStarted++;
-    const slot: Slot = { worker, tasks: [], dead: false };
+    const slot: Slot = { worker, tasks: [], dead: false, nativeCalls };
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
     worker.on('error', (e: Error) => this.onDeath(slot, `worker crashed: ${e.message}`));
     worker.on('exit', (code) => this.onDeath(slot, `worker exited with code ${code}`));
@@ -165,15 +180,19 @@ export class WorkerPool {
     const task = slot.tasks[i];
     if (m.type === 'progress') { if (!task.settled) task.opts.onProgress?.(m.done, m.total); return; }
     slot.tasks.splice(i, 1);
+    if (task.killTimer) clearTimeout(task.killTimer);
     if (!slot.tasks.length) slot.worker.unref();
     if (m.type === 'done') this.settle(task, undefined, m.result);
     else if (m.cancelled) this.settle(task, new CancelledError(`${task.job.kind} job`));
     else this.settle(task, new JobFailedError(m.error.message, m.error.name, m.error.stack));
+    // A worker told to refuse native calls is replaced rather than handed more jobs.
+    if (Atomics.load(slot.nativeCalls, 1) !== 0) this.retire(slot);
     this.pump();
   }
 
   private onDeath(slot: Slot, why: string): void {
     if (slot.dead) return;
+    for (const t of slot.tasks) if (t.killTimer) clearTimeout(t.killTimer);
     slot.dead = true;
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
@@ -188,6 +207,19 @@ export class WorkerPool {
     if (!this.closed) this.pump();
   }
 
+  /** Takes a live worker out of service: the jobs handed to it ahead go back to the queue; it is terminated once no native call is in flight. */
+  private retire(slot: Slot): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    const waiting = slot.tasks.splice(0);
+    for (const t of waiting) if (t.killTimer) clearTimeout(t.killTimer);
+    this.queue.unshift(...waiting.filter((t) => !t.settled));
+    slot.worker.unref();
+    void nativeCallsEnd(slot, 60_000).then(async (ok) => { if (ok) await slot.worker.terminate(); });
+  }
+
   private cancelTask(task: Task): void {
     if (task.settled) return;
     const qi = this.queue.indexOf(task);
@@ -197,10 +229,18 @@ export class WorkerPool {
     if (!slot) return;
     // Handed to a worker but not started: it will see the flag before doing any work.
     if (slot.tasks.indexOf(task) > 0) { this.settle(task, new CancelledError(`${task.job.kind} job`)); return; }
-    // Running: a worker that ignores the flag is replaced after the grace period.
-    task.killTimer = setTimeout(() => {
-      if (slot.tasks[0] === task) this.onDeath(slot, 'terminated after cancellation');
-    }, this.opts.cancelGraceMs ?? 100);
+    // Running: a worker that ignores the flag is replaced after the grace period; one inside a
+    // native call answers cancelled now and is replaced when the call returns.
+    const check = (): void => {
+      if (slot.dead || slot.tasks[0] !== task) return;
+      if (!mayTerminate(slot)) {
+        this.settle(task, new CancelledError(`${task.job.kind} job`));
+        task.killTimer = setTimeout(check, 100);
+        return;
+      }
+      this.onDeath(slot, 'terminated after cancellation');
+    };
+    task.killTimer = setTimeout(check, this.opts.cancelGraceMs ?? 100);
   }
 
   private settle(task: Task, err?: Error, value?: unknown): void {
@@ -210,4 +250,20 @@ export class WorkerPool {
     if (task.onAbort) task.opts.signal?.removeEventListener('abort', task.onAbort);
     if (err) task.reject(err); else task.resolve(value);
   }
+}
+
+/** Tells the worker to refuse new native calls, then whether none is in flight (see shared/nativeCalls.ts for the order). */
+function mayTerminate(slot: Slot): boolean {
+  Atomics.store(slot.nativeCalls, 1, 1);
+  return Atomics.load(slot.nativeCalls, 0) === 0;
+}
+
+/** Waits until a worker has no native call in flight; false if it still has one after `ms`. */
+async function nativeCallsEnd(slot: Slot, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (!mayTerminate(slot)) {
+    if (Date.now() - t0 > ms) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
 }

@@ -78,6 +78,8 @@ export type JobOf<K extends JobKind> = Extract<JobRequest, { kind: K }>;
 
 export interface WorkerInit {
   allowTestJobs: boolean;
+  /** Native calls in flight in this worker (shared with the pool; see shared/nativeCalls.ts). */
+  nativeCalls?: Int32Array;
 }
 
 export type ToWorker =

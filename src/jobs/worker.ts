@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CancelledError } from './cancel';
+import { setNativeCallCounter } from '../shared/nativeCalls';
 import type { Handlers, JobContext } from './handler';
 import type { FromWorker, JobRequest, JobResults, ToWorker, WorkerInit } from './protocol';
 import { statsHandlers } from './handlers/stats';
@@ -21,6 +22,7 @@ import { planHandlers } from './handlers/plan';
 const handlers: Handlers<JobRequest, JobResults> = { ...statsHandlers, ...quantHandlers, ...ggufHandlers, ...runtimeHandlers, ...compareHandlers, ...planHandlers, ...testHandlers };
 
 const init = (workerData ?? { allowTestJobs: false }) as WorkerInit;
+if (init.nativeCalls) setNativeCallCounter(init.nativeCalls);
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(msg, transfer);

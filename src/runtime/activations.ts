@@ -11,7 +11,7 @@ import { HistogramCollector, Range, RangeTarget, calibrator, CalibratorName } fr
 import type { FeedTensor, Sample } from './calibData';
 import { activationNames, addOutputs, encodeModel } from './graph';
 import { cloneModel, loadDecoded } from './sensitivity';
-import { FAST, SessionOptions, createSession, runFeed } from './session';
+import { FAST, SessionOptions, createSession, releaseSession, runFeed } from './session';
 
 /** Serializable state of one activation (crosses the worker boundary). */
 export interface ActivationState {
@@ -151,7 +151,7 @@ export async function collectActivations(file: string, feeds: readonly Sample[],
       opts.progress?.(i + 1, feeds.length);
     }
   } finally {
-    await session.release();
+    await releaseSession(session);
   }
   return col;
 }

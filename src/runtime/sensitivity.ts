@@ -20,7 +20,7 @@ import type { CalibratorName } from '../quant/calibrators';
 import type { FeedTensor, Sample } from './calibData';
 import { addOutputs, cutSuffix, decodeModel, encodeModel, liftWeights, LiftedWeight, ONNX_ELEM, PModel, WeightRef } from './graph';
 import { OutputKind, OutputMetrics, compareOutputs, outputKinds } from './outputMetrics';
-import { FAST, SessionOptions, createSession, runFeed } from './session';
+import { FAST, SessionOptions, createSession, releaseSession, runFeed } from './session';
 
 export interface SensWeight extends WeightRef {
   shape: number[];
@@ -126,7 +126,7 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
   const captured: Record<string, FeedTensor>[] = [];
   try {
     for (const f of feeds) { check(); captured.push(await runFeed(captureSession, f)); }
-  } finally { await captureSession.release(); }
+  } finally { await releaseSession(captureSession); }
   const fullOutputs = captured.map((c) => Object.fromEntries(outputNames.map((o) => [o, c[o]])));
   const captureSeconds = (Date.now() - t0) / 1000;
 
@@ -170,7 +170,7 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
         effects.push({ config, effect: outputs[0]?.effect ?? 0, outputs });
         opts.progress?.(++done, total);
       }
-    } finally { await session.release(); }
+    } finally { await releaseSession(session); }
     out.push({ name: cut.w.name, graph: cut.w.graph, configs: effects, suffixNodes: cut.nodes });
   }
   return { weights: out, totalNodes: (base.graph!.node ?? []).length, captureSeconds, seconds: (Date.now() - t0) / 1000 };
@@ -222,6 +222,6 @@ export async function evaluateVariants(
       results.push({ id: v.id, outputs, effect: outputs[0]?.effect ?? 0, seconds: (Date.now() - t0) / 1000 });
       opts.progress?.(++done, variants.length);
     }
-  } finally { await session.release(); }
+  } finally { await releaseSession(session); }
   return { reference, results };
 }

@@ -6,6 +6,7 @@
  */
 import type * as OrtModule from 'onnxruntime-node';
 import type { FeedData, FeedDType, FeedTensor, Sample } from './calibData';
+import { nativeCall } from '../shared/nativeCalls';
 
 export type Ort = typeof OrtModule;
 let ortModule: Ort | undefined;
@@ -74,8 +75,8 @@ export function resolveProvider(name: string | undefined): Promise<ProviderChoic
       const offered = o.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
       if (!offered.includes(want)) return { provider: 'cpu', note: `execution provider '${want}' is not offered by this onnxruntime-node build (offers: ${offered.join(', ')}); running on CPU` };
       try {
-        const s = await o.InferenceSession.create(probeModel(), { executionProviders: [want], logSeverityLevel: 4 });
-        await s.release();
+        const s = await nativeCall(() => o.InferenceSession.create(probeModel(), { executionProviders: [want], logSeverityLevel: 4 }));
+        await releaseSession(s);
         return { provider: want };
       } catch (e) {
         const why = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
@@ -98,7 +99,12 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions = {}
     logSeverityLevel: 3,
   };
   if (opts.prepack === false) options.extra = { session: { disable_prepacking: '1' } };
-  return o.InferenceSession.create(bytes, options);
+  return nativeCall(() => o.InferenceSession.create(bytes, options));
+}
+
+/** Frees a session's native memory (counted as a native call: see shared/nativeCalls.ts). */
+export function releaseSession(session: OrtModule.InferenceSession): Promise<void> {
+  return nativeCall(() => session.release());
 }
 
 export function toOrt(t: FeedTensor): OrtModule.Tensor {
@@ -150,7 +156,7 @@ export async function runFeed(
     if (!t) throw new Error(`no data for model input '${name}'`);
     feeds[name] = toOrt(t);
   }
-  const res = await session.run(feeds, (outputs ?? session.outputNames) as string[]);
+  const res = await nativeCall(() => session.run(feeds, (outputs ?? session.outputNames) as string[]));
   const out: Record<string, FeedTensor> = {};
   for (const [k, v] of Object.entries(res)) out[k] = fromOrt(v);
   return out;

@@ -98,6 +98,27 @@ async function withUntrustedCodeServer(workspace: string): Promise<number> {
   }
 }
 
+/**
+ * Extension host crashes in a code-server log (a signal, or a non-zero exit), with the stderr lines
+ * before each: a crash restarts the host silently and shows up only as odd failures of later tests.
+ */
+function hostCrashes(logFile: string): string[] {
+  let text = '';
+  try { text = fs.readFileSync(logFile, 'utf8'); } catch { return []; }
+  const lines = text.split('\n');
+  const out: string[] = [];
+  lines.forEach((l, i) => {
+    if (/Extension Host Process exited with code: (?:null, signal: \w+|[1-9]\d*)/.test(l)) out.push(lines.slice(Math.max(0, i - 4), i + 1).join('\n'));
+  });
+  return out;
+}
+
+function reportHostCrashes(logFile: string): number {
+  const crashes = hostCrashes(logFile);
+  for (const c of crashes) console.log(`  ✖ the extension host crashed (${logFile}):\n${c}`);
+  return crashes.length;
+}
+
 async function withCodeServer(workspace: string): Promise<number> {
   // code-server's native modules and Chromium come from Debian (scripts/provision.mjs installs or names them).
   const provisioned = spawnSync(process.execPath, [path.join(root, 'scripts', 'provision.mjs'), '--for', 'test'], { stdio: 'inherit' });
@@ -117,7 +138,7 @@ async function withCodeServer(workspace: string): Promise<number> {
       stopFollowing();
       const ui = await runUiTests({ browser, server, workspace, root, resultsDir }, new RegExp(uiOnly, 'i'));
       console.log(`ui (only /${uiOnly}/): ${ui.passed} passed, ${ui.failed} failed`);
-      return ui.failed > 0 || ui.passed === 0 ? 1 : 0;
+      return ui.failed > 0 || ui.passed === 0 || reportHostCrashes(server.logFile) > 0 ? 1 : 0;
     }
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (e) => console.log(`[browser] page error: ${e.message}`));
@@ -133,8 +154,9 @@ async function withCodeServer(workspace: string): Promise<number> {
     const ui = await runUiTests({ browser, server, workspace, root, resultsDir });
     const vsix = process.env.QUANTSCOPE_SKIP_VSIX ? { passed: 0, failed: 0 } : await runVsixTest({ browser, root, workspace, resultsDir });
     console.log(`ui: ${ui.passed + vsix.passed} passed, ${ui.failed + vsix.failed} failed`);
+    const crashed = reportHostCrashes(server.logFile);
     const untrusted = await withUntrustedCodeServer(workspace);
-    return suiteCode !== 0 ? suiteCode : ui.failed + vsix.failed > 0 || untrusted !== 0 ? 1 : 0;
+    return suiteCode !== 0 ? suiteCode : ui.failed + vsix.failed > 0 || crashed > 0 || untrusted !== 0 ? 1 : 0;
   } finally {
     stopFollowing();
     await browser.close().catch(() => undefined);
