@@ -18,6 +18,9 @@ export interface FrontierChartData {
   points: { bytes: number; error: number }[];
   uniform: { config: string; bytes: number; error: number }[];
   chosen?: { bytes: number; error: number };
+  /** What the errors are (the y axis says it). */
+  metric: 'weight' | 'output';
+  metricLabel: string;
 }
 
 function base(): { t: ReturnType<typeof readTheme> } {
@@ -51,7 +54,7 @@ export function frontierChart(canvas: HTMLCanvasElement, d: FrontierChartData, o
       responsive: true, maintainAspectRatio: false, animation: false,
       scales: {
         x: { type: 'linear', title: { display: true, text: 'size of the planned weights (MB)' }, grid: { color: withAlpha(t.grid, 0.4) } },
-        y: { type: 'logarithmic', title: { display: true, text: 'predicted error (Σ squared weight error)' }, grid: { color: withAlpha(t.grid, 0.4) }, ticks: { callback: (v) => (Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? Number(v).toExponential(0) : '') } },
+        y: { type: 'logarithmic', title: { display: true, text: d.metric === 'output' ? `predicted error: Σ output effect, ${d.metricLabel}` : 'predicted error: Σ squared weight error, weight-space' }, grid: { color: withAlpha(t.grid, 0.4) }, ticks: { callback: (v) => (Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? Number(v).toExponential(0) : '') } },
       },
       plugins: {
         legend: { labels: { color: t.fg, boxWidth: 10 } },
