@@ -126,7 +126,7 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
   const uniform = el('input', { type: 'checkbox', id: 'qs-wz-uniform' });
   uniform.checked = s.uniformMode;
   uniform.addEventListener('change', () => send({ type: 'setUniform', uniform: uniform.checked }));
-  const canvas = el('canvas', { id: 'qs-wz-frontier', role: 'img', 'aria-label': `Pareto frontier: ${f.points.length} plans from ${min.toFixed(2)} to ${max.toFixed(2)} bits per weight; uniform configs as reference points` });
+  const canvas = el('canvas', { id: 'qs-wz-frontier', role: 'img', 'aria-label': `Pareto frontier: ${f.points.length} plans from ${min.toFixed(2)} to ${max.toFixed(2)} bits per weight, predicted error ${s.metric.label}; uniform configs as reference points`, 'data-metric': s.metric.kind });
   const wrap = el('div', { class: 'qs-wz-chart' }, canvas);
   queueMicrotask(() => charts.push(frontierChart(canvas, { points: f.points, uniform: f.uniform, chosen: { bytes: t.bytes, error: t.error }, metric: s.metric.kind, metricLabel: s.metric.label }, (k) => send({ type: 'select', point: k }))));
   return section('qs-wz-budget', 3, 'Budget',
