@@ -174,7 +174,7 @@ function metricControls(s: WizardState): HTMLElement {
 function budgetNote(s: WizardState, k: number, t: { error: number }): string {
   const f = s.frontier!;
   const bpw = (b: number) => (8 * b) / params(s);
-  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)} (${s.metric.label}) · ${f.method === 'hull' ? 'convex-hull sweep, each point optimal for its size' : f.exact ? 'exact knapsack DP' : 'knapsack DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
+  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)}, ${s.metric.label} · ${f.method === 'hull' ? 'convex-hull sweep, each point optimal for its size' : f.exact ? 'exact knapsack DP' : 'knapsack DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
 }
 
 function planStep(s: WizardState, a: number[]): HTMLElement {

@@ -254,7 +254,7 @@ export const wizardUiTests: UiTest[] = [
       const shown = await shownErrors(frame);
       if (!shown.header.includes(label)) throw new Error(`table header: ${shown.header}`);
       const note = (await frame.locator('#qs-wz-budget-note').textContent()) ?? '';
-      if (!note.includes(`(${label})`)) throw new Error(`budget note: ${note}`);
+      if (!note.includes(`, ${label}`)) throw new Error(`budget note: ${note}`);
       const aria = (await frame.locator('#qs-wz-frontier').getAttribute('aria-label')) ?? '';
       if (!aria.includes(label)) throw new Error(`chart label: ${aria}`);
       // The table's errors are the Sensitivity measurement's effects for the chosen configs (read from its cache file).
@@ -272,6 +272,7 @@ export const wizardUiTests: UiTest[] = [
       const px = await drawnPixels(frame, 'qs-wz-frontier');
       if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
       await screenshots(page, ctx, frame, 'output-space', 'qs-wz-budget');
+      await screenshots(page, ctx, frame, 'output-space-table', 'qs-wz-plan');
       // Another target and back: the measurement of this model + data comes from the cache at once (no second run).
       await frame.locator('#qs-wz-target-onnx-qdq').check();
       // onnx-qdq's configs were never measured: weight-space, until its plan table is back.
