@@ -183,8 +183,10 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
   s.edits.tied.forEach((g, i) => g.forEach((n) => tiedOf.set(n, i)));
   const pinned = new Set(s.edits.pinned);
   const table = el('table', { id: 'qs-wz-table', class: 'qs-wz-table', role: 'grid', 'aria-label': `Plan: every weight with its format, bytes and predicted error (${s.metric.label})` });
-  table.append(el('thead', {}, el('tr', {}, ...['', 'weight', 'format', 'bytes', `predicted error, ${s.metric.label}`, 'weight SQNR', 'constraint', 'layer', 'params']
-    .map((h, i) => el('th', i === 4 ? { scope: 'col', id: 'qs-wz-error-h' } : { scope: 'col' }, h)))));
+  // The error column's header names the metric; the caption says it in full (what was measured, on what data).
+  table.append(el('caption', { id: 'qs-wz-table-caption', class: 'qs-muted' }, `Predicted error per weight: ${s.metric.label}`),
+    el('thead', {}, el('tr', {}, ...['', 'weight', 'format', 'bytes', `error (${s.metric.kind === 'output' ? 'output' : 'weight'}-space)`, 'weight SQNR', 'constraint', 'layer', 'params']
+      .map((h, i) => el('th', i === 4 ? { scope: 'col', id: 'qs-wz-error-h', title: s.metric.label } : { scope: 'col' }, h)))));
   const body = el('tbody');
   const t = totals(s, a);
   s.layers.forEach((l, i) => {
