@@ -5,7 +5,7 @@
  * head; 8 options each: keep as f16 and seven configs), timed in this thread
  * and as a pool job (what the wizard runs, off the extension host's thread).
  */
-import { solveFrontier, type PlanLayer } from '../src/analysis/planFrontier';
+import { solveFrontier, withOutputEffects, type PlanLayer } from '../src/analysis/planFrontier';
 import { WorkerPool } from '../src/jobs/pool';
 import { pointAtBudget } from '../src/shared/protocol/wizard';
 
@@ -63,6 +63,17 @@ export async function run(): Promise<Record<string, unknown>> {
     await pool.close();
   }
   jobTimes.sort((a, b) => a - b);
+  // The same problem over output-space effects (withOutputEffects): small, and not monotone in the bits (an 8-bit config may move the output more than a 6-bit one).
+  const r = rng(11);
+  const effects = new Map(layers.map((l) => [l.name, new Map(l.options.slice(1).map((o) => [o.label, 1e-7 * (0.2 + r()) * (o.error / l.params) * (r() < 0.1 ? 3 : 1)]))]));
+  const outLayers = withOutputEffects(layers, effects).layers!;
+  const outTimes: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    solveFrontier(outLayers);
+    outTimes.push(performance.now() - t0);
+  }
+  outTimes.sort((a, b) => a - b);
   // For comparison: the DP over every budget on the default 65536-cell grid (not exact at this size).
   const td = performance.now();
   const dp = solveFrontier(layers, undefined, 400, 'dp');
@@ -77,6 +88,7 @@ export async function run(): Promise<Record<string, unknown>> {
     wizard_frontier_points: f.points.length,
     wizard_frontier_ms_median: Number(times[2].toFixed(1)),
     wizard_frontier_job_ms_median: Number(jobTimes[2].toFixed(1)),
+    wizard_frontier_output_space_ms_median: Number(outTimes[2].toFixed(1)),
     wizard_dp_grid_ms: Number(dpMs.toFixed(0)),
     wizard_dp_grid_bpw_at_4_5: Number(((8 * dp.points[pointAtBudget(dp.points, (4.5 * params) / 8)].bytes) / params).toFixed(3)),
     wizard_dp_grid_error_at_4_5: Number(dp.points[pointAtBudget(dp.points, (4.5 * params) / 8)].error.toPrecision(6)),

@@ -14,7 +14,7 @@ export interface PlanOption {
   /** "keep" or a catalogue config id. */
   label: string;
   bytes: number;
-  /** Predicted error, additive over weights (weight-space: squared error summed over the tensor). */
+  /** Predicted error, additive over weights (weight-space: squared error summed over the tensor; output-space: the measured effect, see withOutputEffects). */
   error: number;
 }
 
@@ -230,8 +230,32 @@ function gridOf(choices: readonly LayerChoices[], cells: number): { exact: boole
   return { exact: false, unit: cap / cells, cells };
 }
 
-/** The plan of one assignment (option index per weight). */
-export function planOf(target: PlanTarget, layers: readonly PlanLayer[], options: ArrayLike<number>, model?: string, budget?: Plan['budget']): Plan {
+/**
+ * The plan problem over output-space effects: each config option's error
+ * becomes the measured effect of that weight under that config (keep stays 0).
+ * All or nothing: when any weight or config option has no finite measured
+ * effect, nothing is replaced (an effect summed with a squared weight error
+ * means nothing) and the missing pairs are listed, "weight: config".
+ */
+export function withOutputEffects(layers: readonly PlanLayer[], effects: ReadonlyMap<string, ReadonlyMap<string, number>>): { layers: PlanLayer[]; missing: [] } | { layers?: undefined; missing: string[] } {
+  const missing: string[] = [];
+  const out = layers.map((l) => {
+    const e = effects.get(l.name);
+    return {
+      ...l,
+      options: l.options.map((o) => {
+        if (o.label === 'keep') return { ...o, error: 0 };
+        const v = e?.get(o.label);
+        if (v === undefined || !Number.isFinite(v) || v < 0) missing.push(`${l.name}: ${o.label}`);
+        return { ...o, error: v ?? NaN };
+      }),
+    };
+  });
+  return missing.length ? { missing } : { layers: out, missing: [] };
+}
+
+/** The plan of one assignment (option index per weight); `errorKind` says what its predicted error sums (weight space by default). */
+export function planOf(target: PlanTarget, layers: readonly PlanLayer[], options: ArrayLike<number>, model?: string, budget?: Plan['budget'], errorKind: string = WEIGHT_SPACE_ERROR): Plan {
   const tensors: Record<string, string> = {};
   let bytes = 0;
   let error = 0;
@@ -241,7 +265,7 @@ export function planOf(target: PlanTarget, layers: readonly PlanLayer[], options
     bytes += o.bytes;
     error += o.error;
   });
-  const plan: Plan = { schema: PLAN_SCHEMA, target, tensors, predicted: { bytes, error, errorKind: WEIGHT_SPACE_ERROR } };
+  const plan: Plan = { schema: PLAN_SCHEMA, target, tensors, predicted: { bytes, error, errorKind } };
   if (model) plan.model = model;
   if (budget) plan.budget = budget;
   return plan;

@@ -144,17 +144,14 @@ export interface RuntimeSensitivity extends DataLabel {
   cached?: boolean;
 }
 
-/**
- * Output-space sensitivity of every weight (or `weights`) under each config,
- * split over the pool's workers in chunks; then, for `additivity` configs,
- * the whole model quantized uniformly.
- */
-export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: RunSettings & {
+type SensitivityOptions = Omit<RunSettings, 'pool'> & {
   configs?: string[]; weights?: SensWeight[]; additivity?: string[]; chunks?: number;
   /** See MeasureOptions.reference (default 'capture'). */
   reference?: 'suffix' | 'capture';
-}): Promise<RuntimeSensitivity> {
-  const t0 = Date.now();
+};
+
+/** The settings of a sensitivity run and its cache key (file identity, data hash, settings). */
+async function sensitivityRequest(model: ModelFile, set: CalibSet, opts: SensitivityOptions) {
   const ep = await resolveProvider(opts.provider);
   const configs = opts.configs ?? DEFAULT_RUNTIME_CONFIGS;
   for (const c of configs) configById(c);
@@ -163,7 +160,36 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const calibrator = opts.calibrator ?? 'minmax';
   const batch = opts.batch ?? 4;
   const settings = { configs, weights: weights.map((w) => `${w.graph}|${w.name}`), additivity, calibrator, batch, exact: !!opts.exact, reference: opts.reference ?? 'capture', provider: ep.provider };
-  const key = cacheKey(model, set, 'sensitivity', settings);
+  return { ep, configs, weights, additivity, calibrator, batch, key: cacheKey(model, set, 'sensitivity', settings) };
+}
+
+/** The cached result of `runtimeSensitivity` with these settings, without running anything (undefined when none). */
+export async function cachedRuntimeSensitivity(model: ModelFile, set: CalibSet, opts: SensitivityOptions): Promise<RuntimeSensitivity | undefined> {
+  const hit = cacheRead<RuntimeSensitivity>(opts.cacheDir, (await sensitivityRequest(model, set, opts)).key);
+  return hit ? { ...reviveInfinity(hit), cached: true } : undefined;
+}
+
+/** Samples a plan's output-space measurement runs on (synthetic: generated; data files: the first ones). */
+export const PLAN_EFFECT_SAMPLES = 8;
+
+/**
+ * The output-space measurement a conversion plan uses: the weights it converts
+ * (`planned`, by name) under its configs, each weight alone, no whole-model
+ * run. The Sensitivity panel and the Quantize wizard both measure with these
+ * settings, so a model + data measured by one is a cache hit for the other.
+ */
+export function planEffectSettings(model: ModelFile, planned: ReadonlySet<string>, configs: string[]): { configs: string[]; additivity: string[]; weights: SensWeight[] } {
+  return { configs, additivity: [], weights: runtimeWeights(model, (t) => planned.has(t.name)) };
+}
+
+/**
+ * Output-space sensitivity of every weight (or `weights`) under each config,
+ * split over the pool's workers in chunks; then, for `additivity` configs,
+ * the whole model quantized uniformly.
+ */
+export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: RunSettings & SensitivityOptions): Promise<RuntimeSensitivity> {
+  const t0 = Date.now();
+  const { ep, configs, weights, additivity, calibrator, batch, key } = await sensitivityRequest(model, set, opts);
   const hit = cacheRead<RuntimeSensitivity>(opts.cacheDir, key);
   if (hit) return { ...reviveInfinity(hit), cached: true };
 

@@ -15,6 +15,7 @@ describe('Quantize wizard: protocol, frontier with pins/forces/ties, plan export
       { type: 'pin', name: 'w', pinned: true }, { type: 'force', name: 'w', config: 'int4-g32' }, { type: 'force', name: 'w', config: null },
       { type: 'tie', names: ['a', 'b'] }, { type: 'untie', name: 'a' }, { type: 'setUniform', uniform: false },
       { type: 'setAlgorithm', algo: 'gptq', bits: 4, groupSize: 32, symmetric: false }, { type: 'exportPlan', format: 'ort' },
+      { type: 'measureOutput' }, { type: 'cancelMeasure' }, { type: 'setMetric', metric: 'output' }, { type: 'setMetric', metric: 'weight' },
     ];
     for (const m of ok) assert.deepEqual(parseFromWizard(m), m, JSON.stringify(m));
   });
@@ -35,6 +36,7 @@ describe('Quantize wizard: protocol, frontier with pins/forces/ties, plan export
       { type: 'setAlgorithm', algo: 'rtn', bits: 4, groupSize: 100, symmetric: true },
       { type: 'setAlgorithm', algo: 'rtn', bits: 4, groupSize: 32 },
       { type: 'exportPlan', format: 'csv' }, { type: 'exportPlan' },
+      { type: 'setMetric' }, { type: 'setMetric', metric: 'kl' }, { type: 'setMetric', metric: true },
     ];
     for (const m of bad) assert.equal(parseFromWizard(m), undefined, JSON.stringify(m));
   });

@@ -18,6 +18,9 @@ export interface FrontierChartData {
   points: { bytes: number; error: number }[];
   uniform: { config: string; bytes: number; error: number }[];
   chosen?: { bytes: number; error: number };
+  /** What the errors are (the y axis says it). */
+  metric: 'weight' | 'output';
+  metricLabel: string;
 }
 
 function base(): { t: ReturnType<typeof readTheme> } {
@@ -42,7 +45,7 @@ export function frontierChart(canvas: HTMLCanvasElement, d: FrontierChartData, o
     type: 'scatter',
     data: {
       datasets: [
-        { label: 'Pareto frontier (knapsack)', data: d.points.map((p) => ({ x: p.bytes / MB, y: y(p.error) })), showLine: true, borderColor: t.blue, backgroundColor: t.blue, pointRadius: 2, pointHoverRadius: 5, borderWidth: 1.5 },
+        { label: `Pareto frontier (knapsack), ${d.metricLabel}`, data: d.points.map((p) => ({ x: p.bytes / MB, y: y(p.error) })), showLine: true, borderColor: t.blue, backgroundColor: t.blue, pointRadius: 2, pointHoverRadius: 5, borderWidth: 1.5 },
         { label: 'Uniform configs', data: d.uniform.map((u) => ({ x: u.bytes / MB, y: y(u.error) })), borderColor: t.orange, backgroundColor: t.orange, pointRadius: 5, pointStyle: 'rectRot' },
         { label: 'Chosen plan', data: d.chosen ? [{ x: d.chosen.bytes / MB, y: y(d.chosen.error) }] : [], borderColor: t.green, backgroundColor: withAlpha(t.green, 0.4), pointRadius: 8, borderWidth: 2 },
       ],
@@ -51,7 +54,7 @@ export function frontierChart(canvas: HTMLCanvasElement, d: FrontierChartData, o
       responsive: true, maintainAspectRatio: false, animation: false,
       scales: {
         x: { type: 'linear', title: { display: true, text: 'size of the planned weights (MB)' }, grid: { color: withAlpha(t.grid, 0.4) } },
-        y: { type: 'logarithmic', title: { display: true, text: 'predicted error (Σ squared weight error)' }, grid: { color: withAlpha(t.grid, 0.4) }, ticks: { callback: (v) => (Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? Number(v).toExponential(0) : '') } },
+        y: { type: 'logarithmic', title: { display: true, text: d.metric === 'output' ? 'predicted Σ output effect' : 'predicted Σ squared weight error' }, grid: { color: withAlpha(t.grid, 0.4) }, ticks: { callback: (v) => (Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? Number(v).toExponential(0) : '') } },
       },
       plugins: {
         legend: { labels: { color: t.fg, boxWidth: 10 } },

@@ -84,7 +84,7 @@ function dataStep(s: WizardState): HTMLElement {
     el('div', { class: 'qs-wz-row' },
       button('qs-wz-pick-data', 'folder-opened', 'Choose file or folder…', () => send({ type: 'pickData' })),
       button('qs-wz-no-data', 'circle-slash', 'No data', () => send({ type: 'clearData' }))),
-    el('p', { class: 'qs-muted' }, 'The plan is made from the weight-space sensitivity (each weight quantized alone, its squared error) with or without data; data enables GPTQ/AWQ and compares the written model\'s outputs on real inputs instead of synthetic ones.'));
+    el('p', { class: 'qs-muted' }, 'The plan is made from the weight-space sensitivity (each weight quantized alone, its squared error), or, once measured (step 3), from the output-space effect of each weight on this data (synthetic without data); data also enables GPTQ/AWQ and compares the written model\'s outputs on real inputs instead of synthetic ones.'));
 }
 
 function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: number) => void): HTMLElement {
@@ -126,20 +126,55 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
   const uniform = el('input', { type: 'checkbox', id: 'qs-wz-uniform' });
   uniform.checked = s.uniformMode;
   uniform.addEventListener('change', () => send({ type: 'setUniform', uniform: uniform.checked }));
-  const canvas = el('canvas', { id: 'qs-wz-frontier', role: 'img', 'aria-label': `Pareto frontier: ${f.points.length} plans from ${min.toFixed(2)} to ${max.toFixed(2)} bits per weight; uniform configs as reference points` });
+  const canvas = el('canvas', { id: 'qs-wz-frontier', role: 'img', 'aria-label': `Pareto frontier: ${f.points.length} plans from ${min.toFixed(2)} to ${max.toFixed(2)} bits per weight, predicted error ${s.metric.label}; uniform configs as reference points`, 'data-metric': s.metric.kind });
   const wrap = el('div', { class: 'qs-wz-chart' }, canvas);
-  queueMicrotask(() => charts.push(frontierChart(canvas, { points: f.points, uniform: f.uniform, chosen: { bytes: t.bytes, error: t.error } }, (k) => send({ type: 'select', point: k }))));
+  queueMicrotask(() => charts.push(frontierChart(canvas, { points: f.points, uniform: f.uniform, chosen: { bytes: t.bytes, error: t.error }, metric: s.metric.kind, metricLabel: s.metric.label }, (k) => send({ type: 'select', point: k }))));
   return section('qs-wz-budget', 3, 'Budget',
+    metricControls(s),
     el('div', { class: 'qs-wz-row' }, el('label', { for: 'qs-wz-slider' }, 'Bits per weight '), slider, readout),
     el('p', { class: 'qs-muted', id: 'qs-wz-budget-note' }, budgetNote(s, s.selected, t)),
     wrap,
     el('label', { class: 'qs-wz-check' }, uniform, ' One setting for every weight, no plan (bits, group size and symmetry from step 5)'));
 }
 
+/** What the plan's errors are, and the output-space measurement: offer it, its progress with Cancel, or the choice between the two metrics. */
+function metricControls(s: WizardState): HTMLElement {
+  const e = s.outputEffect;
+  const out = s.metric.kind === 'output';
+  const parts: (Node | string)[] = [el('span', { id: 'qs-wz-metric', class: `qs-wz-tag ${out ? 'qs-wz-real' : ''}`, 'data-metric': s.metric.kind }, `errors: ${s.metric.label}`)];
+  const onData = s.data.kind === 'real' ? `on ${s.data.path?.split(/[\\/]/).pop() ?? 'your data'} (real data)` : 'on synthetic inputs (no data chosen; labelled as such)';
+  if (e.state === 'unavailable') parts.push(el('span', { class: 'qs-muted' }, ` Output-space effects cannot be measured: ${e.why}.`));
+  else if (e.state === 'running') {
+    parts.push(
+      el('span', { id: 'qs-wz-measuring', role: 'status' }, icon('loading codicon-modifier-spin'), ` Measuring the output effect ${onData}: ${e.done} / ${e.total || '?'} runs `),
+      el('progress', { max: String(e.total || 1), value: String(e.done), 'aria-label': 'output-space measurement progress' }),
+      button('qs-wz-measure-cancel', 'stop-circle', 'Cancel', () => send({ type: 'cancelMeasure' })));
+  } else if (e.state === 'done') {
+    const group = el('span', { role: 'radiogroup', 'aria-label': 'Error metric of the plan', class: 'qs-wz-row' });
+    for (const [m, text] of [['output', `output-space (${e.samples} ${e.data} samples${e.cached ? ', from the cache' : ''})`], ['weight', 'weight-space']] as const) {
+      const r = el('input', { type: 'radio', name: 'metric', id: `qs-wz-metric-${m}`, value: m });
+      r.checked = s.metric.kind === m || (m === 'weight' && !s.preferOutput);
+      r.disabled = m === 'output' && !!s.metric.note && s.preferOutput;
+      r.addEventListener('change', () => send({ type: 'setMetric', metric: m }));
+      group.append(el('label', { for: `qs-wz-metric-${m}` }, r, ` ${text}`));
+    }
+    parts.push(' ', group);
+  } else {
+    parts.push(' ', button('qs-wz-measure', 'play', 'Measure output effect', () => send({ type: 'measureOutput' }), `Run the model once per weight and config ${onData}; the plan then uses the effect on its output`),
+      el('span', { class: 'qs-muted' }, ` ${onData}`));
+    if (e.state === 'error') parts.push(el('div', { id: 'qs-wz-measure-error', class: 'qs-wz-banner qs-wz-bad' }, icon('error'), ` Output-space measurement failed: ${e.error}`));
+  }
+  const what = out
+    ? `Each weight's error is its measured effect on the model's output ${e.state === 'done' ? `'${e.output}' (${e.outputKind === 'values' ? 'noise-to-signal power ratio' : 'KL divergence'})` : ''}, quantized alone; the plan sums them. Every option of every weight was measured.`
+    : 'Each weight\'s error is its squared weight error (Σ over the tensor); the plan sums them.';
+  return el('div', { id: 'qs-wz-metric-box' }, el('div', { class: 'qs-wz-row' }, ...parts),
+    el('p', { class: 'qs-muted', id: 'qs-wz-metric-note' }, what, s.metric.note ? ` ${s.metric.note}` : ''));
+}
+
 function budgetNote(s: WizardState, k: number, t: { error: number }): string {
   const f = s.frontier!;
   const bpw = (b: number) => (8 * b) / params(s);
-  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)} (weight space) · ${f.method === 'hull' ? 'convex-hull sweep, each point optimal for its size' : f.exact ? 'exact knapsack DP' : 'knapsack DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
+  return `${k >= 0 ? `Frontier point ${k + 1} of ${f.points.length}` : 'Preloaded plan (not a frontier point)'} · predicted error ${t.error.toExponential(3)}, ${s.metric.label} · ${f.method === 'hull' ? 'convex-hull sweep, each point optimal for its size' : f.exact ? 'exact knapsack DP' : 'knapsack DP on a byte grid'} in ${f.ms.toFixed(0)} ms (worker). Uniform: ${f.uniform.map((u) => `${u.config} ${bpw(u.bytes).toFixed(2)} b/w`).join(', ')}.`;
 }
 
 function planStep(s: WizardState, a: number[]): HTMLElement {
@@ -147,8 +182,11 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
   const tiedOf = new Map<string, number>();
   s.edits.tied.forEach((g, i) => g.forEach((n) => tiedOf.set(n, i)));
   const pinned = new Set(s.edits.pinned);
-  const table = el('table', { id: 'qs-wz-table', class: 'qs-wz-table', role: 'grid', 'aria-label': 'Plan: every weight with its format, bytes and predicted error' });
-  table.append(el('thead', {}, el('tr', {}, ...['', 'weight', 'format', 'bytes', 'predicted SQNR', 'constraint', 'layer', 'params'].map((h) => el('th', { scope: 'col' }, h)))));
+  const table = el('table', { id: 'qs-wz-table', class: 'qs-wz-table', role: 'grid', 'aria-label': `Plan: every weight with its format, bytes and predicted error (${s.metric.label})` });
+  // The error column's header names the metric; the caption says it in full (what was measured, on what data).
+  table.append(el('caption', { id: 'qs-wz-table-caption', class: 'qs-muted' }, `Predicted error per weight: ${s.metric.label}`),
+    el('thead', {}, el('tr', {}, ...['', 'weight', 'format', 'bytes', `error (${s.metric.kind === 'output' ? 'output' : 'weight'}-space)`, 'weight SQNR', 'constraint', 'layer', 'params']
+      .map((h, i) => el('th', i === 4 ? { scope: 'col', id: 'qs-wz-error-h', title: s.metric.label } : { scope: 'col' }, h)))));
   const body = el('tbody');
   const t = totals(s, a);
   s.layers.forEach((l, i) => {
@@ -174,12 +212,13 @@ function planStep(s: WizardState, a: number[]): HTMLElement {
     body.append(el('tr', { 'data-name': l.name, class: o.label === 'keep' ? 'qs-wz-kept' : '' },
       el('td', {}, tick), el('td', { class: 'qs-wz-name', title: l.name }, l.name),
       el('td', { 'data-col': 'format' }, o.label), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(o.bytes)),
+      el('td', { class: 'num', 'data-col': 'error', 'data-value': String(o.error) }, o.error === 0 ? '0' : o.error.toExponential(3)),
       el('td', { class: 'num', 'data-col': 'sqnr' }, o.label === 'keep' ? '∞' : db(o.sqnrDb)), el('td', {}, sel, ' ', tie),
       el('td', { class: 'qs-muted qs-wz-layer', title: l.op ?? '' }, l.op ?? ''), el('td', { class: 'num', 'data-col': 'params' }, formatCount(l.params))));
   });
   table.append(body, el('tfoot', {}, el('tr', { id: 'qs-wz-totals' }, el('td'), el('th', { scope: 'row' }, `${s.layers.length} weights`),
-    el('td', {}, `${((8 * t.bytes) / params(s)).toFixed(2)} b/w`), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(t.bytes)), el('td', { class: 'num' }, `Σ err ${t.error.toExponential(2)}`), el('td'),
-    el('td'), el('td', { class: 'num', 'data-col': 'params' }, formatCount(params(s))))));
+    el('td', {}, `${((8 * t.bytes) / params(s)).toFixed(2)} b/w`), el('td', { class: 'num', 'data-col': 'bytes' }, formatCount(t.bytes)), el('td', { class: 'num', 'data-col': 'error', 'data-value': String(t.error) }, `Σ ${t.error.toExponential(3)}`), el('td'),
+    el('td'), el('td'), el('td', { class: 'num', 'data-col': 'params' }, formatCount(params(s))))));
   return section('qs-wz-plan', 4, 'Plan',
     el('div', { class: 'qs-wz-row' },
       button('qs-wz-tie', 'link', 'Tie selected', () => {
@@ -276,6 +315,7 @@ function resultPage(s: WizardState): (HTMLElement | string)[] {
     el('p', { id: 'qs-wz-file' }, el('code', {}, r.output), ` · ${MB(r.fileBytesBefore)} → ${MB(r.fileBytesAfter)} (${((100 * r.fileBytesAfter) / Math.max(1, r.fileBytesBefore)).toFixed(1)} %) · ${r.tensorsQuantized} weights quantized, ${r.tensorsKept} other tensors as they were · ${r.seconds.toFixed(1)} s`, r.planFile ? el('span', {}, ' · plan ', el('code', {}, r.planFile)) : ''),
     el('div', { class: 'qs-wz-row' }, open, button('qs-wz-compare', 'diff', 'Compare with Original', () => send({ type: 'compare' })), exportControls(s), button('qs-wz-back', 'arrow-left', 'Back to the plan', () => send({ type: 'back' }))),
     el('h2', {}, 'Predicted vs measured'),
+    predictedLine(r),
     el('p', { id: 'qs-wz-pvm' },
       el('strong', {}, 'Predicted'), ` (weight space, from the sensitivity table before writing): worst weight SQNR ${db(Number.isFinite(worstPlanned) ? worstPlanned : undefined)}. `,
       el('strong', {}, 'Measured'), ` on the written file: worst weight SQNR ${db(worstWritten)} (codes read back); outputs ${rt ? `in ${rt.runtime} on ${rt.data === 'calibration' ? 'real' : 'synthetic'} inputs (${rt.data})` : 'not run'}:`),
@@ -284,6 +324,20 @@ function resultPage(s: WizardState): (HTMLElement | string)[] {
     el('h2', {}, 'Per weight'),
     el('div', { class: 'qs-wz-chart' }, canvas),
   ];
+}
+
+/** The plan's predicted total error in its metric; output-space: the same effect measured on the written model's output. */
+function predictedLine(r: NonNullable<WizardState['result']>): HTMLElement | string {
+  const p = r.predicted;
+  if (!p) return '';
+  const rt = r.runtime;
+  return el('p', { id: 'qs-wz-predicted', 'data-metric': p.metric },
+    el('strong', {}, 'Predicted'), ` (${p.label}): Σ error ${p.error.toExponential(3)}`,
+    p.metric === 'output'
+      ? p.measured !== undefined
+        ? ` on output '${p.output}'; measured on the written model (${p.measuredWhat}, all weights at once${rt ? `, ${rt.data === 'calibration' ? 'real' : 'synthetic'} inputs` : ''}): ${p.measured.toExponential(3)}.`
+        : ` on output '${p.output}'; the written model's output was not compared in the same measure.`
+      : ' (squared weight error summed over the planned weights; no output-space measurement for this plan).');
 }
 
 function render(s: WizardState, a = s.assignment, k = s.selected): void {

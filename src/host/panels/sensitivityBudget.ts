@@ -76,7 +76,7 @@ export class SensitivityBudget {
     const target = s.target ?? this.targetsOf(doc)[0];
     if (!target) return;
     const { candidates } = require('../../pipelines/convert') as typeof import('../../pipelines/convert');
-    const { runtimeSensitivity, runtimeWeights, modelCalib } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const { runtimeSensitivity, planEffectSettings, modelCalib, PLAN_EFFECT_SAMPLES } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
     const { configsFor } = require('../../quant/plan') as typeof import('../../quant/plan');
     const want = new Set(candidates(model, target).map((t) => t.name));
     const abort = new AbortController();
@@ -84,10 +84,10 @@ export class SensitivityBudget {
     s.outputError = undefined;
     this.changed();
     try {
-      const set = modelCalib(model, undefined, { samples: 8 });
+      const set = modelCalib(model, undefined, { samples: PLAN_EFFECT_SAMPLES });
       s.output = await runtimeSensitivity(model, set, {
         pool: this.pool.get(), signal: abort.signal, cacheDir: this.cacheDir, provider: runtimeProvider(),
-        configs: configsFor(target).map((c) => c.id), additivity: [], weights: runtimeWeights(model, (t) => want.has(t.name)),
+        ...planEffectSettings(model, want, configsFor(target).map((c) => c.id)),
         onProgress: (done, total) => { if (s.running) { s.running.done = done; s.running.total = total; this.changed(); } },
       });
       s.metric = 'output';

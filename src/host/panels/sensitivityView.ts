@@ -6,6 +6,11 @@ import { log } from '../log';
 import type { HostPool } from '../workerPool';
 import { SensitivityBudget } from './sensitivityBudget';
 
+/** Where output-space measurements are cached (the Sensitivity panel and the Quantize wizard share it). */
+export function runtimeCacheDir(context: vscode.ExtensionContext): string {
+  return vscode.Uri.joinPath(context.globalStorageUri, 'runtime-cache').fsPath;
+}
+
 /**
  * The "Sensitivity" view in the QuantScope panel: the weights of the inspector
  * the user looked at last, least INT4 SQNR first (or largest measured output
@@ -38,7 +43,7 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
   }
 
   static register(context: vscode.ExtensionContext, editors: InspectorRegistry, pool: HostPool): SensitivityViewProvider {
-    const p = new SensitivityViewProvider(context.extensionUri, editors, pool, vscode.Uri.joinPath(context.globalStorageUri, 'runtime-cache').fsPath);
+    const p = new SensitivityViewProvider(context.extensionUri, editors, pool, runtimeCacheDir(context));
     context.subscriptions.push(
       vscode.window.registerWebviewViewProvider(SensitivityViewProvider.viewId, p),
       // Results stream in many batches a second: refresh the list at most every 250 ms.

@@ -4,7 +4,10 @@
  * frontier, the user's edits, the run and its result), keeps the settings per
  * model in workspaceState, measures the weight-space sensitivity and solves
  * the frontier in the worker pool, and drives src/pipelines/convert.ts with
- * progress per tensor and Cancel.
+ * progress per tensor and Cancel. When the model runs (ONNX), the plan's
+ * errors are the output-space effects of the Sensitivity panel's measurement
+ * (the same settings and cache, src/pipelines/evaluate.ts), once measured for
+ * every weight and config; otherwise the whole plan stays weight-space.
  */
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
@@ -13,10 +16,12 @@ import type { ConvertReport, ConvertRequest, ConvertTarget } from '../../pipelin
 import type { Plan } from '../../quant/plan';
 import type { PlanLayer } from '../../analysis/planFrontier';
 import type { ModelFile } from '../../formats/types';
-import { parseFromWizard, pointAtBudget, type ExportFormat, type FromWizard, type ToWizard, type WizardLayer, type WizardResult, type WizardState } from '../../shared/protocol/wizard';
+import type { RuntimeSensitivity } from '../../pipelines/evaluate';
+import { metricLabel, parseFromWizard, pointAtBudget, type ExportFormat, type FromWizard, type ToWizard, type WizardLayer, type WizardResult, type WizardState } from '../../shared/protocol/wizard';
 import { webviewHtml, webviewOptions } from '../webviewHtml';
 import { MODEL_EDITOR_VIEW_TYPE } from '../inspector/provider';
-import type { HostPool } from '../workerPool';
+import { type HostPool, runtimeProvider, warnProvider } from '../workerPool';
+import { runtimeCacheDir } from '../panels/sensitivityView';
 import { saveFile } from '../saveFile';
 import { log } from '../log';
 
@@ -32,6 +37,7 @@ interface Saved {
   chosenBytes?: number;
   uniformMode?: boolean;
   algorithm?: WizardState['algorithm'];
+  preferOutput?: boolean;
 }
 
 const stateKey = (file: string) => `quantscope.wizard:${file}`;
@@ -40,8 +46,14 @@ export class WizardPanel {
   static readonly viewType = 'quantscope.wizard';
   private static readonly open = new Map<string, WizardPanel>();
   private state: WizardState;
-  /** Sensitivity per weight for the current target (the frontier's input). */
+  /** Sensitivity per weight for the current target (the frontier's input), in the plan's metric. */
   private layers: PlanLayer[] = [];
+  /** The same problem with weight-space errors, and what the table shows of it. */
+  private weightLayers: PlanLayer[] = [];
+  private weightView: WizardLayer[] = [];
+  /** The output-space measurement for the current target and data (from the cache or run here). */
+  private effects: RuntimeSensitivity | undefined;
+  private measuring: AbortController | undefined;
   /** Current assignment: option index per layer (a frontier point, or a preloaded plan). */
   private assignment: number[] = [];
   private run: AbortController | undefined;
@@ -90,6 +102,7 @@ export class WizardPanel {
     this.state = {
       file, fileName: path.basename(file), format: '', phase: 'loading', targets: [], presets: GGUF_PRESETS,
       data: { kind: 'synthetic', label: 'None: weight-space sensitivity; the written model is checked on synthetic inputs' },
+      metric: { kind: 'weight', label: metricLabel({ kind: 'weight' }) }, preferOutput: true, outputEffect: { state: 'none' },
       layers: [], plannable: false, edits: { pinned: [], forced: {}, tied: [] }, selected: -1, assignment: [], uniformMode: false,
       algorithm: { algo: 'rtn', bits: 4, groupSize: 128, symmetric: true },
     };
@@ -98,6 +111,7 @@ export class WizardPanel {
       WizardPanel.open.delete(file);
       this.run?.abort();
       this.analysis?.abort();
+      this.measuring?.abort();
     });
     panel.webview.onDidReceiveMessage((raw: unknown) => {
       const msg = parseFromWizard(raw);
@@ -116,7 +130,7 @@ export class WizardPanel {
   private remember(): void {
     const s = this.state;
     const bytes = this.assignment.length ? this.layers.reduce((a, l, i) => a + l.options[this.assignment[i]].bytes, 0) : undefined;
-    const saved: Saved = { target: s.target, preset: s.preset, dataPath: s.data.path, edits: s.edits, chosenBytes: bytes, uniformMode: s.uniformMode, algorithm: s.algorithm };
+    const saved: Saved = { target: s.target, preset: s.preset, dataPath: s.data.path, edits: s.edits, chosenBytes: bytes, uniformMode: s.uniformMode, algorithm: s.algorithm, preferOutput: s.preferOutput };
     void this.context.workspaceState.update(stateKey(s.file), saved);
   }
 
@@ -164,7 +178,9 @@ export class WizardPanel {
         });
         if (!picked?.length) return;
         this.setData(picked[0].fsPath);
-        break;
+        this.remember();
+        await this.refreshOutput();
+        return;
       }
       case 'loadPlan': {
         const picked = await vscode.window.showOpenDialog({ title: 'Load a plan (quantscope/plan/v1 JSON)', canSelectMany: false, filters: { 'QuantScope plan': ['json'] }, defaultUri: vscode.Uri.file(path.dirname(s.file)) });
@@ -186,7 +202,21 @@ export class WizardPanel {
       }
       case 'clearData':
         this.setData(undefined);
-        break;
+        this.remember();
+        await this.refreshOutput();
+        return;
+      case 'measureOutput':
+        await this.measureOutput();
+        return;
+      case 'cancelMeasure':
+        this.measuring?.abort();
+        return;
+      case 'setMetric':
+        s.preferOutput = msg.metric === 'output';
+        this.remember();
+        this.applyMetric();
+        await this.solve();
+        return;
       case 'select': {
         const f = s.frontier;
         if (!f || msg.point >= f.points.length) return;
@@ -323,6 +353,7 @@ export class WizardPanel {
     if (saved.dataPath && fs.existsSync(saved.dataPath)) this.setData(saved.dataPath);
     if (saved.algorithm) s.algorithm = saved.algorithm;
     if (saved.uniformMode !== undefined) s.uniformMode = saved.uniformMode;
+    if (saved.preferOutput !== undefined) s.preferOutput = saved.preferOutput;
     s.preset = saved.preset ?? 'Q4_K_M';
     if (this.preload && !s.targets.some((t) => t.id === this.preload!.target)) {
       s.error = `The plan is for ${this.preload.target}, which ${s.fileName} (${s.format}) cannot be converted to; it was not loaded.`;
@@ -351,8 +382,14 @@ export class WizardPanel {
     s.frontier = undefined;
     s.selected = -1;
     this.layers = [];
+    this.weightLayers = [];
+    this.weightView = [];
     this.assignment = [];
     s.layers = [];
+    this.measuring?.abort();
+    this.effects = undefined;
+    s.outputEffect = { state: 'none' };
+    s.metric = { kind: 'weight', label: metricLabel({ kind: 'weight' }) };
     if (!s.plannable) {
       s.analysing = undefined;
       this.send();
@@ -394,6 +431,8 @@ export class WizardPanel {
           options: options.map((o, i) => ({ ...o, sqnrDb: i === 0 ? undefined : cfgs[i - 1].sqnrDb })),
         });
       }
+      this.weightLayers = layers;
+      this.weightView = view;
       this.layers = layers;
       s.layers = view;
       s.analysing = undefined;
@@ -410,7 +449,161 @@ export class WizardPanel {
     } finally {
       m.close();
     }
+    await this.lookupOutput();
+    if (ac.signal.aborted) return;
+    this.applyMetric();
     await this.solve(chosenBytes);
+  }
+
+  /** The model, the target's planned weights and the data the output-space measurement runs with (the Sensitivity panel's settings). */
+  private outputRequest(m: ModelFile) {
+    const { candidates } = require('../../pipelines/convert') as typeof import('../../pipelines/convert');
+    const { configsFor } = require('../../quant/plan') as typeof import('../../quant/plan');
+    const { planEffectSettings, modelCalib, PLAN_EFFECT_SAMPLES } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const target = this.state.target as ConvertTarget;
+    const settings = planEffectSettings(m, new Set(candidates(m, target).map((t) => t.name)), configsFor(target).map((c) => c.id));
+    return { settings, set: () => modelCalib(m, this.state.data.path, { samples: PLAN_EFFECT_SAMPLES }) };
+  }
+
+  /** Why the output-space effect cannot be measured here (undefined when it can). */
+  private outputWhy(m: ModelFile): string | undefined {
+    if (m.format !== 'onnx') return `only ONNX models run here (this is ${m.format})`;
+    if (!vscode.workspace.isTrusted) return 'the workspace is not trusted: models are not run';
+    if (!this.outputRequest(m).settings.weights.length) return `no float32 weight of ${this.state.target} runs in the runtime's measurement`;
+    return undefined;
+  }
+
+  /** A cached measurement for this model, target and data: used at once (nothing runs). */
+  private async lookupOutput(): Promise<void> {
+    const s = this.state;
+    this.effects = undefined;
+    if (!this.weightLayers.length) return;
+    const { openModel } = require('../../formats') as typeof import('../../formats');
+    const { cachedRuntimeSensitivity } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const m = openModel(s.file);
+    try {
+      const why = this.outputWhy(m);
+      if (why) {
+        s.outputEffect = { state: 'unavailable', why };
+        return;
+      }
+      const req = this.outputRequest(m);
+      const hit = await cachedRuntimeSensitivity(m, req.set(), { cacheDir: runtimeCacheDir(this.context), provider: runtimeProvider(), ...req.settings });
+      this.setEffects(hit);
+    } catch (e) {
+      s.outputEffect = { state: 'error', error: e instanceof Error ? e.message : String(e) };
+    } finally {
+      m.close();
+    }
+  }
+
+  private setEffects(r: RuntimeSensitivity | undefined): void {
+    this.effects = r;
+    const first = r?.weights[0]?.configs[0]?.outputs[0];
+    this.state.outputEffect = r
+      ? { state: 'done', data: r.data, dataSource: r.dataSource, samples: r.samples, cached: !!r.cached, output: first?.output ?? '', outputKind: first?.kind ?? 'values' }
+      : { state: 'none' };
+  }
+
+  /** The data changed: another measurement (cached or not) applies. */
+  private async refreshOutput(): Promise<void> {
+    this.measuring?.abort();
+    await this.lookupOutput();
+    this.applyMetric();
+    await this.solve();
+  }
+
+  /**
+   * The plan's errors: output-space when measured for every weight and config
+   * the plan offers and the user has not asked for weight-space; otherwise
+   * weight-space for the whole plan, with a note saying why.
+   */
+  private applyMetric(): void {
+    const s = this.state;
+    const { withOutputEffects } = require('../../analysis/planFrontier') as typeof import('../../analysis/planFrontier');
+    const weight = () => {
+      this.layers = this.weightLayers;
+      s.layers = this.weightView;
+    };
+    const r = this.effects;
+    if (!r || !this.weightLayers.length) {
+      weight();
+      s.metric = { kind: 'weight', label: metricLabel({ kind: 'weight' }) };
+      return;
+    }
+    const effects = new Map(r.weights.map((w) => [w.name, new Map(w.configs.map((c) => [c.config, c.effect]))]));
+    const out = withOutputEffects(this.weightLayers, effects);
+    const label = metricLabel({ kind: 'output', data: r.data, samples: r.samples });
+    if (!out.layers) {
+      weight();
+      s.metric = { kind: 'weight', label: metricLabel({ kind: 'weight' }), note: `Weight-space for the whole plan: ${out.missing.length} weight/config pair(s) have no measured output effect (first: ${out.missing[0]}), and the two metrics are not summed together.` };
+      return;
+    }
+    if (!s.preferOutput) {
+      weight();
+      s.metric = { kind: 'weight', label: metricLabel({ kind: 'weight' }), note: `Weight-space by choice; ${label} is available.` };
+      return;
+    }
+    this.layers = out.layers;
+    s.layers = this.weightView.map((v, i) => ({ ...v, options: v.options.map((o, j) => ({ ...o, error: out.layers[i].options[j].error })) }));
+    s.metric = { kind: 'output', label };
+  }
+
+  /** Run the model: the output-space effect of every planned weight under every config, in the pool, with progress and Cancel. */
+  private async measureOutput(): Promise<void> {
+    const s = this.state;
+    if (this.measuring || !this.weightLayers.length || s.phase === 'running') return;
+    const { openModel } = require('../../formats') as typeof import('../../formats');
+    const { runtimeSensitivity } = require('../../pipelines/evaluate') as typeof import('../../pipelines/evaluate');
+    const ac = new AbortController();
+    this.measuring = ac;
+    const m = openModel(s.file);
+    const target = s.target;
+    const dataPath = s.data.path;
+    try {
+      const why = this.outputWhy(m);
+      if (why) {
+        s.outputEffect = { state: 'unavailable', why };
+        this.send();
+        return;
+      }
+      const req = this.outputRequest(m);
+      s.outputEffect = { state: 'running', done: 0, total: req.settings.weights.length * req.settings.configs.length };
+      this.send();
+      let last = 0;
+      const r = await runtimeSensitivity(m, req.set(), {
+        pool: this.pool.get(), signal: ac.signal, cacheDir: runtimeCacheDir(this.context), provider: runtimeProvider(), ...req.settings,
+        onProgress: (done, total) => {
+          if (ac.signal.aborted) return;
+          s.outputEffect = { state: 'running', done, total };
+          if (Date.now() - last > 200) {
+            last = Date.now();
+            this.send();
+          }
+        },
+      });
+      // The target or the data changed while it ran: that result is cached for later, not this plan's.
+      if (ac.signal.aborted || s.target !== target || s.data.path !== dataPath) return;
+      warnProvider(r.providerNote);
+      this.setEffects(r);
+      s.preferOutput = true;
+      this.applyMetric();
+      log().info(`Quantize wizard: output-space effects of ${r.weights.length} weights × ${r.configs.length} configs on ${r.samples} ${r.data} samples in ${r.seconds.toFixed(1)} s`);
+    } catch (e) {
+      if (s.target !== target || s.data.path !== dataPath) return;
+      if (ac.signal.aborted || (e instanceof Error && e.name === 'CancelledError')) {
+        s.outputEffect = { state: 'none' };
+        s.notice = 'Output-space measurement cancelled; the plan stays weight-space.';
+      } else {
+        s.outputEffect = { state: 'error', error: e instanceof Error ? e.message : String(e) };
+        log().error(`Quantize wizard ${s.file}: output-space measurement: ${s.outputEffect.error}`);
+      }
+    } finally {
+      m.close();
+      if (this.measuring === ac) this.measuring = undefined;
+    }
+    this.remember();
+    await this.solve();
   }
 
   /** Solve the frontier (pool job) and re-pick the plan at the same size, or load the preloaded plan. */
@@ -505,7 +698,10 @@ export class WizardPanel {
       const { PLAN_SCHEMA } = require('../../quant/plan') as typeof import('../../quant/plan');
       return { schema: PLAN_SCHEMA, target: s.target as ConvertTarget, model: s.fileName, tensors: {} };
     }
-    return planOf(s.target as ConvertTarget, this.layers, this.assignment, s.fileName);
+    const { OUTPUT_SPACE_ERROR } = require('../../analysis/budgetMarks') as typeof import('../../analysis/budgetMarks');
+    const { WEIGHT_SPACE_ERROR } = require('../../analysis/budgetPlan') as typeof import('../../analysis/budgetPlan');
+    const kind = s.metric.kind === 'output' ? `${OUTPUT_SPACE_ERROR}; ${s.metric.label}` : WEIGHT_SPACE_ERROR;
+    return planOf(s.target as ConvertTarget, this.layers, this.assignment, s.fileName, undefined, kind);
   }
 
   private async quantize(): Promise<void> {
@@ -587,8 +783,32 @@ export class WizardPanel {
       output: r.output, outputName: path.basename(r.output), fileBytesBefore: r.totals.fileBytesBefore, fileBytesAfter: r.totals.fileBytesAfter,
       tensorsQuantized: r.totals.tensorsQuantized, tensorsKept: r.totals.tensorsKept, planFile: r.plan?.file,
       perLayer: r.tensors.map((t) => ({ name: t.name, choice: t.choice, plannedDb: this.state.uniformMode ? undefined : planned.get(t.name), writtenDb: t.predicted.sqnrDb })),
-      runtime: r.verification.runtime, runtimeSkipped: r.verification.runtimeSkipped, seconds: r.seconds.total,
+      runtime: r.verification.runtime, runtimeSkipped: r.verification.runtimeSkipped, predicted: this.predictedOf(r), seconds: r.seconds.total,
     };
+  }
+
+  /** The plan's predicted total in its metric; output-space: next to the same effect of the written model's output (KL for classifiers, else noise-to-signal). */
+  private predictedOf(r: ConvertReport): WizardResult['predicted'] {
+    const s = this.state;
+    if (s.uniformMode || !s.plannable || !this.assignment.length) return undefined;
+    const error = this.layers.reduce((a, l, i) => a + l.options[this.assignment[i]].error, 0);
+    const p: NonNullable<WizardResult['predicted']> = { metric: s.metric.kind, label: s.metric.label, error };
+    const e = s.outputEffect;
+    if (s.metric.kind === 'output' && e.state === 'done') {
+      p.output = e.output;
+      const o = r.verification.runtime?.outputs.find((x) => x.name === e.output);
+      if (o && e.outputKind === 'values' && o.sqnrDb !== undefined && Number.isFinite(o.sqnrDb)) {
+        p.measured = 10 ** (-o.sqnrDb / 10);
+        p.measuredWhat = 'noise-to-signal power ratio';
+      } else if (o && e.outputKind !== 'values' && o.meanKl !== undefined) {
+        p.measured = o.meanKl;
+        p.measuredWhat = 'mean KL';
+      } else if (o && o.sqnrDb === Infinity) {
+        p.measured = 0;
+        p.measuredWhat = 'identical outputs';
+      }
+    }
+    return p;
   }
 
   private async exportPlan(format: ExportFormat): Promise<void> {

@@ -24,7 +24,26 @@ export interface WizardResult {
   perLayer: { name: string; choice: string; plannedDb?: number; writtenDb: number }[];
   runtime?: { runtime: string; data: 'calibration' | 'synthetic'; inputs: string[]; outputs: { name: string; cosine?: number; sqnrDb?: number; maxAbs?: number; top1Agreement?: number; meanKl?: number }[] };
   runtimeSkipped?: string;
+  /** The plan's predicted total error in its metric, and (output-space) the same effect measured on the written model. */
+  predicted?: { metric: 'weight' | 'output'; label: string; error: number; output?: string; measured?: number; measuredWhat?: string };
   seconds: number;
+}
+
+/**
+ * The output-space measurement for the wizard's model, target and data:
+ * why it cannot run, not measured yet, running, failed, or done (`cached`:
+ * found in the measurement cache, nothing was run).
+ */
+export type WizardOutputEffect =
+  | { state: 'unavailable'; why: string }
+  | { state: 'none' }
+  | { state: 'running'; done: number; total: number }
+  | { state: 'error'; error: string }
+  | { state: 'done'; data: 'real' | 'synthetic'; dataSource: string; samples: number; cached: boolean; output: string; outputKind: string };
+
+/** The label of the plan's error metric, shown on the chart, the table and the result page. */
+export function metricLabel(m: { kind: 'weight' | 'output'; data?: 'real' | 'synthetic'; samples?: number }): string {
+  return m.kind === 'output' ? `output-space (measured on ${m.samples} ${m.data} samples)` : 'weight-space';
 }
 
 export interface WizardState {
@@ -42,6 +61,11 @@ export interface WizardState {
   presets: string[];
   preset?: string;
   data: { path?: string; kind: 'real' | 'synthetic'; label: string };
+  /** What the plan's predicted errors are: output-space effects when measured for every option, else weight-space; `note` says why not output-space. */
+  metric: { kind: 'weight' | 'output'; label: string; note?: string };
+  /** The user's choice when both are available (output-space by default). */
+  preferOutput: boolean;
+  outputEffect: WizardOutputEffect;
   /** Sensitivity being measured for the plan. */
   analysing?: { done: number; total: number };
   /** Weights the target converts, with their options (options[0] = keep). */
@@ -82,6 +106,9 @@ export type FromWizard =
   | { type: 'tieQkv' }
   | { type: 'setUniform'; uniform: boolean }
   | { type: 'setAlgorithm'; algo: WizardAlgo; bits: 2 | 4 | 8; groupSize: number; symmetric: boolean }
+  | { type: 'measureOutput' }
+  | { type: 'cancelMeasure' }
+  | { type: 'setMetric'; metric: 'weight' | 'output' }
   | { type: 'quantize' }
   | { type: 'cancel' }
   | { type: 'back' }
@@ -92,7 +119,7 @@ export type FromWizard =
 const ALGOS = new Set(['rtn', 'gptq', 'awq']);
 const EXPORTS = new Set(['plan', 'ort', 'llamacpp']);
 const GROUP_SIZES = new Set([16, 32, 64, 128, 256]);
-const SIMPLE = new Set(['ready', 'pickData', 'loadPlan', 'clearData', 'tieQkv', 'quantize', 'cancel', 'back', 'openOutput', 'compare']);
+const SIMPLE = new Set(['ready', 'pickData', 'loadPlan', 'clearData', 'tieQkv', 'measureOutput', 'cancelMeasure', 'quantize', 'cancel', 'back', 'openOutput', 'compare']);
 
 function index(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 1_000_000;
@@ -123,6 +150,8 @@ export function parseFromWizard(raw: unknown): FromWizard | undefined {
     }
     case 'untie':
       return name(raw.name) ? { type: t, name: raw.name } : undefined;
+    case 'setMetric':
+      return raw.metric === 'weight' || raw.metric === 'output' ? { type: t, metric: raw.metric } : undefined;
     case 'setUniform':
       return typeof raw.uniform === 'boolean' ? { type: t, uniform: raw.uniform } : undefined;
     case 'setAlgorithm': {

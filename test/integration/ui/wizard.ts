@@ -6,6 +6,7 @@
  * what data) → Open in Inspector shows the written file.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { type Ctx, type HTMLElement, type UiTest, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
@@ -38,6 +39,40 @@ function paramsOf(file: string, names: string[]): number {
   } finally {
     m.close();
   }
+}
+
+/** The plan table's predicted error per row (the exact number the host sent) and its total. */
+async function shownErrors(frame: Frame): Promise<{ rows: { name: string; format: string; error: number }[]; total: number; header: string }> {
+  return frame.evaluate(() => ({
+    rows: [...document.querySelectorAll('#qs-wz-table tbody tr')].map((r: HTMLElement) => ({
+      name: r.dataset.name ?? '', format: r.querySelector('[data-col="format"]')?.textContent ?? '', error: Number(r.querySelector('[data-col="error"]')?.getAttribute('data-value')),
+    })),
+    total: Number(document.querySelector('#qs-wz-totals [data-col="error"]')?.getAttribute('data-value')),
+    header: `${document.getElementById('qs-wz-error-h')?.textContent ?? ''} | ${document.getElementById('qs-wz-table-caption')?.textContent ?? ''}`,
+  }));
+}
+
+/**
+ * The Sensitivity measurement cache entries (globalStorage/<extension>/runtime-cache in the
+ * code-server's user data under the temp folder) written for `file` since `since`.
+ */
+function cachedMeasurements(file: string, since: number): { data: string; samples: number; configs: string[]; weights: { name: string; configs: { config: string; effect: number }[] }[] }[] {
+  const found = [];
+  for (const d of fs.readdirSync(os.tmpdir()).filter((x) => x.startsWith('qs-code-server-'))) {
+    const gs = path.join(os.tmpdir(), d, 'user-data', 'User', 'globalStorage');
+    if (!fs.existsSync(gs)) continue;
+    for (const ext of fs.readdirSync(gs)) {
+      const dir = path.join(gs, ext, 'runtime-cache');
+      if (!fs.existsSync(dir)) continue;
+      for (const f of fs.readdirSync(dir).filter((x) => /^runtime-.*\.json$/.test(x))) {
+        const full = path.join(dir, f);
+        if (fs.statSync(full).mtimeMs < since) continue;
+        const j = JSON.parse(fs.readFileSync(full, 'utf8'));
+        if (j.file === file) found.push(j);
+      }
+    }
+  }
+  return found;
 }
 
 async function setSlider(frame: Frame, value: number | 'min' | 'max'): Promise<number> {
@@ -188,6 +223,81 @@ export const wizardUiTests: UiTest[] = [
       if (shown !== String(written.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${written.tensors.length}`);
       if (!written.tensors.some((n) => /_Q4$|_Q8$|_Q2$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${written.tensors.join(', ')}`);
       await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-opened.png') });
+    },
+  },
+  {
+    name: 'wizard: Measure output effect (synthetic) → chart, table and result say output-space; the table\'s errors are the measured effects; a cached measurement is used at once',
+    async fn(page, ctx) {
+      const src = path.join(ctx.workspace, 'fixtures', 'tiny-transformer', 'tiny-transformer.onnx');
+      const out = path.join(path.dirname(src), 'tiny-transformer.int4.onnx');
+      const since = Date.now() - 1000;
+      // Its Explorer row: shown by the test before, else opening the file reveals it (run alone).
+      if (!(await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny-transformer.onnx' }).first().isVisible().catch(() => false))) {
+        await quickOpen(page, 'tiny-transformer.onnx');
+        await inspectorOf(page, 'tiny-transformer.onnx');
+      }
+      const frame = await openWizard(page, 'tiny-transformer.onnx', '#qs-wz-file-name');
+      if (await frame.locator('#qs-wz-back').count()) await frame.locator('#qs-wz-back').click();
+      await frame.locator('#qs-wz-target-onnx-int4').check();
+      await frame.locator('#qs-wz-no-data').click();
+      await frame.locator('#qs-wz-table').waitFor({ timeout: 120_000 });
+      // Before measuring: weight-space, said so, and the offer names the data it would run on.
+      await frame.locator('#qs-wz-measure').waitFor({ timeout: 60_000 });
+      const before = await shownErrors(frame);
+      if (!/weight-space/.test(before.header) || /output-space/.test(before.header)) throw new Error(`table header before measuring: ${before.header}`);
+      const offer = (await frame.locator('#qs-wz-metric-box').textContent()) ?? '';
+      if (!/synthetic inputs/.test(offer)) throw new Error(`the measure offer does not say its data is synthetic: ${offer}`);
+      await frame.locator('#qs-wz-measure').click();
+      await frame.waitForFunction(() => document.getElementById('qs-wz-metric')?.dataset.metric === 'output', undefined, { timeout: 240_000 });
+      const label = 'output-space (measured on 8 synthetic samples)';
+      const metric = (await frame.locator('#qs-wz-metric').textContent()) ?? '';
+      if (!metric.includes(label)) throw new Error(`metric label: ${metric}`);
+      // A mixed plan (several configs): the middle of the slider.
+      const range = await frame.evaluate(() => { const sl = document.getElementById('qs-wz-slider'); return [Number(sl.min), Number(sl.max)]; });
+      await setSlider(frame, Number(((range[0] + range[1]) / 2).toFixed(2)));
+      await frame.waitForTimeout(300);
+      const shown = await shownErrors(frame);
+      if (!shown.header.startsWith('error (output-space) | ') || !shown.header.endsWith(label)) throw new Error(`table header | caption: ${shown.header}`);
+      const note = (await frame.locator('#qs-wz-budget-note').textContent()) ?? '';
+      if (!note.includes(`, ${label}`)) throw new Error(`budget note: ${note}`);
+      const aria = (await frame.locator('#qs-wz-frontier').getAttribute('aria-label')) ?? '';
+      if (!aria.includes(label)) throw new Error(`chart label: ${aria}`);
+      // The table's errors are the Sensitivity measurement's effects for the chosen configs (read from its cache file).
+      const entries = cachedMeasurements(src, since).filter((e) => e.data === 'synthetic' && e.samples === 8);
+      if (entries.length !== 1) throw new Error(`${entries.length} output-space measurements of ${src} in the runtime cache since the test began`);
+      const eff = new Map(entries[0].weights.map((w) => [w.name, new Map(w.configs.map((c) => [c.config, c.effect]))]));
+      if (new Set(shown.rows.map((r) => r.format)).size < 2) throw new Error(`the middle of the slider is not a mixed plan: ${shown.rows.map((r) => r.format).join(', ')}`);
+      let sum = 0;
+      for (const r of shown.rows) {
+        const want = r.format === 'keep' ? 0 : eff.get(r.name)?.get(r.format);
+        if (want === undefined || r.error !== want) throw new Error(`${r.name} (${r.format}): the table predicts ${r.error}, the measurement says ${want}`);
+        sum += want;
+      }
+      if (Math.abs(shown.total - sum) > 1e-12 * Math.max(1, sum)) throw new Error(`table total ${shown.total}, the measured effects add to ${sum}`);
+      const px = await drawnPixels(frame, 'qs-wz-frontier');
+      if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
+      await screenshots(page, ctx, frame, 'output-space', 'qs-wz-budget');
+      await screenshots(page, ctx, frame, 'output-space-table', 'qs-wz-plan');
+      // Another target and back: the measurement of this model + data comes from the cache at once (no second run).
+      await frame.locator('#qs-wz-target-onnx-qdq').check();
+      // onnx-qdq's configs were never measured: weight-space, until its plan table is back.
+      await frame.waitForFunction(() => document.getElementById('qs-wz-target-onnx-qdq')?.checked === true && document.getElementById('qs-wz-metric')?.dataset.metric === 'weight'
+        && !!document.getElementById('qs-wz-table') && !document.getElementById('qs-wz-analysing'), undefined, { timeout: 120_000 });
+      await frame.locator('#qs-wz-target-onnx-int4').check();
+      await frame.waitForFunction(() => document.getElementById('qs-wz-metric')?.dataset.metric === 'output' && document.getElementById('qs-wz-target-onnx-int4')?.checked === true, undefined, { timeout: 120_000 });
+      if (await frame.locator('#qs-wz-measuring').count()) throw new Error('the cached measurement was run again');
+      if (!/from the cache/.test((await frame.locator('#qs-wz-metric-box').textContent()) ?? '')) throw new Error('the cached measurement is not said to come from the cache');
+      if (cachedMeasurements(src, since).filter((e) => e.data === 'synthetic' && e.samples === 8).length !== 1) throw new Error('the cache holds a second measurement');
+      // Quantize: the result page's "predicted" is output-space, next to the written model's measured effect.
+      for (const f of [out, `${out}.plan.json`]) fs.rmSync(f, { force: true });
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-result-h').waitFor({ timeout: 180_000 });
+      const pred = (await frame.locator('#qs-wz-predicted').textContent()) ?? '';
+      if ((await frame.locator('#qs-wz-predicted').getAttribute('data-metric')) !== 'output' || !pred.includes(label) || !/measured on the written model .*: [0-9.]+e[-+][0-9]+/.test(pred)) throw new Error(`result predicted: ${pred}`);
+      const plan = JSON.parse(fs.readFileSync(`${out}.plan.json`, 'utf8')) as { predicted: { errorKind: string } };
+      if (!/output-space/.test(plan.predicted.errorKind)) throw new Error(`the written plan's errorKind: ${plan.predicted.errorKind}`);
+      await screenshots(page, ctx, frame, 'output-space-result', 'qs-wz-predicted');
+      await frame.locator('#qs-wz-back').click();
     },
   },
   {
