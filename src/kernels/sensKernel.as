@@ -150,26 +150,38 @@ export function sensInt(x: usize, rows: i32, rowLen: i32, g: i32, out: usize, st
 
 // ---------------------------------------------------------------- NF4
 
-// Squared error of one group in NF4 with scale s: f32(v * f32(1 / s)) takes the
-// level of the thresholds it lies strictly above, d = f32(level * s).
-// tables: 16 levels then 15 thresholds, f32.
+// Squared error of one group in NF4 with scale s: y = f32(v * f32(1 / s)) takes
+// code c = the number of thresholds y lies strictly above, d = f32(level[c] * s).
+// tables: 16 levels (f32), 15 thresholds (f32) at +64, and at +128 the levels
+// as four 16-byte planes (plane b holds byte b of each level) for i8x16.swizzle.
 @inline
 function sseNf4(xb: usize, n: i32, s: f32, tables: usize): f64 {
   const inv: f32 = <f32>1.0 / s;
   const iv = f32x4.splat(inv);
   const sv = f32x4.splat(s);
-  const t0 = tables + 64;
+  const t = tables + 64;
+  const T0 = v128.load32_splat(t), T1 = v128.load32_splat(t, 4), T2 = v128.load32_splat(t, 8), T3 = v128.load32_splat(t, 12);
+  const T4 = v128.load32_splat(t, 16), T5 = v128.load32_splat(t, 20), T6 = v128.load32_splat(t, 24), T7 = v128.load32_splat(t, 28);
+  const T8 = v128.load32_splat(t, 32), T9 = v128.load32_splat(t, 36), T10 = v128.load32_splat(t, 40), T11 = v128.load32_splat(t, 44);
+  const T12 = v128.load32_splat(t, 48), T13 = v128.load32_splat(t, 52), T14 = v128.load32_splat(t, 56);
+  const P0 = v128.load(tables + 128), P1 = v128.load(tables + 144), P2 = v128.load(tables + 160), P3 = v128.load(tables + 176);
+  const B0 = i32x4.splat(0xff), B1 = i32x4.splat(0xff00), B2 = i32x4.splat(0xff0000), B3 = i32x4.splat(<i32>0xff000000);
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const v = v128.load(xb + (<usize>i << 2));
     const y = f32x4.mul(v, iv);
-    let l = v128.load32_splat(tables);
-    // Thresholds ascend, so the last one y exceeds names its level.
-    for (let t = 0; t < 15; t++) {
-      l = v128.bitselect(v128.load32_splat(tables + (<usize>(t + 1) << 2)), l, f32x4.gt(y, v128.load32_splat(t0 + (<usize>t << 2))));
-    }
+    // A comparison is -1 where true: the sum of the fifteen is minus the code.
+    const c0 = i32x4.add(i32x4.add(f32x4.gt(y, T0), f32x4.gt(y, T1)), i32x4.add(f32x4.gt(y, T2), f32x4.gt(y, T3)));
+    const c1 = i32x4.add(i32x4.add(f32x4.gt(y, T4), f32x4.gt(y, T5)), i32x4.add(f32x4.gt(y, T6), f32x4.gt(y, T7)));
+    const c2 = i32x4.add(i32x4.add(f32x4.gt(y, T8), f32x4.gt(y, T9)), i32x4.add(f32x4.gt(y, T10), f32x4.gt(y, T11)));
+    const c3 = i32x4.add(i32x4.add(f32x4.gt(y, T12), f32x4.gt(y, T13)), f32x4.gt(y, T14));
+    const code = i32x4.neg(i32x4.add(i32x4.add(c0, c1), i32x4.add(c2, c3)));
+    // The code (0..15) spread to every byte of its lane; each byte of the level looked up in its plane.
+    const idx = i8x16.swizzle(code, v128(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12));
+    const l = v128.or(v128.or(v128.and(i8x16.swizzle(P0, idx), B0), v128.and(i8x16.swizzle(P1, idx), B1)),
+                      v128.or(v128.and(i8x16.swizzle(P2, idx), B2), v128.and(i8x16.swizzle(P3, idx), B3)));
     const d = f32x4.mul(l, sv);
     acc01 = accumulate(acc01, d, v);
     acc23 = accumulate(acc23, high(d), high(v));
@@ -182,7 +194,7 @@ function sseNf4(xb: usize, n: i32, s: f32, tables: usize): f64 {
     const v = load<f32>(xb + (<usize>i << 2));
     const y = v * inv;
     let c = 0;
-    for (let t = 0; t < 15; t++) if (y > load<f32>(t0 + (<usize>t << 2))) c = t + 1;
+    for (let k = 0; k < 15; k++) if (y > load<f32>(t + (<usize>k << 2))) c = k + 1;
     const r = <f64>(load<f32>(tables + (<usize>c << 2)) * s) - <f64>v;
     if (lane == 0) l0 += r * r;
     else if (lane == 1) l1 += r * r;
@@ -193,6 +205,9 @@ function sseNf4(xb: usize, n: i32, s: f32, tables: usize): f64 {
 
 // NF4 (nf4Codec of rtn.ts): s = f32(max|x| · r), 1 when not positive.
 export function sensNf4(x: usize, rows: i32, rowLen: i32, g: i32, out: usize, steps: i32, minRatio: f64, tables: usize, scratch: usize): void {
+  for (let c = 0; c < 16; c++) {
+    for (let b = 0; b < 4; b++) store<u8>(tables + 128 + (<usize>b << 4) + <usize>c, load<u8>(tables + (<usize>c << 2) + <usize>b));
+  }
   let k: usize = 0;
   for (let row = 0; row < rows; row++) {
     for (let g0 = 0; g0 < rowLen; g0 += g) {
