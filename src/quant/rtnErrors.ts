@@ -84,7 +84,8 @@ export function groupLines(x: Float32Array, shape: readonly number[], g: Granula
 /**
  * Σ(x − x̂)² of `x` quantized with `spec`, min-max and MSE-clipped (the
  * engine's `calibrator('mse')` grid), or null when the kernel does not cover
- * the spec. `lines` may pass groupLines(x, shape, spec.granularity) already made. x must be finite.
+ * the spec. `lines` may pass groupLines(x, shape, spec.granularity) already made. A non-finite
+ * element is a RangeError naming it.
  */
 export function rtnErrorSums(
   x: Float32Array, shape: readonly number[], spec: Omit<QuantSpec, 'calibrator'>,
@@ -92,6 +93,13 @@ export function rtnErrorSums(
 ): RtnErrorSums | null {
   const fmt = sensFormatOf(spec);
   if (!fmt) return null;
+  let acc = 0;
+  for (let i = 0; i < x.length; i++) acc += x[i] * 0; // NaN iff some element is NaN or ±Inf
+  if (acc !== 0) {
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isFinite(x[i])) throw new RangeError(`rtnErrorSums: element ${i} is ${x[i]}; quantization needs finite values`);
+    }
+  }
   const cal = opts.clip ?? new MseCalibrator();
   const clip: ClipSearch = { steps: cal.steps, minRatio: cal.minRatio };
   const lines = opts.lines ?? groupLines(x, shape, spec.granularity);

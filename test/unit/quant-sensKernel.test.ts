@@ -236,4 +236,13 @@ describe('quant: weight-space sensitivity kernel', function () {
     assert.equal(sensFormatOf(spec), null);
     assert.equal(rtnErrorSums(new Float32Array(64), [2, 32], spec), null);
   });
+
+  it('names a non-finite element instead of summing it', () => {
+    const x = new Float32Array(64);
+    x[37] = NaN;
+    const spec = specFor(CONFIGS[2], weightLayout([2, 32], 0));
+    assert.throws(() => rtnErrorSums(x, [2, 32], spec), /element 37 is NaN/);
+    x[37] = -Infinity;
+    assert.throws(() => rtnErrorSums(x, [2, 32], spec), /element 37 is -Infinity/);
+  });
 });
