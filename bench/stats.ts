@@ -6,12 +6,20 @@
  * the worker pool with 1 and 2 workers. Kernel figures run in place on a
  * 256 MiB float32 region in WASM memory. --7b also times a LLaMA-7B-shaped
  * float16 checkpoint (13.5 GB, generated once) with 2 workers. Nothing is asserted.
+ *
+ * `--sens7b` runs only the weight-space sensitivity figures on that checkpoint:
+ * sens_weight_7b_s is the wall time of `analyseSensitivity` (every weight matrix,
+ * every catalogue config, min-max and MSE calibrators, the default 1M-element
+ * sample per tensor) on a pool of 2 workers, best of 2 runs (the first also
+ * pulls the sampled rows into the page cache); `_cpu_s` is the CPU time of
+ * the whole process (all threads) in that run, the fair figure on a shared machine.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../src/formats/index';
 import { analyseModel } from '../src/pipelines/analyseModel';
+import { analyseSensitivity } from '../src/pipelines/analyseSensitivity';
 import { WasmKernel, f32Down, f32Up } from '../src/kernels/statsKernel';
 import { StatsOptions, analyseArray, channelLayout, finalize, pass2Params, resolveOptions, runPass1, runPass2 } from '../src/analysis/weightStats';
 import { isAnalysable, tensorSource } from '../src/analysis/tensorSource';
@@ -183,7 +191,42 @@ function passesAlone(m: ReturnType<typeof openModel>): Record<string, number> {
   return { f32_pass1_alone_1thread_GBps: gbs(bytes, t1), f32_pass2_and_finalize_alone_1thread_GBps: gbs(bytes, t2) };
 }
 
+/** Weight-space sensitivity of the 7B-shaped checkpoint through a pool of 2 workers (see the header). */
+async function sens7b(): Promise<Record<string, number | string>> {
+  const out: Record<string, number | string> = { load_average_1m: Number(os.loadavg()[0].toFixed(2)) };
+  const file = path.join(DATA, 'llama7b-f16.safetensors');
+  ensureNamedF16(file, llama7bTensors());
+  const m = openModel(file);
+  const pool = new WorkerPool({ size: 2 });
+  try {
+    await analyseSensitivity(m, { pool, filter: (t) => t.name === 'model.layers.0.self_attn.q_proj.weight' }); // start the workers
+    let bestWall = Infinity;
+    for (let rep = 0; rep < 2; rep++) {
+      const t0 = process.hrtime.bigint();
+      const c0 = process.cpuUsage();
+      const r = await analyseSensitivity(m, { pool });
+      const cpu = process.cpuUsage(c0);
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (r.failed.length) throw new Error(`bench sensitivity failed: ${r.failed[0].name}: ${r.failed[0].error}`);
+      if (wall >= bestWall) continue;
+      bestWall = wall;
+      const cpuS = (cpu.user + cpu.system) / 1e6;
+      const measured = r.tensors.reduce((a, t) => a + t.sensitivity.measuredElements, 0);
+      out.sens_weight_7b_s = Math.round(wall * 100) / 100;
+      out.sens_weight_7b_cpu_s = Math.round(cpuS * 100) / 100;
+      out.sens_weight_7b_tensors = r.tensors.length;
+      out.sens_weight_7b_configs = r.tensors[0]?.sensitivity.configs.length ?? 0;
+      out.sens_weight_7b_measured_Melements = Math.round(measured / 1e4) / 100;
+      out.sens_weight_7b_Melements_per_cpu_s = Math.round((measured / 1e6 / cpuS) * 100) / 100;
+    }
+  } finally { await pool.close(); m.close(); }
+  out.load_average_1m_after = Number(os.loadavg()[0].toFixed(2));
+  out.cores = os.availableParallelism();
+  return out;
+}
+
 export async function run(argv: string[]): Promise<Record<string, number | string>> {
+  if (argv.includes('--sens7b')) return sens7b();
   const small = argv.includes('--small');
   const out: Record<string, number | string> = {};
 

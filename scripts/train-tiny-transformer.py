@@ -6,8 +6,9 @@ Run with Debian's python3-torch and python3-onnx:
 
 Text: Debian's licence texts in /usr/share/common-licenses. Every file but
 MPL-2.0 is training text; the first HELDOUT_BYTES of MPL-2.0 are written to
-OUT_DIR/heldout.txt and never seen in training, so quality tests measure
-quantization error on text the model did not memorise; the first
+OUT_DIR/heldout.txt and the rest of it to OUT_DIR/heldout-rest.txt, never
+seen in training, so quality tests measure quantization error on text the
+model did not memorise (and can calibrate on one part, judge on the other); the first
 CALIBRATION_BYTES of GPL-3 (training text) go to OUT_DIR/calibration.txt for
 GPTQ/AWQ calibration.
 
@@ -99,7 +100,8 @@ def main():
         with open(p, 'rb') as f:
             train += f.read()
     with open(os.path.join(LICENCES, HELDOUT_FILE), 'rb') as f:
-        heldout = f.read()[:HELDOUT_BYTES]
+        mpl = f.read()
+    heldout, heldout_rest = mpl[:HELDOUT_BYTES], mpl[HELDOUT_BYTES:]
     data = torch.tensor(list(train), dtype=torch.long)
     model = TinyLM()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
@@ -135,6 +137,8 @@ def main():
     )
     with open(os.path.join(out_dir, 'heldout.txt'), 'wb') as f:
         f.write(heldout)
+    with open(os.path.join(out_dir, 'heldout-rest.txt'), 'wb') as f:
+        f.write(heldout_rest)
     with open(os.path.join(LICENCES, CALIBRATION_FILE), 'rb') as f:
         calibration = f.read()[:CALIBRATION_BYTES]
     with open(os.path.join(out_dir, 'calibration.txt'), 'wb') as f:

@@ -10,7 +10,9 @@
  * are always those of the full tensor.
  */
 import type { ModelFile, TensorInfo } from '../formats/types';
+import type { Impl } from '../kernels/runtime';
 import { CONFIGS, quantize, scaleBytesFor, specFor, storageBytes, weightErrorReport, weightLayout } from '../quant/index';
+import { groupLines, rtnErrorSums, sensFormatOf } from '../quant/rtnErrors';
 
 /** A tensor holding ±Inf and no NaN (an attention mask, a lookup table): not a weight a quantizer converts. */
 export class NonFiniteTensorError extends RangeError {
@@ -51,6 +53,20 @@ export interface SensitivityOptions {
   scaleBytes?: number;
   /** Restrict to these config ids. */
   configs?: string[];
+  /**
+   * The error sums: 'auto' (default) the WebAssembly sensitivity kernel, 'ref' its TypeScript twin,
+   * 'wasm' the kernel or an error. Configs no kernel covers are quantized in full either way.
+   */
+  impl?: Impl;
+}
+
+/** Squared-error sum and signal energy → the table's MSE, SQNR and relative Frobenius error (as weightErrorReport computes them). */
+function errorFigures(sse: number, energy: number, n: number): { mse: number; sqnrDb: number; relFrobenius: number } {
+  return {
+    mse: n ? sse / n : 0,
+    sqnrDb: sse === 0 ? Infinity : 10 * Math.log10(energy / sse),
+    relFrobenius: energy === 0 ? (sse === 0 ? 0 : Infinity) : Math.sqrt(sse / energy),
+  };
 }
 
 /** Which 128-row blocks of axis 0 to measure: evenly spread, at most ~maxElements elements. */
@@ -86,14 +102,27 @@ export function tensorSensitivity(x: Float32Array, shape: readonly number[], ful
   const scaleBytes = opts.scaleBytes ?? 4;
   const numel = fullShape.reduce((a, b) => a * b, 1);
   const out: ConfigSensitivity[] = [];
+  let energy = 0;
+  for (let i = 0; i < x.length; i++) energy += x[i] * x[i];
+  // Configs with the same grouping share one view of the data as lines of groups.
+  const lines = new Map<string, ReturnType<typeof groupLines>>();
   for (const cfg of CONFIGS) {
     if (opts.configs && !opts.configs.includes(cfg.id)) continue;
     const base = specFor(cfg, layout);
     const tried: Record<string, number> = {};
-    let best: { cal: (typeof CALIBRATORS)[number]; rep: ReturnType<typeof weightErrorReport> } | undefined;
+    let best: { cal: (typeof CALIBRATORS)[number]; rep: { mse: number; sqnrDb: number; relFrobenius: number } } | undefined;
+    const key = JSON.stringify(base.granularity);
+    const covered = sensFormatOf(base) !== null;
+    if (covered && !lines.has(key)) lines.set(key, groupLines(x, sampled, base.granularity));
+    const sums = covered ? rtnErrorSums(x, sampled, base, { impl: opts.impl, lines: lines.get(key) }) : null;
     for (const cal of CALIBRATORS) {
-      const q = quantize(x, sampled, { ...base, calibrator: cal });
-      const rep = weightErrorReport(x, q.dequantized);
+      let rep: { mse: number; sqnrDb: number; relFrobenius: number };
+      if (sums) {
+        rep = errorFigures(sums[cal], energy, x.length);
+      } else {
+        if (opts.impl === 'wasm') throw new RangeError(`sensitivity: impl 'wasm' asked for, but no kernel covers config ${cfg.id}`);
+        rep = weightErrorReport(x, quantize(x, sampled, { ...base, calibrator: cal }).dequantized);
+      }
       tried[cal] = rep.mse;
       if (!best || rep.mse < best.rep.mse) best = { cal, rep };
     }

@@ -109,7 +109,7 @@ export const NF4_LEVELS: Float32Array = Float32Array.from([
  * literals of bitsandbytes' dQuantizeNF4: a value strictly above threshold i
  * takes level i+1, a value on it keeps level i.
  */
-const NF4_THRESHOLDS: Float32Array = (() => {
+export const NF4_THRESHOLDS: Float32Array = (() => {
   const t = new Float32Array(15);
   for (let i = 0; i < 15; i++) t[i] = Math.fround((NF4_LEVELS[i] + NF4_LEVELS[i + 1]) / 2);
   return t;
