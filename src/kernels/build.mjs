@@ -20,6 +20,7 @@ const KERNELS = {
   rtnKernels: { prefix: 'RTN_KERNELS', initialMemory: 1 },
   ggmlKernels: { prefix: 'GGML_KERNELS', initialMemory: 1 },
   nbitsKn: { prefix: 'NBITS_KN', initialMemory: 1 },
+  histKernel: { prefix: 'HIST_KERNEL', initialMemory: 1 },
 };
 
 const wanted = process.argv.slice(2);
