@@ -5,7 +5,8 @@
  *   configs (int8 per-channel, int4 g128, int3 g128, nf4 g64) on 16 samples
  *   (sens_ppocr_rec_suffix_ref_s: the same, float reference from one more suffix run per weight);
  * - sens_ppocr_det_s: PP-OCRv4 det at 1×3×640×640, the same configs, 8 samples;
- * - calib_activations_ppocr_rec_s: histograms of every activation of rec on 64 samples.
+ * - calib_activations_ppocr_rec_s: histograms of every activation of rec on 64 samples
+ *   (_cpu_s: CPU seconds of the process, pool threads included: steadier than wall time on a shared machine).
  * Synthetic inputs (deterministic); the machine's load average is printed beside.
  */
 import * as os from 'node:os';
@@ -49,8 +50,11 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
       const m = openModel(rec);
       const set = modelCalib(m, undefined, { samples: 64, shapes: { x: [1, 3, 48, 320] } });
       const t0 = Date.now();
+      const c0 = process.cpuUsage();
       const a = await modelActivations(m, set, { pool });
       out.calib_activations_ppocr_rec_s = (Date.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      out.calib_activations_ppocr_rec_cpu_s = Number(((c.user + c.system) / 1e6).toFixed(2));
       out.calib_activations_ppocr_rec_tensors = a.states.length;
       m.close();
     }

@@ -166,20 +166,43 @@ function bump(tab: usize, b: i32): void {
   store<u32>(q, load<u32>(q) + 1);
 }
 
+// 1.5·2^23: adding it to an integer-valued float32 of magnitude below 2^22
+// puts that integer in the low mantissa bits (the bit pattern minus MAGIC_BITS).
+const MAGIC: f32 = 12582912.0;
+const MAGIC_BITS: i32 = 0x4B400000;
+
 /**
  * Adds finite x[0..n) to four tables of 2·B u32 counters at tab (table k at
- * tab + k·8·B bytes): bin floor(x / w) + B, clamped to [0, 2B). With `pow2`
- * (w a power of two) x·(1/w) replaces the division: the same float64, exactly.
- * `finiteOnly` promises that every x is finite (the SIMD loop); otherwise
+ * tab + k·8·B bytes): bin floor(x / w) + B, clamped to [0, 2B). `mode` says
+ * how x / w is computed, all giving the float64 quotient's floor exactly:
+ * 0 float64 division; 1 x·(1/w) in float64 (w a power of two); 2 x·(1/w) in
+ * float32 (w a power of two, 1 <= 1/w <= 2^127, B <= 2^21: scaling a float32
+ * up by a power of two is exact and the quotient stays below 2^22).
+ * `finiteOnly` promises that every x is finite (the SIMD loops); otherwise
  * non-finite x are skipped one by one.
  */
-export function bin(x: usize, n: i32, w: f64, pow2: i32, B: i32, tab: usize, finiteOnly: i32): void {
+export function bin(x: usize, n: i32, w: f64, mode: i32, B: i32, tab: usize, finiteOnly: i32): void {
   const top = 2 * B - 1;
   const stride: usize = <usize>(8 * B);
   const t1 = tab + stride, t2 = tab + 2 * stride, t3 = tab + 3 * stride;
   const inv: f64 = 1.0 / w;
   let i = 0;
-  if (finiteOnly) {
+  if (finiteOnly && mode == 2) {
+    const IV = f32x4.splat(<f32>inv);
+    const LO = f32x4.splat(<f32>-B);
+    const HI = f32x4.splat(<f32>(B - 1));
+    const MV = f32x4.splat(MAGIC + <f32>B);
+    const MB = i32x4.splat(MAGIC_BITS);
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(x + (<usize>i << 2));
+      const q = f32x4.pmin(f32x4.pmax(f32x4.floor(f32x4.mul(v, IV)), LO), HI);
+      const k = i32x4.sub(f32x4.add(q, MV), MB);
+      bump(tab, i32x4.extract_lane(k, 0));
+      bump(t1, i32x4.extract_lane(k, 1));
+      bump(t2, i32x4.extract_lane(k, 2));
+      bump(t3, i32x4.extract_lane(k, 3));
+    }
+  } else if (finiteOnly) {
     const IV = f64x2.splat(inv);
     const WV = f64x2.splat(w);
     const BV = i32x4.splat(B);
@@ -189,8 +212,8 @@ export function bin(x: usize, n: i32, w: f64, pow2: i32, B: i32, tab: usize, fin
       const v = v128.load(x + (<usize>i << 2));
       const lo = f64x2.promote_low_f32x4(v);
       const hi = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
-      const qlo = f64x2.floor(pow2 ? f64x2.mul(lo, IV) : f64x2.div(lo, WV));
-      const qhi = f64x2.floor(pow2 ? f64x2.mul(hi, IV) : f64x2.div(hi, WV));
+      const qlo = f64x2.floor(mode ? f64x2.mul(lo, IV) : f64x2.div(lo, WV));
+      const qhi = f64x2.floor(mode ? f64x2.mul(hi, IV) : f64x2.div(hi, WV));
       let k = i32x4.shuffle(i32x4.trunc_sat_f64x2_s_zero(qlo), i32x4.trunc_sat_f64x2_s_zero(qhi), 0, 1, 4, 5);
       k = i32x4.min_s(i32x4.max_s(i32x4.add(k, BV), ZV), TV);
       bump(tab, i32x4.extract_lane(k, 0));
@@ -202,7 +225,7 @@ export function bin(x: usize, n: i32, w: f64, pow2: i32, B: i32, tab: usize, fin
   for (; i < n; i++) {
     const v = <f64>load<f32>(x + (<usize>i << 2));
     if (!(abs<f64>(v) < Infinity)) continue;
-    let b = Math.floor(pow2 ? v * inv : v / w) + <f64>B;
+    let b = Math.floor(mode ? v * inv : v / w) + <f64>B;
     if (b < 0) b = 0;
     else if (b > <f64>top) b = <f64>top;
     bump(tab + <usize>(i & 3) * stride, <i32>b);

@@ -15,7 +15,7 @@ export type { HistKernel, ScanStats };
 interface Exports {
   memory: WasmMemory;
   scan(x: number, n: number, channels: number, inner: number, c0: number, pos0: number, cm: number, out: number): void;
-  bin(x: number, n: number, w: number, pow2: number, B: number, tab: number, finiteOnly: number): void;
+  bin(x: number, n: number, w: number, mode: number, B: number, tab: number, finiteOnly: number): void;
   flush(tab: number, B: number, dst: number): void;
 }
 
@@ -72,7 +72,7 @@ class HistKernelWasm implements HistKernel {
   }
 
   bin(n: number, w: number, finiteOnly: boolean): void {
-    this.k.bin(this.xOff, n, w, isPow2(w) ? 1 : 0, this.bins, this.tabOff, finiteOnly ? 1 : 0);
+    this.k.bin(this.xOff, n, w, binMode(w, this.bins), this.bins, this.tabOff, finiteOnly ? 1 : 0);
   }
 
   flush(counts: Float64Array): void {
@@ -84,6 +84,13 @@ class HistKernelWasm implements HistKernel {
   end(channelMax: Float32Array): void {
     if (this.channels) channelMax.set(new Float32Array(this.k.memory.buffer, this.cmOff, this.channels));
   }
+}
+
+/** How the kernel divides by w (see bin in histKernel.as): float32 multiply where that is exact, else float64. */
+function binMode(w: number, bins: number): number {
+  if (!isPow2(w)) return 0;
+  const inv = 1 / w;
+  return inv >= 1 && inv <= 2 ** 127 && bins <= 2 ** 21 ? 2 : 1;
 }
 
 let wasmKernel: HistKernelWasm | undefined;

@@ -91,6 +91,9 @@ function cases(): Case[] {
   const mixed = gauss(r, 4000);
   for (let i = 0; i < mixed.length; i += 5) mixed[i] = (r() - 0.5) * 1e-40;
   out.push({ name: 'denormals among normals', batches: [mixed], channels: 8, inner: 500 });
+  const small = gauss(r, 4000, 1e-30);
+  for (let i = 0; i < small.length; i += 3) small[i] = (r() - 0.5) * 1e-42;
+  out.push({ name: 'denormals among tiny normals (float32 bin path, 1/w near 2^110)', batches: [small], channels: 4, inner: 1000 });
   // All equal, all zero, signed zeros.
   out.push({ name: 'all equal', batches: [new Float32Array(1000).fill(3.25), new Float32Array(17).fill(3.25)], channels: 10, inner: 100 });
   out.push({ name: 'all equal negative', batches: [new Float32Array(999).fill(-0.7)] });
