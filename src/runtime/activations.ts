@@ -7,6 +7,7 @@
  * last axis otherwise) for SmoothQuant / AWQ. The calibrators then turn each
  * histogram into a clip range (min-max, percentile, MSE, entropy).
  */
+import type { Impl } from '../kernels/runtime';
 import { HistogramCollector, Range, RangeTarget, calibrator, CalibratorName } from '../quant/calibrators';
 import type { FeedTensor, Sample } from './calibData';
 import { activationNames, addOutputs, encodeModel } from './graph';
@@ -38,7 +39,8 @@ export class ActivationCollector {
   private hist = new Map<string, HistogramCollector>();
   private meta = new Map<string, { dims: number[]; nonFinite: number; channelAxis: number; channelMax: Float32Array }>();
 
-  constructor(readonly bins = 2048) {}
+  /** impl: the histogram kernel (WASM SIMD by default, 'ref' its TypeScript twin). */
+  constructor(readonly bins = 2048, readonly impl: Impl = 'auto') {}
 
   add(name: string, t: FeedTensor): void {
     if (!(t.data instanceof Float32Array)) return;
@@ -53,29 +55,10 @@ export class ActivationCollector {
       this.hist.set(name, h);
       this.meta.set(name, m);
     }
-    // The histogram refuses non-finite values without changing; only then are they filtered out (masks hold -inf).
-    try {
-      if (src.length) h.add(src);
-    } catch {
-      const x = src.filter((v) => Number.isFinite(v));
-      m.nonFinite += src.length - x.length;
-      if (x.length) h.add(x);
-    }
-    if (m.channelMax.length === channels && channels > 0) {
-      const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-      const outer = src.length / (inner * channels);
-      const cm = m.channelMax;
-      for (let o = 0, i = 0; o < outer; o++) {
-        for (let c = 0; c < channels; c++) {
-          let mx = cm[c];
-          for (const end = i + inner; i < end; i++) {
-            const a = src[i] < 0 ? -src[i] : src[i];
-            if (a > mx) mx = a;
-          }
-          cm[c] = mx;
-        }
-      }
-    }
+    // One pass through the histogram kernel: NaN/±Inf (masks hold -inf) stay out of the histogram and are counted.
+    const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const channelMax = m.channelMax.length === channels && channels > 0 && inner > 0 ? { inner, max: m.channelMax } : undefined;
+    m.nonFinite += h.addFloat32(src, { impl: this.impl, channels: channelMax });
   }
 
   /** Everything collected, as plain data. */
@@ -126,6 +109,7 @@ export interface CollectOptions {
   /** Activations to capture (default: every float tensor of the main graph computed from the inputs, and the float inputs). */
   names?: readonly string[];
   bins?: number;
+  impl?: Impl;
   session?: SessionOptions;
   check?(): void;
   progress?(done: number, total: number): void;
@@ -138,7 +122,7 @@ export async function collectActivations(file: string, feeds: readonly Sample[],
   const names = opts.names ?? [...inputs.filter((i) => feeds[0]?.[i]?.dtype === 'float32'), ...activationNames(m)];
   addOutputs(m, names.filter((n) => !inputs.includes(n)));
   const session = await createSession(encodeModel(m), opts.session ?? FAST);
-  const col = new ActivationCollector(opts.bins ?? 2048);
+  const col = new ActivationCollector(opts.bins ?? 2048, opts.impl);
   const wanted = new Set(names);
   try {
     for (const [i, f] of feeds.entries()) {
