@@ -113,8 +113,11 @@ export function exercise(file: string): 'opened' | 'rejected' {
   return 'opened';
 }
 
-/** Run mutants of each target until `deadline` (ms since epoch) or `maxRuns` per target. */
-export function fuzz(targets: FuzzTarget[], opts: { seed: number; deadline: number; maxRuns?: number; saveDir?: string }): FuzzResult {
+/**
+ * Run mutants of each target until `deadline` (ms since epoch) or `maxRuns` per target; at least
+ * `minRuns` per target whatever the clock says (a loaded machine must not make a short run empty).
+ */
+export function fuzz(targets: FuzzTarget[], opts: { seed: number; deadline: number; maxRuns?: number; minRuns?: number; saveDir?: string }): FuzzResult {
   const res: FuzzResult = { runs: 0, opened: 0, rejected: 0, failures: [] };
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'qs-fuzz-'));
   try {
@@ -122,7 +125,8 @@ export function fuzz(targets: FuzzTarget[], opts: { seed: number; deadline: numb
     for (const { t, dir } of perTarget) for (const s of t.siblings ?? []) fs.copyFileSync(s, path.join(dir, path.basename(s)));
     let k = 0;
     const runs = new Array(targets.length).fill(0);
-    while (Date.now() < opts.deadline) {
+    const minRuns = opts.minRuns ?? 0;
+    while (Date.now() < opts.deadline || runs.some((n) => n < minRuns)) {
       const i = k++ % perTarget.length;
       if (opts.maxRuns !== undefined && runs[i] >= opts.maxRuns) {
         if (runs.every((n) => n >= opts.maxRuns!)) break;

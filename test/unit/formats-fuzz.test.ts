@@ -11,7 +11,7 @@ describe('formats: mutation fuzz', function () {
   const root = path.resolve(__dirname, '../../..');
   for (const t of fixtureTargets(root)) {
     it(`${t.name}: every mutant opens or is a FormatError`, () => {
-      const res = fuzz([t], { seed: 20261123, deadline: Date.now() + 250, maxRuns: 150 });
+      const res = fuzz([t], { seed: 20261123, deadline: Date.now() + 250, maxRuns: 150, minRuns: 10 });
       assert.ok(res.runs >= 10, `only ${res.runs} runs`);
       assert.deepEqual(res.failures.map((f) => `${f.error} (seed ${f.seed}, ${f.saved})`), []);
       assert.ok(res.rejected > 0, 'no mutant was rejected: the mutations are not reaching the parser');
@@ -26,7 +26,7 @@ describe('inputs: mutation fuzz of calibration data, images, tokenizers, imatrix
   after(() => fs.rmSync(seeds, { recursive: true, force: true }));
   for (const t of inputTargets(root, seeds)) {
     it(`${t.name}: every mutant is read or refused with the file named`, () => {
-      const res = fuzz([t], { seed: 20261206, deadline: Date.now() + 1500, maxRuns: 120 });
+      const res = fuzz([t], { seed: 20261206, deadline: Date.now() + 1500, maxRuns: 120, minRuns: 10 });
       assert.ok(res.runs >= 10, `only ${res.runs} runs`);
       assert.deepEqual(res.failures.map((f) => `${f.error} (seed ${f.seed}, ${f.saved})`), []);
       assert.ok(res.rejected > 0, 'no mutant was rejected: the mutations are not reaching the parser');
