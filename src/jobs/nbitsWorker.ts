@@ -1,8 +1,21 @@
-/** Worker side of nbitsPool.ts: reads one MatMul weight from disk into the kernel's memory and quantizes it. */
+/**
+ * Worker side of nbitsPool.ts: reads one MatMul weight from disk into the
+ * kernel's memory, quantizes it, and either writes the packed tensors
+ * straight into the output file (task.dest) or sends them back.
+ */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { nbitsKNInput, runNbitsKN } from '../kernels/nbitsKnWasm';
+import { nbitsKNInput, runNbitsKNViews } from '../kernels/nbitsKnWasm';
 import type { NbitsTask } from './nbitsPool';
+
+function writeAt(fd: number, file: string, b: Uint8Array, at: number): void {
+  let off = 0;
+  while (off < b.byteLength) {
+    const n = fs.writeSync(fd, b, off, b.byteLength - off, at + off);
+    if (n <= 0) throw new Error(`${file}: write failed at byte ${at + off}`);
+    off += n;
+  }
+}
 
 parentPort!.on('message', (t: NbitsTask & { id: number }) => {
   try {
@@ -18,9 +31,25 @@ parentPort!.on('message', (t: NbitsTask & { id: number }) => {
     } finally {
       fs.closeSync(fd);
     }
-    const r = runNbitsKN(layout, t.symmetric);
-    const transfer = [r.B.buffer, r.scales.buffer, ...(r.zeroPoints ? [r.zeroPoints.buffer] : [])] as ArrayBuffer[];
-    parentPort!.postMessage({ id: t.id, ok: true, r, nBlocks: layout.nBlocks }, transfer);
+    const r = runNbitsKNViews(layout, t.symmetric);
+    const stats = { h: r.h, sumSq: r.sumSq, errSq: r.errSq, maxAbs: r.maxAbs };
+    if (t.dest) {
+      const d = t.dest;
+      const parts: [Uint8Array, { file: string; offset: number; length: number } | undefined][] = [
+        [r.B, d.B], [new Uint8Array(r.scales.buffer, r.scales.byteOffset, r.scales.byteLength), d.scales], [r.zeroPoints ?? new Uint8Array(0), d.zeroPoints],
+      ];
+      for (const [bytes, place] of parts) {
+        if (!place) continue;
+        if (place.length !== bytes.byteLength) throw new Error(`${place.file}: ${bytes.byteLength} bytes for a ${place.length}-byte slot`);
+        const out = fs.openSync(place.file, 'r+');
+        try { writeAt(out, place.file, bytes, place.offset); } finally { fs.closeSync(out); }
+      }
+      parentPort!.postMessage({ id: t.id, ok: true, r: { ...stats, B: null, scales: null, zeroPoints: null }, nBlocks: layout.nBlocks });
+      return;
+    }
+    const out = { ...stats, B: r.B.slice(), scales: r.scales.slice(), zeroPoints: r.zeroPoints ? r.zeroPoints.slice() : null };
+    const transfer = [out.B.buffer, out.scales.buffer, ...(out.zeroPoints ? [out.zeroPoints.buffer] : [])] as ArrayBuffer[];
+    parentPort!.postMessage({ id: t.id, ok: true, r: out, nBlocks: layout.nBlocks }, transfer);
   } catch (e) {
     parentPort!.postMessage({ id: t.id, ok: false, error: (e as Error).message });
   }

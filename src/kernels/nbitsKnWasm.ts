@@ -61,14 +61,20 @@ export function nbitsKNInput(K: number, N: number, bits: number, bs: number): { 
   return { view: new Uint8Array(k.memory.buffer, l.xOff, K * N * 4), layout: l };
 }
 
-export interface NBitsKNWasmResult {
-  B: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null;
+/** The error sums and fingerprint of one run. */
+export interface NBitsKNStats {
   /** Fingerprint lanes (Float32Digest.setState). */
   h: Int32Array; sumSq: number; errSq: number; maxAbs: number;
 }
+export interface NBitsKNWasmResult extends NBitsKNStats {
+  B: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null;
+}
 
-/** Quantize the weight placed by nbitsKNInput; outputs are copied out of the module's memory. */
-export function runNbitsKN(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
+/**
+ * Quantize the weight placed by nbitsKNInput; the outputs are views of the
+ * module's memory, valid until the next call (write them out or copy them).
+ */
+export function runNbitsKNViews(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
   const k = load()!;
   const mem = new Uint8Array(k.memory.buffer);
   const zpLen = l.N * Math.ceil((l.nBlocks * l.bits) / 8);
@@ -82,10 +88,16 @@ export function runNbitsKN(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmRes
   const mx = new Float32Array(k.memory.buffer, l.stats + 32, 4);
   const h = new Int32Array(k.memory.buffer, l.stats + 48, 4);
   return {
-    B: mem.slice(l.B, l.B + bBytes),
-    scales: new Float32Array(k.memory.buffer.slice(l.scales, l.scales + l.N * l.nBlocks * 4)),
-    zeroPoints: symmetric ? null : mem.slice(l.zps, l.zps + zpLen),
+    B: mem.subarray(l.B, l.B + bBytes),
+    scales: new Float32Array(k.memory.buffer, l.scales, l.N * l.nBlocks),
+    zeroPoints: symmetric ? null : mem.subarray(l.zps, l.zps + zpLen),
     h: h.slice(),
     sumSq: f[0] + f[1], errSq: f[2] + f[3], maxAbs: Math.max(...mx),
   };
+}
+
+/** Quantize the weight placed by nbitsKNInput; outputs are copied out of the module's memory. */
+export function runNbitsKN(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
+  const r = runNbitsKNViews(l, symmetric);
+  return { ...r, B: r.B.slice(), scales: r.scales.slice(), zeroPoints: r.zeroPoints ? r.zeroPoints.slice() : null };
 }
