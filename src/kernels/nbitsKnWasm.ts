@@ -9,7 +9,7 @@ import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 interface Kernel {
   memory: WasmMemory;
   quantNbitsKN(x: number, K: number, N: number, bits: number, bs: number, asym: number, accLo: number, accHi: number,
-    sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number): void;
+    sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number, rowC: number, tr: number): void;
 }
 
 let kernel: Kernel | null | undefined;
@@ -29,7 +29,8 @@ const align = (v: number) => Math.ceil(v / 64) * 64;
 
 export interface NBitsKNLayout {
   K: number; N: number; bits: number; blockSize: number; nBlocks: number;
-  xOff: number; accLo: number; accHi: number; sArr: number; zArr: number; codes: number; B: number; scales: number; zps: number; stats: number; end: number;
+  xOff: number; accLo: number; accHi: number; sArr: number; zArr: number; codes: number; B: number; scales: number; zps: number; stats: number;
+  rowC: number; tr: number; end: number;
 }
 
 function layout(K: number, N: number, bits: number, bs: number): NBitsKNLayout {
@@ -44,7 +45,9 @@ function layout(K: number, N: number, bits: number, bs: number): NBitsKNLayout {
   const scales = align(B + (N * nBlocks * bs * bits) / 8);
   const zps = align(scales + N * nBlocks * 4);
   const stats = align(zps + N * Math.ceil((nBlocks * bits) / 8));
-  return { K, N, bits, blockSize: bs, nBlocks, xOff, accLo, accHi, sArr, zArr, codes, B, scales, zps, stats, end: stats + 64 };
+  const rowC = align(stats + 64);
+  const tr = align(rowC + N * 4);
+  return { K, N, bits, blockSize: bs, nBlocks, xOff, accLo, accHi, sArr, zArr, codes, B, scales, zps, stats, rowC, tr, end: tr + 512 };
 }
 
 /** Whether the kernel can take this shape (WebAssembly SIMD available, N a multiple of 4). */
@@ -82,7 +85,7 @@ export function runNbitsKNViews(l: NBitsKNLayout, symmetric: boolean): NBitsKNWa
   new Float64Array(k.memory.buffer, l.stats, 4).fill(0);
   new Float32Array(k.memory.buffer, l.stats + 32, 4).fill(0);
   new Int32Array(k.memory.buffer, l.stats + 48, 4).fill(0x811c9dc5 | 0);
-  k.quantNbitsKN(l.xOff, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats);
+  k.quantNbitsKN(l.xOff, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats, l.rowC, l.tr);
   const bBytes = (l.N * l.nBlocks * l.blockSize * l.bits) / 8;
   const f = new Float64Array(k.memory.buffer, l.stats, 4);
   const mx = new Float32Array(k.memory.buffer, l.stats + 32, 4);

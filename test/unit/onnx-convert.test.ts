@@ -56,7 +56,9 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
 
   it('the [K, N] RTN kernel equals the reference grid (intGrid rtnQuantize of the transpose, then packNBits), bytes and prediction', () => {
     let wasmChecked = 0;
-    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false], [200, 12, 4, 128, true], [200, 12, 8, 128, false], [130, 8, 2, 64, false]] as const) {
+    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false], [200, 12, 4, 128, true], [200, 12, 8, 128, false], [130, 8, 2, 64, false],
+      // The kernel's 16×16 transposed packing (N ≥ 16, blob a multiple of 16) for every width, with a scalar edge and a ragged last block.
+      [64, 48, 8, 16, false], [200, 32, 2, 64, true], [300, 20, 4, 128, true], [256, 36, 4, 128, false]] as const) {
       const w = randomTensor(K * N, K * 31 + N, 0.7);
       for (let i = 0; i < 20; i++) w[(i * 37) % w.length] = 0.05 * Math.round(w[(i * 37) % w.length] / 0.05); // some exact grid points
       if (K === 200 && N === 12) {
