@@ -103,6 +103,8 @@ export function onnxQuantizedIndex(m: ModelFile): OnnxQuantizedIndex | undefined
         throw new FormatError(m.path, `MatMulNBits ${n.name}`, `K=${K} N=${N} bits=${bits} block_size=${blockSize} do not match B [${B.shape}] (${B.byteLength} bytes) and ${S.numel} scales`);
       }
       if (Z && Z.dtype !== 'u8') continue; // float zero points (a form ORT also accepts) are not decoded here
+      if (Z && Z.byteLength !== N * Math.ceil((nBlocks * bits) / 8)) throw new FormatError(m.path, `MatMulNBits ${n.name}`, `zero points ${Z.name} hold ${Z.byteLength} bytes, expected ${N * Math.ceil((nBlocks * bits) / 8)}`);
+      if (G && G.numel !== K) throw new FormatError(m.path, `MatMulNBits ${n.name}`, `g_idx ${G.name} has ${G.numel} entries for K=${K}`);
       const name = B.name.replace(/_Q\d+$/, '') || B.name;
       const dtype = `q:MatMulNBits int${bits} g${blockSize}${Z ? ' asym' : ''}${G ? ' g_idx' : ''}` as const;
       add(n, B, {
@@ -127,6 +129,7 @@ export function onnxQuantizedIndex(m: ModelFile): OnnxQuantizedIndex | undefined
       if (!perTensor && !(axis >= 0 && axis < rank)) throw new FormatError(m.path, `DequantizeLinear ${n.name}`, `axis ${rawAxis} is outside the rank-${rank} input ${Q.name}`);
       const expected = perTensor ? 1 : blockSize > 0 ? (Q.numel / Q.shape[axis]) * Math.ceil(Q.shape[axis] / blockSize) : Q.shape[axis];
       if (S.numel !== expected) throw new FormatError(m.path, `DequantizeLinear ${n.name}`, `${S.numel} scales for ${Q.name} [${Q.shape}] (${perTensor ? 'per tensor' : blockSize > 0 ? `blocks of ${blockSize} on axis ${axis}` : `per channel on axis ${axis}`}: ${expected})`);
+      if (Z && Z.numel !== S.numel) throw new FormatError(m.path, `DequantizeLinear ${n.name}`, `${Z.numel} zero points for ${S.numel} scales`);
       // The weight's name and users: the node's output, or the Cast to float16 right after it.
       const out = n.outputs[0];
       const next = consumers.get(key(n.graph, out)) ?? [];
