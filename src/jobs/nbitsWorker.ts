@@ -1,11 +1,11 @@
 /**
  * Worker side of nbitsPool.ts: reads one MatMul weight from disk into the
- * kernel's memory, quantizes it, and either writes the packed tensors
+ * kernel's memory a block of rows at a time, quantizes it, and either writes the packed tensors
  * straight into the output file (task.dest) or sends them back.
  */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { nbitsKNInput, runNbitsKNViews } from '../kernels/nbitsKnWasm';
+import { runNbitsKNStreamed } from '../kernels/nbitsKnWasm';
 import type { NbitsTask } from './nbitsPool';
 
 function writeAt(fd: number, file: string, b: Uint8Array, at: number): void {
@@ -19,19 +19,23 @@ function writeAt(fd: number, file: string, b: Uint8Array, at: number): void {
 
 parentPort!.on('message', (t: NbitsTask & { id: number }) => {
   try {
-    const { view, layout } = nbitsKNInput(t.K, t.N, t.bits, t.blockSize);
     const fd = fs.openSync(t.file, 'r');
+    let streamed;
     try {
-      let done = 0;
-      while (done < t.length) {
-        const n = fs.readSync(fd, view, done, Math.min(t.length - done, 1 << 24), t.offset + done);
-        if (n <= 0) throw new Error(`${t.file}: unexpected end of file at byte ${t.offset + done}`);
-        done += n;
-      }
+      if (t.length !== t.K * t.N * 4) throw new Error(`${t.file}: ${t.length} bytes for a float32 [${t.K}, ${t.N}] weight`);
+      // One block of rows at a time, quantized while it is in cache.
+      streamed = runNbitsKNStreamed(t.K, t.N, t.bits, t.blockSize, t.symmetric, (dst, k0) => {
+        let done = 0;
+        while (done < dst.byteLength) {
+          const n = fs.readSync(fd, dst, done, dst.byteLength - done, t.offset + k0 * t.N * 4 + done);
+          if (n <= 0) throw new Error(`${t.file}: unexpected end of file at byte ${t.offset + k0 * t.N * 4 + done}`);
+          done += n;
+        }
+      });
     } finally {
       fs.closeSync(fd);
     }
-    const r = runNbitsKNViews(layout, t.symmetric);
+    const { r, layout } = streamed;
     const stats = { h: r.h, sumSq: r.sumSq, errSq: r.errSq, maxAbs: r.maxAbs };
     if (t.dest) {
       const d = t.dest;

@@ -17,6 +17,9 @@
 //   B u8 [N * nb * blob] | scales f32 [N * nb] | zps u8 [N * zpBytes] (zeroed by the caller)
 //   stats: sumSq @0, errSq @16 (f64x2 partial sums), maxAbs @32 (f32x4), fingerprint lanes i32x4 @48
 //   rowC i32 [N] (one row's codes) | tr u8 [512] (transpose scratch)
+// Blocks b0..b1-1 only: a caller streaming the weight passes x so that
+// x + k·N·4 addresses row k of the rows it placed (wrapping arithmetic), and
+// calls block after block in order (the fingerprint and sums carry over in stats).
 // accLo/accHi hold the ranges in pass 1 and the f32 scales / zero points in pass 2.
 // pmin/pmax (a < b ? b : a, accumulator first) skip NaN as the reference's
 // comparisons do, and cost one instruction where min/max's NaN and -0 rules take several.
@@ -26,7 +29,7 @@ const P1: i32 = 0x01000193;
 export function quantNbitsKN(
   x: usize, K: i32, N: i32, bits: i32, bs: i32, asym: i32,
   accLo: usize, accHi: usize, sArr: usize, zArr: usize, codes: usize,
-  B: usize, scales: usize, zps: usize, stats: usize, rowC: usize, tr: usize,
+  B: usize, scales: usize, zps: usize, stats: usize, rowC: usize, tr: usize, b0: i32, b1: i32,
 ): void {
   const nb = (K + bs - 1) / bs;
   const perByte = 8 / bits;
@@ -45,7 +48,7 @@ export function quantNbitsKN(
   const qmax4 = f32x4.splat(<f32>qmax);
   const sArr32 = accLo;
   const zArr32 = accHi;
-  for (let b = 0; b < nb; b++) {
+  for (let b = b0; b < min(b1, nb); b++) {
     const k0 = b * bs;
     const k1 = min(K, k0 + bs);
     for (let n = 0; n < N; n += 4) {

@@ -9,7 +9,7 @@ import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
 interface Kernel {
   memory: WasmMemory;
   quantNbitsKN(x: number, K: number, N: number, bits: number, bs: number, asym: number, accLo: number, accHi: number,
-    sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number, rowC: number, tr: number): void;
+    sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number, rowC: number, tr: number, b0: number, b1: number): void;
 }
 
 let kernel: Kernel | null | undefined;
@@ -33,10 +33,11 @@ export interface NBitsKNLayout {
   rowC: number; tr: number; end: number;
 }
 
-function layout(K: number, N: number, bits: number, bs: number): NBitsKNLayout {
+/** `rows`: how many rows of x the memory holds (K: the whole weight; blockSize: one block at a time). */
+function layout(K: number, N: number, bits: number, bs: number, rows = K): NBitsKNLayout {
   const nBlocks = Math.ceil(K / bs);
   const xOff = BASE;
-  const accLo = align(xOff + K * N * 4);
+  const accLo = align(xOff + rows * N * 4);
   const accHi = align(accLo + N * 4);
   const sArr = align(accHi + N * 4);
   const zArr = align(sArr + N * 8);
@@ -73,19 +74,21 @@ export interface NBitsKNWasmResult extends NBitsKNStats {
   B: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array | null;
 }
 
-/**
- * Quantize the weight placed by nbitsKNInput; the outputs are views of the
- * module's memory, valid until the next call (write them out or copy them).
- */
-export function runNbitsKNViews(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
-  const k = load()!;
-  const mem = new Uint8Array(k.memory.buffer);
+function resetStats(k: Kernel, l: NBitsKNLayout): void {
   const zpLen = l.N * Math.ceil((l.nBlocks * l.bits) / 8);
-  mem.fill(0, l.zps, l.zps + zpLen);
+  new Uint8Array(k.memory.buffer).fill(0, l.zps, l.zps + zpLen);
   new Float64Array(k.memory.buffer, l.stats, 4).fill(0);
   new Float32Array(k.memory.buffer, l.stats + 32, 4).fill(0);
   new Int32Array(k.memory.buffer, l.stats + 48, 4).fill(0x811c9dc5 | 0);
-  k.quantNbitsKN(l.xOff, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats, l.rowC, l.tr);
+}
+
+function call(k: Kernel, l: NBitsKNLayout, x: number, symmetric: boolean, b0: number, b1: number): void {
+  k.quantNbitsKN(x, l.K, l.N, l.bits, l.blockSize, symmetric ? 0 : 1, l.accLo, l.accHi, l.sArr, l.zArr, l.codes, l.B, l.scales, l.zps, l.stats, l.rowC, l.tr, b0, b1);
+}
+
+function views(k: Kernel, l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
+  const mem = new Uint8Array(k.memory.buffer);
+  const zpLen = l.N * Math.ceil((l.nBlocks * l.bits) / 8);
   const bBytes = (l.N * l.nBlocks * l.blockSize * l.bits) / 8;
   const f = new Float64Array(k.memory.buffer, l.stats, 4);
   const mx = new Float32Array(k.memory.buffer, l.stats + 32, 4);
@@ -97,6 +100,43 @@ export function runNbitsKNViews(l: NBitsKNLayout, symmetric: boolean): NBitsKNWa
     h: h.slice(),
     sumSq: f[0] + f[1], errSq: f[2] + f[3], maxAbs: Math.max(...mx),
   };
+}
+
+/**
+ * Quantize the weight placed by nbitsKNInput; the outputs are views of the
+ * module's memory, valid until the next call (write them out or copy them).
+ */
+export function runNbitsKNViews(l: NBitsKNLayout, symmetric: boolean): NBitsKNWasmResult {
+  const k = load()!;
+  resetStats(k, l);
+  call(k, l, l.xOff, symmetric, 0, l.nBlocks);
+  return views(k, l, symmetric);
+}
+
+/**
+ * The same result with the weight streamed in one block of rows at a time:
+ * `fill(dst, k0, rows)` writes rows k0..k0+rows-1 of the float32 [K, N]
+ * weight into dst. Each block is quantized while it is still in cache, and
+ * the module holds one block instead of the whole weight. Outputs are views,
+ * as runNbitsKNViews's.
+ */
+export function runNbitsKNStreamed(
+  K: number, N: number, bits: number, bs: number, symmetric: boolean, fill: (dst: Uint8Array, k0: number, rows: number) => void,
+): { r: NBitsKNWasmResult; layout: NBitsKNLayout } {
+  const k = load();
+  if (!k) throw new Error('nbitsKN: WebAssembly SIMD is unavailable');
+  const l = layout(K, N, bits, bs, bs);
+  growTo(k.memory, l.end);
+  resetStats(k, l);
+  const rowBytes = N * 4;
+  for (let b = 0; b < l.nBlocks; b++) {
+    const k0 = b * bs;
+    const rows = Math.min(bs, K - k0);
+    fill(new Uint8Array(k.memory.buffer, l.xOff, rows * rowBytes), k0, rows);
+    // Row k of the block sits at xOff + (k - k0)·rowBytes: the kernel's x + k·rowBytes, wrapping in 32 bits.
+    call(k, l, (l.xOff - k0 * rowBytes) >>> 0, symmetric, b, b + 1);
+  }
+  return { r: views(k, l, symmetric), layout: l };
 }
 
 /** Quantize the weight placed by nbitsKNInput; outputs are copied out of the module's memory. */

@@ -17,7 +17,7 @@ import { f32Tensor, matmulModel, node, vi, writeModel } from './onnx-testModels'
 import { quantizeNBitsKN } from '../../src/quant/matmulNBitsKN';
 import { rtnQuantize } from '../../src/quant/algorithms/intGrid';
 import { packNBits, float32Digest, Float32Digest } from '../../src/quant/onnxLayouts';
-import { nbitsKNInput, runNbitsKN } from '../../src/kernels/nbitsKnWasm';
+import { nbitsKNInput, runNbitsKN, runNbitsKNStreamed } from '../../src/kernels/nbitsKnWasm';
 import { NBITS_KN_SOURCE_SHA256 } from '../../src/kernels/nbitsKn.generated';
 import { createHash } from 'node:crypto';
 
@@ -92,6 +92,14 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
         const d = new Float32Digest();
         d.setState(r.h, K * N);
         assert.equal(d.value(), fast.digest, `${tag}: wasm prediction`);
+        // Streamed a block of rows at a time (the pool workers' way): the same bytes and fingerprint.
+        const wb = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+        const st = runNbitsKNStreamed(K, N, bits, bs, sym, (dst, k0, rows) => dst.set(wb.subarray(k0 * N * 4, (k0 + rows) * N * 4))).r;
+        assert.ok(Buffer.from(st.B).equals(Buffer.from(ref.B)), `${tag}: streamed B`);
+        assert.deepEqual(Array.from(st.scales), Array.from(ref.scales), `${tag}: streamed scales`);
+        assert.deepEqual(st.zeroPoints && Array.from(st.zeroPoints), ref.zeroPoints && Array.from(ref.zeroPoints), `${tag}: streamed zero points`);
+        assert.deepEqual(Array.from(st.h), Array.from(r.h), `${tag}: streamed prediction`);
+        assert.deepEqual([st.sumSq, st.errSq, st.maxAbs], [r.sumSq, r.errSq, r.maxAbs], `${tag}: streamed error sums`);
         wasmChecked++;
       }
     }
