@@ -146,14 +146,29 @@ export function quantizeForDq(
   const perChannel = ax >= 0 && blockSize === 0;
   const nb = blockSize > 0 ? Math.ceil(len / blockSize) : 1;
   const nGroups = ax < 0 ? 1 : perChannel ? len : outer * nb * inner;
-  const groupOf = (o: number, k: number, i: number): number => (ax < 0 ? 0 : perChannel ? k : (o * nb + Math.floor(k / blockSize)) * inner + i);
+  // Group of element (o, k, i): per tensor 0, per channel k, blocked (o·nb + ⌊k/blockSize⌋)·inner + i;
+  // `step` is 0 when a row (o, k) is one group, 1 when its elements run through consecutive groups.
+  const rowGroup = (o: number, k: number): number => (ax < 0 ? 0 : perChannel ? k : (o * nb + Math.floor(k / blockSize)) * inner);
+  const step = ax >= 0 && !perChannel ? 1 : 0;
   const lo = new Float64Array(nGroups);
   const hi = new Float64Array(nGroups);
   for (let o = 0; o < outer; o++) {
     for (let k = 0; k < len; k++) {
       const base = (o * len + k) * inner;
+      const g0 = rowGroup(o, k);
+      if (step === 0) {
+        let l = lo[g0], h = hi[g0];
+        for (let i = 0; i < inner; i++) {
+          const v = w[base + i];
+          if (v < l) l = v;
+          if (v > h) h = v;
+        }
+        lo[g0] = l;
+        hi[g0] = h;
+        continue;
+      }
       for (let i = 0; i < inner; i++) {
-        const g = groupOf(o, k, i);
+        const g = g0 + i;
         const v = w[base + i];
         if (v < lo[g]) lo[g] = v;
         if (v > hi[g]) hi[g] = v;
@@ -185,8 +200,9 @@ export function quantizeForDq(
   for (let o = 0; o < outer; o++) {
     for (let k = 0; k < len; k++) {
       const base = (o * len + k) * inner;
+      const g0 = rowGroup(o, k);
       for (let i = 0; i < inner; i++) {
-        const g = groupOf(o, k, i);
+        const g = g0 + step * i;
         const s = scales[g];
         const z = zps[g];
         let q = roundHalfEven(Math.fround(w[base + i] / s)) + z;
