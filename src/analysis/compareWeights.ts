@@ -1,28 +1,28 @@
 /**
  * The weights of two models side by side. A model's "logical weights" are
- * what its layers compute with, as float32: plain float tensors (GGUF block
- * types dequantized by the reader), and for quantized ONNX graphs the weight
- * a MatMulNBits, DequantizeLinear or MatMulInteger node reconstructs from
- * its stored codes, scales and zero points (named after the float weight it
- * replaced, so it pairs with the original). Pairs are made by exact name,
+ * what its layers compute with, as float32: plain float tensors, the
+ * reader's dequantized views (GGUF block types; ONNX MatMulNBits and
+ * DequantizeLinear weights and packed safetensors checkpoints as `q:`
+ * tensors named after the float weight they replaced, so they pair with the
+ * original), and the weight an ONNX MatMulInteger node (onnx-dynamic)
+ * reconstructs from its codes, scale and zero point. Pairs are made by exact name,
  * then through the naming map (block + role: `model.layers.3.self_attn.q_proj.weight`
  * ↔ `blk.3.attn_q.weight`) where that key is unique on both sides.
  */
-import type { GraphNode, ModelFile, TensorInfo } from '../formats/types';
+import type { ModelFile, TensorInfo } from '../formats/types';
 import { parseTensorName } from '../formats/naming';
-import { dequantizeDq, unpackNBits } from '../quant/onnxLayouts';
+import { dequantizeDq } from '../quant/onnxLayouts';
 import { cosineSimilarity, maxAbsError, mse, sqnrDb } from '../quant/metrics';
 import { isAnalysable } from './tensorSource';
 
 /** How to rebuild a logical weight from the file (plain data, so it crosses to a pool worker). */
 export type WeightSource =
   | { kind: 'tensor'; tensor: string; graph?: string }
-  | { kind: 'nbits'; graph: string; B: string; scales: string; zeroPoints?: string; gIdx?: string; K: number; N: number; bits: number; blockSize: number }
   | { kind: 'dq'; graph: string; codes: string; scales: string; zeroPoints?: string; axis: number; blockSize: number };
 
 export interface LogicalWeight {
   name: string;
-  /** The stored type as a user reads it: `f16`, `gguf:Q4_K`, `MatMulNBits int4 g32`, `int8 (DequantizeLinear, per-channel)`. */
+  /** The stored type as a user reads it: `f16`, `gguf:Q4_K`, `MatMulNBits int4 g32`, `DequantizeLinear int8 per-channel axis 1`, `int8 (MatMulInteger, per-channel)`. */
   type: string;
   shape: number[];
   numel: number;
@@ -39,11 +39,6 @@ function lookupOf(m: ModelFile): Lookup {
   return (name, graph) => by.get(`${graph}\u0000${name}`);
 }
 
-function intAttr(n: GraphNode, name: string, dflt: number): number {
-  const v = n.attributes[name];
-  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : dflt;
-}
-
 const BITS: Record<string, number> = { i8: 8, u8: 8, i4: 4, u4: 4, i16: 16, u16: 16 };
 
 /** Every weight of the model a layer computes with, dequantized forms included (see the file comment). */
@@ -52,46 +47,24 @@ export function logicalWeights(m: ModelFile): LogicalWeight[] {
   const out: LogicalWeight[] = [];
   const used = new Set<TensorInfo>();
   const take = (...ts: (TensorInfo | undefined)[]) => { let b = 0; for (const t of ts) if (t) { used.add(t); b += t.byteLength; } return b; };
-  const nodes = m.graph?.nodes ?? [];
-  const consumers = new Map<string, GraphNode[]>();
-  for (const n of nodes) for (const i of n.inputs) { const k = `${n.graph}\u0000${i}`; consumers.set(k, [...(consumers.get(k) ?? []), n]); }
-  for (const n of nodes) {
-    if (n.opType === 'MatMulNBits') {
-      const [B, S, Z, G] = [find(n.inputs[1], n.graph), find(n.inputs[2], n.graph), n.inputs[3] ? find(n.inputs[3], n.graph) : undefined, n.inputs[4] ? find(n.inputs[4], n.graph) : undefined];
-      if (!B || !S) continue;
-      const K = intAttr(n, 'K', 0), N = intAttr(n, 'N', 0), bits = intAttr(n, 'bits', 4), blockSize = intAttr(n, 'block_size', 32);
-      const name = B.name.replace(/_Q\d+$/, '');
-      out.push({
-        name, type: `MatMulNBits int${bits} g${blockSize}${Z ? ' asym' : ''}`, shape: [K, N], numel: K * N, bytes: take(B, S, Z, G),
-        source: { kind: 'nbits', graph: n.graph, B: B.name, scales: S.name, zeroPoints: Z?.name, gIdx: G?.name, K, N, bits, blockSize },
-      });
-    } else if (n.opType === 'DequantizeLinear' || n.opType === 'MatMulInteger') {
-      const dq = n.opType === 'DequantizeLinear';
-      const Q = find(n.inputs[dq ? 0 : 1], n.graph);
-      if (!Q) continue; // an activation, not a stored weight
-      const base = dq ? undefined : Q.name.replace(/_quantized$/, '');
-      const S = dq ? find(n.inputs[1], n.graph) : find(`${base}_scale`, n.graph);
-      const Z = dq ? (n.inputs[2] ? find(n.inputs[2], n.graph) : undefined) : (n.inputs[3] ? find(n.inputs[3], n.graph) : undefined);
-      if (!S) continue;
-      let name = base ?? n.outputs[0];
-      if (dq) {
-        const next = consumers.get(`${n.graph}\u0000${n.outputs[0]}`) ?? [];
-        if (next.length === 1 && next[0].opType === 'Cast') name = next[0].outputs[0];
-      }
-      const rank = Q.shape.length;
-      const perTensor = S.numel === 1;
-      const blockSize = dq ? intAttr(n, 'block_size', 0) : 0;
-      const axis = perTensor ? -1 : dq ? intAttr(n, 'axis', 1) : 1;
-      const gran = perTensor ? 'per-tensor' : blockSize > 0 ? `g${blockSize}` : 'per-channel';
-      out.push({
-        name, type: `${Q.dtype.startsWith('u') ? 'uint' : 'int'}${BITS[Q.dtype] ?? '?'} (${n.opType}, ${gran})`, shape: [...Q.shape], numel: Q.numel, bytes: take(Q, S, Z),
-        source: { kind: 'dq', graph: n.graph, codes: Q.name, scales: S.name, zeroPoints: Z?.name, axis: axis < 0 && !perTensor ? axis + rank : axis, blockSize },
-      });
-    }
+  for (const n of m.graph?.nodes ?? []) {
+    if (n.opType !== 'MatMulInteger') continue;
+    // onnx-dynamic: codes `<W>_quantized` as input B, scale `<W>_scale`, zero point as input 3.
+    const Q = find(n.inputs[1], n.graph);
+    if (!Q) continue; // an activation, not a stored weight
+    const name = Q.name.replace(/_quantized$/, '');
+    const S = find(`${name}_scale`, n.graph);
+    const Z = n.inputs[3] ? find(n.inputs[3], n.graph) : undefined;
+    if (!S) continue;
+    const perTensor = S.numel === 1;
+    out.push({
+      name, type: `${Q.dtype.startsWith('u') ? 'uint' : 'int'}${BITS[Q.dtype] ?? '?'} (MatMulInteger, ${perTensor ? 'per-tensor' : 'per-channel'})`, shape: [...Q.shape], numel: Q.numel, bytes: take(Q, S, Z),
+      source: { kind: 'dq', graph: n.graph, codes: Q.name, scales: S.name, zeroPoints: Z?.name, axis: perTensor ? -1 : 1, blockSize: 0 },
+    });
   }
   for (const t of m.tensors) {
     if (used.has(t) || !isAnalysable(t)) continue;
-    out.push({ name: t.name, type: t.dtype, shape: [...t.shape], numel: t.numel, bytes: t.byteLength, source: { kind: 'tensor', tensor: t.name, graph: t.graph } });
+    out.push({ name: t.name, type: t.dtype.startsWith('q:') ? t.dtype.slice(2) : t.dtype, shape: [...t.shape], numel: t.numel, bytes: t.byteLength, source: { kind: 'tensor', tensor: t.name, graph: t.graph } });
   }
   return out;
 }
@@ -108,13 +81,6 @@ export function readLogical(m: ModelFile, s: WeightSource): Float32Array {
     const t = need(s.tensor, s.graph ?? 'main');
     const v = m.readFloat32(t);
     return v.length === t.numel ? v : v.slice(0, t.numel);
-  }
-  if (s.kind === 'nbits') {
-    const gIdx = s.gIdx ? Int32Array.from(m.readFloat32(need(s.gIdx, s.graph))) : null;
-    return unpackNBits({
-      K: s.K, N: s.N, bits: s.bits, blockSize: s.blockSize, B: m.readBytes(need(s.B, s.graph)), scales: m.readFloat32(need(s.scales, s.graph)),
-      zeroPoints: s.zeroPoints ? m.readBytes(need(s.zeroPoints, s.graph)) : null, gIdx,
-    });
   }
   const codes = need(s.codes, s.graph);
   return dequantizeDq(m.readFloat32(codes), codes.shape, m.readFloat32(need(s.scales, s.graph)), s.zeroPoints ? m.readFloat32(need(s.zeroPoints, s.graph)) : null, s.axis, s.blockSize);

@@ -8,7 +8,8 @@ import { FormatError, ModelFile } from './types';
 import { fileSize, readAt } from './lazyModelFile';
 import { matchGguf, openGguf } from './gguf/reader';
 import { matchSafetensors, openSafetensors, openSafetensorsIndex } from './safetensors/reader';
-import { matchOnnx, openOnnx } from './onnx/reader';
+import { matchOnnx } from './onnx/reader';
+import { openOnnxDequantized } from './onnx/quantizedView';
 
 export { FormatError } from './types';
 export type { ModelFile, TensorInfo, DType, LayerLink } from './types';
@@ -35,7 +36,8 @@ export function openModel(file: string): ModelFile {
     case 'gguf': return openGguf(abs);
     case 'safetensors': return openSafetensors(abs);
     case 'safetensors-index': return openSafetensorsIndex(abs);
-    case 'onnx': return openOnnx(abs);
+    // Quantized weights (MatMulNBits, DequantizeLinear) read as their dequantized values.
+    case 'onnx': return openOnnxDequantized(abs);
   }
 }
 

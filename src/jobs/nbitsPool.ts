@@ -2,7 +2,8 @@
  * A small worker_threads pool for the MatMulNBits RTN kernel: each worker
  * reads a weight straight from the model file into its own WebAssembly
  * memory and quantizes it, so tensors are read and quantized on every core
- * while the converter edits the graph in order. Tasks run FIFO; results come
+ * while the converter edits the graph in order, or write their output
+ * straight into the converter's temp file. Tasks run FIFO; results come
  * back with their buffers transferred, not copied.
  */
 import * as os from 'node:os';
@@ -10,9 +11,13 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { NBitsKNWasmResult } from '../kernels/nbitsKnWasm';
 
+/** Where the worker writes a packed part itself (a region of the output's temp file). */
+export interface NbitsPlace { file: string; offset: number; length: number }
 export interface NbitsTask {
   file: string; offset: number; length: number;
   K: number; N: number; bits: number; blockSize: number; symmetric: boolean;
+  /** Write B, scales and zero points here instead of sending them back (the result then carries only the statistics). */
+  dest?: { B: NbitsPlace; scales: NbitsPlace; zeroPoints?: NbitsPlace };
 }
 export interface NbitsDone { r: NBitsKNWasmResult; nBlocks: number }
 

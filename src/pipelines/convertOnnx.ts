@@ -33,7 +33,7 @@ import { performance } from 'node:perf_hooks';
 import { decodeToFloat32, f16ToF32, f32ToF16 } from '../formats/dtypes';
 import { FormatError } from '../formats/types';
 import {
-  EditableOnnx, GraphScope, NodeMsg, TensorMsg, AttrMsg, openOnnxForEdit, writeOnnx, newTensor, intAttr, int64ToNumber,
+  EditableOnnx, GraphScope, NodeMsg, TensorMsg, AttrMsg, PayloadPlace, openOnnxForEdit, writeOnnx, writeOnnxFilled, newTensor, intAttr, int64ToNumber,
 } from '../formats/onnx/writer';
 import { packNBits, roundScalesToF16, quantizeForDq, dqCodeBytes, float32Digest, Float32Digest, NBitsTensors, AxisQuantized } from '../quant/onnxLayouts';
 import { GraphIndex, Use, WeightRef, freshName, gemmForm, indexGraph } from './onnxGraph';
@@ -46,8 +46,8 @@ import { CalibratorName, HistogramCollector, Range, calibrator } from '../quant/
 import { rangeTarget } from '../quant/rtn';
 import { quantIntZpWasm } from '../kernels/rtnKernels';
 import { quantizeNBitsKN } from '../quant/matmulNBitsKN';
-import { nbitsKNInput, nbitsKNWasmAvailable, runNbitsKN } from '../kernels/nbitsKnWasm';
-import { NbitsPool, NbitsDone } from '../jobs/nbitsPool';
+import { NBitsKNWasmResult, nbitsKNInput, nbitsKNWasmAvailable, runNbitsKN } from '../kernels/nbitsKnWasm';
+import { NbitsPool } from '../jobs/nbitsPool';
 
 export type OnnxTarget = 'onnx-int4' | 'onnx-qdq' | 'onnx-dynamic';
 export type OnnxAlgo = 'rtn' | 'gptq' | 'awq';
@@ -304,20 +304,14 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   const reports: QuantizedTensorReport[] = [];
   const removable = new Set<WeightRef>();
   const scratch = { buf: new Uint8Array(0) };
-  // onnx-int4 RTN of MatMul weights on disk: workers read and quantize ahead of the graph edits.
-  const ahead = new Map<Job, Promise<NbitsDone>>();
-  const fast = target === 'onnx-int4' && algo === 'rtn' ? jobs.filter((j) => nbitsFastPath(ed, j)) : [];
+  // onnx-int4 RTN of float32 MatMul weights on disk: the graph is edited first with the packed tensors'
+  // sizes only; then pool workers read, quantize and write them straight into the output while this
+  // thread writes the rest of the file (the quantize phase of these tensors is inside the write phase).
+  const deferred = new Map<Job, { report: QuantizedTensorReport; tensors: DeferredNBits }>();
+  const fast = target === 'onnx-int4' && algo === 'rtn' ? new Set(jobs.filter((j) => nbitsFastPath(ed, j))) : new Set<Job>();
   const threads = options.threads ?? Math.min(4, os.availableParallelism?.() ?? os.cpus().length);
-  const pool = fast.length >= 2 && threads > 1 ? new NbitsPool(threads) : undefined;
-  try {
-    if (pool) {
-      for (const j of fast) {
-        const p = ed.payloadOf(j.w.tensor) as { kind: 'file'; file: string; offset: number; length: number };
-        const done = pool.run({ file: p.file, offset: p.offset, length: p.length, K: j.K, N: j.N, bits: j.choice.bits, blockSize: j.choice.blockSize, symmetric: j.choice.symmetric });
-        done.catch(() => undefined); // awaited in order below; a cancel may leave some unobserved
-        ahead.set(j, done);
-      }
-    }
+  const useWorkers = fast.size >= 2 && threads > 1;
+  {
     for (let i = 0; i < jobs.length; i++) {
       signal?.throwIfAborted();
       const job = jobs[i];
@@ -326,19 +320,19 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
       const weight = () => (wf ??= weightFloat32(ed, job.w, scratch));
       const bytesBefore = ed.payloadLength(job.w.tensor) ?? weight().length * 4;
       let report: QuantizedTensorReport;
-      const pre = ahead.get(job);
-      if (pre) report = emitNBitsFromKernel(ed, ix, job, await pre, options);
-      else if (target === 'onnx-int4') report = applyNBits(ed, ix, job, weight, algo, options, activations.get(job.w.key));
+      if (useWorkers && fast.has(job)) {
+        const tensors: DeferredNBits = { K: job.K, N: job.N, nBlocks: Math.ceil(job.K / job.choice.blockSize) };
+        report = emitNBits(ed, ix, job, tensors, false, undefined, 'rtn', { relFrobenius: NaN, sqnrDb: NaN, maxAbs: NaN }, '', options);
+        deferred.set(job, { report, tensors });
+      } else if (target === 'onnx-int4') report = applyNBits(ed, ix, job, weight, algo, options, activations.get(job.w.key));
       else if (target === 'onnx-qdq') report = applyQdq(ed, ix, job, weight());
       else report = applyDynamic(ed, ix, job, weight());
       report.bytesBefore = bytesBefore;
       reports.push(report);
       removable.add(job.w);
       // Let a cancel from the event loop (a UI button) get through between tensors.
-      await new Promise((r) => setImmediate(r));
+      if (!deferred.has(job)) await new Promise((r) => setImmediate(r));
     }
-  } finally {
-    await pool?.close();
   }
   const activationsDone = actPlan ? insertActivationQdq(ed, ix, actPlan.names, actPlan.ranges) : undefined;
   // Drop originals nothing reads any more.
@@ -357,10 +351,13 @@ export async function convertOnnx(srcPath: string, outPath: string, options: Con
   // ---- write
   const tw = performance.now();
   progress({ phase: 'write', done: 0, total: 1 });
-  const written = writeOnnx(ed, out, {
+  const writeOpts = {
     externalData: options.externalData ?? 'auto', signal,
-    onProgress: (d, t) => progress({ phase: 'write', done: d, total: t }),
-  });
+    onProgress: (d: number, t: number) => progress({ phase: 'write', done: d, total: t }),
+  };
+  const written = deferred.size
+    ? await writeOnnxFilled(ed, out, writeOpts, (places) => fillNBits(ed, deferred, places, threads, signal, (d) => progress({ phase: 'quantize', done: d, total: deferred.size })))
+    : writeOnnx(ed, out, writeOpts);
   const writeMs = performance.now() - tw;
 
   const srcBytes = fs.statSync(src).size;
@@ -550,7 +547,7 @@ function nbitsFastPath(ed: EditableOnnx, j: Job): boolean {
   return !j.transposed && j.w.dtype === 'f32' && p?.kind === 'file' && p.length === j.K * j.N * 4 && nbitsKNWasmAvailable(j.N);
 }
 
-function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: NbitsDone, options: ConvertOnnxOptions): QuantizedTensorReport {
+function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: { r: NBitsKNWasmResult; nBlocks: number }, options: ConvertOnnxOptions): QuantizedTensorReport {
   const { K, N } = job;
   const { r, nBlocks } = done;
   const packed: NBitsTensors = { K, N, bits: job.choice.bits, blockSize: job.choice.blockSize, nBlocks, B: r.B, scales: r.scales, zeroPoints: r.zeroPoints, gIdx: null };
@@ -560,9 +557,50 @@ function emitNBitsFromKernel(ed: EditableOnnx, ix: GraphIndex, job: Job, done: N
   return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, d.value(), options);
 }
 
-/** Add the MatMulNBits initializers beside the weight and replace each consumer. */
+/** A MatMulNBits weight whose packed tensors a pool worker writes into the output (float32 scales, no g_idx). */
+interface DeferredNBits { K: number; N: number; nBlocks: number; B?: TensorMsg; scales?: TensorMsg; zeroPoints?: TensorMsg }
+
+/**
+ * Quantize every deferred weight in the pool, each worker writing its packed
+ * tensors at their places in the output, and complete the reports with the
+ * error and fingerprint the kernel measured. Tensors are handed out largest
+ * first so both cores stay busy to the end.
+ */
+async function fillNBits(
+  ed: EditableOnnx, deferred: Map<Job, { report: QuantizedTensorReport; tensors: DeferredNBits }>, places: Map<TensorMsg, PayloadPlace>,
+  threads: number, signal: AbortSignal | undefined, onDone: (done: number) => void,
+): Promise<void> {
+  const pool = new NbitsPool(Math.min(threads, deferred.size));
+  const stop = () => void pool.close();
+  signal?.addEventListener('abort', stop);
+  try {
+    signal?.throwIfAborted();
+    let finished = 0;
+    const place = (t: TensorMsg | undefined) => (t ? places.get(t) : undefined);
+    const order = [...deferred].sort((a, b) => b[0].K * b[0].N - a[0].K * a[0].N);
+    await Promise.all(order.map(async ([j, { report, tensors }]) => {
+      const p = ed.payloadOf(j.w.tensor) as { kind: 'file'; file: string; offset: number; length: number };
+      const dest = { B: place(tensors.B)!, scales: place(tensors.scales)!, zeroPoints: place(tensors.zeroPoints) };
+      if (!dest.B || !dest.scales || (tensors.zeroPoints && !dest.zeroPoints)) throw new Error(`writer placed no bytes for ${j.w.name} (internal error)`);
+      const { r } = await pool.run({ file: p.file, offset: p.offset, length: p.length, K: j.K, N: j.N, bits: j.choice.bits, blockSize: j.choice.blockSize, symmetric: j.choice.symmetric, dest });
+      const d = new Float32Digest();
+      d.setState(r.h, j.K * j.N);
+      report.predicted = { relFrobenius: r.sumSq ? Math.sqrt(r.errSq / r.sumSq) : r.errSq ? Infinity : 0, sqnrDb: 10 * Math.log10(r.sumSq / r.errSq), maxAbs: r.maxAbs };
+      report.stored = { ...report.stored, digest: d.value() };
+      onDone(++finished);
+    }));
+  } catch (e) {
+    signal?.throwIfAborted();
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    await pool.close();
+  }
+}
+
+/** Add the MatMulNBits initializers beside the weight and replace each consumer (a DeferredNBits gets payloads of its sizes, filled later). */
 function emitNBits(
-  ed: EditableOnnx, ix: GraphIndex, job: Job, packed: NBitsTensors, f16: boolean, inputScale: Float32Array | undefined, used: string,
+  ed: EditableOnnx, ix: GraphIndex, job: Job, packed: NBitsTensors | DeferredNBits, f16: boolean, inputScale: Float32Array | undefined, used: string,
   err: { relFrobenius: number; sqnrDb: number; maxAbs: number }, digest: string, options: ConvertOnnxOptions,
 ): QuantizedTensorReport {
   const { K, N } = job;
@@ -572,20 +610,46 @@ function emitNBits(
   const base = job.w.name;
   const Bname = freshName(ix, `${base}_Q${bits}`);
   const Sname = freshName(ix, `${base}_scales`);
-  const scaleBytes = f16 ? u8(Uint16Array.from(packed.scales, (s) => f32ToF16(s))) : u8(packed.scales);
-  const inits: TensorMsg[] = [
-    newTensor(ed, Bname, DT.UINT8, [N, packed.nBlocks, (bs * bits) / 8], packed.B),
-    newTensor(ed, Sname, f16 ? DT.FLOAT16 : DT.FLOAT, [packed.scales.length], scaleBytes),
-  ];
+  let inits: TensorMsg[];
   let Zname: string | undefined;
-  if (packed.zeroPoints) {
-    Zname = freshName(ix, `${base}_zero_points`);
-    inits.push(newTensor(ed, Zname, DT.UINT8, [packed.zeroPoints.length], packed.zeroPoints));
+  let bytesAfter: number;
+  if (!('B' in packed) || !(packed.B instanceof Uint8Array)) {
+    // Sizes as the kernel writes them: B [N, nBlocks, blob], float32 scales [N·nBlocks], zero points [N·ceil(nBlocks·bits/8)].
+    const d = packed as DeferredNBits;
+    const later = (name: string, type: number, dims: number[], length: number) => {
+      const t: TensorMsg = { name, data_type: type, dims };
+      ed.setPayload(t, { kind: 'deferred', length });
+      return t;
+    };
+    const nScales = N * d.nBlocks;
+    d.B = later(Bname, DT.UINT8, [N, d.nBlocks, (bs * bits) / 8], (N * d.nBlocks * bs * bits) / 8);
+    d.scales = later(Sname, DT.FLOAT, [nScales], nScales * 4);
+    inits = [d.B, d.scales];
+    if (!symmetric) {
+      Zname = freshName(ix, `${base}_zero_points`);
+      const nz = N * Math.ceil((d.nBlocks * bits) / 8);
+      d.zeroPoints = later(Zname, DT.UINT8, [nz], nz);
+      inits.push(d.zeroPoints);
+    }
+    bytesAfter = inits.reduce((s, t) => s + ed.payloadLength(t)!, 0);
+  } else {
+    const p = packed as NBitsTensors;
+    const scaleBytes = f16 ? u8(Uint16Array.from(p.scales, (s) => f32ToF16(s))) : u8(p.scales);
+    inits = [
+      newTensor(ed, Bname, DT.UINT8, [N, p.nBlocks, (bs * bits) / 8], p.B),
+      newTensor(ed, Sname, f16 ? DT.FLOAT16 : DT.FLOAT, [p.scales.length], scaleBytes),
+    ];
+    if (p.zeroPoints) {
+      Zname = freshName(ix, `${base}_zero_points`);
+      inits.push(newTensor(ed, Zname, DT.UINT8, [p.zeroPoints.length], p.zeroPoints));
+    }
+    bytesAfter = p.B.byteLength + scaleBytes.byteLength + (p.zeroPoints?.byteLength ?? 0) + (p.gIdx ? K * 4 : 0);
   }
+  const gIdx = 'gIdx' in packed ? packed.gIdx : null;
   let Gname: string | undefined;
-  if (packed.gIdx) {
+  if (gIdx) {
     Gname = freshName(ix, `${base}_g_idx`);
-    inits.push(newTensor(ed, Gname, DT.INT32, [K], u8(packed.gIdx)));
+    inits.push(newTensor(ed, Gname, DT.INT32, [K], u8(gIdx)));
   }
   let Iname: string | undefined;
   if (inputScale) {
@@ -615,7 +679,6 @@ function emitNBits(
     if (bias) replacement.push({ op_type: 'Add', input: [mmOut, bias], output: [outName], name: freshName(ix, `${name || base}_bias`) });
     replaceNode(u.scope, n, replacement);
   }
-  const bytesAfter = packed.B.byteLength + scaleBytes.byteLength + (packed.zeroPoints?.byteLength ?? 0) + (packed.gIdx ? K * 4 : 0);
   return {
     name: base, graph: job.w.scope.path, nodes: job.uses.map((u) => u.node.name ?? ''),
     choice: `MatMulNBits int${bits} ${symmetric ? 'sym' : 'asym'} block ${bs} (${used})`,

@@ -4,13 +4,15 @@
  *   quantized weight from its stored form (MatMulNBits blobs, QDQ codes):
  *   the float32 values must equal the engine's prediction bit for bit
  *   (compared through the fingerprint the converter recorded);
- * 2. run the original and the converted model in ONNX Runtime (in a worker
- *   thread) on the given feeds, or on deterministic synthetic inputs built
+ * 2. run the original and the converted model in ONNX Runtime (in worker
+ *   threads, side by side for models up to 256 MB, while the weights above
+ *   are read back) on the given feeds, or on deterministic synthetic inputs built
  *   from the declared input shapes and types, and compare every output:
  *   cosine, SQNR, max abs error; top-1 agreement for classifier-shaped
  *   outputs ([batch, classes] or [batch, positions, classes]) and mean
  *   per-position KL divergence (softmax first when the values are logits).
  */
+import * as fs from 'node:fs';
 import { VerificationError } from './errors';
 import { performance } from 'node:perf_hooks';
 import { openOnnx } from '../formats/onnx/reader';
@@ -86,24 +88,39 @@ function digestStoredNBits(m: ModelFile, s: Extract<StoredLayout, { kind: 'nbits
   });
 }
 
+/** Models up to this size (source file) are run side by side in two workers; larger ones one after the other, to bound memory. */
+const PARALLEL_RUN_BYTES = 256 << 20;
+
 export async function verifyOnnx(result: ConvertOnnxResult, opts: VerifyOnnxOptions = {}): Promise<VerifyOnnxReport> {
   const t0 = performance.now();
+  const report: VerifyOnnxReport = { weights: { checked: result.tensors.length, mismatched: [] }, inputs: opts.feeds ? 'given' : 'synthetic', feedsDescription: [], outputs: [], ms: 0 };
+  // ONNX Runtime runs in workers while this thread reads the weights back.
+  let runs: Promise<[OrtOutput[][], OrtOutput[][]]> | undefined;
+  if (!opts.skipRuntime) {
+    const feeds = opts.feeds ?? [syntheticFeeds(result.source, opts)];
+    for (const [k, v] of Object.entries(feeds[0])) report.feedsDescription.push(`${k} [${v.dims.join(', ')}]${opts.feeds ? '' : ' (synthetic)'}`);
+    let small = false;
+    try { small = fs.statSync(result.source).size <= PARALLEL_RUN_BYTES; } catch { /* reported by the run */ }
+    runs = small
+      ? Promise.all([
+        runOnnxInWorker([{ model: result.source, feeds, threads: 1 }], opts.signal),
+        runOnnxInWorker([{ model: result.output, feeds, threads: 1 }], opts.signal),
+      ]).then(([[ref], [conv]]) => [ref, conv] as [OrtOutput[][], OrtOutput[][]])
+      : runOnnxInWorker([{ model: result.source, feeds }, { model: result.output, feeds }], opts.signal).then(([ref, conv]) => [ref, conv] as [OrtOutput[][], OrtOutput[][]]);
+    runs.catch(() => undefined); // awaited below, after the weights
+  }
   const m = openOnnx(result.output);
-  const mismatched: string[] = [];
   try {
     for (const t of result.tensors) {
       opts.signal?.throwIfAborted();
       const got = t.stored.kind === 'nbits' && !t.stored.gIdx ? digestStoredNBits(m, t.stored) : float32Digest(decodeStored(m, t.stored));
-      if (got !== t.stored.digest) mismatched.push(t.name);
+      if (got !== t.stored.digest) report.weights.mismatched.push(t.name);
     }
   } finally {
     m.close();
   }
-  const report: VerifyOnnxReport = { weights: { checked: result.tensors.length, mismatched }, inputs: opts.feeds ? 'given' : 'synthetic', feedsDescription: [], outputs: [], ms: 0 };
-  if (!opts.skipRuntime) {
-    const feeds = opts.feeds ?? [syntheticFeeds(result.source, opts)];
-    for (const [k, v] of Object.entries(feeds[0])) report.feedsDescription.push(`${k} [${v.dims.join(', ')}]${opts.feeds ? '' : ' (synthetic)'}`);
-    const [ref, conv] = await runOnnxInWorker([{ model: result.source, feeds }, { model: result.output, feeds }], opts.signal);
+  if (runs) {
+    const [ref, conv] = await runs;
     report.outputs = compareOutputs(ref, conv);
   }
   report.ms = performance.now() - t0;

@@ -16,6 +16,10 @@
 import type { GridQuantized } from './algorithms/intGrid';
 import { roundHalfEven } from './numberFormats';
 import { f32ToF16, f16ToF32 } from '../formats/dtypes';
+import { nbitsGeometry } from '../formats/onnx/quantizedLayouts';
+
+// The decoders live with the ONNX reader (formats floor), which shows quantized weights dequantized.
+export { unpackNBits, dequantizeDq } from '../formats/onnx/quantizedLayouts';
 
 export interface NBitsTensors {
   K: number; N: number; bits: number; blockSize: number; nBlocks: number;
@@ -64,34 +68,6 @@ export function packNBits(q: GridQuantized, K: number, bits: number, blockSize: 
   let gIdx: Int32Array | null = null;
   if (reordered) gIdx = Int32Array.from(q.groupIndex.subarray(0, K));
   return { K, N, bits, blockSize, nBlocks, B, scales: q.scales, zeroPoints, gIdx };
-}
-
-/** Sizes of a MatMulNBits weight's parts, checked against the tensors given. */
-function nbitsGeometry(t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number> }) {
-  const nBlocks = Math.ceil(t.K / t.blockSize);
-  const blob = (t.blockSize * t.bits) / 8;
-  if (t.B.length !== t.N * nBlocks * blob) throw new RangeError(`MatMulNBits B has ${t.B.length} bytes, expected ${t.N * nBlocks * blob}`);
-  const nGroups = t.scales.length / t.N;
-  return { nBlocks, nGroups, blob, perByte: 8 / t.bits, mask: (1 << t.bits) - 1, zpBytes: Math.ceil((nGroups * t.bits) / 8) };
-}
-
-/** Decode MatMulNBits tensors to float32 [K, N] (the op's B as a plain MatMul weight). */
-export function unpackNBits(
-  t: { K: number; N: number; bits: number; blockSize: number; B: Uint8Array; scales: ArrayLike<number>; zeroPoints: Uint8Array | null; gIdx: Int32Array | null },
-): Float32Array {
-  const { K, N, bits, blockSize } = t;
-  const { nBlocks, nGroups, blob, perByte, mask, zpBytes } = nbitsGeometry(t);
-  const out = new Float32Array(K * N);
-  for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) {
-      const g = t.gIdx ? t.gIdx[k] : Math.floor(k / blockSize);
-      const s = t.scales[n * nGroups + g];
-      const zp = t.zeroPoints ? (t.zeroPoints[n * zpBytes + ((g / perByte) | 0)] >> ((g % perByte) * bits)) & mask : 1 << (bits - 1);
-      const c = (t.B[n * nBlocks * blob + ((k / perByte) | 0)] >> ((k % perByte) * bits)) & mask;
-      out[k * N + n] = Math.fround((c - zp) * s);
-    }
-  }
-  return out;
 }
 
 /**
@@ -170,14 +146,29 @@ export function quantizeForDq(
   const perChannel = ax >= 0 && blockSize === 0;
   const nb = blockSize > 0 ? Math.ceil(len / blockSize) : 1;
   const nGroups = ax < 0 ? 1 : perChannel ? len : outer * nb * inner;
-  const groupOf = (o: number, k: number, i: number): number => (ax < 0 ? 0 : perChannel ? k : (o * nb + Math.floor(k / blockSize)) * inner + i);
+  // Group of element (o, k, i): per tensor 0, per channel k, blocked (o·nb + ⌊k/blockSize⌋)·inner + i;
+  // `step` is 0 when a row (o, k) is one group, 1 when its elements run through consecutive groups.
+  const rowGroup = (o: number, k: number): number => (ax < 0 ? 0 : perChannel ? k : (o * nb + Math.floor(k / blockSize)) * inner);
+  const step = ax >= 0 && !perChannel ? 1 : 0;
   const lo = new Float64Array(nGroups);
   const hi = new Float64Array(nGroups);
   for (let o = 0; o < outer; o++) {
     for (let k = 0; k < len; k++) {
       const base = (o * len + k) * inner;
+      const g0 = rowGroup(o, k);
+      if (step === 0) {
+        let l = lo[g0], h = hi[g0];
+        for (let i = 0; i < inner; i++) {
+          const v = w[base + i];
+          if (v < l) l = v;
+          if (v > h) h = v;
+        }
+        lo[g0] = l;
+        hi[g0] = h;
+        continue;
+      }
       for (let i = 0; i < inner; i++) {
-        const g = groupOf(o, k, i);
+        const g = g0 + i;
         const v = w[base + i];
         if (v < lo[g]) lo[g] = v;
         if (v > hi[g]) hi[g] = v;
@@ -209,8 +200,9 @@ export function quantizeForDq(
   for (let o = 0; o < outer; o++) {
     for (let k = 0; k < len; k++) {
       const base = (o * len + k) * inner;
+      const g0 = rowGroup(o, k);
       for (let i = 0; i < inner; i++) {
-        const g = groupOf(o, k, i);
+        const g = g0 + step * i;
         const s = scales[g];
         const z = zps[g];
         let q = roundHalfEven(Math.fround(w[base + i] / s)) + z;
@@ -233,35 +225,6 @@ export function dqCodeBytes(codes: Int8Array | Uint8Array, bits: 4 | 8): Uint8Ar
   if (bits === 8) return new Uint8Array(codes.buffer, codes.byteOffset, codes.length);
   const out = new Uint8Array(Math.ceil(codes.length / 2));
   for (let i = 0; i < codes.length; i++) out[i >> 1] |= (codes[i] & 0xf) << ((i & 1) * 4);
-  return out;
-}
-
-/** Decode a DequantizeLinear weight (ONNX semantics, float32 result). */
-export function dequantizeDq(
-  codes: ArrayLike<number>, dims: number[], scales: ArrayLike<number>, zeroPoints: ArrayLike<number> | null, axis: number, blockSize: number,
-): Float32Array {
-  const numel = dims.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(numel);
-  if (scales.length === 1 && axis < 0) {
-    const z = zeroPoints ? zeroPoints[0] : 0;
-    for (let i = 0; i < numel; i++) out[i] = Math.fround((codes[i] - z) * scales[0]);
-    return out;
-  }
-  const ax = axis < 0 ? axis + dims.length : axis;
-  const outer = dims.slice(0, ax).reduce((a, b) => a * b, 1);
-  const len = dims[ax];
-  const inner = dims.slice(ax + 1).reduce((a, b) => a * b, 1);
-  const nb = blockSize > 0 ? Math.ceil(len / blockSize) : 0;
-  for (let o = 0; o < outer; o++) {
-    for (let k = 0; k < len; k++) {
-      const base = (o * len + k) * inner;
-      for (let i = 0; i < inner; i++) {
-        const g = blockSize > 0 ? (o * nb + Math.floor(k / blockSize)) * inner + i : k;
-        const z = zeroPoints ? zeroPoints[g] : 0;
-        out[base + i] = Math.fround((codes[base + i] - z) * scales[g]);
-      }
-    }
-  }
   return out;
 }
 

@@ -12,7 +12,7 @@ export type FeedData = Float32Array | Float64Array | Int32Array | BigInt64Array 
 export interface Feed { data: FeedData; dims: number[]; type?: string }
 export type Feeds = Record<string, Feed>;
 export interface OrtOutput { name: string; type: string; dims: number[]; data: FeedData }
-export interface OrtJob { model: string; feeds: Feeds[]; /** Output names to fetch; default all. */ outputs?: string[]; /** ORT graph optimization level (default 'all'). */ optimization?: 'disabled' | 'basic' | 'extended' | 'all' }
+export interface OrtJob { model: string; feeds: Feeds[]; /** Output names to fetch; default all. */ outputs?: string[]; /** ORT graph optimization level (default 'all'). */ optimization?: 'disabled' | 'basic' | 'extended' | 'all'; /** ORT intra-op threads (default 2). */ threads?: number }
 
 export function feedType(f: Feed): string {
   if (f.type) return f.type;

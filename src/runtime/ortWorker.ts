@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   for (const job of jobs) {
     let session;
     try {
-      session = await ort.InferenceSession.create(job.model, { graphOptimizationLevel: job.optimization ?? 'all', intraOpNumThreads: 2 });
+      session = await ort.InferenceSession.create(job.model, { graphOptimizationLevel: job.optimization ?? 'all', intraOpNumThreads: job.threads ?? 2 });
     } catch (e) {
       throw new Error(`${job.model}: ONNX Runtime cannot load it: ${(e as Error).message}`);
     }

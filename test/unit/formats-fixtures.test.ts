@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
+import { openOnnx } from '../../src/formats/onnx/reader';
 import { ModelFile, TensorInfo } from '../../src/formats/types';
 import { parseTensorName } from '../../src/formats/naming';
 
@@ -103,8 +104,9 @@ describe('fixtures: GGUF', () => {
 });
 
 describe('fixtures: ONNX', () => {
+  // The plain reader: openModel shows the quantized dq_x and nbits_b dequantized (test/unit/onnx-quantized-view.test.ts).
   it('raw_data, typed fields, Constant nodes and subgraph initializers decode exactly', () => {
-    const m = openModel(path.join(dir, 'weights.onnx'));
+    const m = openOnnx(path.join(dir, 'weights.onnx'));
     assert.equal(m.formatVersion, 'IR 10 / opset 21');
     assert.equal(m.metadata.author, 'fixture');
     assert.equal(m.metadata.producer_name, 'quantscope-fixtures');
@@ -125,7 +127,7 @@ describe('fixtures: ONNX', () => {
     m.close();
   });
   it('links every weight to its consumer with the output-channel axis of that op', () => {
-    const m = openModel(path.join(dir, 'weights.onnx'));
+    const m = openOnnx(path.join(dir, 'weights.onnx'));
     const link = (n: string): [string | undefined, string | undefined, number | undefined, string | undefined] => {
       const l = byName(m, n).layer;
       return [l.opType, l.layerName, l.outputChannelAxis, l.consumers[0]?.graph];

@@ -17,7 +17,7 @@ import { f32Tensor, matmulModel, node, vi, writeModel } from './onnx-testModels'
 import { quantizeNBitsKN } from '../../src/quant/matmulNBitsKN';
 import { rtnQuantize } from '../../src/quant/algorithms/intGrid';
 import { packNBits, float32Digest, Float32Digest } from '../../src/quant/onnxLayouts';
-import { nbitsKNInput, runNbitsKN } from '../../src/kernels/nbitsKnWasm';
+import { nbitsKNInput, runNbitsKN, runNbitsKNStreamed } from '../../src/kernels/nbitsKnWasm';
 import { NBITS_KN_SOURCE_SHA256 } from '../../src/kernels/nbitsKn.generated';
 import { createHash } from 'node:crypto';
 
@@ -56,7 +56,9 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
 
   it('the [K, N] RTN kernel equals the reference grid (intGrid rtnQuantize of the transpose, then packNBits), bytes and prediction', () => {
     let wasmChecked = 0;
-    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false], [200, 12, 4, 128, true], [200, 12, 8, 128, false], [130, 8, 2, 64, false]] as const) {
+    for (const [K, N, bits, bs, sym] of [[96, 24, 4, 32, true], [200, 7, 4, 128, false], [64, 33, 8, 16, false], [130, 5, 2, 64, true], [256, 40, 4, 64, false], [200, 12, 4, 128, true], [200, 12, 8, 128, false], [130, 8, 2, 64, false],
+      // The kernel's 16×16 transposed packing (N ≥ 16, blob a multiple of 16) for every width, with a scalar edge and a ragged last block.
+      [64, 48, 8, 16, false], [200, 32, 2, 64, true], [300, 20, 4, 128, true], [256, 36, 4, 128, false]] as const) {
       const w = randomTensor(K * N, K * 31 + N, 0.7);
       for (let i = 0; i < 20; i++) w[(i * 37) % w.length] = 0.05 * Math.round(w[(i * 37) % w.length] / 0.05); // some exact grid points
       if (K === 200 && N === 12) {
@@ -90,6 +92,14 @@ describe('ONNX conversion: built models through ONNX Runtime', function () {
         const d = new Float32Digest();
         d.setState(r.h, K * N);
         assert.equal(d.value(), fast.digest, `${tag}: wasm prediction`);
+        // Streamed a block of rows at a time (the pool workers' way): the same bytes and fingerprint.
+        const wb = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+        const st = runNbitsKNStreamed(K, N, bits, bs, sym, (dst, k0, rows) => dst.set(wb.subarray(k0 * N * 4, (k0 + rows) * N * 4))).r;
+        assert.ok(Buffer.from(st.B).equals(Buffer.from(ref.B)), `${tag}: streamed B`);
+        assert.deepEqual(Array.from(st.scales), Array.from(ref.scales), `${tag}: streamed scales`);
+        assert.deepEqual(st.zeroPoints && Array.from(st.zeroPoints), ref.zeroPoints && Array.from(ref.zeroPoints), `${tag}: streamed zero points`);
+        assert.deepEqual(Array.from(st.h), Array.from(r.h), `${tag}: streamed prediction`);
+        assert.deepEqual([st.sumSq, st.errSq, st.maxAbs], [r.sumSq, r.errSq, r.maxAbs], `${tag}: streamed error sums`);
         wasmChecked++;
       }
     }

@@ -18,6 +18,13 @@ describe('quant error metrics', () => {
     assert.equal(rep.maxAbs, 1);
   });
 
+  it('weightErrorReport (one pass) gives exactly what the five separate metrics give, zero and exact cases included', () => {
+    const a = randomTensor(10007, 3, 0.5);
+    const b = Float32Array.from(a, (v, i) => (i % 7 ? v + 0.01 * Math.sin(i) : v));
+    for (const [x, y] of [[a, b], [a, a], [new Float32Array(9), new Float32Array(9)], [new Float32Array(9), b.subarray(0, 9)], [new Float32Array(0), new Float32Array(0)]]) {
+      assert.deepEqual(weightErrorReport(x, y), { mse: mse(x, y), sqnrDb: sqnrDb(x, y), cosine: cosineSimilarity(x, y), maxAbs: maxAbsError(x, y), relFrobenius: relativeFrobeniusError(x, y) });
+    }
+  });
   it('layer output error ‖WX − ŴX‖/‖WX‖ matches an explicit float64 matrix product, from activations and from the Gram matrix, both layouts', () => {
     const out = 7;
     const K = 12;

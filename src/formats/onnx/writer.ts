@@ -32,10 +32,14 @@ import { onnxRoot, MAX_ONNX_BYTES } from './reader';
 import { scanProtobufFile } from './protobufScan';
 import { fileSize, readFully } from '../lazyModelFile';
 
-/** Where a tensor's bytes are: a region of a file, or bytes in memory. */
+/**
+ * Where a tensor's bytes are: a region of a file, bytes in memory, or bytes
+ * that another writer puts straight into the output (`writeOnnxFilled`).
+ */
 export type Payload =
   | { kind: 'file'; file: string; offset: number; length: number }
-  | { kind: 'bytes'; bytes: Uint8Array };
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'deferred'; length: number };
 
 /** Decoded message objects (protobufjs instances or plain objects of the same shape). */
 export type Msg = Record<string, unknown>;
@@ -94,13 +98,14 @@ export class EditableOnnx {
   /** Payload length in bytes without reading it. */
   payloadLength(t: TensorMsg): number | undefined {
     const p = this.payloads.get(t);
-    return p ? (p.kind === 'bytes' ? p.bytes.byteLength : p.length) : undefined;
+    return p ? payloadBytes(p) : undefined;
   }
   /** The payload read into `dst` (a view of it), or the in-memory bytes themselves. */
   readPayloadInto(t: TensorMsg, dst: Uint8Array): Uint8Array | undefined {
     const p = this.payloads.get(t);
     if (!p) return undefined;
     if (p.kind === 'bytes') return p.bytes;
+    if (p.kind === 'deferred') throw new Error(`tensor ${t.name}: its bytes are written later, straight into the output`);
     if (dst.byteLength < p.length) throw new RangeError(`readPayloadInto: ${dst.byteLength}-byte buffer for a ${p.length}-byte payload`);
     const fd = fs.openSync(p.file, 'r');
     try {
@@ -115,6 +120,7 @@ export class EditableOnnx {
     const p = this.payloads.get(t);
     if (!p) return undefined;
     if (p.kind === 'bytes') return p.bytes;
+    if (p.kind === 'deferred') throw new Error(`tensor ${t.name}: its bytes are written later, straight into the output`);
     const out = new Uint8Array(p.length);
     const fd = fs.openSync(p.file, 'r');
     try {
@@ -124,6 +130,10 @@ export class EditableOnnx {
     }
     return out;
   }
+}
+
+function payloadBytes(p: Payload): number {
+  return p.kind === 'bytes' ? p.bytes.byteLength : p.length;
 }
 
 const RAW_DATA = new Set(['onnx.TensorProto.raw_data']);
@@ -295,7 +305,7 @@ class Sizer {
   inlinePayload(m: Msg): number | undefined {
     const p = this.ed.payloadOf(m as TensorMsg);
     if (!p || this.ext.has(m)) return undefined;
-    return p.kind === 'bytes' ? p.bytes.byteLength : p.length;
+    return payloadBytes(p);
   }
 
   encodeShallow(m: Msg, type: protobuf.Type): Uint8Array {
@@ -341,7 +351,7 @@ function varintLen(v: number): number {
   return n;
 }
 
-/** A write-through buffer over a file descriptor. */
+/** A write-through buffer over a file descriptor (fd -1: only counts, for a dry run). */
 class OutFile {
   private buf: Uint8Array;
   private used = 0;
@@ -351,9 +361,10 @@ class OutFile {
     return this.written + this.used;
   }
   constructor(readonly fd: number, readonly file: string, bufBytes = 4 << 20, private onFlush?: () => void) {
-    this.buf = new Uint8Array(bufBytes);
+    this.buf = new Uint8Array(fd < 0 ? 0 : bufBytes);
   }
   bytes(b: Uint8Array): void {
+    if (this.fd < 0) { this.written += b.byteLength; return; }
     if (b.byteLength > this.buf.byteLength - this.used) this.flush();
     if (b.byteLength >= this.buf.byteLength) { this.writeAll(b); return; }
     this.buf.set(b, this.used);
@@ -373,8 +384,14 @@ class OutFile {
       n -= k;
     }
   }
+  /** Leave `n` bytes for another writer (positional writes into the same file). */
+  skip(n: number): void {
+    this.flush();
+    this.written += n;
+  }
   /** Copy a region of another file through this buffer. */
   copyFrom(file: string, offset: number, length: number, signal?: AbortSignal): void {
+    if (this.fd < 0) { this.written += length; return; }
     const fd = fs.openSync(file, 'r');
     try {
       let done = 0;
@@ -397,7 +414,7 @@ class OutFile {
   }
   private writeAll(b: Uint8Array): void {
     let off = 0;
-    while (off < b.byteLength) off += fs.writeSync(this.fd, b, off, b.byteLength - off);
+    if (this.fd >= 0) while (off < b.byteLength) off += fs.writeSync(this.fd, b, off, b.byteLength - off, this.written + off);
     this.written += b.byteLength;
   }
 }
@@ -425,58 +442,149 @@ export function writeAtomically(dest: string, body: (fd: number, tmp: string) =>
  * source files; nothing of the model's size is held in memory.
  */
 export function writeOnnx(ed: EditableOnnx, outPath: string, opts: WriteOnnxOptions = {}): WriteOnnxResult {
-  const out = path.resolve(outPath);
-  const dataName = `${path.basename(out)}.data`;
-  const dataPath = path.join(path.dirname(out), dataName);
-  const sources = new Set([ed.file, ...(opts.sources ?? [])].map((f) => path.resolve(f)));
-  forEachTensor(ed.model, (t) => { const p = ed.payloadOf(t); if (p?.kind === 'file') sources.add(path.resolve(p.file)); });
-  if (sources.has(out)) throw new FormatError(out, 'output', 'is one of the source files; refusing to overwrite it');
-  const modelType = onnxRoot().lookupType('onnx.ModelProto');
-  const threshold = opts.externalThreshold ?? 1024;
-  const align = opts.align ?? 4096;
+  const w = new OnnxWrite(ed, outPath, opts);
+  if (w.deferred.size) throw new Error('writeOnnx: some tensors are filled by another writer; use writeOnnxFilled');
+  try {
+    w.writeData();
+    writeAtomically(w.out, (fd, tmp) => w.writeModel(fd, tmp));
+    w.publishData();
+  } catch (e) {
+    w.dropData();
+    throw e;
+  }
+  return w.result();
+}
 
-  const plan = (external: boolean): { ext: Map<object, ExternalPlan>; extBytes: number } => {
-    const ext = new Map<object, ExternalPlan>();
-    let extBytes = 0;
-    if (!external) return { ext, extBytes };
+/** Where a deferred payload goes: a temp file (the model or its external data) and the byte offset in it. */
+export interface PayloadPlace { file: string; offset: number; length: number }
+
+/**
+ * `writeOnnx` for a model whose 'deferred' payloads are written by
+ * `fill` (any thread or process: positional writes into the temp files named
+ * in `places`) while this writes everything else. The files are fsynced and
+ * renamed only once `fill` resolves; if it throws, nothing is left behind.
+ */
+export async function writeOnnxFilled(
+  ed: EditableOnnx, outPath: string, opts: WriteOnnxOptions, fill: (places: Map<TensorMsg, PayloadPlace>) => Promise<void>,
+): Promise<WriteOnnxResult> {
+  const w = new OnnxWrite(ed, outPath, opts);
+  const tmp = tempPathFor(w.out);
+  const places = new Map<TensorMsg, PayloadPlace>();
+  for (const [t, e] of w.ext) if (w.deferred.has(t)) places.set(t as TensorMsg, { file: w.dataTmp!, offset: e.offset, length: e.length });
+  for (const [t, at] of w.inlineOffsets()) places.set(t, { file: tmp, offset: at, length: w.ed.payloadLength(t)! });
+  let fd = -1;
+  try {
+    if (w.external) {
+      const dfd = fs.openSync(w.dataTmp!, 'wx');
+      try { fs.ftruncateSync(dfd, w.extBytes); } finally { fs.closeSync(dfd); }
+    }
+    fd = fs.openSync(tmp, 'wx');
+    // Sizes first, so a filler can write past what this side has reached.
+    fs.ftruncateSync(fd, w.total);
+    const filled = fill(places);
+    filled.catch(() => undefined);
+    try {
+      w.writeData();
+      w.writeModel(fd, tmp);
+    } catch (e) {
+      await filled.catch(() => undefined);
+      throw e;
+    }
+    await filled;
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = -1;
+    fs.renameSync(tmp, w.out);
+    w.publishData();
+  } catch (e) {
+    if (fd >= 0) fs.closeSync(fd);
+    try { fs.unlinkSync(tmp); } catch { /* never made, or gone */ }
+    w.dropData();
+    throw e;
+  }
+  return w.result();
+}
+
+/** One serialization: the layout (sizes, external data plan) and the writes. */
+class OnnxWrite {
+  readonly out: string;
+  readonly dataName: string;
+  readonly dataPath: string;
+  /** The external data's temp file (set once the layout needs external data). */
+  dataTmp?: string;
+  private dataCreated = false;
+  readonly external!: boolean;
+  readonly ext!: Map<object, ExternalPlan>;
+  readonly extBytes!: number;
+  readonly total!: number;
+  readonly deferred = new Set<object>();
+  private sizer: Sizer;
+  private progressBase = 0;
+  private readonly modelType = onnxRoot().lookupType('onnx.ModelProto');
+
+  constructor(readonly ed: EditableOnnx, outPath: string, private opts: WriteOnnxOptions) {
+    this.out = path.resolve(outPath);
+    const out = this.out;
+    this.dataName = `${path.basename(out)}.data`;
+    this.dataPath = path.join(path.dirname(out), this.dataName);
+    const sources = new Set([ed.file, ...(opts.sources ?? [])].map((f) => path.resolve(f)));
     forEachTensor(ed.model, (t) => {
       const p = ed.payloadOf(t);
-      if (!p || ext.has(t)) return;
-      const length = p.kind === 'bytes' ? p.bytes.byteLength : p.length;
-      if (length < threshold) return;
-      const a = length >= 65536 ? align : 16;
-      const offset = Math.ceil(extBytes / a) * a;
-      ext.set(t, { offset, length });
-      extBytes = offset + length;
+      if (p?.kind === 'file') sources.add(path.resolve(p.file));
+      if (p?.kind === 'deferred') this.deferred.add(t);
     });
-    return { ext, extBytes };
-  };
-  let external = opts.externalData === true;
-  let { ext, extBytes } = plan(external);
-  let sizer = new Sizer(ed, ext, dataName);
-  const unknownBytes = ed.unknownTopLevel.reduce((s, u) => s + u.length, 0);
-  let total = sizer.size(ed.model, modelType) + unknownBytes;
-  if (!external && opts.externalData !== false && total > MAX_ONNX_BYTES) {
-    external = true;
-    ({ ext, extBytes } = plan(true));
-    sizer = new Sizer(ed, ext, dataName);
-    total = sizer.size(ed.model, modelType) + unknownBytes;
+    if (sources.has(out)) throw new FormatError(out, 'output', 'is one of the source files; refusing to overwrite it');
+    const threshold = opts.externalThreshold ?? 1024;
+    const align = opts.align ?? 4096;
+    const plan = (external: boolean): { ext: Map<object, ExternalPlan>; extBytes: number } => {
+      const ext = new Map<object, ExternalPlan>();
+      let extBytes = 0;
+      if (!external) return { ext, extBytes };
+      forEachTensor(ed.model, (t) => {
+        const p = ed.payloadOf(t);
+        if (!p || ext.has(t)) return;
+        const length = payloadBytes(p);
+        if (length < threshold) return;
+        const a = length >= 65536 ? align : 16;
+        const offset = Math.ceil(extBytes / a) * a;
+        ext.set(t, { offset, length });
+        extBytes = offset + length;
+      });
+      return { ext, extBytes };
+    };
+    let external = opts.externalData === true;
+    let { ext, extBytes } = plan(external);
+    let sizer = new Sizer(ed, ext, this.dataName);
+    const unknownBytes = ed.unknownTopLevel.reduce((s, u) => s + u.length, 0);
+    let total = sizer.size(ed.model, this.modelType) + unknownBytes;
+    if (!external && opts.externalData !== false && total > MAX_ONNX_BYTES) {
+      external = true;
+      ({ ext, extBytes } = plan(true));
+      sizer = new Sizer(ed, ext, this.dataName);
+      total = sizer.size(ed.model, this.modelType) + unknownBytes;
+    }
+    if (total > MAX_ONNX_BYTES) throw new FormatError(out, 'output', `the ModelProto would be ${total} bytes, over the 2 GiB protobuf limit even with external data`);
+    if (external && sources.has(this.dataPath)) throw new FormatError(this.dataPath, 'output', 'is one of the source files; refusing to overwrite it');
+    Object.assign(this, { external, ext, extBytes, total });
+    this.sizer = sizer;
+    if (external) this.dataTmp = tempPathFor(this.dataPath);
   }
-  if (total > MAX_ONNX_BYTES) throw new FormatError(out, 'output', `the ModelProto would be ${total} bytes, over the 2 GiB protobuf limit even with external data`);
-  if (external && sources.has(dataPath)) throw new FormatError(dataPath, 'output', 'is one of the source files; refusing to overwrite it');
 
-  const grand = total + extBytes;
-  let progressBase = 0;
-  const progress = (o: OutFile) => opts.onProgress?.(progressBase + o.position, grand);
-  const writePayload = (o: OutFile, p: Payload): void => {
-    progress(o);
-    opts.signal?.throwIfAborted();
+  private progress(o: OutFile): void {
+    this.opts.onProgress?.(this.progressBase + o.position, this.total + this.extBytes);
+  }
+
+  private writePayload(o: OutFile, p: Payload): void {
+    this.progress(o);
+    this.opts.signal?.throwIfAborted();
     if (p.kind === 'bytes') o.bytes(p.bytes);
-    else o.copyFrom(p.file, p.offset, p.length, opts.signal);
-  };
+    else if (p.kind === 'deferred') o.skip(p.length);
+    else o.copyFrom(p.file, p.offset, p.length, this.opts.signal);
+  }
 
-  const writeModel = (fd: number, tmp: string): void => {
-    const o = new OutFile(fd, tmp, 4 << 20, () => progress(o));
+  /** Stream the ModelProto; with `places`, only record where each deferred inline payload starts. */
+  private emitModel(o: OutFile, places?: Map<TensorMsg, number>): void {
+    const { sizer, ed } = this;
     const emit = (m: Msg, type: protobuf.Type): void => {
       o.bytes(sizer.encodeShallow(m, type));
       for (const { f, rt, items } of heavyFields(m, type)) {
@@ -490,48 +598,73 @@ export function writeOnnx(ed: EditableOnnx, outPath: string, opts: WriteOnnxOpti
       if (len !== undefined) {
         o.varint(9 * 8 + 2);
         o.varint(len);
-        writePayload(o, ed.payloadOf(m as TensorMsg)!);
+        const p = ed.payloadOf(m as TensorMsg)!;
+        if (places && p.kind === 'deferred') places.set(m as TensorMsg, o.position);
+        if (places) o.skip(len);
+        else this.writePayload(o, p);
       }
     };
-    emit(ed.model, modelType);
-    for (const u of ed.unknownTopLevel) o.copyFrom(ed.file, u.offset, u.length, opts.signal);
+    emit(ed.model, this.modelType);
+    for (const u of ed.unknownTopLevel) o.copyFrom(ed.file, u.offset, u.length, this.opts.signal);
     o.flush();
-    if (o.written !== total) throw new Error(`writer: wrote ${o.written} bytes but sized ${total} (internal error)`);
-  };
-
-  let dataTmpDone: string | undefined;
-  try {
-    if (external) {
-      // The data file first: the model is only renamed into place once everything it points to is there.
-      const dataTmp = tempPathFor(dataPath);
-      const fd = fs.openSync(dataTmp, 'wx');
-      dataTmpDone = dataTmp;
-      try {
-        const o = new OutFile(fd, dataTmp, 4 << 20, () => progress(o));
-        const items = [...ext.entries()].sort((a, b) => a[1].offset - b[1].offset);
-        for (const [t, e] of items) {
-          o.zeros(e.offset - o.position);
-          writePayload(o, ed.payloadOf(t as TensorMsg)!);
-        }
-        o.flush();
-        if (o.written !== extBytes) throw new Error(`writer: external data is ${o.written} bytes, planned ${extBytes} (internal error)`);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      progressBase = extBytes;
-    }
-    writeAtomically(out, writeModel);
-    if (dataTmpDone) {
-      fs.renameSync(dataTmpDone, dataPath);
-      dataTmpDone = undefined;
-      fsyncDir(path.dirname(out));
-    }
-  } catch (e) {
-    if (dataTmpDone) try { fs.unlinkSync(dataTmpDone); } catch { /* gone */ }
-    throw e;
+    if (o.written !== this.total) throw new Error(`writer: wrote ${o.written} bytes but sized ${this.total} (internal error)`);
   }
-  return external ? { path: out, bytes: total, externalDataPath: dataPath, externalBytes: extBytes } : { path: out, bytes: total };
+
+  /** Offsets in the model file of the deferred payloads stored inline (a dry run of the serializer). */
+  inlineOffsets(): Map<TensorMsg, number> {
+    const places = new Map<TensorMsg, number>();
+    this.emitModel(new OutFile(-1, this.out), places);
+    return places;
+  }
+
+  writeModel(fd: number, tmp: string): void {
+    const o: OutFile = new OutFile(fd, tmp, 4 << 20, () => this.progress(o));
+    this.emitModel(o);
+  }
+
+  /** The external data file, written first and fsynced: the model is renamed into place only once everything it points to is there. */
+  writeData(): void {
+    if (!this.external) return;
+    const dataTmp = this.dataTmp!;
+    const fd = fs.openSync(dataTmp, this.deferred.size ? 'r+' : 'wx');
+    this.dataCreated = true;
+    try {
+      const o: OutFile = new OutFile(fd, dataTmp, 4 << 20, () => this.progress(o));
+      const items = [...this.ext.entries()].sort((a, b) => a[1].offset - b[1].offset);
+      for (const [t, e] of items) {
+        o.zeros(e.offset - o.position);
+        this.writePayload(o, this.ed.payloadOf(t as TensorMsg)!);
+      }
+      o.flush();
+      if (o.written !== this.extBytes) throw new Error(`writer: external data is ${o.written} bytes, planned ${this.extBytes} (internal error)`);
+      if (!this.deferred.size) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.progressBase = this.extBytes;
+  }
+
+  /** Rename the external data into place (after the model), or do nothing. */
+  publishData(): void {
+    if (!this.external) return;
+    if (this.deferred.size) {
+      const fd = fs.openSync(this.dataTmp!, 'r+');
+      try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    }
+    fs.renameSync(this.dataTmp!, this.dataPath);
+    this.dataCreated = false;
+    fsyncDir(path.dirname(this.out));
+  }
+
+  dropData(): void {
+    if (this.dataTmp && (this.dataCreated || this.deferred.size)) try { fs.unlinkSync(this.dataTmp); } catch { /* gone */ }
+  }
+
+  result(): WriteOnnxResult {
+    return this.external
+      ? { path: this.out, bytes: this.total, externalDataPath: this.dataPath, externalBytes: this.extBytes }
+      : { path: this.out, bytes: this.total };
+  }
 }
 
 function fsyncDir(dir: string): void {
