@@ -36,6 +36,15 @@ describe('CLI: size budgets for gguf and safetensors targets (child process)', f
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  /** Runs the CLI with --json: exit 0 and a report that satisfies the schema. */
+  async function quantizeJson(args: string[]): Promise<Json> {
+    const r = await runCli(['quantize', ...args, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout.toString()) as Json;
+    assert.ok(validate(rep), JSON.stringify(validate.errors));
+    return rep;
+  }
+
   /** Bits per weight of a GGUF's tensor data (blocks × type size over all elements, from its header). */
   function dataBpw(file: string): number {
     const h = readGgufHeader(file);
@@ -68,10 +77,7 @@ describe('CLI: size budgets for gguf and safetensors targets (child process)', f
   it('GGUF --budget-mb: the file fits, holds the plan, and llama.cpp loads and evaluates it (KL against the source reported)', async () => {
     const out = path.join(dir, 'tiny-budget.gguf');
     const mb = 1.2;
-    const r = await runCli(['quantize', gguf, '-o', out, '--target', 'gguf', '--budget-mb', String(mb), '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(r.stdout.toString()) as Json;
-    assert.ok(validate(rep), JSON.stringify(validate.errors));
+    const rep = await quantizeJson([gguf, '-o', out, '--target', 'gguf', '--budget-mb', String(mb)]);
     const size = fs.statSync(out).size;
     assert.ok(size <= mb * 1e6, `${size} bytes > ${mb} MB`);
     assert.equal(rep.totals.fileBytesAfter, size);
@@ -99,10 +105,7 @@ describe('CLI: size budgets for gguf and safetensors targets (child process)', f
 
   it('Hugging Face checkpoint → GGUF --budget-bpw: llama.cpp loads it and the KL against the F16 conversion is reported', async () => {
     const out = path.join(dir, 'ck-budget.gguf');
-    const r = await runCli(['quantize', ckpt, '-o', out, '--target', 'gguf', '--budget-bpw', '4.8', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(r.stdout.toString()) as Json;
-    assert.ok(validate(rep), JSON.stringify(validate.errors));
+    const rep = await quantizeJson([ckpt, '-o', out, '--target', 'gguf', '--budget-bpw', '4.8']);
     assertPlanWritten(out, `${out}.plan.json`);
     assert.ok(dataBpw(out) <= 4.8, `${dataBpw(out)} bpw`);
     assert.equal(rep.verification.runtime.runtime, 'llama.cpp');
@@ -130,10 +133,7 @@ describe('CLI: size budgets for gguf and safetensors targets (child process)', f
 
   it('safetensors-gptq --budget-bpw: per-weight bits in the checkpoint (GPTQ dynamic), bytes as planned', async () => {
     const out = path.join(dir, 'ck-gptq');
-    const r = await runCli(['quantize', ckpt, '-o', out, '--target', 'safetensors-gptq', '--budget-bpw', '5', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(r.stdout.toString()) as Json;
-    assert.ok(validate(rep), JSON.stringify(validate.errors));
+    const rep = await quantizeJson([ckpt, '-o', out, '--target', 'safetensors-gptq', '--budget-bpw', '5']);
     const plan = JSON.parse(fs.readFileSync(`${out}.plan.json`, 'utf8')) as { target: string; tensors: Record<string, string>; predicted: { bytes: number } };
     assert.equal(plan.target, 'safetensors-gptq');
     const chosen = new Set(Object.values(plan.tensors));
