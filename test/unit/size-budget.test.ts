@@ -146,8 +146,61 @@ describe('size budgets: gguf and safetensors targets', function () {
     }
   });
 
+  it('GGUF source with an imatrix: the encoder gets the importance as the conversion does, and the plan error is the float64 error weighted by importance over its mean', async () => {
+    const src = path.join(dir, 'one-layer-im-src.gguf');
+    writeLlamaGguf(src, { nLayer: 1, nEmbd: 256, nFf: 512, nHead: 4, nHeadKv: 2, nWords: 253, dtype: 'F16', seed: 13 });
+    const h = readGgufHeader(src);
+    const weights = h.rawTensors.filter((t) => t.ne.length === 2 && t.name.startsWith('blk.'));
+    // A legacy imatrix (.dat): per entry, the sums mean(x^2) * ncall, as llama-imatrix stores them.
+    const ncall = 5;
+    const parts: Buffer[] = [Buffer.alloc(4)];
+    parts[0].writeInt32LE(weights.length);
+    const importance = new Map<string, Float32Array>();
+    let seed = 7;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const t of weights) {
+      const name = Buffer.from(t.name);
+      const head = Buffer.alloc(4 + name.length + 8);
+      head.writeInt32LE(name.length, 0); name.copy(head, 4);
+      head.writeInt32LE(ncall, 4 + name.length); head.writeInt32LE(Number(t.ne[0]), 8 + name.length);
+      const v = new Float32Array(Number(t.ne[0])).map(() => (0.05 + next() * next() * 4) * ncall);
+      importance.set(t.name, v.map((x) => Math.fround(x / ncall)));
+      parts.push(head, Buffer.from(v.buffer));
+    }
+    const tail = Buffer.alloc(12); tail.writeInt32LE(3, 0); tail.writeInt32LE(4, 4); tail.write('wiki', 8);
+    parts.push(tail);
+    const imFile = path.join(dir, 'one-layer.imatrix.dat');
+    fs.writeFileSync(imFile, Buffer.concat(parts));
+    const out = path.join(dir, 'one-layer-im.gguf');
+    const r = await convert({ source: src, output: out, target: 'gguf', budget: { bitsPerWeight: 4.6 }, imatrix: imFile, skipRuntime: true, pool });
+    assert.match(r.plan!.predicted!.errorKind, /imatrix/);
+    const m = openModel(src);
+    let weighted = 0;
+    try {
+      for (const e of r.plan!.estimates!) {
+        if (e.choice === 'keep') continue;
+        // All rows are sampled: the estimate is what the conversion wrote (same encoder, same importance).
+        const t = r.tensors.find((x) => x.name === e.name)!;
+        assert.ok(Math.abs(e.relMse - t.predicted.relError ** 2) <= 1e-9 * e.relMse, `${e.name}: ${e.relMse} vs ${t.predicted.relError ** 2}`);
+        const info = m.tensors.find((x) => x.name === e.name)!;
+        const x = m.readFloat32(info);
+        const ne0 = info.shape[info.shape.length - 1];
+        const imp = importance.get(e.name);
+        const q = quantizeGgml(e.choice, x, x.length, imp ? { importance: imp, rowLength: ne0 } : {});
+        const back = new Float32Array(x.length);
+        dequantizeGgml(ggmlTypeByName(e.choice)!.id, q, back, x.length);
+        const mean = imp ? imp.reduce((a, b) => a + b, 0) / ne0 : 1;
+        for (let i = 0; i < x.length; i++) weighted += (imp ? imp[i % ne0] / mean : 1) * (Number(back[i]) - Number(x[i])) ** 2;
+      }
+    } finally {
+      m.close();
+    }
+    assert.ok(Math.abs(r.plan!.predicted!.error - weighted) <= 1e-9 * weighted, `${r.plan!.predicted!.error} vs ${weighted}`);
+  });
+
   it('a budget below the smallest plan is a ConvertInputError naming the file and the smallest size', async () => {
-    const src = path.join(dir, 'one-layer.gguf');
+    const src = path.join(dir, 'one-layer-small.gguf');
+    writeLlamaGguf(src, { nLayer: 1, nEmbd: 256, nFf: 512, nHead: 4, nHeadKv: 2, nWords: 253, dtype: 'F16', seed: 14 });
     await assert.rejects(convert({ source: src, output: path.join(dir, 'tiny.gguf'), target: 'gguf', budget: { bitsPerWeight: 1 }, skipRuntime: true, pool }),
       (e: unknown) => e instanceof ConvertInputError && e.message.includes(src) && /below the smallest plan/.test(e.message) && /bits per weight/.test(e.message));
     assert.ok(!fs.existsSync(path.join(dir, 'tiny.gguf')) && !fs.existsSync(path.join(dir, 'tiny.gguf.plan.json')));

@@ -50,7 +50,7 @@ export interface GgufTypeError {
   /** sum (decoded - source)^2 and sum source^2 over the sampled rows, float64. */
   errSum: number;
   refSum: number;
-  /** The same sums with each column weighted by its imatrix importance (equal to the above without one). */
+  /** The same sums with each column weighted by its imatrix importance over the row's mean importance (equal to the above without one). */
   weightedErrSum: number;
   weightedRefSum: number;
 }
@@ -77,12 +77,15 @@ export function ggufTypeErrors(
       let b = a + 1;
       while (b < rows.length && Math.floor(rows[b] / perExpert) === expert) b++;
       const w = imp ? imp.subarray(expert * rowLength, (expert + 1) * rowLength) : undefined;
+      // The error's column weights are the importance over its mean: the same scale as an unweighted tensor's error.
+      let mean = 1;
+      if (w) { mean = 0; for (let i = 0; i < rowLength; i++) mean += w[i]; mean = mean / rowLength || 1; }
       const src = x.subarray(a * rowLength, b * rowLength);
       const enc = encodeGgufSlab(src, type, rowLength, quantized ? w : undefined, o.impl);
       const out = decodedOf(enc.bytes, type, src.length);
       for (let i = 0; i < src.length; i++) {
         const d = out[i] - src[i];
-        const wi = w ? w[i % rowLength] : 1;
+        const wi = w ? w[i % rowLength] / mean : 1;
         r.errSum += d * d;
         r.refSum += src[i] * src[i];
         r.weightedErrSum += wi * d * d;
