@@ -161,6 +161,8 @@ export async function ggufBudgetPlan(
   }
   const errorKind = `${GGUF_BUDGET_ERROR}${input.imatrix ? ' (columns weighted by the imatrix where it has the tensor)' : ''}`;
   const r = planFromChoices('gguf', choices, { budgetBytes: planned }, budget, errorKind, path.basename(input.source), ['Q8_0', 'Q6_K', 'Q5_K', 'Q4_K', 'Q3_K', 'Q2_K']);
+  // Tensors llama.cpp would quantize but the budget cannot (quantized source, rows not whole blocks) stay as they are, as their bytes were counted.
+  for (const t of input.tensors) if (!chosen.includes(t) && !keptReason(t.name, t.ne.length)) r.plan.tensors[t.name] = 'keep';
   const estimates = measured.map(({ t, rows, nRows, errs }): GgufTensorEstimate => {
     const choice = r.plan.tensors[t.name];
     const e = errs.find((x) => x.type === choice);

@@ -198,6 +198,21 @@ describe('size budgets: gguf and safetensors targets', function () {
     assert.ok(Math.abs(r.plan!.predicted!.error - weighted) <= 1e-9 * weighted, `${r.plan!.predicted!.error} vs ${weighted}`);
   });
 
+  it('rows that are not whole 256-blocks get the legacy 32-block types; rows that are not whole 32-blocks stay as they are', async () => {
+    for (const [nFf, allowed] of [[544, ['keep', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0']], [520, ['keep']]] as const) {
+      const src = path.join(dir, `ff${nFf}.gguf`);
+      writeLlamaGguf(src, { nLayer: 1, nEmbd: 256, nFf, nHead: 4, nHeadKv: 2, nWords: 253, dtype: 'F16', seed: 15 });
+      const out = path.join(dir, `ff${nFf}-b.gguf`);
+      await convert({ source: src, output: out, target: 'gguf', budget: { bitsPerWeight: 5 }, skipRuntime: true, pool });
+      const plan = JSON.parse(fs.readFileSync(`${out}.plan.json`, 'utf8')) as { tensors: Record<string, string> };
+      const c = plan.tensors['blk.0.ffn_down.weight'];
+      assert.ok((allowed as readonly string[]).includes(c), `ffn_down (rows of ${nFf}): ${c}`);
+      const t = readGgufHeader(out).rawTensors.find((x) => x.name === 'blk.0.ffn_down.weight')!;
+      assert.equal(ggmlTypeById(t.type)!.name, c === 'keep' ? 'F16' : c);
+      if (nFf === 544) assert.notEqual(c, 'keep', 'a 5 bpw budget quantizes it');
+    }
+  });
+
   it('a budget below the smallest plan is a ConvertInputError naming the file and the smallest size', async () => {
     const src = path.join(dir, 'one-layer-small.gguf');
     writeLlamaGguf(src, { nLayer: 1, nEmbd: 256, nFf: 512, nHead: 4, nHeadKv: 2, nWords: 253, dtype: 'F16', seed: 14 });
