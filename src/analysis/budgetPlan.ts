@@ -49,6 +49,20 @@ export function budgetPlan(target: PlanTarget, layers: readonly BudgetLayer[], b
     ],
   }));
   const constraints = 'bitsPerWeight' in budget ? { averageBits: budget.bitsPerWeight } : { budgetBytes: budget.bytes };
+  return planFromChoices(target, choices, constraints, budget, WEIGHT_SPACE_ERROR, model, [...ids]);
+}
+
+/**
+ * The knapsack over options already measured (each layer's "keep" among them)
+ * as a plan: used by budgetPlan, and by targets whose options are not catalogue
+ * configs (gguf: ggml types measured with the ggml encoders). `uniformIds` are
+ * the labels compared as uniform plans.
+ */
+export function planFromChoices(
+  target: PlanTarget, choices: readonly LayerChoices[], constraints: { averageBits: number } | { budgetBytes: number }, budget: Budget,
+  errorKind: string, model: string | undefined, uniformIds: readonly string[],
+): BudgetPlanResult {
+  if (choices.length === 0) throw new RangeError(`no weight of the model can be written by ${target}`);
   const r = searchMixedPrecision(choices, constraints);
   if (!r.best) {
     const smallest = choices.reduce((a, c) => a + Math.min(...c.options.map((o) => o.bytes)), 0);
@@ -57,10 +71,10 @@ export function budgetPlan(target: PlanTarget, layers: readonly BudgetLayer[], b
   }
   const tensors: Record<string, string> = {};
   choices.forEach((c, i) => { tensors[c.name] = c.options[r.best!.options[i]].label; });
-  const uniform = uniformPlans(choices, [...ids]);
+  const uniform = uniformPlans(choices, uniformIds);
   const plan: Plan = {
     schema: PLAN_SCHEMA, target, tensors,
-    predicted: { bytes: r.best.bytes, error: r.best.error, errorKind: WEIGHT_SPACE_ERROR },
+    predicted: { bytes: r.best.bytes, error: r.best.error, errorKind },
     budget,
   };
   if (model) plan.model = model;

@@ -35,7 +35,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'allow-requantize', help: 'gguf: accept Q8_0 source tensors' },
   { name: 'plan', value: 'PLAN.json', help: 'per-tensor choices (schema quantscope/plan/v1, see the README)' },
   { name: 'budget-bpw', value: 'X', help: 'run the knapsack over the weight-space sensitivity for X bits per weight' },
-  { name: 'budget-mb', value: 'N', help: 'the same for N MB of planned weights; the plan is written to OUT.plan.json' },
+  { name: 'budget-mb', value: 'N', help: 'the same for N MB (1e6 bytes) of planned weights (gguf: of the whole file); the plan is written to OUT.plan.json' },
   { name: 'plan-out', value: 'FILE', help: 'where a budget\'s plan is written' },
   { name: 'no-runtime-check', help: 'do not run the models (the read-back check always runs)' },
 ];
@@ -110,6 +110,10 @@ export function renderReport(r: ConvertReport): string {
   L.push(`weights     ${fmtBytes(r.totals.bytesBefore)} → ${fmtBytes(r.totals.bytesAfter)}`);
   L.push(`file        ${fmtBytes(r.totals.fileBytesBefore)} → ${fmtBytes(r.totals.fileBytesAfter)} (${((100 * r.totals.fileBytesAfter) / Math.max(1, r.totals.fileBytesBefore)).toFixed(1)}%)`);
   if (r.plan) L.push(`plan        ${r.plan.tensors} tensors${r.plan.file ? ` from ${r.plan.file}` : ''}${r.plan.predicted ? `; predicted ${r.plan.predicted.errorKind}: ${r.plan.predicted.error.toPrecision(4)}` : ''}`);
+  if (r.plan?.estimates?.length) {
+    L.push('', 'plan (predicted per tensor: weight-space error of the chosen ggml type on sampled rows of the real weights):');
+    for (const e of r.plan.estimates) L.push(`  ${e.choice.padEnd(5)} ${db(e.sqnrDb).padStart(9)}  ${e.name}  (${e.sampledRows} of ${e.rows} rows, ${fmtBytes(e.bytes)})`);
+  }
   const worst = [...r.tensors].sort((a, b) => a.predicted.sqnrDb - b.predicted.sqnrDb).slice(0, 5);
   if (worst.length) {
     L.push('', 'weight error (computed from the written codes, weight space), worst first:');

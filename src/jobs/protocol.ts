@@ -7,6 +7,7 @@ import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
 import type { GgufSlabResult } from '../quant/ggml/slab';
+import type { GgufTypeError } from '../quant/ggml/budgetTypes';
 import type { HfWeightResult, SafetensorsTarget, WeightScheme } from '../quant/hfQuantize';
 import type { GgmlTypeName } from '../formats/gguf/ggmlTypes';
 import type { CalibratorName } from '../quant/calibrators';
@@ -38,6 +39,8 @@ export type JobRequest =
   | { kind: 'hfqWeight'; source: FileTensorRef; target: SafetensorsTarget; scheme: WeightScheme; scaleType: 'f16' | 'bf16' }
   /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab); an array source is the slab itself (start 0). */
   | { kind: 'ggufSlab'; source: FileTensorRef | ArrayTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
+  /** GGUF size budget: the error of each candidate type on sampled rows (`rows`, indices into the tensor; an array source holds just those rows, concatenated). */
+  | { kind: 'ggufTypeErrors'; source: FileTensorRef | ArrayTensorRef; rows: number[]; rowLength: number; types: GgmlTypeName[]; importance?: Float32Array; rowsPerExpert?: number; impl?: Impl }
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */
   | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
   /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
@@ -65,6 +68,7 @@ export interface JobResults {
   hfqWeight: HfWeightResult;
   ggufSlab: GgufSlabResult;
   ggufDigest: string;
+  ggufTypeErrors: GgufTypeError[];
   runtimeSensitivity: ChunkResult;
   runtimeVariants: VariantResult[];
   runtimeActivations: ActivationState[];

@@ -35,6 +35,9 @@ import { runSafetensors, type SafetensorsTarget } from './convertSafetensors';
 import { ConvertInputError, VerificationError } from './errors';
 import { isHfCheckpoint } from '../formats/hf/checkpoint';
 import { runHfGguf } from './hfGgufReport';
+import { resolveGgufBudget, type GgufTensorEstimate } from './ggufBudget';
+import { readGgufHeader } from '../formats/gguf/reader';
+import { ggmlTypeById } from '../formats/gguf/ggmlTypes';
 
 export { ConvertInputError, VerificationError };
 import { isGgufPreset, type GgufPreset } from '../quant/ggml/presets';
@@ -142,7 +145,11 @@ export interface ConvertReport {
   files: string[];
   target: ConvertTarget;
   settings: Record<string, unknown>;
-  plan?: { file?: string; tensors: number; predicted?: Plan['predicted']; uniform?: BudgetPlanResult['uniform'] };
+  plan?: {
+    file?: string; tensors: number; predicted?: Plan['predicted']; uniform?: BudgetPlanResult['uniform'];
+    /** gguf budgets: per chosen tensor, the weight-space error its type gave on sampled rows of the real weights. */
+    estimates?: GgufTensorEstimate[];
+  };
   tensors: TensorReport[];
   kept: { name: string; reason: string }[];
   totals: { tensorsQuantized: number; tensorsKept: number; bytesBefore: number; bytesAfter: number; fileBytesBefore: number; fileBytesAfter: number };
@@ -198,7 +205,7 @@ function writePlanFile(file: string, plan: Plan, overwrite: boolean): void {
   writeFileAtomicSync(file, JSON.stringify(plan, null, 2) + '\n', { overwrite });
 }
 
-async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: AbortSignal, onProgress?: (p: ConvertProgress) => void): Promise<{ plan?: Plan; file?: string; uniform?: BudgetPlanResult['uniform'] }> {
+async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: AbortSignal, onProgress?: (p: ConvertProgress) => void): Promise<{ plan?: Plan; file?: string; uniform?: BudgetPlanResult['uniform']; estimates?: GgufTensorEstimate[] }> {
   if (req.plan && req.budget) throw new ConvertInputError('give a plan or a budget, not both');
   const names = new Set(model.tensors.map((t) => t.name));
   if (typeof req.plan === 'string') {
@@ -214,7 +221,8 @@ async function resolvePlan(req: ConvertRequest, model: ModelFile, signal?: Abort
   }
   if (req.plan) return { plan: parsePlan(req.plan, '(plan)', names) };
   if (!req.budget) return {};
-  if (configsFor(req.target).length === 0) throw new ConvertInputError(`a size budget needs per-tensor choices; ${req.target} has none (use ${req.target === 'gguf' ? '--type and --tensor-type' : 'the default settings'})`);
+  if (req.target === 'gguf') return resolveGgufBudget(req, model.path, false, { signal, onProgress });
+  if (configsFor(req.target).length === 0) throw new ConvertInputError(`a size budget needs per-tensor choices; ${req.target} has none (use the default settings)`);
   if (!req.pool) throw new ConvertInputError('a size budget needs a worker pool to measure the weights');
   const todo = candidates(model, req.target);
   const want = new Set(todo.map((t) => t.name));
@@ -291,7 +299,7 @@ export async function convert(req: ConvertRequest, run: { onProgress?: (p: Conve
     model.close();
   }
   report.totals.fileBytesBefore = fileBytesBefore;
-  if (planned.plan) report.plan = { file: planned.file, tensors: Object.keys(planned.plan.tensors).length, predicted: planned.plan.predicted, uniform: planned.uniform };
+  if (planned.plan) report.plan = { file: planned.file, tensors: Object.keys(planned.plan.tensors).length, predicted: planned.plan.predicted, uniform: planned.uniform, ...(planned.estimates ? { estimates: planned.estimates } : {}) };
   report.seconds.total = (performance.now() - t0) / 1000;
   return report;
 }
@@ -370,8 +378,10 @@ async function runGguf(req: ConvertRequest, source: string, output: string, plan
   const tensorTypes = [...(req.tensorTypes ?? [])];
   if (plan) {
     // A plan's choices come first: llama-quantize's --tensor-type takes the first match.
+    // "keep" leaves the tensor in its source type.
     const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    for (const [name, choice] of Object.entries(plan.tensors)) if (choice !== 'keep') tensorTypes.unshift(`^${escape(name)}$=${choice}`);
+    const from = new Map(readGgufHeader(source).rawTensors.map((t) => [t.name, ggmlTypeById(t.type)?.name]));
+    for (const [name, choice] of Object.entries(plan.tensors)) tensorTypes.unshift(`^${escape(name)}$=${choice === 'keep' ? from.get(name) : choice}`);
   }
   Object.assign(settings, { preset, tensorTypes, imatrix: req.imatrix, pure: !!req.pure, allowRequantize: !!req.allowRequantize });
   const tc = performance.now();

@@ -36,6 +36,8 @@ import type { WorkerPool } from '../jobs/pool';
 import { ConvertInputError, VerificationError } from './errors';
 import type { ConvertProgress, ConvertReport, ConvertRequest } from './convert';
 import { nbitsChoice, parsePlan, type Plan } from '../quant/plan';
+import type { BudgetPlanResult } from '../analysis/budgetPlan';
+import { safetensorsBudgetPlan } from './safetensorsBudget';
 
 export interface ConvertSafetensorsOptions {
   target: SafetensorsTarget;
@@ -411,12 +413,19 @@ export async function runSafetensors(
   req: ConvertRequest, source: string, output: string, run: { onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal }, t0: number,
 ): Promise<ConvertReport> {
   const target = req.target as SafetensorsTarget;
-  if (req.budget) throw new ConvertInputError(`a size budget is not available for ${target} yet; give a plan (--plan) or the bits and group size`);
+  if (req.budget && req.plan) throw new ConvertInputError('give a plan or a budget, not both');
+  if (req.budget && req.algo === 'gptq') throw new ConvertInputError(`a size budget measures round-to-nearest; use --algo rtn with a budget, or give --plan for GPTQ`);
   if (req.algo === 'awq') throw new ConvertInputError(`--algo awq is not available for ${target} (rtn or gptq)`);
   if (req.bits !== undefined && !(req.bits === 2 || req.bits === 4 || req.bits === 8)) throw new ConvertInputError(`--bits ${String(req.bits)}: ${target} writes 2, 4 or 8 bits`);
   let plan: Plan | undefined;
   let planFile: string | undefined;
-  if (typeof req.plan === 'string') {
+  let uniform: BudgetPlanResult['uniform'] | undefined;
+  if (req.budget) {
+    ({ plan, file: planFile, uniform } = await safetensorsBudgetPlan(source, target, req.budget, {
+      exclude: req.exclude, pool: req.pool, signal: run.signal, output, planOut: req.planOut, overwrite: req.overwrite,
+      onTensor: (done, total) => run.onProgress?.({ phase: 'plan', done, total }),
+    }));
+  } else if (typeof req.plan === 'string') {
     planFile = req.plan;
     let raw: unknown;
     try { raw = JSON.parse(fs.readFileSync(req.plan, 'utf8')); } catch (e) { throw new ConvertInputError(`${req.plan}: ${e instanceof Error ? e.message : String(e)}`); }
@@ -466,7 +475,7 @@ export async function runSafetensors(
   };
   const m = openModel(r.source);
   try { report.totals.fileBytesBefore = m.sizeOnDisk; } finally { m.close(); }
-  if (plan) report.plan = { file: planFile, tensors: Object.keys(plan.tensors).length, predicted: plan.predicted };
+  if (plan) report.plan = { file: planFile, tensors: Object.keys(plan.tensors).length, predicted: plan.predicted, ...(uniform ? { uniform } : {}) };
   report.seconds.total = (performance.now() - t0) / 1000;
   return report;
 }

@@ -13,6 +13,7 @@ import { parsePlan, type Plan } from '../quant/plan';
 import { isGgufPreset } from '../quant/ggml/presets';
 import { convertHfGguf, hfGgufTensors, isHfGgufType, type ConvertHfGgufResult } from './convertHfGguf';
 import { ConvertInputError, VerificationError } from './errors';
+import { resolveGgufBudget } from './ggufBudget';
 import type { ConvertProgress, ConvertReport, ConvertRequest } from './convert';
 
 type Run = { onProgress?: (p: ConvertProgress) => void; signal?: AbortSignal };
@@ -22,10 +23,16 @@ function escapeRe(s: string): string {
 }
 
 /** A plan's choices as --tensor-type overrides (first match wins, so they go first); `keep` keeps the source's float type. */
-function planOverrides(req: ConvertRequest, source: string): { plan?: Plan; file?: string; overrides: string[] } {
-  if (req.budget) throw new ConvertInputError(`${source}: a size budget is not available for Hugging Face checkpoints yet; give --type (and --tensor-type or --plan)`);
-  if (!req.plan) return { overrides: [] };
+async function planOverrides(req: ConvertRequest, source: string, run: Run): Promise<{ plan?: Plan; file?: string; overrides: string[]; budget?: Awaited<ReturnType<typeof resolveGgufBudget>> }> {
+  if (req.budget && req.plan) throw new ConvertInputError('give a plan or a budget, not both');
+  if (!req.plan && !req.budget) return { overrides: [] };
   const tensors = hfGgufTensors(source);
+  const src = new Map(tensors.map((t) => [t.name, t.srcType]));
+  const toOverrides = (plan: Plan) => Object.entries(plan.tensors).map(([name, choice]) => `^${escapeRe(name)}$=${choice === 'keep' ? src.get(name) : choice}`);
+  if (req.budget) {
+    const b = await resolveGgufBudget(req, source, true, run);
+    return { plan: b.plan, file: b.file, overrides: toOverrides(b.plan), budget: b };
+  }
   const names = new Set(tensors.map((t) => t.name));
   let raw: unknown = req.plan;
   const file = typeof req.plan === 'string' ? req.plan : undefined;
@@ -38,16 +45,14 @@ function planOverrides(req: ConvertRequest, source: string): { plan?: Plan; file
   }
   const plan = parsePlan(raw, file ?? '(plan)', names);
   if (plan.target !== 'gguf') throw new ConvertInputError(`${file ?? '(plan)'}: the plan is for ${plan.target}, not gguf`);
-  const src = new Map(tensors.map((t) => [t.name, t.srcType]));
-  const overrides = Object.entries(plan.tensors).map(([name, choice]) => `^${escapeRe(name)}$=${choice === 'keep' ? src.get(name) : choice}`);
-  return { plan, file, overrides };
+  return { plan, file, overrides: toOverrides(plan) };
 }
 
 export async function runHfGguf(req: ConvertRequest, source: string, output: string, run: Run): Promise<ConvertReport> {
   const type = (req.preset ?? 'Q4_K_M').toUpperCase();
   if (!isHfGgufType(type)) throw new ConvertInputError(`unknown GGUF type '${req.preset}' (known: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K)`);
   if (req.allowRequantize) throw new ConvertInputError('--allow-requantize is for GGUF sources; a checkpoint is float');
-  const planned = planOverrides(req, source);
+  const planned = await planOverrides(req, source, run);
   const tensorTypes = [...planned.overrides, ...(req.tensorTypes ?? [])];
   const settings: Record<string, unknown> = { type, tensorTypes, imatrix: req.imatrix, pure: !!req.pure };
   const t0 = performance.now();
@@ -78,7 +83,10 @@ export async function runHfGguf(req: ConvertRequest, source: string, output: str
     verification: { readBack: { checked: r.verification?.tensors ?? 0, mismatched: [] } },
     seconds: { total: 0, convert: r.seconds.convert, verify: r.seconds.verify },
   };
-  if (planned.plan) report.plan = { file: planned.file, tensors: Object.keys(planned.plan.tensors).length, predicted: planned.plan.predicted };
+  if (planned.plan) {
+    report.plan = { file: planned.file, tensors: Object.keys(planned.plan.tensors).length, predicted: planned.plan.predicted };
+    if (planned.budget) Object.assign(report.plan, { uniform: planned.budget.uniform, estimates: planned.budget.estimates });
+  }
   if (req.skipRuntime) report.verification.runtimeSkipped = 'skipped on request';
   else {
     const tv = performance.now();

@@ -31,6 +31,8 @@ export interface Quantized {
   predicted: string;
   sqnrDb: number;
   relError: number;
+  /** sum (value - source)^2 over the weight, float64 (the size budget's error). */
+  errSum: number;
   algo: 'rtn' | 'gptq';
 }
 
@@ -54,7 +56,7 @@ export function scaleCodec(dtype: 'f16' | 'bf16'): { enc: (x: number) => number;
  * cannot store a zero of 0: an asymmetric group whose range starts at 0 takes
  * zero 1 and the scale that keeps its maximum.
  */
-export function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, scaleType: 'f16' | 'bf16', v1: boolean): Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'> {
+export function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, scaleType: 'f16' | 'bf16', v1: boolean): Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError' | 'errSum'> {
   const groups = inF / s.groupSize;
   const qmax = maxCode(s.bits);
   const c = { bits: s.bits, symmetric: s.symmetric, groupSize: s.groupSize };
@@ -87,7 +89,7 @@ export function rtn(w: Float32Array, out: number, inF: number, s: WeightScheme, 
   return { codes, zeros, scaleBits, scaleValues, gIdx, groups, actOrder: false, algo: 'rtn' };
 }
 
-export function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'>, w: Float32Array, out: number, inF: number): Quantized {
+export function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError' | 'errSum'>, w: Float32Array, out: number, inF: number): Quantized {
   const h = crypto.createHash('sha256');
   const row = new Float32Array(inF);
   let err = 0, sig = 0;
@@ -102,7 +104,7 @@ export function finish(q: Omit<Quantized, 'predicted' | 'sqnrDb' | 'relError'>, 
     }
     h.update(bytesOf(row));
   }
-  return { ...q, predicted: h.digest('hex'), sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
+  return { ...q, predicted: h.digest('hex'), errSum: err, sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), relError: sig === 0 ? 0 : Math.sqrt(err / sig) };
 }
 
 /** The parts a quantized weight is written as, in file order: GPTQ (AutoGPTQ's names) or compressed-tensors pack-quantized. */
@@ -152,11 +154,12 @@ export interface HfWeightResult {
   predicted: string;
   sqnrDb: number;
   relError: number;
+  errSum: number;
 }
 
 /** Round-to-nearest of one weight of `model` into its parts (the `hfqWeight` job and the in-process path). */
 export function quantizeHfWeight(model: ModelFile, t: TensorInfo, target: SafetensorsTarget, s: WeightScheme, scaleType: 'f16' | 'bf16'): HfWeightResult {
   const { w, out, inF } = linearWeight(model, t);
   const q = finish(rtn(w, out, inF, s, scaleType, target === 'safetensors-gptq'), w, out, inF);
-  return { parts: partBytes(target, q, s, out, inF), predicted: q.predicted, sqnrDb: q.sqnrDb, relError: q.relError };
+  return { parts: partBytes(target, q, s, out, inF), predicted: q.predicted, sqnrDb: q.sqnrDb, relError: q.relError, errSum: q.errSum };
 }

@@ -1,16 +1,25 @@
-/** GGUF conversion jobs: encode a slab of whole rows into a ggml type; fingerprint a range of a written tensor. */
+/** GGUF conversion jobs: encode a slab of whole rows into a ggml type; measure candidate types on sampled rows (size budgets); fingerprint a range of a written tensor. */
 import { digestGgufRange, encodeGgufSlab, readSourceSlab } from '../../quant/ggml/slab';
+import { ggufTypeErrors } from '../../quant/ggml/budgetTypes';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
 import { fileTensor } from './models';
 
-type GgufJob = Extract<JobRequest, { kind: 'ggufSlab' | 'ggufDigest' }>;
+type GgufJob = Extract<JobRequest, { kind: 'ggufSlab' | 'ggufDigest' | 'ggufTypeErrors' }>;
 
 export const ggufHandlers: Handlers<GgufJob, Pick<JobResults, GgufJob['kind']>> = {
   ggufSlab(job) {
     if (job.source.kind === 'array') return encodeGgufSlab(job.source.data, job.to, job.rowLength, job.importance, job.impl);
     const { m, t } = fileTensor(job.source);
     return encodeGgufSlab(readSourceSlab(m, t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
+  },
+  ggufTypeErrors(job) {
+    const o = { importance: job.importance, rowsPerExpert: job.rowsPerExpert, impl: job.impl };
+    if (job.source.kind === 'array') return ggufTypeErrors(job.source.data, job.rows, job.rowLength, job.types, o);
+    const { m, t } = fileTensor(job.source);
+    const x = new Float32Array(job.rows.length * job.rowLength);
+    job.rows.forEach((r, i) => x.set(readSourceSlab(m, t, r * job.rowLength, job.rowLength), i * job.rowLength));
+    return ggufTypeErrors(x, job.rows, job.rowLength, job.types, o);
   },
   ggufDigest(job) {
     const { m, t } = fileTensor(job.source);
