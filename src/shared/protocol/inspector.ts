@@ -185,8 +185,8 @@ export type ToInspector =
 
 export type SortKey =
   | 'name' | 'layer' | 'opType' | 'dtype' | 'shape' | 'params'
-  | 'min' | 'max' | 'mean' | 'std' | 'kurtosis' | 'outlierShare' | 'sqnr8' | 'sqnr4' | 'sqnrSel' | 'risk';
-export const SORT_KEYS: readonly SortKey[] = ['name', 'layer', 'opType', 'dtype', 'shape', 'params', 'min', 'max', 'mean', 'std', 'kurtosis', 'outlierShare', 'sqnr8', 'sqnr4', 'sqnrSel', 'risk'];
+  | 'min' | 'max' | 'mean' | 'std' | 'kurtosis' | 'outlierShare' | 'sqnr8' | 'sqnr4' | 'sqnrSel' | 'risk' | 'effect';
+export const SORT_KEYS: readonly SortKey[] = ['name', 'layer', 'opType', 'dtype', 'shape', 'params', 'min', 'max', 'mean', 'std', 'kurtosis', 'outlierShare', 'sqnr8', 'sqnr4', 'sqnrSel', 'risk', 'effect'];
 export type GroupBy = 'none' | 'block' | 'op';
 
 /** What the table shows: the host rebuilds the same view for the CSV export. */
