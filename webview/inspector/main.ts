@@ -371,7 +371,7 @@ function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: ConfigInfo[]):
   renderTableStatus();
   renderProgress();
   renderModelCharts();
-  if (output) renderOutput();
+  renderOutput();
   if (state.selected && rowIndex.has(state.selected)) table!.select(state.selected);
 }
 
