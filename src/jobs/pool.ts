@@ -38,6 +38,12 @@ export interface RunOptions {
   onProgress?(done: number, total: number): void;
   /** Buffers to move (not copy) to the worker, e.g. an in-memory tensor's data.buffer. */
   transfer?: ArrayBuffer[];
+  /**
+   * This job's grace after a cancel (default: the pool's). Jobs inside native
+   * code that a terminate would abort mid-call (an ONNX Runtime run aborts the
+   * whole process) set it long and check the flag between calls.
+   */
+  cancelGraceMs?: number;
 }
 
 export { CancelledError };
@@ -200,7 +206,7 @@ export class WorkerPool {
     // Running: a worker that ignores the flag is replaced after the grace period.
     task.killTimer = setTimeout(() => {
       if (slot.tasks[0] === task) this.onDeath(slot, 'terminated after cancellation');
-    }, this.opts.cancelGraceMs ?? 100);
+    }, task.opts.cancelGraceMs ?? this.opts.cancelGraceMs ?? 100);
   }
 
   private settle(task: Task, err?: Error, value?: unknown): void {

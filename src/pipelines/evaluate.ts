@@ -118,6 +118,14 @@ export function reviveInfinity<T>(v: T): T {
   return JSON.parse(JSON.stringify(v), (_, x: unknown) => (x === 'Infinity' ? Infinity : x)) as T;
 }
 
+/**
+ * A cancelled runtime job stops at its next check, between session runs: a
+ * worker terminated inside ONNX Runtime takes the whole process down
+ * ('terminate called after throwing an instance of Napi::Error'), so it is
+ * only replaced if a run hangs for this long.
+ */
+const RUNTIME_CANCEL_GRACE_MS = 60_000;
+
 /** Sibling jobs; a cancel that came after the last job finished still cancels: the caller asked to stop. */
 async function allJobs<R>(what: string, outer: AbortSignal | undefined, jobs: ((signal: AbortSignal) => Promise<R>)[]): Promise<R[]> {
   const r = await siblingJobs(what, outer, jobs);
@@ -177,11 +185,11 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   const report = () => opts.onProgress?.(progress.reduce((a, b) => a + b, 0), total);
   const jobs = chunks.map((chunk, ci) => (signal: AbortSignal) => opts.pool.run(
     { kind: 'runtimeSensitivity', model: model.path, weights: chunk, configs, feeds, calibrator, exact: opts.exact, provider: ep.provider, reference: opts.reference },
-    { signal, onProgress: (d) => { progress[ci] = d; report(); } },
+    { signal, cancelGraceMs: RUNTIME_CANCEL_GRACE_MS, onProgress: (d) => { progress[ci] = d; report(); } },
   ));
   const variantJobs = additivity.map((c, i) => (signal: AbortSignal) => opts.pool.run(
     { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
-    { signal, onProgress: () => { progress[nChunks] = i + 1; report(); } },
+    { signal, cancelGraceMs: RUNTIME_CANCEL_GRACE_MS, onProgress: () => { progress[nChunks] = i + 1; report(); } },
   ));
   type Part = { chunk: ChunkResult } | { variants: VariantResult[] };
   const results = await allJobs<Part>(`output-space sensitivity of ${model.path}`, opts.signal, [
@@ -244,7 +252,7 @@ export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSe
   let done = 0;
   const res = await allJobs(`experiment on ${model.path}`, opts.signal, opts.configs.map((c) => (signal: AbortSignal) => opts.pool.run(
     { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
-    { signal },
+    { signal, cancelGraceMs: RUNTIME_CANCEL_GRACE_MS },
   ).then((r) => { opts.onProgress?.(++done, opts.configs.length); return r[0]; })));
   const results = res.map((r) => {
     const cfg = configById(r.id);
@@ -276,7 +284,7 @@ export async function modelActivations(model: ModelFile, set: CalibSet, opts: Ru
   const done = new Array<number>(parts).fill(0);
   const states = await allJobs(`activations of ${model.path}`, opts.signal, split.map((fs_, i) => (signal: AbortSignal) =>
     opts.pool.run({ kind: 'runtimeActivations', model: model.path, feeds: fs_, names: opts.names, bins: opts.bins, exact: opts.exact, provider: ep.provider }, {
-      signal, onProgress: (d) => { done[i] = d; opts.onProgress?.(done.reduce((a, b) => a + b, 0), feeds.length); },
+      signal, cancelGraceMs: RUNTIME_CANCEL_GRACE_MS, onProgress: (d) => { done[i] = d; opts.onProgress?.(done.reduce((a, b) => a + b, 0), feeds.length); },
     })));
   const col = new ActivationCollector(opts.bins ?? 2048);
   for (const s of states) col.merge(s);

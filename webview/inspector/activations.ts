@@ -162,7 +162,7 @@ export class ActivationsPanel {
     const box = document.getElementById('qs-acts-table-box');
     const r = this.state?.result;
     if (!box || !r) return;
-    const heads = ['Activation', 'Shape', 'Min', 'Max', 'p0.1', 'p1', 'p99', 'p99.9', 'Range width', 'Outlier ratio', 'Outlier channels'];
+    const heads = ['Activation', 'Min', 'Max', 'Range width', 'Outlier ratio', 'Outlier channels', 'p0.1', 'p1', 'p99', 'p99.9', 'Shape'];
     const table = el('table', { id: 'qs-acts-table', class: 'qs-mini qs-acts-table', 'aria-label': 'Activations' },
       el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', { scope: 'col' }, h)))));
     const body = el('tbody', {});
@@ -172,12 +172,12 @@ export class ActivationsPanel {
       const o = a.outliers;
       const tr = el('tr', { 'data-name': a.name, tabindex: '0', class: a.name === this.selected ? 'qs-selected' : '' },
         el('td', { class: 'qs-acts-name', title: a.name }, a.name),
-        el('td', {}, a.dims.join('×')),
-        el('td', { class: 'num' }, fmt(a.min)), el('td', { class: 'num' }, fmt(a.max)),
-        el('td', { class: 'num' }, fmt(p(0.1))), el('td', { class: 'num' }, fmt(p(1))), el('td', { class: 'num' }, fmt(p(99))), el('td', { class: 'num' }, fmt(p(99.9))),
+        el('td', { class: 'num', 'data-col': 'min' }, fmt(a.min)), el('td', { class: 'num', 'data-col': 'max' }, fmt(a.max)),
         el('td', { class: 'num', 'data-col': 'width' }, fmt(width(a))),
         el('td', { class: 'num', 'data-col': 'ratio' }, o.ratio === null ? '∞' : `${o.ratio.toFixed(1)}×`),
-        el('td', { class: 'num' }, o.channels ? `${o.flagged} of ${o.channels}` : '—'));
+        el('td', { class: 'num' }, o.channels ? `${o.flagged} of ${o.channels}` : '—'),
+        el('td', { class: 'num' }, fmt(p(0.1))), el('td', { class: 'num' }, fmt(p(1))), el('td', { class: 'num' }, fmt(p(99))), el('td', { class: 'num' }, fmt(p(99.9))),
+        el('td', {}, a.dims.join('×')));
       tr.addEventListener('click', () => this.select(a.name));
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); this.select(a.name); } });
       body.append(tr);
@@ -215,13 +215,18 @@ export class ActivationsPanel {
     title.title = a.name;
     this.slot.show(activationHistogramConfig(a.histogram, a.clips, this.log, t));
     const ct = el('table', { class: 'qs-mini', 'aria-label': 'Clip points per calibrator' },
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Calibrator'), el('th', { scope: 'col' }, 'clip low'), el('th', { scope: 'col' }, 'clip high'), el('th', { scope: 'col' }, 'values clipped'))));
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Calibrator'), el('th', { scope: 'col' }, 'clip low'), el('th', { scope: 'col' }, 'clip high'), el('th', { scope: 'col' }, 'values clipped (est.)'))));
     const cb = el('tbody', {});
     const clipped = (lo: number, hi: number) => {
-      // From the display histogram: whole bins outside [lo, hi] (an estimate at bin resolution).
+      // Estimated from the display histogram, each bin's values spread evenly over its part of [min, max].
       const w = (a.histogram.hi - a.histogram.lo) / Math.max(1, a.histogram.counts.length);
       let n = 0;
-      a.histogram.counts.forEach((c, i) => { const x = a.histogram.lo + (i + 0.5) * w; if (x < lo || x > hi) n += c; });
+      a.histogram.counts.forEach((c, i) => {
+        const b0 = Math.max(a.min, a.histogram.lo + i * w), b1 = Math.min(a.max, a.histogram.lo + (i + 1) * w);
+        if (!(c > 0)) return;
+        if (!(b1 > b0)) { if (b0 < lo || b0 > hi) n += c; return; }
+        n += (c * (Math.max(0, Math.min(b1, lo) - b0) + Math.max(0, b1 - Math.max(b0, hi)))) / (b1 - b0);
+      });
       return n / a.count;
     };
     for (const name of r.calibrators) {

@@ -21,7 +21,7 @@ async function tableRows(f: Frame): Promise<{ name: string; min: number; max: nu
   return f.$$eval('#qs-acts-table tbody tr', (trs) => trs.map((tr) => {
     const td = tr.querySelectorAll('td');
     const n = (i: number) => { const t = (td[i].textContent ?? '').trim(); return t === '∞' ? Infinity : parseFloat(t); };
-    return { name: (tr as { dataset: { name: string } }).dataset.name, min: n(2), max: n(3), width: n(8), ratio: n(9) };
+    return { name: (tr as { dataset: { name: string } }).dataset.name, min: n(1), max: n(2), width: n(3), ratio: n(4) };
   }));
 }
 
@@ -30,7 +30,9 @@ async function runAndWait(f: Frame, samples: number, timeout: number): Promise<v
   // A result already on screen (cached at open) must not pass for this run's.
   await f.evaluate(() => { document.body.dataset.acts = 'clicked'; });
   await f.locator('#qs-acts-run').click();
-  await f.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.acts) && !document.getElementById('qs-acts-cancel')?.checkVisibility?.(), undefined, { timeout });
+  await f.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.acts) && !document.getElementById('qs-acts-cancel')?.checkVisibility?.(), undefined, { timeout }).catch(async (e: unknown) => {
+    throw new Error(`run of ${samples} samples: state ${await f.evaluate(() => document.body.dataset.acts)}, status "${await f.locator('#qs-acts-status').textContent()}" (${e instanceof Error ? e.message : String(e)})`);
+  });
   if ((await f.evaluate(() => document.body.dataset.acts)) === 'error') throw new Error(`activation run failed: ${await f.locator('#qs-acts-status').textContent()}`);
 }
 
