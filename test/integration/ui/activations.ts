@@ -52,6 +52,9 @@ export const activationsUiTests: UiTest[] = [
         if (!shown || !/output-space/.test(metricText) || !/SYNTHETIC|real data/.test(metricText)) throw new Error(`output-space measured but column shown=${shown}, overview: ${metricText}`);
         const cells = await f.$$eval('.qs-data [data-col="effect"]', (xs) => xs.map((x) => parseFloat(x.textContent ?? '')));
         if (!cells.some((v) => Number.isFinite(v))) throw new Error('output-space column holds no number');
+        await f.evaluate(() => document.getElementById('qs-grid')?.scrollIntoView());
+        await page.waitForTimeout(300);
+        await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-output-column.png') });
       } else if (metric !== 'weight' || shown || !/weight-space/.test(metricText)) throw new Error(`weight-space overview but column shown=${shown}: ${metric} ${metricText}`);
       console.log(`    sensitivity metric in the overview: ${metric}`);
 
@@ -102,6 +105,9 @@ export const activationsUiTests: UiTest[] = [
           await f.evaluate(() => document.getElementById('qs-acts')?.scrollIntoView());
           await page.waitForTimeout(400);
           await page.screenshot({ path: path.join(ctx.resultsDir, `inspector-activations-${tag}.png`) });
+          await f.evaluate(() => document.querySelector('.qs-acts-detail')?.scrollIntoView());
+          await page.waitForTimeout(300);
+          await page.screenshot({ path: path.join(ctx.resultsDir, `inspector-activations-histogram-${tag}.png`) });
         }
       } finally {
         await setColorTheme(ctx, f, undefined, 'vscode-light').catch(() => undefined);
