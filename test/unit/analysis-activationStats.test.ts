@@ -156,6 +156,10 @@ describe('activation statistics: percentiles, display histogram, outlier channel
       const ctl = new AbortController();
       const p = activationReport(model, modelCalib(model, undefined, { samples: 8, shapes: { x: [1, 3, 48, 192] } }), { pool, signal: ctl.signal, onProgress: () => ctl.abort() });
       await assert.rejects(p, CancelledError);
+      // The workers stop between session runs instead of being terminated inside ONNX Runtime (which aborts the process):
+      // both stay, and the pool is closed only once they are idle (closing terminates them too).
+      for (let t = Date.now(); pool.state().running > 0 && Date.now() - t < 60_000;) await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(pool.state(), { workers: 2, running: 0, queued: 0 });
     } finally {
       model.close();
       await pool.close();

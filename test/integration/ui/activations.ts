@@ -52,7 +52,7 @@ export const activationsUiTests: UiTest[] = [
         if (!shown || !/output-space/.test(metricText) || !/SYNTHETIC|real data/.test(metricText)) throw new Error(`output-space measured but column shown=${shown}, overview: ${metricText}`);
         const cells = await f.$$eval('.qs-data [data-col="effect"]', (xs) => xs.map((x) => parseFloat(x.textContent ?? '')));
         if (!cells.some((v) => Number.isFinite(v))) throw new Error('output-space column holds no number');
-        await f.evaluate(() => document.getElementById('qs-grid')?.scrollIntoView());
+        await f.evaluate(() => { document.getElementById('qs-grid')?.scrollIntoView(); document.querySelector('.qs-head .qs-col-effect')?.scrollIntoView({ inline: 'center', block: 'nearest' }); });
         await page.waitForTimeout(300);
         await page.screenshot({ path: path.join(ctx.resultsDir, 'inspector-output-column.png') });
       } else if (metric !== 'weight' || shown || !/weight-space/.test(metricText)) throw new Error(`weight-space overview but column shown=${shown}: ${metric} ${metricText}`);
