@@ -97,7 +97,7 @@ export class LayerTable {
       const b = document.createElement('button');
       b.className = 'qs-sort';
       b.dataset.sort = c.key;
-      b.textContent = c.key === 'sqnrSel' ? this.view.config : c.key === 'effect' && this.effectLabel ? `${c.label} ${this.effectLabel.config}` : c.label;
+      b.textContent = c.key === 'sqnrSel' ? this.view.config : c.label;
       b.title = c.key === 'sqnrSel' ? `Sort by weight SQNR at ${this.view.config} (the chosen format)` : c.key.startsWith('sqnr') ? `Sort by weight SQNR at ${c.label.replace(' dB', '')}`
         : c.key === 'effect' && this.effectLabel ? `Sort by the output-space effect (${this.effectLabel.title})` : `Sort by ${c.label}`;
       if (sorted) {
