@@ -8,13 +8,13 @@
  */
 import type { ModelFile } from '../formats/types';
 import type { CalibratorName } from '../quant/calibrators';
-import { rangeTarget, type QuantSpec } from '../quant/rtn';
-import { ACTIVATION_PERCENTILES, displayHistogram, histogramPercentile, outlierChannels } from '../analysis/activationStats';
-import { histogramOf } from '../runtime/activations';
+import type { QuantSpec } from '../quant/rtn';
+import { CancelledError } from '../jobs/cancel';
+import { siblingJobs } from './tensorJobs';
 import type { CalibSet } from '../runtime/calibData';
 import { resolveProvider } from '../runtime/session';
 import type { ActivationRow, ActivationsResult } from '../shared/protocol/inspector';
-import { activationRanges, cacheKey, cacheRead, cacheWrite, modelActivations, type RunSettings } from './evaluate';
+import { cacheKey, cacheRead, cacheWrite, modelActivations, type RunSettings } from './evaluate';
 
 /** The calibrators drawn side by side, in the order the view lists them. */
 export const ACTIVATION_CALIBRATORS: readonly CalibratorName[] = ['minmax', 'percentile', 'mse', 'entropy'];
@@ -34,6 +34,7 @@ export interface ActivationReportOptions extends RunSettings {
 
 /** Activation ranges, percentiles, clip points and outlier channels of every activation of an ONNX model on `set`. */
 export async function activationReport(model: ModelFile, set: CalibSet, opts: ActivationReportOptions): Promise<ActivationsResult | undefined> {
+  const t0 = Date.now();
   const ep = await resolveProvider(opts.provider);
   const bins = opts.bins ?? 2048;
   const displayBins = opts.displayBins ?? 128;
@@ -43,24 +44,17 @@ export async function activationReport(model: ModelFile, set: CalibSet, opts: Ac
   if (hit) return { ...hit, cached: true };
   if (opts.cacheOnly) return undefined;
   const acts = await modelActivations(model, set, { ...opts, provider: ep.provider, bins });
-  const ranges = activationRanges(acts.states, ACTIVATION_CALIBRATORS, rangeTarget(TARGET), { percentile: PERCENTILE });
-  const rows: ActivationRow[] = [];
-  let empty = 0;
-  for (const s of acts.states) {
-    const h = histogramOf(s);
-    if (h.count === 0) { empty++; continue; }
-    rows.push({
-      name: s.name, dims: s.dims, count: s.count, nonFinite: s.nonFinite, min: s.min, max: s.max,
-      percentiles: ACTIVATION_PERCENTILES.map((q) => ({ q, value: histogramPercentile(h, q) })),
-      clips: ranges[s.name],
-      histogram: displayHistogram(h, displayBins),
-      channelAxis: s.channelAxis,
-      outliers: outlierChannels(s.channelMax),
-    });
-  }
+  // The MSE and entropy searches over thousands of bins per activation: in the pool, split over its workers, in model order.
+  const parts = Math.max(1, Math.min(acts.states.length, opts.pool.size));
+  const split = Array.from({ length: parts }, (_, i) => acts.states.slice(Math.floor((i * acts.states.length) / parts), Math.floor(((i + 1) * acts.states.length) / parts)));
+  const done = await siblingJobs(`activation ranges of ${model.path}`, opts.signal, split.map((states) => (signal: AbortSignal) => opts.pool.run(
+    { kind: 'activationRows', states, calibrators: [...ACTIVATION_CALIBRATORS], target: TARGET, percentile: PERCENTILE, displayBins }, { signal })));
+  if (opts.signal?.aborted) throw new CancelledError(`activations of ${model.path}`);
+  const rows: ActivationRow[] = done.flatMap((d) => d.rows);
+  const empty = done.reduce((a, d) => a + d.empty, 0);
   const out: ActivationsResult = {
     data: acts.data, dataSource: acts.dataSource, samples: acts.samples, provider: acts.provider, ...(acts.providerNote ? { providerNote: acts.providerNote } : {}),
-    target: TARGET_LABEL, calibrators: [...ACTIVATION_CALIBRATORS], percentile: PERCENTILE, rows, empty, seconds: acts.seconds,
+    target: TARGET_LABEL, calibrators: [...ACTIVATION_CALIBRATORS], percentile: PERCENTILE, rows, empty, seconds: (Date.now() - t0) / 1000,
   };
   cacheWrite(opts.cacheDir, key, out);
   return out;
