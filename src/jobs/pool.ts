@@ -42,6 +42,12 @@ export interface RunOptions {
   onProgress?(done: number, total: number): void;
   /** Buffers to move (not copy) to the worker, e.g. an in-memory tensor's data.buffer. */
   transfer?: ArrayBuffer[];
+  /**
+   * This job's grace after a cancel (default: the pool's). Jobs inside native
+   * code that a terminate would abort mid-call (an ONNX Runtime run aborts the
+   * whole process) set it long and check the flag between calls.
+   */
+  cancelGraceMs?: number;
 }
 
 export { CancelledError };
@@ -240,7 +246,7 @@ export class WorkerPool {
       }
       this.onDeath(slot, 'terminated after cancellation');
     };
-    task.killTimer = setTimeout(check, this.opts.cancelGraceMs ?? 100);
+    task.killTimer = setTimeout(check, task.opts.cancelGraceMs ?? this.opts.cancelGraceMs ?? 100);
   }
 
   private settle(task: Task, err?: Error, value?: unknown): void {

@@ -14,6 +14,8 @@ import type { CalibratorName } from '../quant/calibrators';
 import type { Sample } from '../runtime/calibData';
 import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
 import type { ActivationState } from '../runtime/activations';
+import type { QuantSpec } from '../quant/rtn';
+import type { ActivationRow } from '../shared/protocol/inspector';
 import type { WeightDiff, WeightSource } from '../analysis/compareWeights';
 import type { Frontier, PlanEdits, PlanLayer } from '../analysis/planFrontier';
 
@@ -49,6 +51,8 @@ export type JobRequest =
   | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string }
   /** Activation histograms and per-channel maxima over some feeds. */
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean; provider?: string }
+  /** The Activations view's rows of some merged activations: calibrator clip ranges, percentiles, display histogram, outlier channels. */
+  | { kind: 'activationRows'; states: ActivationState[]; calibrators: CalibratorName[]; target: QuantSpec; percentile: number; displayBins: number }
   /** Compare: one weight of model A against its pair in model B, each decoded to float32 (`transpose`: B is stored [c, r] for A's [r, c]; `rope`: that side's q/k rows are in llama.cpp's GGUF order). */
   | { kind: 'compareWeights'; a: { path: string; source: WeightSource }; b: { path: string; source: WeightSource }; transpose?: [number, number]; rope?: { side: 'a' | 'b'; heads: number }; bins?: number }
   /** The wizard's plan frontier: the knapsack over every budget, with the user's pins, forced configs and ties. */
@@ -72,6 +76,7 @@ export interface JobResults {
   runtimeSensitivity: ChunkResult;
   runtimeVariants: VariantResult[];
   runtimeActivations: ActivationState[];
+  activationRows: { rows: ActivationRow[]; empty: number };
   compareWeights: WeightDiff;
   planFrontier: Frontier;
   'test-crash': never;

@@ -95,25 +95,26 @@ function label(set: CalibSet, ep: ProviderChoice): DataLabel {
   return { provider: ep.provider, ...(ep.note ? { providerNote: ep.note } : {}), data: set.synthetic ? 'synthetic' : 'real', dataSource: set.source, dataHash: set.hash, samples: set.samples.length };
 }
 
-function cacheKey(model: ModelFile, set: CalibSet, what: string, settings: unknown): string {
+/** Results cache key: the model's file identity, the data's hash, what was run and its settings. */
+export function cacheKey(model: ModelFile, set: CalibSet, what: string, settings: unknown): string {
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify({ what, files: fileIdentity(model.files), data: set.hash, settings, v: 1 }));
   return h.digest('hex');
 }
 
-function cacheRead<T>(dir: string | undefined, key: string): T | undefined {
+export function cacheRead<T>(dir: string | undefined, key: string): T | undefined {
   if (!dir) return undefined;
   try { return JSON.parse(fs.readFileSync(path.join(dir, `runtime-${key}.json`), 'utf8')) as T; } catch { return undefined; }
 }
 
-function cacheWrite(dir: string | undefined, key: string, value: unknown): void {
+export function cacheWrite(dir: string | undefined, key: string, value: unknown): void {
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `runtime-${key}.json`);
   writeFileAtomicSync(file, JSON.stringify(value, (_, v: unknown) => (v === Infinity ? 'Infinity' : v)), { overwrite: true });
 }
 
-function reviveInfinity<T>(v: T): T {
+export function reviveInfinity<T>(v: T): T {
   return JSON.parse(JSON.stringify(v), (_, x: unknown) => (x === 'Infinity' ? Infinity : x)) as T;
 }
 
@@ -298,8 +299,11 @@ export async function modelActivations(model: ModelFile, set: CalibSet, opts: Ru
   const parts = Math.max(1, Math.min(feeds.length, opts.pool.size));
   const split: Sample[][] = Array.from({ length: parts }, () => []);
   feeds.forEach((f, i) => split[i % parts].push(f));
-  const states = await allJobs(`activations of ${model.path}`, opts.signal, split.map((fs_) => (signal: AbortSignal) =>
-    opts.pool.run({ kind: 'runtimeActivations', model: model.path, feeds: fs_, names: opts.names, bins: opts.bins, exact: opts.exact, provider: ep.provider }, { signal })));
+  const done = new Array<number>(parts).fill(0);
+  const states = await allJobs(`activations of ${model.path}`, opts.signal, split.map((fs_, i) => (signal: AbortSignal) =>
+    opts.pool.run({ kind: 'runtimeActivations', model: model.path, feeds: fs_, names: opts.names, bins: opts.bins, exact: opts.exact, provider: ep.provider }, {
+      signal, onProgress: (d) => { done[i] = d; opts.onProgress?.(done.reduce((a, b) => a + b, 0), feeds.length); },
+    })));
   const col = new ActivationCollector(opts.bins ?? 2048);
   for (const s of states) col.merge(s);
   return { ...label(set, ep), file: model.path, states: col.states(), seconds: (Date.now() - t0) / 1000 };

@@ -323,7 +323,7 @@ export class PercentileCalibrator implements RangeCalibrator {
 }
 
 /** Value below which fraction q of the mass lies, bins starting at `start` with width w, uniform within a bin. */
-function quantileOfCounts(c: Float64Array, start: number, w: number, q: number): number {
+export function quantileOfCounts(c: Float64Array, start: number, w: number, q: number): number {
   let total = 0;
   for (let i = 0; i < c.length; i++) total += c[i];
   const target = q * total;

@@ -8,6 +8,8 @@ import type { ConfigResult, GroupBy, SortKey, StatsSummary, TableView, TensorRow
 export interface Row extends TensorRow {
   stats?: StatsSummary;
   configs?: ConfigResult[];
+  /** Output-space effect of quantizing only this weight, when the model has been run (Sensitivity panel). */
+  effect?: number;
 }
 
 export type Risk = 'high' | 'medium' | 'low';
@@ -78,6 +80,7 @@ export const COLUMNS: readonly Column[] = [
   { key: 'sqnr8', label: 'INT8 dB', csvLabel: 'SQNR INT8 reference (dB)', numeric: true, value: (r) => referenceSqnr(r, 'int8'), csv: (r) => num(referenceSqnr(r, 'int8')) },
   { key: 'sqnr4', label: 'INT4 dB', csvLabel: 'SQNR INT4 reference (dB)', numeric: true, value: (r) => referenceSqnr(r, 'int4'), csv: (r) => num(referenceSqnr(r, 'int4')) },
   { key: 'sqnrSel', label: 'SQNR chosen', numeric: true, value: (r, c) => sqnrOf(r, c), csv: (r, c) => num(sqnrOf(r, c)) },
+  { key: 'effect', label: 'Output effect', csvLabel: 'Output-space effect', numeric: true, value: (r) => r.effect, csv: (r) => num(r.effect) },
   { key: 'kurtosis', label: 'Kurtosis', numeric: true, value: stat('kurtosis'), csv: (r) => num(r.stats?.kurtosis) },
   { key: 'outlierShare', label: 'Outliers', csvLabel: 'Outlier share', numeric: true, value: stat('outlierShare'), csv: (r) => num(r.stats?.outlierShare) },
   { key: 'min', label: 'Min', numeric: true, value: stat('min'), csv: (r) => num(r.stats?.min) },
@@ -195,7 +198,9 @@ export function toCsv(rows: readonly Row[], view: TableView): string {
   const built = buildView(rows, { ...view, group: 'none' });
   // Headers name the configs: the reference columns by the id the rows carry.
   const ref = { sqnr8: referenceId(rows, 'int8'), sqnr4: referenceId(rows, 'int4') } as Partial<Record<SortKey, string>>;
-  const cols = COLUMNS.map((c) => {
+  // The output-space column exists only when the model was run.
+  const measured = rows.some((r) => r.effect !== undefined);
+  const cols = COLUMNS.filter((c) => measured || c.key !== 'effect').map((c) => {
     if (c.key === 'sqnrSel') return { ...c, csvLabel: `SQNR chosen: ${view.config} (dB)` };
     const id = ref[c.key];
     return id ? { ...c, csvLabel: `SQNR ${id} (dB)` } : c;

@@ -181,6 +181,81 @@ export function histogramConfig(d: TensorDetail, s: HistogramSettings, t: Theme)
   };
 }
 
+/** The colour of each activation calibrator's clip markers (the view's legend uses the same). */
+export function calibratorColor(name: string, t: Theme): string {
+  return ({ minmax: t.red, percentile: t.orange, mse: t.green, entropy: t.purple } as Record<string, string>)[name] ?? t.fg;
+}
+
+interface ClipMarkerOptions { markers: { name: string; lo: number; hi: number; color: string }[] }
+
+/**
+ * Each calibrator's clip points as vertical lines, side by side: coinciding
+ * points (min-max and percentile often agree) are nudged apart a few pixels
+ * so every calibrator stays visible. The canvas records how many it drew.
+ */
+const clipMarkers: Plugin<'line'> = {
+  id: 'clipMarkers',
+  afterDatasetsDraw(chart, _args, opts) {
+    const o = opts as unknown as ClipMarkerOptions;
+    if (!o?.markers) return;
+    const { ctx, chartArea: area, scales } = chart;
+    const x = scales.x;
+    ctx.save();
+    ctx.lineWidth = 2;
+    let drawn = 0;
+    const n = o.markers.length;
+    o.markers.forEach((m, i) => {
+      ctx.strokeStyle = m.color;
+      ctx.setLineDash(i % 2 ? [5, 3] : []);
+      const nudge = (i - (n - 1) / 2) * 2.5;
+      for (const v of [m.lo, m.hi]) {
+        if (!(v >= x.min && v <= x.max)) continue;
+        const px = Math.min(area.right - 1, Math.max(area.left + 1, Math.round(x.getPixelForValue(v) + nudge) + 0.5));
+        ctx.beginPath();
+        ctx.moveTo(px, area.top);
+        ctx.lineTo(px, area.bottom);
+        ctx.stroke();
+        drawn++;
+      }
+    });
+    ctx.restore();
+    chart.canvas.dataset.clipMarkers = String(drawn);
+  },
+};
+
+/** Histogram of one activation over [lo, hi] with every calibrator's clip range drawn as vertical lines. */
+export function activationHistogramConfig(h: { lo: number; hi: number; counts: number[] }, clips: Record<string, { lo: number; hi: number }>, log: boolean, t: Theme): ChartConfiguration<'line'> {
+  const w = h.counts.length ? (h.hi - h.lo) / h.counts.length : 0;
+  const pts = h.counts.map((c, i) => ({ x: h.lo + (i + 0.5) * w, y: log ? (c > 0 ? c : NaN) : c }));
+  // The clip points may reach past the histogram's outer bins (min-max is the exact extremes): the axis holds both.
+  const all = Object.values(clips).flatMap((c) => [c.lo, c.hi]).filter(Number.isFinite);
+  const min = Math.min(h.lo, ...all), max = Math.max(h.hi, ...all);
+  const pad = (max - min) * 0.01 || 1e-6;
+  const markers: ClipMarkerOptions = { markers: Object.entries(clips).map(([name, c]) => ({ name, lo: c.lo, hi: c.hi, color: calibratorColor(name, t) })) };
+  const base = baseOptions(t, 'Activation histogram');
+  return {
+    type: 'line',
+    data: {
+      datasets: [{
+        label: 'values', data: pts, stepped: 'middle', borderColor: t.blue, backgroundColor: withAlpha(t.blue, 0.35),
+        fill: log ? false : 'origin', pointRadius: 0, borderWidth: 1, spanGaps: false,
+      }],
+    },
+    options: {
+      ...base,
+      parsing: false,
+      plugins: { ...base.plugins, legend: { display: false }, clipMarkers: markers } as never,
+      scales: {
+        x: { type: 'linear', min: min - pad, max: max + pad, ticks: { color: t.muted, maxTicksLimit: 9 }, grid: { display: false }, title: { display: true, text: 'activation value', color: t.muted } },
+        y: log
+          ? { type: 'logarithmic', min: 0.5, ticks: { color: t.muted }, title: { display: true, text: 'count (log)', color: t.muted } }
+          : { type: 'linear', beginAtZero: true, ticks: { color: t.muted }, title: { display: true, text: 'count', color: t.muted } },
+      },
+    },
+    plugins: [clipMarkers],
+  };
+}
+
 /** Per-output-channel min and max with the tensor-wide range: the gap is what per-tensor scaling wastes. */
 export function channelConfig(d: TensorDetail, t: Theme): ChartConfiguration<'line'> | undefined {
   const c = d.channels;

@@ -1,9 +1,10 @@
-import type { AnalysisProgress, ConfigInfo, FromInspector, GroupBy, MixedSummary, ModelOverview, TableView, TensorDetail, TensorRow, ToInspector } from '../../src/shared/protocol/inspector';
+import type { AnalysisProgress, ConfigInfo, FromInspector, GroupBy, MixedSummary, ModelOverview, OutputEffects, TableView, TensorDetail, TensorRow, ToInspector } from '../../src/shared/protocol/inspector';
 import { riskOf, sqnrOf, type Row } from '../../src/shared/tableModel';
 import { acquireHost } from '../common/vscodeApi';
 import { button, el, icon } from '../common/dom';
 import { formatBytes, formatCount } from '../common/format';
 import { LayerTable } from './table';
+import { ActivationsPanel } from './activations';
 import {
   ChartSlot, chartPng, channelConfig, configBarsConfig, histogramConfig, layerSqnrConfig, layerTailsConfig, readTheme, sizeConfig,
   type HistogramSettings, type LayerPoint,
@@ -19,13 +20,15 @@ interface SavedState {
   collapsed: string[];
   scrollTop: number;
   hist: { log: boolean; range: 'minmax' | 'percentile' };
+  tab: 'weights' | 'activations';
+  acts?: ReturnType<ActivationsPanel['saved']>;
 }
 
 function loadState(): SavedState {
   const s = vscode.getState() as Partial<SavedState> | undefined;
   // Worst first: the point of the inspector is where quantization will hurt.
   const view: TableView = { sort: 'sqnrSel', descending: false, filter: '', group: 'none', config: '', ...(s?.view ?? {}) };
-  return { view, selected: s?.selected, collapsed: s?.collapsed ?? [], scrollTop: s?.scrollTop ?? 0, hist: s?.hist ?? { log: false, range: 'percentile' } };
+  return { view, selected: s?.selected, collapsed: s?.collapsed ?? [], scrollTop: s?.scrollTop ?? 0, hist: s?.hist ?? { log: false, range: 'percentile' }, tab: s?.tab ?? 'weights', acts: s?.acts };
 }
 
 const state = loadState();
@@ -41,6 +44,9 @@ let analysis: { running: boolean; progress?: AnalysisProgress; done?: Extract<To
 let table: LayerTable | undefined;
 const slots = new Map<string, ChartSlot>();
 let scrollSave: number | undefined;
+/** The Sensitivity panel's output-space measurement of this model, when one exists. */
+let output: OutputEffects | undefined;
+const acts = new ActivationsPanel((m) => vscode.postMessage(m), state.acts, () => saveState());
 
 function saveState(): void {
   if (table) {
@@ -49,6 +55,7 @@ function saveState(): void {
     state.collapsed = [...table.collapsed];
     state.scrollTop = table.scrollTop;
   }
+  state.acts = acts.saved();
   vscode.setState(state);
 }
 
@@ -94,6 +101,7 @@ function renderShell(o: ModelOverview): void {
     ['size-int8', 'At INT8 per-channel', `${formatBytes(o.sizeAtInt8)} (${((100 * o.sizeAtInt8) / o.sizeOnDisk).toFixed(1)}%)`],
     ['size-int4', 'At INT4 group 128', `${formatBytes(o.sizeAtInt4g128)} (${((100 * o.sizeAtInt4g128) / o.sizeOnDisk).toFixed(1)}%)`],
     ['size-mixed', 'Best mixed precision', 'after the analysis'],
+    ['metric', 'Sensitivity', 'weight-space (SQNR of each weight)'],
     ['metadata', 'Metadata entries', formatCount(o.metadataKeys)],
   ];
   if (o.quantization) facts.splice(1, 0, ['quantization', 'Quantization', `${o.quantization}; weights shown dequantized`]);
@@ -154,12 +162,26 @@ function renderShell(o: ModelOverview): void {
   histLog.addEventListener('change', () => { state.hist.log = histLog.checked; saveState(); renderDetail(); });
   const histRange = select<'minmax' | 'percentile'>('qs-hist-range', 'Range', [['percentile', '0.01–99.99 percentile'], ['minmax', 'min–max']], state.hist.range, (v) => { state.hist.range = v; saveState(); renderDetail(); });
 
+  const tab = (id: 'weights' | 'activations', label: string) => {
+    const b = el('button', { id: `qs-tab-${id}`, class: 'qs-tab', type: 'button', role: 'tab', 'aria-selected': String(state.tab === id), 'aria-controls': `qs-view-${id}` }, label);
+    b.addEventListener('click', () => showTab(id));
+    return b;
+  };
+  const weightsView = el('div', { id: 'qs-view-weights', role: 'tabpanel', 'aria-labelledby': 'qs-tab-weights' });
+  const actsView = el('div', { id: 'qs-view-activations', role: 'tabpanel', 'aria-labelledby': 'qs-tab-activations' },
+    el('p', { class: 'qs-muted' }, 'Runs the model on calibration data and collects every intermediate tensor: its range, percentiles, histogram with the clip points each activation calibrator would choose, and channels far above the median channel.'),
+    acts.root);
   app.replaceChildren(
     el('header', { class: 'qs-header' }, icon('graph'), el('h1', { id: 'qs-filename' }, o.fileName)),
     el('p', { class: 'qs-muted qs-path' }, o.path),
     toolbar,
     progress,
     el('section', { 'aria-label': 'Overview', class: 'qs-overview' }, dl, el('div', {}, el('h2', {}, 'Bytes by dtype'), dtypes)),
+    el('nav', { class: 'qs-tabs', role: 'tablist', 'aria-label': 'Inspector views' }, tab('weights', 'Weights'), tab('activations', 'Activations')),
+    weightsView,
+    actsView,
+  );
+  weightsView.append(
     el('section', { 'aria-label': 'Tensor table', class: 'qs-table-section' },
       el('div', { class: 'qs-table-tools' }, el('h2', {}, 'Tensors'), filter, group, el('span', { id: 'qs-table-status', class: 'qs-muted', 'aria-live': 'polite' })),
       table.root),
@@ -179,7 +201,34 @@ function renderShell(o: ModelOverview): void {
         chartCard('layer-tails', 'Per-layer kurtosis and outlier share'),
         chartCard('size', 'Size breakdown'))),
   );
+  showTab(state.tab);
   document.body.dataset.state = 'ready';
+}
+
+function showTab(id: 'weights' | 'activations'): void {
+  state.tab = id;
+  for (const t of ['weights', 'activations'] as const) {
+    const view = document.getElementById(`qs-view-${t}`);
+    if (view) view.hidden = t !== id;
+    document.getElementById(`qs-tab-${t}`)?.setAttribute('aria-selected', String(t === id));
+  }
+  document.body.dataset.tab = id;
+  saveState();
+}
+
+/** The table's effect column and the overview's sensitivity line follow the output-space measurement. */
+function renderOutput(): void {
+  for (const r of rows) delete r.effect;
+  if (output) for (const r of rows) { const e = output.effects[r.name]; if (e !== undefined) r.effect = e; }
+  const dd = document.getElementById('qs-metric');
+  if (dd) {
+    dd.textContent = output
+      ? `output-space: ${output.metric} with only that weight at ${output.config}, measured on ${output.data === 'synthetic' ? 'SYNTHETIC data' : 'real data'} (${output.dataSource}, ${output.samples} samples); weight-space SQNR beside it`
+      : 'weight-space (SQNR of each weight); run the model from the Sensitivity panel for output-space effects';
+    dd.dataset.metric = output ? 'output' : 'weight';
+  }
+  table?.setEffect(output ? { config: output.config, title: `${output.metric} at ${output.config} on ${output.data} data, ${output.samples} samples` } : undefined);
+  renderTableStatus();
 }
 
 function renderTableStatus(): void {
@@ -322,6 +371,7 @@ function onOverview(o: ModelOverview, tensors: TensorRow[], cfgs: ConfigInfo[]):
   renderTableStatus();
   renderProgress();
   renderModelCharts();
+  renderOutput();
   if (state.selected && rowIndex.has(state.selected)) table!.select(state.selected);
 }
 
@@ -396,6 +446,13 @@ window.addEventListener('message', (ev: MessageEvent<ToInspector>) => {
       if (n) n.textContent = `Exported ${m.what.toUpperCase()} to ${m.path}`;
       break;
     }
+    case 'activations':
+      acts.update(m.state);
+      break;
+    case 'outputEffects':
+      output = m.output ?? undefined;
+      renderOutput();
+      break;
     case 'error':
       app.replaceChildren(el('div', { class: 'qs-error', role: 'alert' }, icon('error'), ` ${m.message}`));
       document.body.dataset.state = 'error';
@@ -404,7 +461,7 @@ window.addEventListener('message', (ev: MessageEvent<ToInspector>) => {
 });
 
 // Theme switches change the body class: charts re-read their colours.
-new MutationObserver(() => { renderDetail(); renderModelCharts(); }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+new MutationObserver(() => { renderDetail(); renderModelCharts(); acts.redraw(); }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 window.addEventListener('beforeunload', saveState);
 
 

@@ -73,6 +73,14 @@ export class LayerTable {
     this.renderHeader();
   }
 
+  /** The output-space column: shown with its config and what it measured, or hidden (weight-space only). */
+  private effectLabel: { config: string; title: string } | undefined;
+  setEffect(label: { config: string; title: string } | undefined): void {
+    this.effectLabel = label;
+    this.root.classList.toggle('qs-has-effect', !!label);
+    this.refresh();
+  }
+
   get scrollTop(): number { return this.root.scrollTop; }
   set scrollTop(v: number) { this.root.scrollTop = v; }
   private get bodyHeight(): number { return Math.max(ROW_H, (this.root.clientHeight || 450) - HEAD_H); }
@@ -90,7 +98,8 @@ export class LayerTable {
       b.className = 'qs-sort';
       b.dataset.sort = c.key;
       b.textContent = c.key === 'sqnrSel' ? this.view.config : c.label;
-      b.title = c.key === 'sqnrSel' ? `Sort by weight SQNR at ${this.view.config} (the chosen format)` : c.key.startsWith('sqnr') ? `Sort by weight SQNR at ${c.label.replace(' dB', '')}` : `Sort by ${c.label}`;
+      b.title = c.key === 'sqnrSel' ? `Sort by weight SQNR at ${this.view.config} (the chosen format)` : c.key.startsWith('sqnr') ? `Sort by weight SQNR at ${c.label.replace(' dB', '')}`
+        : c.key === 'effect' && this.effectLabel ? `Sort by the output-space effect (${this.effectLabel.title})` : `Sort by ${c.label}`;
       if (sorted) {
         const icon = document.createElement('span');
         icon.className = `codicon codicon-arrow-${this.view.descending ? 'down' : 'up'}`;
@@ -108,7 +117,7 @@ export class LayerTable {
     else {
       this.view.sort = key;
       // Worst first for the error figures, A→Z for names.
-      this.view.descending = key === 'risk' || key === 'kurtosis' || key === 'outlierShare' || key === 'params';
+      this.view.descending = key === 'risk' || key === 'kurtosis' || key === 'outlierShare' || key === 'params' || key === 'effect';
     }
     this.refresh();
     this.cb.onViewChange();
@@ -203,6 +212,7 @@ export class LayerTable {
         case 'sqnr8': text = db(c.value(r, this.view.config) as number | undefined); break;
         case 'sqnr4': text = db(c.value(r, this.view.config) as number | undefined); break;
         case 'sqnrSel': text = db(sqnrOf(r, this.view.config)); break;
+        case 'effect': text = fmt(r.effect, 3); break;
         case 'risk': {
           text = '';
           if (risk) {

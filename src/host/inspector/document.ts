@@ -9,7 +9,7 @@ import type { TensorStats } from '../../analysis/weightStats';
 import type { TensorSensitivity } from '../../analysis/sensitivity';
 import type { WorkerPool } from '../../jobs/pool';
 import { configInfos, configResults, statsSummary } from '../../analysis/viewData';
-import type { AnalysisProgress, MixedSummary, ModelOverview, SensSummary, StatsSummary, TensorRow, ToInspector } from '../../shared/protocol/inspector';
+import type { AnalysisProgress, MixedSummary, ModelOverview, OutputEffects, SensSummary, StatsSummary, TensorRow, ToInspector } from '../../shared/protocol/inspector';
 import type { Row } from '../../shared/tableModel';
 import { log } from '../log';
 
@@ -43,11 +43,21 @@ export class ModelDocument implements vscode.CustomDocument {
   firstFailure: string | undefined;
   progress: AnalysisProgress | undefined;
   abort: AbortController | undefined;
+  /** The Activations view's runs (made when a panel first shows, for ONNX models that can run). */
+  activations: import('./activations').ModelActivationsView | undefined;
+  /** The Sensitivity panel's output-space measurement of this model, when one exists (the table's effect column). */
+  output: OutputEffects | undefined;
   readonly panels = new Set<(m: ToInspector) => void>();
   constructor(readonly uri: vscode.Uri) {}
 
   broadcast(m: ToInspector): void {
     for (const p of this.panels) p(m);
+  }
+
+  /** An output-space measurement arrived (or was dropped): the table's effect column and the overview follow it. */
+  setOutput(output: OutputEffects | undefined): void {
+    this.output = output;
+    this.broadcast({ type: 'outputEffects', output: output ?? null });
   }
 
   rows(): Row[] {
@@ -57,12 +67,15 @@ export class ModelDocument implements vscode.CustomDocument {
       if (s) r.stats = statsSummary(t.name, s);
       const c = this.sens.get(t.name);
       if (c) r.configs = configResults(c);
+      const e = this.output?.effects[t.name];
+      if (e !== undefined) r.effect = e;
       return r;
     });
   }
 
   dispose(): void {
     this.abort?.abort();
+    this.activations?.dispose();
     this.model?.close();
     this.model = undefined;
   }
@@ -214,6 +227,8 @@ export class ModelDocument implements vscode.CustomDocument {
     const sens = [...this.sens].map(([name, s]) => ({ name, configs: configResults(s) }));
     if (sens.length) post({ type: 'sensitivity', items: sens });
     if (this.mixed) post({ type: 'mixed', mixed: this.mixed });
+    if (this.output) post({ type: 'outputEffects', output: this.output });
+    if (this.activations) post(this.activations.message());
     if (this.state === 'running') {
       if (this.progress) post({ type: 'progress', progress: this.progress });
     } else if (this.state !== 'idle') post(this.doneMessage());

@@ -26,10 +26,14 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
     private readonly pool: HostPool,
     /** Where statistics are cached by file identity (path, size, mtime) and engine version; none in tests that opt out. */
     private readonly cacheDir?: string,
+    /** Where run results (activations) are cached, and where the data chosen per model is remembered. */
+    private readonly runtimeCacheDir?: string,
+    private readonly memento?: vscode.Memento,
   ) {}
 
   static register(context: vscode.ExtensionContext, registry: InspectorRegistry, pool: HostPool): ModelEditorProvider {
-    const provider = new ModelEditorProvider(context.extensionUri, registry, pool, vscode.Uri.joinPath(context.globalStorageUri, 'stats-cache').fsPath);
+    const provider = new ModelEditorProvider(context.extensionUri, registry, pool, vscode.Uri.joinPath(context.globalStorageUri, 'stats-cache').fsPath,
+      vscode.Uri.joinPath(context.globalStorageUri, 'runtime-cache').fsPath, context.workspaceState);
     context.subscriptions.push(
       vscode.window.registerCustomEditorProvider(MODEL_EDITOR_VIEW_TYPE, provider, {
         // State survives hiding through setState in the webview and a re-send from here.
@@ -89,8 +93,25 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
           case 'ready':
             if (document.built) entry.overview = document.built.overview;
             else entry.error = document.error ?? 'unknown error';
+            if (!document.activations && document.model) {
+              const { ModelActivationsView } = require('./activations') as typeof import('./activations');
+              document.activations = new ModelActivationsView(document, this.pool, this.runtimeCacheDir, this.memento);
+              void document.activations.showCached();
+            }
             document.sendAll(post);
             if (document.state === 'idle') void this.analyse(document);
+            break;
+          case 'activationsRun':
+            void document.activations?.run(msg.samples);
+            break;
+          case 'activationsCancel':
+            document.activations?.cancel();
+            break;
+          case 'activationsChooseData':
+            await document.activations?.chooseData();
+            break;
+          case 'activationsSynthetic':
+            await document.activations?.setData(undefined);
             break;
           case 'log':
             log()[msg.level](`[webview] ${msg.message}`);

@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import type { ModelDocument } from '../inspector/document';
 import { type HostPool, runtimeProvider, warnProvider } from '../workerPool';
 import type { SensitivityPanelData } from '../../shared/protocol/sensitivity';
+import type { OutputEffects } from '../../shared/protocol/inspector';
 import type { PlanTarget, Plan } from '../../quant/plan';
 import type { RuntimeSensitivity } from '../../pipelines/evaluate';
 import { log } from '../log';
@@ -27,6 +28,19 @@ interface FileState {
 /** The config the output-space ranking is by, per target (the INT4 reference where the target writes it). */
 function rankConfig(target: PlanTarget, measured: readonly string[]): string | undefined {
   return ['int4-g128', 'int8-channel', ...measured].find((c) => measured.includes(c));
+}
+
+/** What the inspector's table shows of a measurement: each weight's effect at one config. */
+export function outputEffects(r: RuntimeSensitivity, config: string | undefined): OutputEffects | undefined {
+  if (!config) return undefined;
+  const j = r.configs.indexOf(config);
+  if (j < 0) return undefined;
+  const first = r.weights.find((w) => w.configs[j]?.outputs.length)?.configs[j].outputs[0];
+  return {
+    config, data: r.data, dataSource: r.dataSource, samples: r.samples,
+    metric: first?.kl !== undefined ? `KL of ${first.output}` : `noise-to-signal of ${first?.output ?? 'the first output'}`,
+    effects: Object.fromEntries(r.weights.map((w) => [w.name, w.configs[j].effect])),
+  };
 }
 
 export class SensitivityBudget {
@@ -56,14 +70,16 @@ export class SensitivityBudget {
 
   setMetric(file: string, metric: 'weight' | 'output'): void { this.stateOf(file).metric = metric; }
 
-  setBudget(file: string, bitsPerWeight: number, target?: string): void {
+  /** True when the change dropped the output-space measurement (it was for another target's configs). */
+  setBudget(file: string, bitsPerWeight: number, target?: string): boolean {
     const s = this.stateOf(file);
     s.bitsPerWeight = bitsPerWeight;
     if (target && target !== s.target) {
       s.target = target as PlanTarget;
       // Output-space effects were measured for the old target's configs.
-      if (s.output && !s.output.configs.some((c) => c === (target === 'onnx-qdq' ? 'int8-channel' : 'int4-g128'))) { s.output = undefined; s.metric = 'weight'; }
+      if (s.output && !s.output.configs.some((c) => c === (target === 'onnx-qdq' ? 'int8-channel' : 'int4-g128'))) { s.output = undefined; s.metric = 'weight'; return true; }
     }
+    return false;
   }
 
   cancel(file: string): void { this.files.get(file)?.running?.abort.abort(); }
@@ -92,6 +108,7 @@ export class SensitivityBudget {
       });
       s.metric = 'output';
       warnProvider(s.output.providerNote);
+      doc.setOutput(outputEffects(s.output, rankConfig(target, s.output.configs)));
     } catch (e) {
       if (!abort.signal.aborted) {
         s.outputError = e instanceof Error ? e.message : String(e);
@@ -123,6 +140,9 @@ export class SensitivityBudget {
       effects = new Map(s.output.weights.map((w) => [w.name, new Map(w.configs.map((c) => [c.config, c.effect]))]));
       const rc = rankConfig(s.target ?? targets[0], s.output.configs);
       if (d.output && rc) d.output.config = rc;
+      // A model reopened in a new inspector gets the measurement made before.
+      const measured = doc.output ? undefined : outputEffects(s.output, rc);
+      if (measured) doc.setOutput(measured);
       if (s.metric === 'output' && rc) {
         d.metric = 'output';
         const rows = base.rows.filter((r) => effects!.get(r.name)?.has(rc)).map((r) => ({ ...r, effect: effects!.get(r.name)!.get(rc)! }));

@@ -75,7 +75,7 @@ export class SensitivityViewProvider implements vscode.WebviewViewProvider {
     if (!file || !doc) return;
     switch (msg.type) {
       case 'setMetric': this.budget.setMetric(file, msg.metric); this.update(); break;
-      case 'setBudget': this.budget.setBudget(file, msg.bitsPerWeight, msg.target); this.update(); break;
+      case 'setBudget': if (this.budget.setBudget(file, msg.bitsPerWeight, msg.target)) doc.setOutput(undefined); this.update(); break;
       case 'measureOutput': void this.budget.measure(file, doc); break;
       case 'cancelOutput': this.budget.cancel(file); break;
       case 'quantizeWithPlan': {

@@ -4,12 +4,13 @@
  * Runtime takes down only its worker, which the pool reports and replaces.
  */
 import { collectActivations } from '../../runtime/activations';
+import { activationRows } from '../../runtime/activationRows';
 import { evaluateVariants, measureWeights } from '../../runtime/sensitivity';
 import { EXACT, FAST } from '../../runtime/session';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
 
-type RuntimeJob = Extract<JobRequest, { kind: 'runtimeSensitivity' | 'runtimeVariants' | 'runtimeActivations' }>;
+type RuntimeJob = Extract<JobRequest, { kind: 'runtimeSensitivity' | 'runtimeVariants' | 'runtimeActivations' | 'activationRows' }>;
 
 export const runtimeHandlers: Handlers<RuntimeJob, Pick<JobResults, RuntimeJob['kind']>> = {
   runtimeSensitivity(job, ctx) {
@@ -31,5 +32,8 @@ export const runtimeHandlers: Handlers<RuntimeJob, Pick<JobResults, RuntimeJob['
       names: job.names, bins: job.bins, session: { ...(job.exact ? EXACT : FAST), provider: job.provider }, check: ctx.checkCancelled, progress: (d) => hook(d),
     });
     return c.states();
+  },
+  activationRows(job, ctx) {
+    return Promise.resolve(activationRows(job.states, { calibrators: job.calibrators, target: job.target, percentile: job.percentile, displayBins: job.displayBins, check: ctx.checkCancelled }));
   },
 };

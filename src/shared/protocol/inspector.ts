@@ -102,6 +102,69 @@ export interface TensorDetail {
   configs?: ConfigResult[];
 }
 
+/** One activation in the Activations view (measured by running the model; see pipelines/activationReport.ts). */
+export interface ActivationRow {
+  name: string;
+  dims: number[];
+  /** Finite values seen, and NaN / ±Inf kept out of the histogram (masks). */
+  count: number;
+  nonFinite: number;
+  min: number;
+  max: number;
+  /** q in percent (0.1, 1, 99, 99.9). */
+  percentiles: { q: number; value: number }[];
+  /** Each activation calibrator's clip range (min-max, percentile, MSE, entropy) for the view's target. */
+  clips: Record<string, { lo: number; hi: number }>;
+  /** Exact counts over [lo, hi] (whole bins of the collector's histogram). */
+  histogram: { lo: number; hi: number; counts: number[] };
+  channelAxis: number;
+  /** Per-channel max |x| against the median channel; ratio null when the median channel is all zero. */
+  outliers: { channels: number; median: number; ratio: number | null; flagged: number; top: { channel: number; max: number; ratio: number | null }[] };
+}
+
+export interface ActivationsResult {
+  /** 'synthetic': generated from the declared input shapes; every view labels it SYNTHETIC. */
+  data: 'real' | 'synthetic';
+  dataSource: string;
+  samples: number;
+  provider: string;
+  providerNote?: string;
+  /** The quantization the calibrators chose clip ranges for, e.g. "uint8 per-tensor, asymmetric". */
+  target: string;
+  calibrators: string[];
+  /** The percentile calibrator's percentile. */
+  percentile: number;
+  rows: ActivationRow[];
+  /** Activations captured that held no finite value. */
+  empty: number;
+  seconds: number;
+  cached?: boolean;
+}
+
+/** The Activations view's state, sent whole on every change. */
+export interface ActivationsState {
+  /** Why the model cannot be run here (not ONNX, untrusted workspace); the view shows it instead of Run. */
+  unavailable?: string;
+  phase: 'idle' | 'running' | 'done' | 'cancelled' | 'error';
+  /** The data file or folder chosen; none means synthetic inputs. */
+  data?: string;
+  samples: number;
+  progress?: { done: number; total: number };
+  result?: ActivationsResult;
+  error?: string;
+}
+
+/** Which sensitivity the table's effect column and the overview show: measured on the model's outputs when a run exists. */
+export interface OutputEffects {
+  config: string;
+  data: 'real' | 'synthetic';
+  dataSource: string;
+  samples: number;
+  /** What the effect is (KL of the outputs for classifiers, noise-to-signal otherwise). */
+  metric: string;
+  effects: Record<string, number>;
+}
+
 export interface AnalysisProgress { tensorsDone: number; tensorsTotal: number; fraction: number; phase: 'statistics' | 'sensitivity' }
 
 /** Extension → inspector. */
@@ -116,12 +179,14 @@ export type ToInspector =
   | { type: 'analysisDone'; state: 'complete' | 'cancelled' | 'failed'; message?: string; failed: number; firstFailure?: string }
   | { type: 'detail'; detail: TensorDetail }
   | { type: 'exported'; what: 'csv' | 'png'; path: string }
+  | { type: 'activations'; state: ActivationsState }
+  | { type: 'outputEffects'; output: OutputEffects | null }
   | { type: 'error'; message: string };
 
 export type SortKey =
   | 'name' | 'layer' | 'opType' | 'dtype' | 'shape' | 'params'
-  | 'min' | 'max' | 'mean' | 'std' | 'kurtosis' | 'outlierShare' | 'sqnr8' | 'sqnr4' | 'sqnrSel' | 'risk';
-export const SORT_KEYS: readonly SortKey[] = ['name', 'layer', 'opType', 'dtype', 'shape', 'params', 'min', 'max', 'mean', 'std', 'kurtosis', 'outlierShare', 'sqnr8', 'sqnr4', 'sqnrSel', 'risk'];
+  | 'min' | 'max' | 'mean' | 'std' | 'kurtosis' | 'outlierShare' | 'sqnr8' | 'sqnr4' | 'sqnrSel' | 'risk' | 'effect';
+export const SORT_KEYS: readonly SortKey[] = ['name', 'layer', 'opType', 'dtype', 'shape', 'params', 'min', 'max', 'mean', 'std', 'kurtosis', 'outlierShare', 'sqnr8', 'sqnr4', 'sqnrSel', 'risk', 'effect'];
 export type GroupBy = 'none' | 'block' | 'op';
 
 /** What the table shows: the host rebuilds the same view for the CSV export. */
@@ -143,7 +208,11 @@ export type FromInspector =
   | { type: 'restartAnalysis' }
   | { type: 'selectTensor'; name: string }
   | { type: 'exportCsv'; view: TableView }
-  | { type: 'exportPng'; chart: string; dataUrl: string };
+  | { type: 'exportPng'; chart: string; dataUrl: string }
+  | { type: 'activationsRun'; samples: number }
+  | { type: 'activationsCancel' }
+  | { type: 'activationsChooseData' }
+  | { type: 'activationsSynthetic' };
 
 const SORTS = new Set<string>(SORT_KEYS);
 
@@ -186,6 +255,12 @@ export function parseFromInspector(raw: unknown): FromInspector | undefined {
       const png = parsePngExport(m);
       return png ? { type: 'exportPng', ...png } : undefined;
     }
+    case 'activationsRun':
+      return typeof m.samples === 'number' && Number.isInteger(m.samples) && m.samples >= 1 && m.samples <= 1024 ? { type: 'activationsRun', samples: m.samples } : undefined;
+    case 'activationsCancel':
+    case 'activationsChooseData':
+    case 'activationsSynthetic':
+      return { type: m.type };
     default:
       return undefined;
   }

@@ -7,5 +7,6 @@ import { compareUiTests } from './compare';
 import { sensitivityUiTests } from './sensitivity';
 import { experimentUiTests } from './experiment';
 import { wizardUiTests } from './wizard';
+import { activationsUiTests } from './activations';
 
-export const viewUiTests: UiTest[] = [...wizardUiTests, ...compareUiTests, ...sensitivityUiTests, ...experimentUiTests];
+export const viewUiTests: UiTest[] = [...wizardUiTests, ...compareUiTests, ...sensitivityUiTests, ...experimentUiTests, ...activationsUiTests];
