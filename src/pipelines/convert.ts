@@ -69,11 +69,12 @@ export function targetsFor(format: ModelFile['format']): TargetInfo[] {
 }
 
 /** Where the output goes by default: next to the source (model.int4.onnx, model-Q4_K_M.gguf). */
-export function defaultOutputPath(source: string, target: ConvertTarget, o: { bits?: number; preset?: string } = {}): string {
+/** `label` names a GGUF file instead of the preset (a mixed plan: `mixed-5.00bpw`). */
+export function defaultOutputPath(source: string, target: ConvertTarget, o: { bits?: number; preset?: string; label?: string } = {}): string {
   if (target === 'gguf' && isHfCheckpoint(source)) {
     // A checkpoint's GGUF goes into its folder, named after it: llama-3-8b/llama-3-8b-Q4_K_M.gguf.
     const dir = fs.statSync(source).isDirectory() ? source : path.dirname(source);
-    return path.join(dir, `${path.basename(path.resolve(dir))}-${(o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
+    return path.join(dir, `${path.basename(path.resolve(dir))}-${o.label ?? (o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
   }
   const dir = path.dirname(source);
   const base = path.basename(source).replace(/\.(onnx|gguf)$/i, '');
@@ -81,7 +82,7 @@ export function defaultOutputPath(source: string, target: ConvertTarget, o: { bi
     case 'onnx-int4': return path.join(dir, `${base}.int${o.bits ?? 4}.onnx`);
     case 'onnx-qdq': return path.join(dir, `${base}.qdq${o.bits === 4 ? '-int4' : ''}.onnx`);
     case 'onnx-dynamic': return path.join(dir, `${base}.dynamic.onnx`);
-    case 'gguf': return path.join(dir, `${base.replace(/-(F16|F32|BF16)$/i, '')}-${(o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
+    case 'gguf': return path.join(dir, `${base.replace(/-(F16|F32|BF16)$/i, '')}-${o.label ?? (o.preset ?? 'Q4_K_M').toUpperCase()}.gguf`);
     case 'safetensors-gptq':
     case 'safetensors-compressed': {
       // A checkpoint folder beside the source folder (the folder of a given .safetensors file).

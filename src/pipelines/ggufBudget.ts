@@ -108,17 +108,28 @@ function readRows(ref: FileTensorRef, rows: readonly number[], ne0: number): Flo
   }
 }
 
-export async function ggufBudgetPlan(
-  input: GgufBudgetInput, budget: Budget, run: { pool?: WorkerPool; signal?: AbortSignal; onTensor?: (done: number, total: number) => void } = {},
-): Promise<GgufBudgetResult> {
+/** Each plannable tensor's options (its source type as "keep", and the ggml types), measured on its sampled rows. */
+export interface GgufChoices {
+  chosen: GgufBudgetTensor[];
+  measured: { t: GgufBudgetTensor; rows: number[]; nRows: number; errs: GgufTypeError[]; weighted: boolean }[];
+  choices: LayerChoices[];
+  /** Per choice, per option: SQNR of the sampled rows in dB (Infinity for keep). */
+  sqnrDb: number[][];
+  /** Bytes of the tensors the plan does not choose, elements of all tensors, and the file's header and padding bound. */
+  fixed: number;
+  allElems: number;
+  overhead: number;
+}
+
+/** Measure every candidate ggml type of every plannable tensor (the pool's `ggufTypeErrors` jobs); the wizard's frontier and the budget plan start here. */
+export async function measureGgufChoices(
+  input: GgufBudgetInput, run: { pool?: WorkerPool; signal?: AbortSignal; onTensor?: (done: number, total: number) => void } = {},
+): Promise<GgufChoices> {
   const chosen = input.tensors.filter((t) => t.rows && ggufBudgetTypes(t.ne[0], t.from).length > 0);
   if (chosen.length === 0) throw new ConvertInputError(`${input.source}: no tensor can be quantized to a ggml type (rows must be whole 32-value blocks)`);
   const fixed = input.tensors.filter((t) => !chosen.includes(t)).reduce((a, t) => a + ggufTypeBytes(t.from, numelOf(t.ne)), 0);
   const allElems = input.tensors.reduce((a, t) => a + numelOf(t.ne), 0);
   const overhead = input.headerBytes + input.tensors.length * (input.alignment - 1);
-  const planned = 'bitsPerWeight' in budget ? Math.floor((budget.bitsPerWeight * allElems) / 8) - fixed : budget.bytes - overhead - fixed;
-
-  // Measure every candidate type on each tensor's sampled rows.
   let done = 0;
   const measured = await Promise.all(chosen.map(async (t) => {
     const nRows = numelOf(t.ne) / t.ne[0];
@@ -153,6 +164,15 @@ export async function ggufBudgetPlan(
       ],
     };
   });
+  const sqnrDb = measured.map(({ errs }) => [Infinity, ...errs.map((e) => sqnr(e.refSum > 0 ? e.errSum / e.refSum : e.errSum > 0 ? Infinity : 0))]);
+  return { chosen, measured, choices, sqnrDb, fixed, allElems, overhead };
+}
+
+export async function ggufBudgetPlan(
+  input: GgufBudgetInput, budget: Budget, run: { pool?: WorkerPool; signal?: AbortSignal; onTensor?: (done: number, total: number) => void } = {},
+): Promise<GgufBudgetResult> {
+  const { chosen, measured, choices, fixed, allElems, overhead } = await measureGgufChoices(input, run);
+  const planned = 'bitsPerWeight' in budget ? Math.floor((budget.bitsPerWeight * allElems) / 8) - fixed : budget.bytes - overhead - fixed;
   const smallest = choices.reduce((a, c) => a + Math.min(...c.options.map((o) => o.bytes)), 0);
   if (smallest > planned) {
     const file = smallest + fixed + overhead;

@@ -65,13 +65,13 @@ export async function quickOpen(page: Page, fileName: string): Promise<void> {
 export const PPOCR_REC = 'ppocr/ch_PP-OCRv4_rec_infer.onnx';
 
 /** The reader's view of a model, computed in this process: the independent count the UI is checked against. */
-export function readerFacts(file: string): { tensors: string[]; analysable: number; quantizable: number } {
+export function readerFacts(file: string): { tensors: string[]; dtypes: string[]; analysable: number; quantizable: number } {
   const { openModel } = require('../../src/formats') as typeof import('../../src/formats');
   const { isAnalysable } = require('../../src/analysis/tensorSource') as typeof import('../../src/analysis/tensorSource');
   const m = openModel(file);
   try {
     const a = m.tensors.filter((t) => isAnalysable(t));
-    return { tensors: m.tensors.map((t) => t.name), analysable: a.length, quantizable: a.filter((t) => t.shape.length >= 2).length };
+    return { tensors: m.tensors.map((t) => t.name), dtypes: m.tensors.map((t) => t.dtype), analysable: a.length, quantizable: a.filter((t) => t.shape.length >= 2).length };
   } finally {
     m.close();
   }

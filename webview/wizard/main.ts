@@ -134,7 +134,7 @@ function budgetStep(s: WizardState, a: number[], rerender: (a: number[], k: numb
     el('div', { class: 'qs-wz-row' }, el('label', { for: 'qs-wz-slider' }, 'Bits per weight '), slider, readout),
     el('p', { class: 'qs-muted', id: 'qs-wz-budget-note' }, budgetNote(s, s.selected, t)),
     wrap,
-    el('label', { class: 'qs-wz-check' }, uniform, ' One setting for every weight, no plan (bits, group size and symmetry from step 5)'));
+    el('label', { class: 'qs-wz-check' }, uniform, s.target === 'gguf' ? ' No plan: the preset from step 1 decides every tensor, as llama-quantize does' : ' One setting for every weight, no plan (bits, group size and symmetry from step 5)'));
 }
 
 /** What the plan's errors are, and the output-space measurement: offer it, its progress with Cancel, or the choice between the two metrics. */

@@ -377,7 +377,7 @@ export class WizardPanel {
     const { analyseSensitivity } = require('../../pipelines/analyseSensitivity') as typeof import('../../pipelines/analyseSensitivity');
     const target = s.target as ConvertTarget;
     const ids = configsFor(target).map((c) => c.id);
-    s.plannable = ids.length > 0;
+    s.plannable = ids.length > 0 || target === 'gguf';
     s.phase = 'plan';
     s.frontier = undefined;
     s.selected = -1;
@@ -393,6 +393,10 @@ export class WizardPanel {
     if (!s.plannable) {
       s.analysing = undefined;
       this.send();
+      return;
+    }
+    if (target === 'gguf') {
+      await this.analyseGguf(ac, chosenBytes);
       return;
     }
     const m = openModel(s.file);
@@ -451,6 +455,53 @@ export class WizardPanel {
     }
     await this.lookupOutput();
     if (ac.signal.aborted) return;
+    this.applyMetric();
+    await this.solve(chosenBytes);
+  }
+
+  /**
+   * GGUF (a GGUF file or a Hugging Face checkpoint): each tensor llama.cpp may quantize is offered
+   * its source type ("keep") and the ggml types its rows take, their error measured by encoding and
+   * decoding sampled rows with the conversion's own encoders (the CLI's --budget path), in the pool.
+   */
+  private async analyseGguf(ac: AbortController, chosenBytes?: number): Promise<void> {
+    const s = this.state;
+    const { measureGgufChoices, ggufSourceBudgetInput, hfBudgetInput } = require('../../pipelines/ggufBudget') as typeof import('../../pipelines/ggufBudget');
+    const { GGUF_PRESETS: PRESETS, isGgufPreset } = require('../../quant/ggml/presets') as typeof import('../../quant/ggml/presets');
+    const { isHfCheckpoint } = require('../../formats/hf/checkpoint') as typeof import('../../formats/hf/checkpoint');
+    const preset = (s.preset ?? 'Q4_K_M').toUpperCase();
+    const ftype = isGgufPreset(preset) ? PRESETS[preset].ftype : 0;
+    const input = isHfCheckpoint(s.file) ? hfBudgetInput(s.file, ftype) : ggufSourceBudgetInput(s.file, ftype);
+    try {
+      s.outputEffect = { state: 'unavailable', why: 'a GGUF model runs in llama.cpp, not in ONNX Runtime; the plan uses the error of the ggml encoders on sampled rows of the real weights' };
+      s.analysing = { done: 0, total: input.tensors.length };
+      this.send();
+      let last = 0;
+      const g = await measureGgufChoices(input, {
+        pool: this.pool.get(), signal: ac.signal,
+        onTensor: (done, total) => {
+          s.analysing = { done, total };
+          if (Date.now() - last > 200) { last = Date.now(); this.send(); }
+        },
+      });
+      if (ac.signal.aborted) return;
+      const layers: PlanLayer[] = g.choices.map((c) => ({ name: c.name, params: c.params ?? 0, options: c.options.map((o) => ({ label: o.label, bytes: o.bytes, error: o.error })) }));
+      const view: WizardLayer[] = g.choices.map((c, i) => {
+        const b = /^blk\.(\d+)\.(.+)\.weight$/.exec(c.name);
+        return { name: c.name, params: c.params ?? 0, op: 'ggml', block: b ? Number(b[1]) : undefined, role: b ? b[2] : c.name.replace(/\.weight$/, ''), options: layers[i].options.map((o, j) => ({ ...o, sqnrDb: j === 0 ? undefined : g.sqnrDb[i][j] })) };
+      });
+      this.weightLayers = layers;
+      this.weightView = view;
+      this.layers = layers;
+      s.layers = view;
+      s.analysing = undefined;
+    } catch (e) {
+      if (ac.signal.aborted) return;
+      s.analysing = undefined;
+      throw e;
+    } finally {
+      if ('close' in input && typeof input.close === 'function') input.close();
+    }
     this.applyMetric();
     await this.solve(chosenBytes);
   }
@@ -700,7 +751,8 @@ export class WizardPanel {
     }
     const { OUTPUT_SPACE_ERROR } = require('../../analysis/budgetMarks') as typeof import('../../analysis/budgetMarks');
     const { WEIGHT_SPACE_ERROR } = require('../../analysis/budgetPlan') as typeof import('../../analysis/budgetPlan');
-    const kind = s.metric.kind === 'output' ? `${OUTPUT_SPACE_ERROR}; ${s.metric.label}` : WEIGHT_SPACE_ERROR;
+    const { GGUF_BUDGET_ERROR } = require('../../pipelines/ggufBudget') as typeof import('../../pipelines/ggufBudget');
+    const kind = s.metric.kind === 'output' ? `${OUTPUT_SPACE_ERROR}; ${s.metric.label}` : s.target === 'gguf' ? GGUF_BUDGET_ERROR : WEIGHT_SPACE_ERROR;
     return planOf(s.target as ConvertTarget, this.layers, this.assignment, s.fileName, undefined, kind);
   }
 
@@ -717,7 +769,10 @@ export class WizardPanel {
     const a = s.algorithm;
     const usePlan = s.plannable && !s.uniformMode && this.assignment.length > 0;
     const bits = target === 'onnx-qdq' ? (a.bits === 4 ? 4 : 8) : a.bits;
-    const output = defaultOutputPath(s.file, target, { bits: usePlan ? undefined : bits, preset: s.preset });
+    const planned = usePlan && target === 'gguf' ? this.currentPlan().predicted : undefined;
+    const params = this.layers.reduce((n, l) => n + l.params, 0);
+    const label = planned && params ? `mixed-${((8 * planned.bytes) / params).toFixed(2)}bpw` : undefined;
+    const output = defaultOutputPath(s.file, target, { bits: usePlan ? undefined : bits, preset: s.preset, label });
     const req: ConvertRequest = { source: s.file, output, target, pool: this.pool.get() };
     if (fs.existsSync(output)) {
       const ok = await vscode.window.showWarningMessage(`${path.basename(output)} exists. Replace it?`, { modal: true }, 'Replace');
@@ -725,8 +780,12 @@ export class WizardPanel {
       req.overwrite = true;
     }
     if (target === 'gguf') {
+      // The preset decides what the plan does not name; a plan from the frontier names every tensor it measured.
       req.preset = s.preset;
-      if (this.fixedPlan?.target === 'gguf') req.plan = this.fixedPlan;
+      if (usePlan) {
+        req.plan = this.currentPlan();
+        req.planOut = `${output}.plan.json`;
+      } else if (this.fixedPlan?.target === 'gguf') req.plan = this.fixedPlan;
     }
     else if (usePlan) {
       req.plan = this.currentPlan();

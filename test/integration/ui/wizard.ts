@@ -134,14 +134,18 @@ async function openWizard(page: Page, fileName: string, selector: string): Promi
       await page.keyboard.press('Escape');
     }
   }
-  // Several wizards may be open (one per model): the one whose header names this file.
+  return wizardOf(page, fileName, selector, 60_000);
+}
+
+/** Several wizards may be open (one per model): the one whose header names this file, once it shows `selector`. */
+async function wizardOf(page: Page, fileName: string, selector: string, timeoutMs: number): Promise<Frame> {
   const t0 = Date.now();
   for (;;) {
     for (const f of page.frames()) {
       const name = await f.evaluate(() => document.getElementById('qs-wz-file-name')?.textContent ?? '').catch(() => '');
       if (name === fileName && (await f.$(selector).catch(() => null))) return f;
     }
-    if (Date.now() - t0 > 60_000) throw new Error(`no wizard of ${fileName} shows ${selector}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no wizard of ${fileName} shows ${selector}`);
     await page.waitForTimeout(250);
   }
 }
@@ -221,7 +225,8 @@ export const wizardUiTests: UiTest[] = [
       await insp.locator('#qs-tensors').waitFor();
       const shown = (await insp.locator('#qs-tensors').textContent())?.trim();
       if (shown !== String(written.tensors.length)) throw new Error(`inspector shows ${shown} tensors, the file holds ${written.tensors.length}`);
-      if (!written.tensors.some((n) => /_Q4$|_Q8$|_Q2$/.test(n))) throw new Error(`no MatMulNBits weights in ${out}: ${written.tensors.join(', ')}`);
+      // The reader shows MatMulNBits weights dequantized, under their original names, their dtype naming the scheme.
+      if (!written.dtypes.some((d) => d.startsWith('q:MatMulNBits'))) throw new Error(`no MatMulNBits weights in ${out}: ${written.dtypes.join(', ')}`);
       await page.screenshot({ path: path.join(ctx.resultsDir, 'wizard-opened.png') });
     },
   },
@@ -362,6 +367,70 @@ export const wizardUiTests: UiTest[] = [
       if (after.length) throw new Error(`cancelled run (at "${progress}") left ${after.join(', ')}`);
       // Leave the wizard as a user would find it next time: no data, RTN.
       await frame.locator('#qs-wz-no-data').click();
+    },
+  },
+  {
+    name: 'wizard: a GGUF model → frontier over ggml types measured with the conversion\'s own encoders, a 5 bits/weight plan, Quantize: llama.cpp loads the file, every tensor has the planned type and bytes',
+    async fn(page, ctx) {
+      const { writeLlamaGguf } = require('../../llamaGguf') as typeof import('../../llamaGguf');
+      const { openModel } = require('../../../src/formats') as typeof import('../../../src/formats');
+      const { ggmlTypeByName } = require('../../../src/formats/gguf/ggmlTypes') as typeof import('../../../src/formats/gguf/ggmlTypes');
+      const name = 'tiny-llama-f16.gguf';
+      const src = path.join(ctx.workspace, name);
+      writeLlamaGguf(src, { nLayer: 2, nEmbd: 256, nFf: 512, nHead: 4, nHeadKv: 2, nWords: 61, dtype: 'F16', seed: 5 });
+      const m = openModel(src);
+      const numel = new Map(m.tensors.map((t) => [t.name, t.shape.reduce((a, b) => a * b, 1)]));
+      m.close();
+      await quickOpen(page, name);
+      await inspectorOf(page, name);
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 15_000 });
+      await input.fill('>QuantScope: Quantize Model');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Quantize Model' }).first().click({ timeout: 15_000 });
+      let frame = await wizardOf(page, name, '#qs-wz-target', 60_000);
+      const targets = await frame.$$eval('.qs-wz-target', (els) => els.map((e) => (e as HTMLElement).textContent ?? ''));
+      if (!targets.some((t) => /\bgguf\b/.test(t)) || targets.some((t) => t.includes('onnx-'))) throw new Error(`targets offered for a GGUF model: ${targets.join(' | ')}`);
+      await frame.locator('#qs-wz-target-gguf').check();
+      frame = await wizardOf(page, name, '#qs-wz-slider', 120_000);
+      if (await frame.locator('#qs-wz-uniform').isChecked()) {
+        await frame.locator('#qs-wz-uniform').uncheck();
+        await frame.waitForFunction(() => document.getElementById('qs-wz-uniform')?.checked === false, undefined, { timeout: 15_000 });
+      }
+      const metric = (await frame.locator('#qs-wz-metric-box').textContent()) ?? '';
+      if (!/llama\.cpp/.test(metric)) throw new Error(`the metric box does not say why output-space is not offered: ${metric}`);
+      const bpw = await setSlider(frame, 5);
+      await frame.waitForTimeout(300);
+      const plan = await shownPlan(frame);
+      // Every 2-D weight llama.cpp quantizes (7 per block, the embedding and the output), none of the norms.
+      if (plan.rows.length !== 16 || plan.rows.some((r) => /norm/.test(r.name))) throw new Error(`plan rows: ${plan.rows.map((r) => r.name).join(', ')}`);
+      // Bytes per row from the ggml type table (blocks × block bytes), independent of the planner.
+      const bytesOf = (format: string, n: number) => { const t = ggmlTypeByName(format === 'keep' ? 'F16' : format)!; return (n / t.blockSize) * t.typeSize; };
+      for (const r of plan.rows) if (r.bytes !== bytesOf(r.format, numel.get(r.name)!)) throw new Error(`${r.name}: ${r.format} shown as ${r.bytes} bytes, the type table gives ${bytesOf(r.format, numel.get(r.name)!)}`);
+      if (plan.totalBytes > (bpw * plan.params) / 8) throw new Error(`plan of ${plan.totalBytes} bytes exceeds ${bpw} bits/weight over ${plan.params} weights`);
+      if (new Set(plan.rows.map((r) => r.format)).size < 2) throw new Error(`a ${bpw} bits/weight plan of one type only: ${plan.rows[0].format}`);
+      const px = await drawnPixels(frame, 'qs-wz-frontier');
+      if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
+      await screenshots(page, ctx, frame, 'gguf-plan', 'qs-wz-budget');
+      await frame.locator('#qs-wz-quantize').click();
+      await frame.locator('#qs-wz-result-h').waitFor({ timeout: 180_000 });
+      const out = (await frame.locator('#qs-wz-file code').first().textContent()) ?? '';
+      const pvm = (await frame.locator('#qs-wz-pvm').textContent()) ?? '';
+      if (!/in llama\.cpp on synthetic inputs/.test(pvm)) throw new Error(`result says: ${pvm}`);
+      const kl = await frame.$$eval('#qs-wz-measured tbody tr td:nth-child(6)', (els) => els.map((e) => Number((e as HTMLElement).textContent)));
+      if (!kl.length || kl.some((x) => !(x >= 0 && x < 1))) throw new Error(`llama.cpp's mean KL against the source: ${kl.join(', ')}`);
+      // The written file, read back by our reader: each planned tensor in its type, with the bytes the table showed.
+      const w = openModel(out);
+      try {
+        for (const r of plan.rows) {
+          const t = w.tensors.find((x) => x.name === r.name);
+          const want = r.format === 'keep' ? 'f16' : `gguf:${r.format.toLowerCase()}`;
+          if (!t || t.dtype !== want || t.byteLength !== r.bytes) throw new Error(`${r.name}: planned ${r.format} (${r.bytes} bytes), written ${t?.dtype} (${t?.byteLength} bytes)`);
+        }
+      } finally {
+        w.close();
+      }
+      await screenshots(page, ctx, frame, 'gguf-result');
     },
   },
 ];
