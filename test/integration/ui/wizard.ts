@@ -85,9 +85,11 @@ async function setSlider(frame: Frame, value: number | 'min' | 'max'): Promise<n
   }, value);
 }
 
-async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scrollTo?: string): Promise<void> {
+async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scrollTo?: string, highContrast = false): Promise<void> {
+  const themes: [string, string, string][] = [['Default Light Modern', 'vscode-light', 'light'], ['Default Dark Modern', 'vscode-dark', 'dark']];
+  if (highContrast) themes.push(['Default High Contrast', 'vscode-high-contrast', 'hc']);
   try {
-    for (const [theme, cls, tag] of [['Default Light Modern', 'vscode-light', 'light'], ['Default Dark Modern', 'vscode-dark', 'dark']] as const) {
+    for (const [theme, cls, tag] of themes) {
       await setColorTheme(ctx, frame, theme, cls);
       await frame.evaluate((id) => (id ? document.getElementById(id)?.scrollIntoView() : window.scrollTo(0, 0)), scrollTo ?? '');
       await page.waitForTimeout(400);
@@ -411,7 +413,7 @@ export const wizardUiTests: UiTest[] = [
       if (new Set(plan.rows.map((r) => r.format)).size < 2) throw new Error(`a ${bpw} bits/weight plan of one type only: ${plan.rows[0].format}`);
       const px = await drawnPixels(frame, 'qs-wz-frontier');
       if (px.drawn < 0.01 * px.total) throw new Error('the frontier chart did not draw');
-      await screenshots(page, ctx, frame, 'gguf-plan', 'qs-wz-budget');
+      await screenshots(page, ctx, frame, 'gguf-plan', 'qs-wz-budget', true);
       await frame.locator('#qs-wz-quantize').click();
       await frame.locator('#qs-wz-result-h').waitFor({ timeout: 180_000 });
       const out = (await frame.locator('#qs-wz-file code').first().textContent()) ?? '';
