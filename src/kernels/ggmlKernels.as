@@ -1166,3 +1166,174 @@ export function encode(type: i32, x: usize, n: i32, y: usize, qw: usize, bpr: i3
   }
   return -1;
 }
+
+// ---------------------------------------------------------------------------
+// The rest of a conversion slab, so that the values never leave the module:
+// source halves (fp16, bf16) → float32 in, decoded values and the error sums out.
+
+// n fp16 values at src → float32 at dst (n a multiple of 8). Exact, as f16ToF32:
+// the magnitude bits shifted into a float32's place are the value times 2^-112
+// (subnormal halves included), so one exact multiply by 2^112 scales them back;
+// Inf/NaN (exponent 31) get float32's all-ones exponent with the payload kept.
+export function f16ToF32s(src: usize, dst: usize, n: i32): void {
+  const MAG = i32x4.splat(0x7fff), EXP = i32x4.splat(0x7c00), SIGN = i32x4.splat(0x8000);
+  const TOP = i32x4.splat(0x7f800000), SCALE = f32x4.splat(reinterpret<f32>(0x77800000)); // 2^112
+  for (let i = 0; i < n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    for (let half = 0; half < 2; half++) {
+      const w = half == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
+      const mag = i32x4.shl(v128.and(w, MAG), 13);
+      const fin = f32x4.mul(mag, SCALE);
+      const inf = i32x4.eq(v128.and(w, EXP), EXP);
+      const v = v128.or(v128.bitselect(v128.or(mag, TOP), fin, inf), i32x4.shl(v128.and(w, SIGN), 16));
+      v128.store(dst + (<usize>(i + (half << 2)) << 2), v);
+    }
+  }
+}
+
+// n bf16 values at src → float32 at dst (n a multiple of 8): the bits moved up.
+export function bf16ToF32s(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+  }
+}
+
+// 16 bytes → four f32x4 of their unsigned values, stored at o.
+@inline
+function storeU8AsF32(o: usize, b: v128): void {
+  const lo = i16x8.extend_low_i8x16_u(b), hi = i16x8.extend_high_i8x16_u(b);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)));
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), 16);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), 32);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), 48);
+}
+
+// 16 signed bytes → their values as float32 at o.
+@inline
+function storeI8AsF32(o: usize, b: v128): void {
+  const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), 16);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), 32);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), 48);
+}
+
+// o[0..n) = f32(f32(d · o[i]) − m) in place: ggml's `d * q - m` (no fused multiply-add).
+@inline
+function scaleSub(o: usize, n: i32, d: f32, m: f32): void {
+  const D = f32x4.splat(d), M = f32x4.splat(m);
+  for (let k = 0; k < n; k += 4) {
+    const p = o + (<usize>k << 2);
+    v128.store(p, f32x4.sub(f32x4.mul(D, v128.load(p)), M));
+  }
+}
+
+const QB = memory.data(256, 16); // one super-block's codes, unpacked
+
+// ggml's get_scale_min_k4 for sub-block j of the 12 scale bytes at q.
+@inline
+function scaleK4(q: usize, j: i32): u32 {
+  return j < 4 ? <u32>load<u8>(q + j) & 63 : (<u32>load<u8>(q + j + 4) & 0xf) | ((<u32>load<u8>(q + j - 4) >> 6) << 4);
+}
+@inline
+function minK4(q: usize, j: i32): u32 {
+  return j < 4 ? <u32>load<u8>(q + j + 4) & 63 : (<u32>load<u8>(q + j + 4) >> 4) | ((<u32>load<u8>(q + j) >> 6) << 4);
+}
+
+// Decode n values (whole blocks) of type at y into float32 at out, equal bit for bit to
+// ggml's dequantize_row_* (and the TypeScript reference in src/formats/gguf/dequant.ts).
+// Returns -1, or -3 for a type without a decoder here.
+export function decode(type: i32, y: usize, n: i32, out: usize): i32 {
+  const M = i8x16.splat(0x0f);
+  switch (type) {
+    case 8: {
+      for (let i = 0; i < n >> 5; i++) {
+        const b = y + <usize>i * 34, o = out + (<usize>i << 7);
+        storeI8AsF32(o, v128.load(b + 2));
+        storeI8AsF32(o + 64, v128.load(b + 18));
+        scaleSub(o, 32, f16ToF32(<u32>load<u16>(b)), 0);
+      }
+      return -1;
+    }
+    case 12: case 13: {
+      const q5 = type == 13;
+      const size: usize = q5 ? 176 : 144;
+      for (let i = 0; i < n >> 8; i++) {
+        const b = y + <usize>i * size, o = out + (<usize>i << 10);
+        const d = f16ToF32(<u32>load<u16>(b)), mn = f16ToF32(<u32>load<u16>(b + 2));
+        const qs = b + (q5 ? 48 : 16);
+        for (let k = 0; k < 4; k++) {
+          // Bytes qs[32k .. 32k+32): low nibbles are sub-block 2k, high nibbles 2k+1.
+          for (let h = 0; h < 32; h += 16) {
+            const v = v128.load(qs + (k << 5) + h);
+            let lo = v128.and(v, M), hi = v128.and(i8x16.shr_u(v, 4), M);
+            if (q5) {
+              const qh = v128.load(b + 16 + h);
+              const B1 = i8x16.splat(<i8>(<i8>1 << <i8>(2 * k))), B2 = i8x16.splat(<i8>(<i8>2 << <i8>(2 * k)));
+              lo = v128.or(lo, v128.and(i8x16.ne(v128.and(qh, B1), i8x16.splat(0)), i8x16.splat(16)));
+              hi = v128.or(hi, v128.and(i8x16.ne(v128.and(qh, B2), i8x16.splat(0)), i8x16.splat(16)));
+            }
+            storeU8AsF32(o + (<usize>(k << 6) << 2) + (<usize>h << 2), lo);
+            storeU8AsF32(o + (<usize>((k << 6) + 32) << 2) + (<usize>h << 2), hi);
+          }
+          const j = k << 1;
+          scaleSub(o + (<usize>(k << 6) << 2), 32, d * <f32>scaleK4(b + 4, j), mn * <f32>minK4(b + 4, j));
+          scaleSub(o + (<usize>((k << 6) + 32) << 2), 32, d * <f32>scaleK4(b + 4, j + 1), mn * <f32>minK4(b + 4, j + 1));
+        }
+      }
+      return -1;
+    }
+    case 14: {
+      const THREE = i8x16.splat(3), OFF = i8x16.splat(32);
+      for (let i = 0; i < n >> 8; i++) {
+        const b = y + <usize>i * 210, o = out + (<usize>i << 10);
+        const d = f16ToF32(<u32>load<u16>(b + 208));
+        for (let half = 0; half < 2; half++) {
+          const ql = b + (half << 6), qh = b + 128 + (half << 5);
+          for (let h = 0; h < 32; h += 16) {
+            const a = v128.load(ql + h), c = v128.load(ql + 32 + h), hb = v128.load(qh + h);
+            const q1 = i8x16.sub(v128.or(v128.and(a, M), i8x16.shl(v128.and(hb, THREE), 4)), OFF);
+            const q2 = i8x16.sub(v128.or(v128.and(c, M), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), THREE), 4)), OFF);
+            const q3 = i8x16.sub(v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), THREE), 4)), OFF);
+            const q4 = i8x16.sub(v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4)), OFF);
+            const base = o + (<usize>(half << 7) << 2) + (<usize>h << 2);
+            storeI8AsF32(QB, q1); storeI8AsF32(QB + 64, q2); storeI8AsF32(QB + 128, q3); storeI8AsF32(QB + 192, q4);
+            // Element l (0..31) of quarter k uses scale is + 2k with is = l / 16.
+            const is = (half << 3) + (h >> 4);
+            for (let k = 0; k < 4; k++) {
+              const D = f32x4.splat(d * <f32>load<i8>(b + 192 + is + (k << 1)));
+              const src = QB + (<usize>k << 6), dst = base + (<usize>(k << 5) << 2);
+              v128.store(dst, f32x4.mul(D, v128.load(src)));
+              v128.store(dst, f32x4.mul(D, v128.load(src, 16)), 16);
+              v128.store(dst, f32x4.mul(D, v128.load(src, 32)), 32);
+              v128.store(dst, f32x4.mul(D, v128.load(src, 48)), 48);
+            }
+          }
+        }
+      }
+      return -1;
+    }
+    default: return -3;
+  }
+}
+
+const SUMS = memory.data(16, 16); // float64 sum (decoded − source)² and sum source², carried across calls
+
+export function sumsPtr(): usize {
+  return SUMS;
+}
+
+// Adds to SUMS, in element order and in float64, what the TypeScript slab loop adds.
+export function errorSums(x: usize, dec: usize, n: i32): void {
+  let e = load<f64>(SUMS), r = load<f64>(SUMS, 8);
+  for (let i = 0; i < n; i++) {
+    const xi = <f64>load<f32>(x + (<usize>i << 2));
+    const dd = <f64>load<f32>(dec + (<usize>i << 2)) - xi;
+    e += dd * dd;
+    r += xi * xi;
+  }
+  store<f64>(SUMS, e);
+  store<f64>(SUMS, r, 8);
+}
