@@ -357,123 +357,118 @@ function transpose(b: usize, S: i32, n: i32): void {
   }
 }
 
-// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+7
-// (two vectors, A = g..g+3 and B = g+4..g+7, interleaved for instruction-level
-// parallelism), n elements each, stride S floats in T/TW/TL/TA. Writes scale to
-// SC[g..], -min to MN[g..].
+// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+7,
+// n elements each, stride S floats in T/TW/TL/TA. Writes scale to SC[g..], -min to MN[g..].
+// One call per flag combination, so that the flags are constants inside qkx4.
 function qkxLanes(
+  g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, useMad: bool, x3: bool,
+): void {
+  if (x3) qkxX3(g, S, n, nmax, rmin, rdelta, nstep);
+  else if (useMad) qkxMad(g, S, n, nmax, rmin, rdelta, nstep);
+  else qkxSq(g, S, n, nmax, rmin, rdelta, nstep);
+}
+function qkxX3(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, false, true);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, false, true);
+}
+function qkxMad(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, true, false);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, true, false);
+}
+function qkxSq(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, false, false);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, false, false);
+}
+
+// One vector of four sub-blocks (g..g+3), every lane doing exactly ggml's scalar sequence.
+// A single vector keeps every live value in registers (two interleaved vectors spilled).
+// TA holds the current candidate's codes as floats (they feed the error pass as floats).
+@inline
+function qkx4(
   g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, useMad: bool, x3: bool,
 ): void {
   const st = <usize>S << 2;
   const g4 = <usize>g << 2;
   const xp = T + g4, wp = TW + g4, lp = TL + g4, ap = TA + g4;
+  const end = xp + <usize>n * st;
   const NMAXF = f32x4.splat(<f32>nmax);
   const NMAXI = i32x4.splat(nmax);
   const ZI = i32x4.splat(0);
   const Z = f32x4.splat(0);
-  let mnA = v128.load(xp), mxA = mnA, mnB = v128.load(xp, 16), mxB = mnB;
-  let sumWA = v128.load(wp), sumWB = v128.load(wp, 16);
-  let sumXA = f32x4.mul(sumWA, mnA), sumXB = f32x4.mul(sumWB, mnB);
-  for (let i = 1; i < n; i++) {
-    const q = <usize>i * st;
-    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-    const wA = v128.load(wp + q), wB = v128.load(wp + q, 16);
-    mnA = f32x4.pmin(mnA, xA); mnB = f32x4.pmin(mnB, xB); // xi < mn ? xi : mn, as ggml's scan
-    mxA = f32x4.pmax(mxA, xA); mxB = f32x4.pmax(mxB, xB);
-    sumWA = f32x4.add(sumWA, wA); sumWB = f32x4.add(sumWB, wB);
-    sumXA = f32x4.add(sumXA, f32x4.mul(wA, xA)); sumXB = f32x4.add(sumXB, f32x4.mul(wB, xB));
+  let mn = v128.load(xp), mx = mn;
+  let sumW = v128.load(wp);
+  let sumX = f32x4.mul(sumW, mn);
+  for (let q: usize = st; q < <usize>n * st; q += st) {
+    const x = v128.load(xp + q), w = v128.load(wp + q);
+    mn = f32x4.pmin(mn, x); // xi < mn ? xi : mn, as ggml's scan
+    mx = f32x4.pmax(mx, x);
+    sumW = f32x4.add(sumW, w);
+    sumX = f32x4.add(sumX, f32x4.mul(w, x));
   }
-  mnA = v128.bitselect(Z, mnA, f32x4.gt(mnA, Z));
-  mnB = v128.bitselect(Z, mnB, f32x4.gt(mnB, Z));
-  const deadA = x3 ? f32x4.le(mxA, mnA) : f32x4.eq(mxA, mnA);
-  const deadB = x3 ? f32x4.le(mxB, mnB) : f32x4.eq(mxB, mnB);
-  let iscaleA = f32x4.div(NMAXF, f32x4.sub(mxA, mnA)), iscaleB = f32x4.div(NMAXF, f32x4.sub(mxB, mnB));
-  let scaleA = f32x4.div(f32x4.splat(1), iscaleA), scaleB = f32x4.div(f32x4.splat(1), iscaleB);
-  let bestA = Z, bestB = Z;
-  for (let i = 0; i < n; i++) {
-    const q = <usize>i * st;
-    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-    const lA = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleA, f32x4.sub(xA, mnA))), ZI), NMAXI);
-    const lB = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleB, f32x4.sub(xB, mnB))), ZI), NMAXI);
-    v128.store(lp + q, lA); v128.store(lp + q, lB, 16);
-    let dA = f32x4.sub(f32x4.add(f32x4.mul(scaleA, f32x4.convert_i32x4_s(lA)), mnA), xA);
-    let dB = f32x4.sub(f32x4.add(f32x4.mul(scaleB, f32x4.convert_i32x4_s(lB)), mnB), xB);
-    dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
-    dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
-    bestA = f32x4.add(bestA, f32x4.mul(v128.load(wp + q), dA));
-    bestB = f32x4.add(bestB, f32x4.mul(v128.load(wp + q, 16), dB));
+  mn = v128.bitselect(Z, mn, f32x4.gt(mn, Z));
+  const dead = x3 ? f32x4.le(mx, mn) : f32x4.eq(mx, mn);
+  let iscale = f32x4.div(NMAXF, f32x4.sub(mx, mn));
+  let scale = f32x4.div(f32x4.splat(1), iscale);
+  let best = Z;
+  for (let q: usize = 0; q < <usize>n * st; q += st) {
+    const x = v128.load(xp + q);
+    const l = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, f32x4.sub(x, mn))), ZI), NMAXI);
+    v128.store(lp + q, l);
+    let d = f32x4.sub(f32x4.add(f32x4.mul(scale, f32x4.convert_i32x4_s(l)), mn), x);
+    d = useMad ? f32x4.abs(d) : f32x4.mul(d, d);
+    best = f32x4.add(best, f32x4.mul(v128.load(wp + q), d));
   }
   for (let is = 0; is <= nstep && nstep >= 1; is++) {
-    const num = f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF);
-    iscaleA = f32x4.div(num, f32x4.sub(mxA, mnA));
-    iscaleB = f32x4.div(num, f32x4.sub(mxB, mnB));
-    let sLA = Z, sL2A = Z, sXLA = Z, sLB = Z, sL2B = Z, sXLB = Z;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-      const vA = f32x4.mul(iscaleA, f32x4.sub(xA, mnA));
-      const vB = f32x4.mul(iscaleB, f32x4.sub(xB, mnB));
-      let lA: v128, lB: v128;
-      if (x3) {
-        lA = v128.and(nearestV(f32x4.pmin(NMAXF, vA)), f32x4.gt(vA, Z));
-        lB = v128.and(nearestV(f32x4.pmin(NMAXF, vB)), f32x4.gt(vB, Z));
-      } else {
-        lA = i32x4.min_s(i32x4.max_s(nearestV(vA), ZI), NMAXI);
-        lB = i32x4.min_s(i32x4.max_s(nearestV(vB), ZI), NMAXI);
-      }
-      v128.store(ap + q, lA); v128.store(ap + q, lB, 16);
-      const fA = f32x4.convert_i32x4_s(lA), fB = f32x4.convert_i32x4_s(lB);
-      const wlA = f32x4.mul(v128.load(wp + q), fA), wlB = f32x4.mul(v128.load(wp + q, 16), fB);
-      sLA = f32x4.add(sLA, wlA); sLB = f32x4.add(sLB, wlB);
-      sL2A = f32x4.add(sL2A, f32x4.mul(wlA, fA)); sL2B = f32x4.add(sL2B, f32x4.mul(wlB, fB));
-      sXLA = f32x4.add(sXLA, f32x4.mul(wlA, xA)); sXLB = f32x4.add(sXLB, f32x4.mul(wlB, xB));
+    iscale = f32x4.div(f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF), f32x4.sub(mx, mn));
+    let sL = Z, sL2 = Z, sXL = Z;
+    let xq = xp, wq = wp, aq = ap;
+    while (xq < end) {
+      const x = v128.load(xq);
+      const v = f32x4.mul(iscale, f32x4.sub(x, mn));
+      let l: v128;
+      if (x3) l = v128.and(nearestV(f32x4.pmin(NMAXF, v)), f32x4.gt(v, Z));
+      else l = i32x4.min_s(i32x4.max_s(nearestV(v), ZI), NMAXI);
+      const f = f32x4.convert_i32x4_s(l);
+      v128.store(aq, f);
+      const wl = f32x4.mul(v128.load(wq), f);
+      sL = f32x4.add(sL, wl);
+      sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
+      sXL = f32x4.add(sXL, f32x4.mul(wl, x));
+      xq += st; wq += st; aq += st;
     }
-    const DA = f32x4.sub(f32x4.mul(sumWA, sL2A), f32x4.mul(sLA, sLA));
-    const DB = f32x4.sub(f32x4.mul(sumWB, sL2B), f32x4.mul(sLB, sLB));
+    const D = f32x4.sub(f32x4.mul(sumW, sL2), f32x4.mul(sL, sL));
     // Degenerate lanes compute garbage here; they must not adopt it.
-    const okA = v128.andnot(f32x4.gt(DA, Z), deadA), okB = v128.andnot(f32x4.gt(DB, Z), deadB);
-    if (!v128.any_true(v128.or(okA, okB))) continue;
-    let tsA = f32x4.div(f32x4.sub(f32x4.mul(sumWA, sXLA), f32x4.mul(sumXA, sLA)), DA);
-    let tsB = f32x4.div(f32x4.sub(f32x4.mul(sumWB, sXLB), f32x4.mul(sumXB, sLB)), DB);
-    let tmA = f32x4.div(f32x4.sub(f32x4.mul(sL2A, sumXA), f32x4.mul(sLA, sXLA)), DA);
-    let tmB = f32x4.div(f32x4.sub(f32x4.mul(sL2B, sumXB), f32x4.mul(sLB, sXLB)), DB);
-    const posA = f32x4.gt(tmA, Z), posB = f32x4.gt(tmB, Z);
-    tmA = v128.bitselect(Z, tmA, posA); tmB = v128.bitselect(Z, tmB, posB);
-    tsA = v128.bitselect(f32x4.div(sXLA, sL2A), tsA, posA);
-    tsB = v128.bitselect(f32x4.div(sXLB, sL2B), tsB, posB);
-    let eA = Z, eB = Z;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      let dA = f32x4.sub(f32x4.add(f32x4.mul(tsA, f32x4.convert_i32x4_s(v128.load(ap + q))), tmA), v128.load(xp + q));
-      let dB = f32x4.sub(f32x4.add(f32x4.mul(tsB, f32x4.convert_i32x4_s(v128.load(ap + q, 16))), tmB), v128.load(xp + q, 16));
-      dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
-      dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
-      eA = f32x4.add(eA, f32x4.mul(v128.load(wp + q), dA));
-      eB = f32x4.add(eB, f32x4.mul(v128.load(wp + q, 16), dB));
+    const ok = v128.andnot(f32x4.gt(D, Z), dead);
+    if (!v128.any_true(ok)) continue;
+    let ts = f32x4.div(f32x4.sub(f32x4.mul(sumW, sXL), f32x4.mul(sumX, sL)), D);
+    let tm = f32x4.div(f32x4.sub(f32x4.mul(sL2, sumX), f32x4.mul(sL, sXL)), D);
+    const pos = f32x4.gt(tm, Z);
+    tm = v128.bitselect(Z, tm, pos);
+    ts = v128.bitselect(f32x4.div(sXL, sL2), ts, pos);
+    let e = Z;
+    xq = xp; wq = wp; aq = ap;
+    while (xq < end) {
+      let d = f32x4.sub(f32x4.add(f32x4.mul(ts, v128.load(aq)), tm), v128.load(xq));
+      d = useMad ? f32x4.abs(d) : f32x4.mul(d, d);
+      e = f32x4.add(e, f32x4.mul(v128.load(wq), d));
+      xq += st; wq += st; aq += st;
     }
-    const betterA = v128.and(okA, f32x4.lt(eA, bestA)), betterB = v128.and(okB, f32x4.lt(eB, bestB));
-    if (!v128.any_true(v128.or(betterA, betterB))) continue;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      v128.store(lp + q, v128.bitselect(v128.load(ap + q), v128.load(lp + q), betterA));
-      v128.store(lp + q, v128.bitselect(v128.load(ap + q, 16), v128.load(lp + q, 16), betterB), 16);
+    const better = v128.and(ok, f32x4.lt(e, best));
+    if (!v128.any_true(better)) continue;
+    for (let q: usize = 0; q < <usize>n * st; q += st) {
+      v128.store(lp + q, v128.bitselect(i32x4.trunc_sat_f32x4_s(v128.load(ap + q)), v128.load(lp + q), better));
     }
-    bestA = v128.bitselect(eA, bestA, betterA); bestB = v128.bitselect(eB, bestB, betterB);
-    scaleA = v128.bitselect(tsA, scaleA, betterA); scaleB = v128.bitselect(tsB, scaleB, betterB);
-    mnA = v128.bitselect(tmA, mnA, betterA); mnB = v128.bitselect(tmB, mnB, betterB);
+    best = v128.bitselect(e, best, better);
+    scale = v128.bitselect(ts, scale, better);
+    mn = v128.bitselect(tm, mn, better);
   }
   // Degenerate sub-blocks: codes 0, scale 0, min as found.
-  if (v128.any_true(v128.or(deadA, deadB))) {
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      v128.store(lp + q, v128.andnot(v128.load(lp + q), deadA));
-      v128.store(lp + q, v128.andnot(v128.load(lp + q, 16), deadB), 16);
-    }
-    scaleA = v128.bitselect(Z, scaleA, deadA);
-    scaleB = v128.bitselect(Z, scaleB, deadB);
+  if (v128.any_true(dead)) {
+    for (let q: usize = 0; q < <usize>n * st; q += st) v128.store(lp + q, v128.andnot(v128.load(lp + q), dead));
+    scale = v128.bitselect(Z, scale, dead);
   }
-  v128.store(SC + g4, scaleA); v128.store(SC + g4, scaleB, 16);
-  v128.store(MN + g4, f32x4.neg(mnA)); v128.store(MN + g4, f32x4.neg(mnB), 16);
+  v128.store(SC + g4, scale);
+  v128.store(MN + g4, f32x4.neg(mn));
 }
 
 // make_qx_quants (rmse_type 1) for sub-blocks g..g+3 of n elements, weights x² or TW when useW.
