@@ -405,6 +405,7 @@ function qkx4(
     sumW = f32x4.add(sumW, w);
     sumX = f32x4.add(sumX, f32x4.mul(w, x));
   }
+  const xmin = mn;
   mn = v128.bitselect(Z, mn, f32x4.gt(mn, Z));
   const dead = x3 ? f32x4.le(mx, mn) : f32x4.eq(mx, mn);
   let iscale = f32x4.div(NMAXF, f32x4.sub(mx, mn));
@@ -418,23 +419,45 @@ function qkx4(
     d = useMad ? f32x4.abs(d) : f32x4.mul(d, d);
     best = f32x4.add(best, f32x4.mul(v128.load(wp + q), d));
   }
+  const MAGIC = f32x4.splat(12582912.0);
   for (let is = 0; is <= nstep && nstep >= 1; is++) {
     iscale = f32x4.div(f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF), f32x4.sub(mx, mn));
     let sL = Z, sL2 = Z, sXL = Z;
     let xq = xp, wq = wp, aq = ap;
-    while (xq < end) {
-      const x = v128.load(xq);
-      const v = f32x4.mul(iscale, f32x4.sub(x, mn));
-      let l: v128;
-      if (x3) l = v128.and(nearestV(f32x4.pmin(NMAXF, v)), f32x4.gt(v, Z));
-      else l = i32x4.min_s(i32x4.max_s(nearestV(v), ZI), NMAXI);
-      const f = f32x4.convert_i32x4_s(l);
-      v128.store(aq, f);
-      const wl = f32x4.mul(v128.load(wq), f);
-      sL = f32x4.add(sL, wl);
-      sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
-      sXL = f32x4.add(sXL, f32x4.mul(wl, x));
-      xq += st; wq += st; aq += st;
+    // Every |v| below is at most |iscale|·max(|mx − mn|, |xmin − mn|) (float rounding is monotonic).
+    // Below 2^21 in every live lane, nearest-then-clamp equals clamp in float after rounding
+    // by (v + 1.5·2^23) − 1.5·2^23, which saves the integer round trip; otherwise (huge or
+    // degenerate ranges, where ggml's nearest_int wraps around) the exact integer path runs.
+    const bound = f32x4.mul(f32x4.abs(iscale), f32x4.max(f32x4.abs(f32x4.sub(mx, mn)), f32x4.abs(f32x4.sub(xmin, mn))));
+    if (i32x4.all_true(v128.or(f32x4.lt(bound, f32x4.splat(2097152.0)), dead))) {
+      while (xq < end) {
+        const x = v128.load(xq);
+        const v = f32x4.mul(iscale, f32x4.sub(x, mn));
+        let f: v128;
+        if (x3) f = v128.and(f32x4.sub(f32x4.add(f32x4.pmin(NMAXF, v), MAGIC), MAGIC), f32x4.gt(v, Z));
+        else f = f32x4.pmin(NMAXF, f32x4.pmax(Z, f32x4.sub(f32x4.add(v, MAGIC), MAGIC)));
+        v128.store(aq, f);
+        const wl = f32x4.mul(v128.load(wq), f);
+        sL = f32x4.add(sL, wl);
+        sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
+        sXL = f32x4.add(sXL, f32x4.mul(wl, x));
+        xq += st; wq += st; aq += st;
+      }
+    } else {
+      while (xq < end) {
+        const x = v128.load(xq);
+        const v = f32x4.mul(iscale, f32x4.sub(x, mn));
+        let l: v128;
+        if (x3) l = v128.and(nearestV(f32x4.pmin(NMAXF, v)), f32x4.gt(v, Z));
+        else l = i32x4.min_s(i32x4.max_s(nearestV(v), ZI), NMAXI);
+        const f = f32x4.convert_i32x4_s(l);
+        v128.store(aq, f);
+        const wl = f32x4.mul(v128.load(wq), f);
+        sL = f32x4.add(sL, wl);
+        sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
+        sXL = f32x4.add(sXL, f32x4.mul(wl, x));
+        xq += st; wq += st; aq += st;
+      }
     }
     const D = f32x4.sub(f32x4.mul(sumW, sL2), f32x4.mul(sL, sL));
     // Degenerate lanes compute garbage here; they must not adopt it.
@@ -474,28 +497,46 @@ function qkx4(
 // make_qx_quants (rmse_type 1) for sub-blocks g..g+3 of n elements, weights x² or TW when useW.
 // Codes (0 .. 2·nmax-1, or 0 for a negligible sub-block) go to TL, scales to SC.
 function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
+  if (useW) qxW(g, S, n, nmax);
+  else qxX2(g, S, n, nmax);
+}
+function qxW(g: i32, S: i32, n: i32, nmax: i32): void {
+  qx4(g, S, n, nmax, true);
+}
+function qxX2(g: i32, S: i32, n: i32, nmax: i32): void {
+  qx4(g, S, n, nmax, false);
+}
+
+const QW = memory.data(256 * 4, 16);  // w of the lanes being searched, at T's stride
+const QWX = memory.data(256 * 4, 16); // w·x (ggml's w*x[i], the first product of w*x[i]*l)
+
+@inline
+function qx4(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
   const st = <usize>S << 2;
   const g4 = <usize>g << 2;
   const xp = T + g4, wp = TW + g4, lp = TL + g4;
+  const len = <usize>n * st;
   const Z = f32x4.splat(0);
   const LO = i32x4.splat(-nmax), HI = i32x4.splat(nmax - 1), NM = i32x4.splat(nmax);
   let amax = Z, mx = Z;
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
+  for (let q: usize = 0; q < len; q += st) {
+    const xi = v128.load(xp + q);
     const ax = f32x4.abs(xi);
     const gt = f32x4.gt(ax, amax);
     amax = v128.bitselect(ax, amax, gt);
     mx = v128.bitselect(xi, mx, gt);
+    // The weights and w·x do not change between candidates: computed once.
+    const w = useW ? v128.load(wp + q) : f32x4.mul(xi, xi);
+    v128.store(QW + q, w);
+    v128.store(QWX + q, f32x4.mul(w, xi));
   }
   const dead = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
   let iscale = f32x4.div(f32x4.splat(<f32>-nmax), mx);
   let sumlx = Z, suml2 = Z;
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, xi)), LO), HI));
-    const w = useW ? v128.load(wp + <usize>i * st) : f32x4.mul(xi, xi);
-    sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, xi), l));
-    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l));
+  for (let q: usize = 0; q < len; q += st) {
+    const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, v128.load(xp + q))), LO), HI));
+    sumlx = f32x4.add(sumlx, f32x4.mul(v128.load(QWX + q), l));
+    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(v128.load(QW + q), l), l));
   }
   let scale = v128.bitselect(f32x4.div(sumlx, suml2), Z, f32x4.ne(suml2, Z));
   let best = f32x4.mul(scale, sumlx);
@@ -504,12 +545,10 @@ function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
     if (is == 0) continue;
     iscale = f32x4.div(f32x4.neg(f32x4.splat(<f32>nmax + TENTH * <f32>is)), mx);
     sumlx = Z; suml2 = Z;
-    for (let i = 0; i < n; i++) {
-      const xi = v128.load(xp + <usize>i * st);
-      const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, xi)), LO), HI));
-      const w = useW ? v128.load(wp + <usize>i * st) : f32x4.mul(xi, xi);
-      sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, xi), l));
-      suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l));
+    for (let q: usize = 0; q < len; q += st) {
+      const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, v128.load(xp + q))), LO), HI));
+      sumlx = f32x4.add(sumlx, f32x4.mul(v128.load(QWX + q), l));
+      suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(v128.load(QW + q), l), l));
     }
     const take = v128.and(f32x4.gt(suml2, Z), f32x4.gt(f32x4.mul(sumlx, sumlx), f32x4.mul(best, suml2)));
     if (!v128.any_true(take)) continue;
@@ -518,10 +557,9 @@ function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
     bestIscale = v128.bitselect(iscale, bestIscale, take);
   }
   // The codes ggml keeps are those of the last accepted candidate, a function of its iscale.
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const l = i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(bestIscale, xi)), LO), HI), NM);
-    v128.store(lp + <usize>i * st, v128.andnot(l, dead));
+  for (let q: usize = 0; q < len; q += st) {
+    const l = i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(bestIscale, v128.load(xp + q))), LO), HI), NM);
+    v128.store(lp + q, v128.andnot(l, dead));
   }
   v128.store(SC + g4, v128.bitselect(Z, scale, dead));
 }
@@ -1331,4 +1369,30 @@ export function errorSums(x: usize, dec: usize, n: i32): void {
   }
   store<f64>(SUMS, e);
   store<f64>(SUMS, r, 8);
+}
+
+// Fingerprint of a stream of float32 values (their bits), carried across calls in FP:
+// four lanes, lane j taking words j, j+4, j+8, … with xxHash32's round
+// acc = rotl(acc + word·P2, 13)·P1 (a bijection of acc and of the word, so any change
+// of a single word changes the fingerprint). Twin: fingerprintRef in ggmlKernels.ts.
+const FP = memory.data(16, 16);
+
+export function fpPtr(): usize {
+  return FP;
+}
+
+export function fingerprint(p: usize, n: i32): void {
+  const P1 = i32x4.splat(<i32>0x9e3779b1), P2 = i32x4.splat(<i32>0x85ebca77);
+  let acc = v128.load(FP);
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const v = i32x4.add(acc, i32x4.mul(v128.load(p + (<usize>i << 2)), P2));
+    acc = i32x4.mul(v128.or(i32x4.shl(v, 13), i32x4.shr_u(v, 19)), P1);
+  }
+  v128.store(FP, acc);
+  for (let i = n4; i < n; i++) {
+    const a = FP + (<usize>(i & 3) << 2);
+    const v = load<u32>(a) + load<u32>(p + (<usize>i << 2)) * 0x85ebca77;
+    store<u32>(a, rotl<u32>(v, 13) * 0x9e3779b1);
+  }
 }

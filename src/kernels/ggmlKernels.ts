@@ -7,7 +7,7 @@
  */
 import { GgmlTypeName, ggmlTypeByName } from '../formats/gguf/ggmlTypes';
 import { GGML_KERNELS_WASM_BASE64 } from './ggmlKernels.generated';
-import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
+import { compileBase64, growTo, instantiate, type Impl, type WasmMemory } from './runtime';
 
 interface Kernels {
   memory: WasmMemory;
@@ -18,6 +18,8 @@ interface Kernels {
   bf16ToF32s(src: number, dst: number, n: number): void;
   sumsPtr(): number;
   errorSums(x: number, dec: number, n: number): void;
+  fpPtr(): number;
+  fingerprint(p: number, n: number): void;
 }
 
 /** Types with a WASM kernel. */
@@ -107,6 +109,58 @@ export function quantizeGgmlWasm(
   return -1;
 }
 
+/**
+ * Fingerprint of a stream of float32 values (their bits): four lanes, word k
+ * going to lane k % 4 with xxHash32's round acc = rotl(acc + word·P2, 13)·P1
+ * and xxHash32's seeds. Each round is a bijection of the word, so any single
+ * changed value changes it; it stands in for a cryptographic hash where the
+ * question is only whether bytes read back equal bytes produced, at a small
+ * fraction of the cost. The module computes it where it loads
+ * (ggmlKernels.as `fingerprint`); fingerprintRef is its twin.
+ */
+export class Fingerprint {
+  readonly acc = new Uint32Array([0x24234428, 0x85ebca77, 0, 0x61c8864f]);
+  count = 0;
+
+  update(v: Float32Array, impl: Impl = 'auto'): void {
+    const k = impl === 'ref' || this.count % 4 !== 0 ? null : load();
+    if (k === null) {
+      if (impl === 'wasm') throw new Error('Fingerprint: no WebAssembly SIMD here');
+      fingerprintRef(this, new Uint32Array(v.buffer, v.byteOffset, v.length));
+      return;
+    }
+    for (let e0 = 0; e0 < v.length; e0 += CHUNK) {
+      const m = Math.min(CHUNK, v.length - e0);
+      new Float32Array(k.memory.buffer, dOff, m).set(v.subarray(e0, e0 + m));
+      withFingerprint(k, this, () => k.fingerprint(dOff, m), m);
+    }
+  }
+
+  hex(): string {
+    return `${this.count.toString(16)}:${Array.from(this.acc, (a) => a.toString(16).padStart(8, '0')).join('')}`;
+  }
+}
+
+/** The TypeScript twin of the module's fingerprint: words in stream order. */
+export function fingerprintRef(fp: Fingerprint, words: Uint32Array): void {
+  const a = fp.acc;
+  for (let i = 0; i < words.length; i++) {
+    const j = (fp.count + i) & 3;
+    const v = (a[j] + Math.imul(words[i], 0x85ebca77)) >>> 0;
+    a[j] = Math.imul((v << 13) | (v >>> 19), 0x9e3779b1);
+  }
+  fp.count += words.length;
+}
+
+/** Runs `f` with the module's fingerprint state set to `fp`'s, then takes it back (`n` values added). */
+function withFingerprint(k: Kernels, fp: Fingerprint, f: () => void, n: number): void {
+  const st = new Uint32Array(k.memory.buffer, k.fpPtr(), 4);
+  st.set(fp.acc);
+  f();
+  fp.acc.set(new Uint32Array(k.memory.buffer, k.fpPtr(), 4));
+  fp.count += n;
+}
+
 /** Where a slab's source values come from: float32, or the raw halves of an fp16/bf16 tensor (decoded in the module). */
 export type SlabValues = Float32Array | { dtype: 'f16' | 'bf16'; bits: Uint16Array };
 
@@ -128,8 +182,7 @@ function copyIn(k: Kernels, src: SlabValues, e0: number, n: number): void {
  * A whole conversion slab inside the module, chunk by chunk: source values
  * (float32, or fp16/bf16 halves converted in the module) encoded into `dst`
  * (from offset 0), decoded again, the error sums added to `sums` in element
- * order and float64, and each chunk of decoded values handed to `onDecoded`
- * (a view into the module's memory, valid only during the call). Equal in
+ * order and float64, and the decoded values added to `fp`. Equal in
  * every output to quantizeGgmlInto + dequantizeGgml + the float64 loop of
  * encodeGgufSlab (src/quant/ggml/slab.ts), which the tests hold it to.
  * Returns -1 when done, the index of the first non-finite value, or -2 when
@@ -137,12 +190,12 @@ function copyIn(k: Kernels, src: SlabValues, e0: number, n: number): void {
  * GGML_WASM_DECODE_TYPES).
  */
 export function encodeSlabGgmlWasm(
-  type: GgmlTypeName, src: SlabValues, n: number, dst: Uint8Array, sums: SlabSums, onDecoded: (v: Float32Array) => void,
+  type: GgmlTypeName, src: SlabValues, n: number, dst: Uint8Array, sums: SlabSums, fp: Fingerprint,
   importance?: Float32Array, rowLength = 0,
 ): number {
   const k = GGML_WASM_TYPES.has(type) && GGML_WASM_DECODE_TYPES.has(type) ? load() : null;
   const info = ggmlTypeByName(type);
-  if (k === null || !info || n % 8 !== 0) return -2;
+  if (k === null || !info || n % 8 !== 0 || fp.count % 4 !== 0) return -2;
   let step = CHUNK;
   if (importance) {
     if (!GGML_WASM_IMPORTANCE_TYPES.has(type) || rowLength <= 0 || rowLength > CHUNK || rowLength % info.blockSize !== 0) return -2;
@@ -164,7 +217,7 @@ export function encodeSlabGgmlWasm(
     k.errorSums(xOff, dOff, m);
     const buf = k.memory.buffer;
     dst.set(new Uint8Array(buf, yOff, m * bytesPer), e0 * bytesPer);
-    onDecoded(new Float32Array(buf, dOff, m));
+    withFingerprint(k, fp, () => k.fingerprint(dOff, m), m);
   }
   const t = new Float64Array(k.memory.buffer, sp, 2);
   sums.err = t[0];
@@ -175,11 +228,13 @@ export function encodeSlabGgmlWasm(
 /**
  * Decode `n` values (whole blocks) of `type` from `src`, chunk by chunk,
  * handing each chunk of float32 values to `onDecoded` (a view into the
- * module's memory, valid only during the call). Returns false (nothing
- * decoded) where there is no decoder for the type or no WebAssembly SIMD.
+ * module's memory, valid only during the call) or, with a Fingerprint,
+ * adding them to it inside the module. Returns false (nothing decoded)
+ * where there is no decoder for the type or no WebAssembly SIMD.
  */
-export function decodeGgmlWasm(type: GgmlTypeName, src: Uint8Array, n: number, onDecoded: (v: Float32Array) => void): boolean {
+export function decodeGgmlWasm(type: GgmlTypeName, src: Uint8Array, n: number, onDecoded: ((v: Float32Array) => void) | Fingerprint): boolean {
   const k = GGML_WASM_DECODE_TYPES.has(type) ? load() : null;
+  if (onDecoded instanceof Fingerprint && onDecoded.count % 4 !== 0) return false;
   const info = ggmlTypeByName(type);
   if (k === null || !info) return false;
   const bytesPer = info.typeSize / info.blockSize;
@@ -187,7 +242,8 @@ export function decodeGgmlWasm(type: GgmlTypeName, src: Uint8Array, n: number, o
     const m = Math.min(CHUNK, n - e0);
     new Uint8Array(k.memory.buffer, yOff, m * bytesPer).set(src.subarray(e0 * bytesPer, (e0 + m) * bytesPer));
     if (k.decode(info.id, yOff, m, dOff) !== -1) throw new Error(`ggml wasm kernel: no decoder for ${type}`);
-    onDecoded(new Float32Array(k.memory.buffer, dOff, m));
+    if (onDecoded instanceof Fingerprint) withFingerprint(k, onDecoded, () => k.fingerprint(dOff, m), m);
+    else onDecoded(new Float32Array(k.memory.buffer, dOff, m));
   }
   return true;
 }

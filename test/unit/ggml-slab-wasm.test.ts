@@ -1,11 +1,10 @@
 import * as assert from 'node:assert/strict';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGgufSlab, digestGgufRange, slabFloat32, SlabValues } from '../../src/quant/ggml/slab';
 import { quantizeGgml } from '../../src/quant/ggml/quantize';
 import { dequantizeGgml } from '../../src/formats/gguf/dequant';
-import { GGML_WASM_DECODE_TYPES, decodeGgmlWasm, halvesToF32Wasm } from '../../src/kernels/ggmlKernels';
+import { Fingerprint, GGML_WASM_DECODE_TYPES, decodeGgmlWasm, fingerprintRef, halvesToF32Wasm } from '../../src/kernels/ggmlKernels';
 import { GgmlTypeName, ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { f16Lookup, f32ToBf16, f32ToF16 } from '../../src/formats/dtypes';
 import type { ModelFile, TensorInfo } from '../../src/formats/types';
@@ -41,6 +40,38 @@ function sameResult(type: GgmlTypeName, got: ReturnType<typeof encodeGgufSlab>, 
 
 describe('GGUF conversion slab in WebAssembly', function () {
   this.timeout(60000);
+
+  it('the fingerprint equals its TypeScript twin, split or whole, and sees any single changed value', () => {
+    const r = rng(3);
+    const n = (1 << 18) + 4096 + 7; // more than one chunk, and a tail of 3 past whole stripes
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = gauss(r);
+    const whole = new Fingerprint();
+    whole.update(v, 'wasm');
+    // An independent scalar computation of the definition: word k to lane k % 4, xxHash32's round.
+    const acc = [0x24234428, 0x85ebca77, 0, 0x61c8864f];
+    const w = new Uint32Array(v.buffer);
+    for (let k = 0; k < n; k++) {
+      const x = Number((BigInt(acc[k % 4]) + BigInt(w[k]) * 0x85ebca77n) & 0xffffffffn);
+      const rot = Number(((BigInt(x) << 13n) | (BigInt(x) >> 19n)) & 0xffffffffn);
+      acc[k % 4] = Number((BigInt(rot) * 0x9e3779b1n) & 0xffffffffn);
+    }
+    assert.equal(whole.hex(), `${n.toString(16)}:${acc.map((a) => a.toString(16).padStart(8, '0')).join('')}`);
+    const ref = new Fingerprint();
+    fingerprintRef(ref, w);
+    assert.equal(ref.hex(), whole.hex());
+    // Split at odd places: parts not a multiple of 4 continue the lanes in stream order.
+    const parts = new Fingerprint();
+    for (const [a, b] of [[0, 5], [5, 4101], [4101, 4104], [4104, n]]) parts.update(v.subarray(a, b));
+    assert.equal(parts.hex(), whole.hex());
+    for (const i of [0, 1, 2, 3, 4, 1000, n - 1]) {
+      const c = v.slice();
+      c[i] = i % 2 ? -c[i] : c[i] * 1.0000001;
+      const f = new Fingerprint();
+      f.update(c);
+      assert.notEqual(f.hex(), whole.hex(), `value ${i} changed`);
+    }
+  });
 
   it('fp16 and bf16 halves → float32 equal the table / bit shift for all 65536 patterns', () => {
     const bits = new Uint16Array(65536);
@@ -150,8 +181,9 @@ describe('GGUF conversion slab in WebAssembly', function () {
       const start = info.blockSize * 8, count = n - start - info.blockSize * 4;
       const want = new Float32Array(n);
       dequantizeGgml(type, bytes, want, n);
-      const sha = crypto.createHash('sha256').update(new Uint8Array(want.buffer, start * 4, count * 4)).digest('hex');
-      assert.equal(digestGgufRange(m, t, start, count, false), sha, type);
+      const fp = new Fingerprint();
+      fp.update(want.subarray(start, start + count), 'ref');
+      assert.equal(digestGgufRange(m, t, start, count, false), fp.hex(), type);
     }
   });
 });

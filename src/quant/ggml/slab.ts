@@ -12,7 +12,7 @@ import { f16Lookup, f32ToBf16, f32ToF16 } from '../../formats/dtypes';
 import { quantizeGgmlInto } from './quantize';
 import { dequantizeGgml } from '../../formats/gguf/dequant';
 import { GgmlTypeName, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
-import { SlabValues, decodeGgmlWasm, encodeSlabGgmlWasm, halvesToF32Wasm } from '../../kernels/ggmlKernels';
+import { Fingerprint, SlabValues, decodeGgmlWasm, encodeSlabGgmlWasm, halvesToF32Wasm } from '../../kernels/ggmlKernels';
 
 export type { SlabValues };
 
@@ -22,7 +22,7 @@ export interface GgufSlabResult {
   /** sum (decoded - source)^2 and sum source^2 over the slab, float64. */
   errSum: number;
   refSum: number;
-  /** sha256 of the decoded values' float32 bytes. */
+  /** Fingerprint (kernels/ggmlKernels.ts) of the decoded values' float32 bits. */
   digest: string;
 }
 
@@ -133,8 +133,7 @@ export function encodeGgufSlab(
     errSum += d * d;
     refSum += x[i] * x[i];
   }
-  const digest = crypto.createHash('sha256').update(new Uint8Array(out.buffer)).digest('hex');
-  return { bytes, errSum, refSum, digest };
+  return { bytes, errSum, refSum, digest: decodedDigest(to, bytes, out, impl) };
 }
 
 function encodeSlabFast(
@@ -146,36 +145,44 @@ function encodeSlabFast(
     for (let i = 0; i < importance.length; i++) if (!(importance[i] >= 0) || importance[i] === Infinity) return undefined;
   }
   const sums = { err: 0, ref: 0 };
-  const h = crypto.createHash('sha256');
-  const r = encodeSlabGgmlWasm(to, values, n, bytes, sums, (v) => h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)),
-    importance, rowLength);
+  const h = new Fingerprint();
+  const r = encodeSlabGgmlWasm(to, values, n, bytes, sums, h, importance, rowLength);
   if (r === -2) return undefined;
   if (r >= 0) {
     const v = values instanceof Float32Array ? values[r] : values.dtype === 'f16' ? F16[values.bits[r]] : bf16Value(values.bits[r]);
     throw new RangeError(`quantizeGgml: element ${r} is ${v}; ${to} blocks need finite values`);
   }
-  return { bytes, errSum: sums.err, refSum: sums.ref, digest: h.digest('hex') };
+  return { bytes, errSum: sums.err, refSum: sums.ref, digest: h.hex() };
 }
 
 function bf16Value(b: number): number {
   return new Float32Array(new Uint32Array([b << 16]).buffer)[0];
 }
 
-/** Fingerprint of elements [start, start+count) of a written tensor: decoded values, or raw bytes when `raw`. */
+/** What a slab's decoded values are checked by: F32's bytes are its values (sha256, as raw ranges are); others a Fingerprint. */
+function decodedDigest(to: GgmlTypeName, bytes: Uint8Array, out: Float32Array, impl: Impl): string {
+  if (to === 'F32') return crypto.createHash('sha256').update(bytes).digest('hex');
+  const fp = new Fingerprint();
+  fp.update(out, impl);
+  return fp.hex();
+}
+
+/**
+ * Fingerprint of elements [start, start+count) of a written tensor: its raw
+ * bytes' sha256 when `raw` (or F32, whose bytes are its values), else the
+ * Fingerprint of its decoded values (as encodeGgufSlab fingerprints what it produced).
+ */
 export function digestGgufRange(m: ModelFile, t: TensorInfo, start: number, count: number, raw: boolean): string {
-  const h = crypto.createHash('sha256');
-  if (raw) {
+  if (raw || t.dtype === 'f32') {
     const bpe = t.byteLength / t.numel;
-    h.update(m.readBytes(t, start * bpe, count * bpe));
-  } else {
-    // K-quants and Q8_0 decode in the WebAssembly module (held equal to the reader's dequantizer by the tests).
-    const q = /^gguf:(.+)$/.exec(t.dtype);
-    const info = q ? ggmlTypeByName(q[1].toUpperCase() as GgmlTypeName) : undefined;
-    const bytes = info && start % info.blockSize === 0 && count % info.blockSize === 0 ? m.readBytes(t, (start / info.blockSize) * info.typeSize, (count / info.blockSize) * info.typeSize) : undefined;
-    if (!info || !bytes || !decodeGgmlWasm(info.name, bytes, count, (v) => h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)))) {
-      const v = m.readFloat32(t, start, count);
-      h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    }
+    return crypto.createHash('sha256').update(m.readBytes(t, start * bpe, count * bpe)).digest('hex');
   }
-  return h.digest('hex');
+  const fp = new Fingerprint();
+  // K-quants and Q8_0 decode in the WebAssembly module (held equal to the reader's dequantizer by the tests).
+  const q = /^gguf:(.+)$/.exec(t.dtype);
+  const info = q ? ggmlTypeByName(q[1].toUpperCase() as GgmlTypeName) : undefined;
+  const bytes = info && start % info.blockSize === 0 && count % info.blockSize === 0
+    ? m.readBytes(t, (start / info.blockSize) * info.typeSize, (count / info.blockSize) * info.typeSize) : undefined;
+  if (!info || !bytes || !decodeGgmlWasm(info.name, bytes, count, fp)) fp.update(m.readFloat32(t, start, count));
+  return fp.hex();
 }
