@@ -58,6 +58,7 @@ export function readSourceSlab(m: ModelFile, t: TensorInfo, start: number, count
   if (t.dtype === 'f32') return new Float32Array(b.buffer, b.byteOffset, count).slice();
   const h = new Uint16Array(b.buffer, b.byteOffset, count);
   const out = new Float32Array(count);
+  if (halvesToF32Wasm(t.dtype === 'f16' ? 'f16' : 'bf16', h, out)) return out;
   if (t.dtype === 'f16') {
     for (let i = 0; i < count; i++) out[i] = F16[h[i]];
   } else {
