@@ -32,6 +32,22 @@ function sameFiles(a: string, b: string): boolean {
   }
 }
 
+/** CPU seconds of this process's reaped children (/proc/self/stat cutime + cstime), or NaN off Linux. */
+export function childrenCpuSeconds(): number {
+  try {
+    const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/** Children's CPU seconds since `before`, once the last child has been reaped (its time counts only then). */
+export async function childCpuSince(before: number): Promise<number> {
+  for (let i = 0; i < 40 && childrenCpuSeconds() === before; i++) await new Promise((r) => setTimeout(r, 50));
+  return Math.round((childrenCpuSeconds() - before) * 10) / 10;
+}
+
 export async function run(argv: string[]): Promise<Record<string, unknown>> {
   const li = argv.indexOf('--layers');
   const layers = li >= 0 ? parseInt(argv[li + 1], 10) : 32;
@@ -53,10 +69,14 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
   const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 100);
   try {
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     const r = await convertGguf(src, ours, { preset: 'Q4_K_M', pool });
     out.convert_gguf_peak_rss_MB = Math.round(Math.max(peak, process.memoryUsage().rss) / 2 ** 20);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     out[`convert_gguf_q4_k_m_${tag}_s`] = Math.round(s * 10) / 10;
+    // CPU seconds of the whole process (main thread and pool workers): the 2-core VM is shared, so wall time drifts.
+    const c = process.cpuUsage(c0);
+    out.convert_gguf_cpu_s = Math.round((c.user + c.system) / 1e5) / 10;
     out.convert_gguf_encode_s = Math.round(r.seconds.convert * 10) / 10;
     out.convert_gguf_verify_s = Math.round(r.seconds.verify * 10) / 10;
     out.convert_gguf_bpw = Math.round(r.totals.bpw * 1000) / 1000;
@@ -65,9 +85,14 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     await pool.close();
   }
   const t1 = process.hrtime.bigint();
+  const cc0 = childrenCpuSeconds();
   const own = await llamaModelQuantize(src, ref, { ftype: GGUF_PRESETS.Q4_K_M.ftype, nthread: 2 }, { timeoutMs: 4 * 3600e3 });
   out[`llamacpp_q4_k_m_${tag}_s`] = Math.round((Number(process.hrtime.bigint() - t1) / 1e9) * 10) / 10;
   out.llamacpp_own_timer_s = Math.round(own * 10) / 10;
+  // llama.cpp runs in a child process: its CPU seconds (node start-up and library load included, well under a second).
+  out.llamacpp_cpu_s = await childCpuSince(cc0);
+  out.ratio_wall = Math.round((out[`convert_gguf_q4_k_m_${tag}_s`] as number) / (out[`llamacpp_q4_k_m_${tag}_s`] as number) * 100) / 100;
+  out.ratio_cpu = Math.round((out.convert_gguf_cpu_s as number) / (out.llamacpp_cpu_s as number) * 100) / 100;
   out.outputs_identical = sameFiles(ours, ref);
   for (const f of [ours, ref]) fs.rmSync(f, { force: true });
   return out;

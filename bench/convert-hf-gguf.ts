@@ -15,6 +15,7 @@ import { llamaModelQuantize } from '../src/runtime/llamacpp/quantize';
 import { WorkerPool } from '../src/jobs/pool';
 import { f32ToBf16 } from '../src/formats/dtypes';
 import { byteLevelTokenizer, corpus } from '../test/unit/hfFixtures';
+import { childCpuSince, childrenCpuSeconds } from './convert-gguf';
 
 const DATA = path.join(__dirname, '..', '..', 'bench', '.data');
 
@@ -106,7 +107,11 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     if (!fs.existsSync(f16)) await convertHfGguf(ckpt, f16, { type: 'F16', pool, verify: false });
     peak = 0;
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     const r = await convertHfGguf(ckpt, ours, { type: 'Q4_K_M', pool });
+    const c = process.cpuUsage(c0);
+    // CPU seconds of the whole process (main thread and pool workers): the 2-core VM is shared, so wall time drifts.
+    out.convert_st_to_gguf_cpu_s = Math.round((c.user + c.system) / 1e5) / 10;
     out.convert_st_to_gguf_peak_rss_MB = Math.round(Math.max(peak, process.memoryUsage().rss) / 2 ** 20);
     out[`convert_st_to_gguf_q4_k_m_${tag}_s`] = Math.round((Number(process.hrtime.bigint() - t0) / 1e9) * 10) / 10;
     out.convert_st_to_gguf_encode_s = Math.round(r.seconds.convert * 10) / 10;
@@ -117,9 +122,13 @@ export async function run(argv: string[]): Promise<Record<string, unknown>> {
     await pool.close();
   }
   const t1 = process.hrtime.bigint();
+  const cc0 = childrenCpuSeconds();
   const own = await llamaModelQuantize(f16, ref, { ftype: GGUF_PRESETS.Q4_K_M.ftype, nthread: 2 }, { timeoutMs: 4 * 3600e3 });
   out[`llamacpp_f16_q4_k_m_${tag}_s`] = Math.round((Number(process.hrtime.bigint() - t1) / 1e9) * 10) / 10;
   out.llamacpp_own_timer_s = Math.round(own * 10) / 10;
+  out.llamacpp_cpu_s = await childCpuSince(cc0);
+  out.ratio_wall = Math.round((out[`convert_st_to_gguf_q4_k_m_${tag}_s`] as number) / (out[`llamacpp_f16_q4_k_m_${tag}_s`] as number) * 100) / 100;
+  out.ratio_cpu = Math.round((out.convert_st_to_gguf_cpu_s as number) / (out.llamacpp_cpu_s as number) * 100) / 100;
   out.output_bytes = { ours: fs.statSync(ours).size, llamacpp: fs.statSync(ref).size };
   for (const f of [ours, ref]) fs.rmSync(f, { force: true });
   return out;

@@ -357,150 +357,186 @@ function transpose(b: usize, S: i32, n: i32): void {
   }
 }
 
-// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+7
-// (two vectors, A = g..g+3 and B = g+4..g+7, interleaved for instruction-level
-// parallelism), n elements each, stride S floats in T/TW/TL/TA. Writes scale to
-// SC[g..], -min to MN[g..].
+// make_qkx2_quants (x3 false) / make_qkx3_quants (x3 true) for sub-blocks g..g+7,
+// n elements each, stride S floats in T/TW/TL/TA. Writes scale to SC[g..], -min to MN[g..].
+// One call per flag combination, so that the flags are constants inside qkx4.
 function qkxLanes(
+  g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, useMad: bool, x3: bool,
+): void {
+  if (x3) qkxX3(g, S, n, nmax, rmin, rdelta, nstep);
+  else if (useMad) qkxMad(g, S, n, nmax, rmin, rdelta, nstep);
+  else qkxSq(g, S, n, nmax, rmin, rdelta, nstep);
+}
+function qkxX3(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, false, true);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, false, true);
+}
+function qkxMad(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, true, false);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, true, false);
+}
+function qkxSq(g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32): void {
+  qkx4(g, S, n, nmax, rmin, rdelta, nstep, false, false);
+  qkx4(g + 4, S, n, nmax, rmin, rdelta, nstep, false, false);
+}
+
+// One vector of four sub-blocks (g..g+3), every lane doing exactly ggml's scalar sequence.
+// A single vector keeps every live value in registers (two interleaved vectors spilled).
+// TA holds the current candidate's codes as floats (they feed the error pass as floats).
+@inline
+function qkx4(
   g: i32, S: i32, n: i32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, useMad: bool, x3: bool,
 ): void {
   const st = <usize>S << 2;
   const g4 = <usize>g << 2;
   const xp = T + g4, wp = TW + g4, lp = TL + g4, ap = TA + g4;
+  const end = xp + <usize>n * st;
   const NMAXF = f32x4.splat(<f32>nmax);
   const NMAXI = i32x4.splat(nmax);
   const ZI = i32x4.splat(0);
   const Z = f32x4.splat(0);
-  let mnA = v128.load(xp), mxA = mnA, mnB = v128.load(xp, 16), mxB = mnB;
-  let sumWA = v128.load(wp), sumWB = v128.load(wp, 16);
-  let sumXA = f32x4.mul(sumWA, mnA), sumXB = f32x4.mul(sumWB, mnB);
-  for (let i = 1; i < n; i++) {
-    const q = <usize>i * st;
-    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-    const wA = v128.load(wp + q), wB = v128.load(wp + q, 16);
-    mnA = f32x4.pmin(mnA, xA); mnB = f32x4.pmin(mnB, xB); // xi < mn ? xi : mn, as ggml's scan
-    mxA = f32x4.pmax(mxA, xA); mxB = f32x4.pmax(mxB, xB);
-    sumWA = f32x4.add(sumWA, wA); sumWB = f32x4.add(sumWB, wB);
-    sumXA = f32x4.add(sumXA, f32x4.mul(wA, xA)); sumXB = f32x4.add(sumXB, f32x4.mul(wB, xB));
+  let mn = v128.load(xp), mx = mn;
+  let sumW = v128.load(wp);
+  let sumX = f32x4.mul(sumW, mn);
+  for (let q: usize = st; q < <usize>n * st; q += st) {
+    const x = v128.load(xp + q), w = v128.load(wp + q);
+    mn = f32x4.pmin(mn, x); // xi < mn ? xi : mn, as ggml's scan
+    mx = f32x4.pmax(mx, x);
+    sumW = f32x4.add(sumW, w);
+    sumX = f32x4.add(sumX, f32x4.mul(w, x));
   }
-  mnA = v128.bitselect(Z, mnA, f32x4.gt(mnA, Z));
-  mnB = v128.bitselect(Z, mnB, f32x4.gt(mnB, Z));
-  const deadA = x3 ? f32x4.le(mxA, mnA) : f32x4.eq(mxA, mnA);
-  const deadB = x3 ? f32x4.le(mxB, mnB) : f32x4.eq(mxB, mnB);
-  let iscaleA = f32x4.div(NMAXF, f32x4.sub(mxA, mnA)), iscaleB = f32x4.div(NMAXF, f32x4.sub(mxB, mnB));
-  let scaleA = f32x4.div(f32x4.splat(1), iscaleA), scaleB = f32x4.div(f32x4.splat(1), iscaleB);
-  let bestA = Z, bestB = Z;
-  for (let i = 0; i < n; i++) {
-    const q = <usize>i * st;
-    const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-    const lA = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleA, f32x4.sub(xA, mnA))), ZI), NMAXI);
-    const lB = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscaleB, f32x4.sub(xB, mnB))), ZI), NMAXI);
-    v128.store(lp + q, lA); v128.store(lp + q, lB, 16);
-    let dA = f32x4.sub(f32x4.add(f32x4.mul(scaleA, f32x4.convert_i32x4_s(lA)), mnA), xA);
-    let dB = f32x4.sub(f32x4.add(f32x4.mul(scaleB, f32x4.convert_i32x4_s(lB)), mnB), xB);
-    dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
-    dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
-    bestA = f32x4.add(bestA, f32x4.mul(v128.load(wp + q), dA));
-    bestB = f32x4.add(bestB, f32x4.mul(v128.load(wp + q, 16), dB));
+  const xmin = mn;
+  mn = v128.bitselect(Z, mn, f32x4.gt(mn, Z));
+  const dead = x3 ? f32x4.le(mx, mn) : f32x4.eq(mx, mn);
+  let iscale = f32x4.div(NMAXF, f32x4.sub(mx, mn));
+  let scale = f32x4.div(f32x4.splat(1), iscale);
+  let best = Z;
+  for (let q: usize = 0; q < <usize>n * st; q += st) {
+    const x = v128.load(xp + q);
+    const l = i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, f32x4.sub(x, mn))), ZI), NMAXI);
+    v128.store(lp + q, l);
+    let d = f32x4.sub(f32x4.add(f32x4.mul(scale, f32x4.convert_i32x4_s(l)), mn), x);
+    d = useMad ? f32x4.abs(d) : f32x4.mul(d, d);
+    best = f32x4.add(best, f32x4.mul(v128.load(wp + q), d));
   }
+  const MAGIC = f32x4.splat(12582912.0);
   for (let is = 0; is <= nstep && nstep >= 1; is++) {
-    const num = f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF);
-    iscaleA = f32x4.div(num, f32x4.sub(mxA, mnA));
-    iscaleB = f32x4.div(num, f32x4.sub(mxB, mnB));
-    let sLA = Z, sL2A = Z, sXLA = Z, sLB = Z, sL2B = Z, sXLB = Z;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      const xA = v128.load(xp + q), xB = v128.load(xp + q, 16);
-      const vA = f32x4.mul(iscaleA, f32x4.sub(xA, mnA));
-      const vB = f32x4.mul(iscaleB, f32x4.sub(xB, mnB));
-      let lA: v128, lB: v128;
-      if (x3) {
-        lA = v128.and(nearestV(f32x4.pmin(NMAXF, vA)), f32x4.gt(vA, Z));
-        lB = v128.and(nearestV(f32x4.pmin(NMAXF, vB)), f32x4.gt(vB, Z));
-      } else {
-        lA = i32x4.min_s(i32x4.max_s(nearestV(vA), ZI), NMAXI);
-        lB = i32x4.min_s(i32x4.max_s(nearestV(vB), ZI), NMAXI);
+    iscale = f32x4.div(f32x4.add(f32x4.splat(rmin + rdelta * <f32>is), NMAXF), f32x4.sub(mx, mn));
+    let sL = Z, sL2 = Z, sXL = Z;
+    let xq = xp, wq = wp, aq = ap;
+    // Every |v| below is at most |iscale|·max(|mx − mn|, |xmin − mn|) (float rounding is monotonic).
+    // Below 2^21 in every live lane, nearest-then-clamp equals clamp in float after rounding
+    // by (v + 1.5·2^23) − 1.5·2^23, which saves the integer round trip; otherwise (huge or
+    // degenerate ranges, where ggml's nearest_int wraps around) the exact integer path runs.
+    const bound = f32x4.mul(f32x4.abs(iscale), f32x4.max(f32x4.abs(f32x4.sub(mx, mn)), f32x4.abs(f32x4.sub(xmin, mn))));
+    if (i32x4.all_true(v128.or(f32x4.lt(bound, f32x4.splat(2097152.0)), dead))) {
+      while (xq < end) {
+        const x = v128.load(xq);
+        const v = f32x4.mul(iscale, f32x4.sub(x, mn));
+        let f: v128;
+        if (x3) f = v128.and(f32x4.sub(f32x4.add(f32x4.pmin(NMAXF, v), MAGIC), MAGIC), f32x4.gt(v, Z));
+        else f = f32x4.pmin(NMAXF, f32x4.pmax(Z, f32x4.sub(f32x4.add(v, MAGIC), MAGIC)));
+        v128.store(aq, f);
+        const wl = f32x4.mul(v128.load(wq), f);
+        sL = f32x4.add(sL, wl);
+        sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
+        sXL = f32x4.add(sXL, f32x4.mul(wl, x));
+        xq += st; wq += st; aq += st;
       }
-      v128.store(ap + q, lA); v128.store(ap + q, lB, 16);
-      const fA = f32x4.convert_i32x4_s(lA), fB = f32x4.convert_i32x4_s(lB);
-      const wlA = f32x4.mul(v128.load(wp + q), fA), wlB = f32x4.mul(v128.load(wp + q, 16), fB);
-      sLA = f32x4.add(sLA, wlA); sLB = f32x4.add(sLB, wlB);
-      sL2A = f32x4.add(sL2A, f32x4.mul(wlA, fA)); sL2B = f32x4.add(sL2B, f32x4.mul(wlB, fB));
-      sXLA = f32x4.add(sXLA, f32x4.mul(wlA, xA)); sXLB = f32x4.add(sXLB, f32x4.mul(wlB, xB));
+    } else {
+      while (xq < end) {
+        const x = v128.load(xq);
+        const v = f32x4.mul(iscale, f32x4.sub(x, mn));
+        let l: v128;
+        if (x3) l = v128.and(nearestV(f32x4.pmin(NMAXF, v)), f32x4.gt(v, Z));
+        else l = i32x4.min_s(i32x4.max_s(nearestV(v), ZI), NMAXI);
+        const f = f32x4.convert_i32x4_s(l);
+        v128.store(aq, f);
+        const wl = f32x4.mul(v128.load(wq), f);
+        sL = f32x4.add(sL, wl);
+        sL2 = f32x4.add(sL2, f32x4.mul(wl, f));
+        sXL = f32x4.add(sXL, f32x4.mul(wl, x));
+        xq += st; wq += st; aq += st;
+      }
     }
-    const DA = f32x4.sub(f32x4.mul(sumWA, sL2A), f32x4.mul(sLA, sLA));
-    const DB = f32x4.sub(f32x4.mul(sumWB, sL2B), f32x4.mul(sLB, sLB));
+    const D = f32x4.sub(f32x4.mul(sumW, sL2), f32x4.mul(sL, sL));
     // Degenerate lanes compute garbage here; they must not adopt it.
-    const okA = v128.andnot(f32x4.gt(DA, Z), deadA), okB = v128.andnot(f32x4.gt(DB, Z), deadB);
-    if (!v128.any_true(v128.or(okA, okB))) continue;
-    let tsA = f32x4.div(f32x4.sub(f32x4.mul(sumWA, sXLA), f32x4.mul(sumXA, sLA)), DA);
-    let tsB = f32x4.div(f32x4.sub(f32x4.mul(sumWB, sXLB), f32x4.mul(sumXB, sLB)), DB);
-    let tmA = f32x4.div(f32x4.sub(f32x4.mul(sL2A, sumXA), f32x4.mul(sLA, sXLA)), DA);
-    let tmB = f32x4.div(f32x4.sub(f32x4.mul(sL2B, sumXB), f32x4.mul(sLB, sXLB)), DB);
-    const posA = f32x4.gt(tmA, Z), posB = f32x4.gt(tmB, Z);
-    tmA = v128.bitselect(Z, tmA, posA); tmB = v128.bitselect(Z, tmB, posB);
-    tsA = v128.bitselect(f32x4.div(sXLA, sL2A), tsA, posA);
-    tsB = v128.bitselect(f32x4.div(sXLB, sL2B), tsB, posB);
-    let eA = Z, eB = Z;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      let dA = f32x4.sub(f32x4.add(f32x4.mul(tsA, f32x4.convert_i32x4_s(v128.load(ap + q))), tmA), v128.load(xp + q));
-      let dB = f32x4.sub(f32x4.add(f32x4.mul(tsB, f32x4.convert_i32x4_s(v128.load(ap + q, 16))), tmB), v128.load(xp + q, 16));
-      dA = useMad ? f32x4.abs(dA) : f32x4.mul(dA, dA);
-      dB = useMad ? f32x4.abs(dB) : f32x4.mul(dB, dB);
-      eA = f32x4.add(eA, f32x4.mul(v128.load(wp + q), dA));
-      eB = f32x4.add(eB, f32x4.mul(v128.load(wp + q, 16), dB));
+    const ok = v128.andnot(f32x4.gt(D, Z), dead);
+    if (!v128.any_true(ok)) continue;
+    let ts = f32x4.div(f32x4.sub(f32x4.mul(sumW, sXL), f32x4.mul(sumX, sL)), D);
+    let tm = f32x4.div(f32x4.sub(f32x4.mul(sL2, sumX), f32x4.mul(sL, sXL)), D);
+    const pos = f32x4.gt(tm, Z);
+    tm = v128.bitselect(Z, tm, pos);
+    ts = v128.bitselect(f32x4.div(sXL, sL2), ts, pos);
+    let e = Z;
+    xq = xp; wq = wp; aq = ap;
+    while (xq < end) {
+      let d = f32x4.sub(f32x4.add(f32x4.mul(ts, v128.load(aq)), tm), v128.load(xq));
+      d = useMad ? f32x4.abs(d) : f32x4.mul(d, d);
+      e = f32x4.add(e, f32x4.mul(v128.load(wq), d));
+      xq += st; wq += st; aq += st;
     }
-    const betterA = v128.and(okA, f32x4.lt(eA, bestA)), betterB = v128.and(okB, f32x4.lt(eB, bestB));
-    if (!v128.any_true(v128.or(betterA, betterB))) continue;
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      v128.store(lp + q, v128.bitselect(v128.load(ap + q), v128.load(lp + q), betterA));
-      v128.store(lp + q, v128.bitselect(v128.load(ap + q, 16), v128.load(lp + q, 16), betterB), 16);
+    const better = v128.and(ok, f32x4.lt(e, best));
+    if (!v128.any_true(better)) continue;
+    for (let q: usize = 0; q < <usize>n * st; q += st) {
+      v128.store(lp + q, v128.bitselect(i32x4.trunc_sat_f32x4_s(v128.load(ap + q)), v128.load(lp + q), better));
     }
-    bestA = v128.bitselect(eA, bestA, betterA); bestB = v128.bitselect(eB, bestB, betterB);
-    scaleA = v128.bitselect(tsA, scaleA, betterA); scaleB = v128.bitselect(tsB, scaleB, betterB);
-    mnA = v128.bitselect(tmA, mnA, betterA); mnB = v128.bitselect(tmB, mnB, betterB);
+    best = v128.bitselect(e, best, better);
+    scale = v128.bitselect(ts, scale, better);
+    mn = v128.bitselect(tm, mn, better);
   }
   // Degenerate sub-blocks: codes 0, scale 0, min as found.
-  if (v128.any_true(v128.or(deadA, deadB))) {
-    for (let i = 0; i < n; i++) {
-      const q = <usize>i * st;
-      v128.store(lp + q, v128.andnot(v128.load(lp + q), deadA));
-      v128.store(lp + q, v128.andnot(v128.load(lp + q, 16), deadB), 16);
-    }
-    scaleA = v128.bitselect(Z, scaleA, deadA);
-    scaleB = v128.bitselect(Z, scaleB, deadB);
+  if (v128.any_true(dead)) {
+    for (let q: usize = 0; q < <usize>n * st; q += st) v128.store(lp + q, v128.andnot(v128.load(lp + q), dead));
+    scale = v128.bitselect(Z, scale, dead);
   }
-  v128.store(SC + g4, scaleA); v128.store(SC + g4, scaleB, 16);
-  v128.store(MN + g4, f32x4.neg(mnA)); v128.store(MN + g4, f32x4.neg(mnB), 16);
+  v128.store(SC + g4, scale);
+  v128.store(MN + g4, f32x4.neg(mn));
 }
 
 // make_qx_quants (rmse_type 1) for sub-blocks g..g+3 of n elements, weights x² or TW when useW.
 // Codes (0 .. 2·nmax-1, or 0 for a negligible sub-block) go to TL, scales to SC.
 function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
+  if (useW) qxW(g, S, n, nmax);
+  else qxX2(g, S, n, nmax);
+}
+function qxW(g: i32, S: i32, n: i32, nmax: i32): void {
+  qx4(g, S, n, nmax, true);
+}
+function qxX2(g: i32, S: i32, n: i32, nmax: i32): void {
+  qx4(g, S, n, nmax, false);
+}
+
+const QW = memory.data(256 * 4, 16);  // w of the lanes being searched, at T's stride
+const QWX = memory.data(256 * 4, 16); // w·x (ggml's w*x[i], the first product of w*x[i]*l)
+
+@inline
+function qx4(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
   const st = <usize>S << 2;
   const g4 = <usize>g << 2;
   const xp = T + g4, wp = TW + g4, lp = TL + g4;
+  const len = <usize>n * st;
   const Z = f32x4.splat(0);
   const LO = i32x4.splat(-nmax), HI = i32x4.splat(nmax - 1), NM = i32x4.splat(nmax);
   let amax = Z, mx = Z;
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
+  for (let q: usize = 0; q < len; q += st) {
+    const xi = v128.load(xp + q);
     const ax = f32x4.abs(xi);
     const gt = f32x4.gt(ax, amax);
     amax = v128.bitselect(ax, amax, gt);
     mx = v128.bitselect(xi, mx, gt);
+    // The weights and w·x do not change between candidates: computed once.
+    const w = useW ? v128.load(wp + q) : f32x4.mul(xi, xi);
+    v128.store(QW + q, w);
+    v128.store(QWX + q, f32x4.mul(w, xi));
   }
   const dead = f32x4.lt(amax, f32x4.splat(GROUP_MAX_EPS));
   let iscale = f32x4.div(f32x4.splat(<f32>-nmax), mx);
   let sumlx = Z, suml2 = Z;
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, xi)), LO), HI));
-    const w = useW ? v128.load(wp + <usize>i * st) : f32x4.mul(xi, xi);
-    sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, xi), l));
-    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l));
+  for (let q: usize = 0; q < len; q += st) {
+    const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, v128.load(xp + q))), LO), HI));
+    sumlx = f32x4.add(sumlx, f32x4.mul(v128.load(QWX + q), l));
+    suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(v128.load(QW + q), l), l));
   }
   let scale = v128.bitselect(f32x4.div(sumlx, suml2), Z, f32x4.ne(suml2, Z));
   let best = f32x4.mul(scale, sumlx);
@@ -509,12 +545,10 @@ function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
     if (is == 0) continue;
     iscale = f32x4.div(f32x4.neg(f32x4.splat(<f32>nmax + TENTH * <f32>is)), mx);
     sumlx = Z; suml2 = Z;
-    for (let i = 0; i < n; i++) {
-      const xi = v128.load(xp + <usize>i * st);
-      const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, xi)), LO), HI));
-      const w = useW ? v128.load(wp + <usize>i * st) : f32x4.mul(xi, xi);
-      sumlx = f32x4.add(sumlx, f32x4.mul(f32x4.mul(w, xi), l));
-      suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(w, l), l));
+    for (let q: usize = 0; q < len; q += st) {
+      const l = f32x4.convert_i32x4_s(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(iscale, v128.load(xp + q))), LO), HI));
+      sumlx = f32x4.add(sumlx, f32x4.mul(v128.load(QWX + q), l));
+      suml2 = f32x4.add(suml2, f32x4.mul(f32x4.mul(v128.load(QW + q), l), l));
     }
     const take = v128.and(f32x4.gt(suml2, Z), f32x4.gt(f32x4.mul(sumlx, sumlx), f32x4.mul(best, suml2)));
     if (!v128.any_true(take)) continue;
@@ -523,10 +557,9 @@ function qxLanes(g: i32, S: i32, n: i32, nmax: i32, useW: bool): void {
     bestIscale = v128.bitselect(iscale, bestIscale, take);
   }
   // The codes ggml keeps are those of the last accepted candidate, a function of its iscale.
-  for (let i = 0; i < n; i++) {
-    const xi = v128.load(xp + <usize>i * st);
-    const l = i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(bestIscale, xi)), LO), HI), NM);
-    v128.store(lp + <usize>i * st, v128.andnot(l, dead));
+  for (let q: usize = 0; q < len; q += st) {
+    const l = i32x4.add(i32x4.min_s(i32x4.max_s(nearestV(f32x4.mul(bestIscale, v128.load(xp + q))), LO), HI), NM);
+    v128.store(lp + q, v128.andnot(l, dead));
   }
   v128.store(SC + g4, v128.bitselect(Z, scale, dead));
 }
@@ -1165,4 +1198,201 @@ export function encode(type: i32, x: usize, n: i32, y: usize, qw: usize, bpr: i3
     default: return -3;
   }
   return -1;
+}
+
+// ---------------------------------------------------------------------------
+// The rest of a conversion slab, so that the values never leave the module:
+// source halves (fp16, bf16) → float32 in, decoded values and the error sums out.
+
+// n fp16 values at src → float32 at dst (n a multiple of 8). Exact, as f16ToF32:
+// the magnitude bits shifted into a float32's place are the value times 2^-112
+// (subnormal halves included), so one exact multiply by 2^112 scales them back;
+// Inf/NaN (exponent 31) get float32's all-ones exponent with the payload kept.
+export function f16ToF32s(src: usize, dst: usize, n: i32): void {
+  const MAG = i32x4.splat(0x7fff), EXP = i32x4.splat(0x7c00), SIGN = i32x4.splat(0x8000);
+  const TOP = i32x4.splat(0x7f800000), SCALE = f32x4.splat(reinterpret<f32>(0x77800000)); // 2^112
+  for (let i = 0; i < n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    for (let half = 0; half < 2; half++) {
+      const w = half == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
+      const mag = i32x4.shl(v128.and(w, MAG), 13);
+      const fin = f32x4.mul(mag, SCALE);
+      const inf = i32x4.eq(v128.and(w, EXP), EXP);
+      const v = v128.or(v128.bitselect(v128.or(mag, TOP), fin, inf), i32x4.shl(v128.and(w, SIGN), 16));
+      v128.store(dst + (<usize>(i + (half << 2)) << 2), v);
+    }
+  }
+}
+
+// n bf16 values at src → float32 at dst (n a multiple of 8): the bits moved up.
+export function bf16ToF32s(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+  }
+}
+
+// 16 bytes → four f32x4 of their unsigned values, stored at o.
+@inline
+function storeU8AsF32(o: usize, b: v128): void {
+  const lo = i16x8.extend_low_i8x16_u(b), hi = i16x8.extend_high_i8x16_u(b);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)));
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), 16);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), 32);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), 48);
+}
+
+// 16 signed bytes → their values as float32 at o.
+@inline
+function storeI8AsF32(o: usize, b: v128): void {
+  const lo = i16x8.extend_low_i8x16_s(b), hi = i16x8.extend_high_i8x16_s(b);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), 16);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), 32);
+  v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), 48);
+}
+
+// o[0..n) = f32(f32(d · o[i]) − m) in place: ggml's `d * q - m` (no fused multiply-add).
+@inline
+function scaleSub(o: usize, n: i32, d: f32, m: f32): void {
+  const D = f32x4.splat(d), M = f32x4.splat(m);
+  for (let k = 0; k < n; k += 4) {
+    const p = o + (<usize>k << 2);
+    v128.store(p, f32x4.sub(f32x4.mul(D, v128.load(p)), M));
+  }
+}
+
+const QB = memory.data(256, 16); // one super-block's codes, unpacked
+
+// ggml's get_scale_min_k4 for sub-block j of the 12 scale bytes at q.
+@inline
+function scaleK4(q: usize, j: i32): u32 {
+  return j < 4 ? <u32>load<u8>(q + j) & 63 : (<u32>load<u8>(q + j + 4) & 0xf) | ((<u32>load<u8>(q + j - 4) >> 6) << 4);
+}
+@inline
+function minK4(q: usize, j: i32): u32 {
+  return j < 4 ? <u32>load<u8>(q + j + 4) & 63 : (<u32>load<u8>(q + j + 4) >> 4) | ((<u32>load<u8>(q + j) >> 6) << 4);
+}
+
+// Decode n values (whole blocks) of type at y into float32 at out, equal bit for bit to
+// ggml's dequantize_row_* (and the TypeScript reference in src/formats/gguf/dequant.ts).
+// Returns -1, or -3 for a type without a decoder here.
+export function decode(type: i32, y: usize, n: i32, out: usize): i32 {
+  const M = i8x16.splat(0x0f);
+  switch (type) {
+    case 8: {
+      for (let i = 0; i < n >> 5; i++) {
+        const b = y + <usize>i * 34, o = out + (<usize>i << 7);
+        storeI8AsF32(o, v128.load(b + 2));
+        storeI8AsF32(o + 64, v128.load(b + 18));
+        scaleSub(o, 32, f16ToF32(<u32>load<u16>(b)), 0);
+      }
+      return -1;
+    }
+    case 12: case 13: {
+      const q5 = type == 13;
+      const size: usize = q5 ? 176 : 144;
+      for (let i = 0; i < n >> 8; i++) {
+        const b = y + <usize>i * size, o = out + (<usize>i << 10);
+        const d = f16ToF32(<u32>load<u16>(b)), mn = f16ToF32(<u32>load<u16>(b + 2));
+        const qs = b + (q5 ? 48 : 16);
+        for (let k = 0; k < 4; k++) {
+          // Bytes qs[32k .. 32k+32): low nibbles are sub-block 2k, high nibbles 2k+1.
+          for (let h = 0; h < 32; h += 16) {
+            const v = v128.load(qs + (k << 5) + h);
+            let lo = v128.and(v, M), hi = v128.and(i8x16.shr_u(v, 4), M);
+            if (q5) {
+              const qh = v128.load(b + 16 + h);
+              const B1 = i8x16.splat(<i8>(<i8>1 << <i8>(2 * k))), B2 = i8x16.splat(<i8>(<i8>2 << <i8>(2 * k)));
+              lo = v128.or(lo, v128.and(i8x16.ne(v128.and(qh, B1), i8x16.splat(0)), i8x16.splat(16)));
+              hi = v128.or(hi, v128.and(i8x16.ne(v128.and(qh, B2), i8x16.splat(0)), i8x16.splat(16)));
+            }
+            storeU8AsF32(o + (<usize>(k << 6) << 2) + (<usize>h << 2), lo);
+            storeU8AsF32(o + (<usize>((k << 6) + 32) << 2) + (<usize>h << 2), hi);
+          }
+          const j = k << 1;
+          scaleSub(o + (<usize>(k << 6) << 2), 32, d * <f32>scaleK4(b + 4, j), mn * <f32>minK4(b + 4, j));
+          scaleSub(o + (<usize>((k << 6) + 32) << 2), 32, d * <f32>scaleK4(b + 4, j + 1), mn * <f32>minK4(b + 4, j + 1));
+        }
+      }
+      return -1;
+    }
+    case 14: {
+      const THREE = i8x16.splat(3), OFF = i8x16.splat(32);
+      for (let i = 0; i < n >> 8; i++) {
+        const b = y + <usize>i * 210, o = out + (<usize>i << 10);
+        const d = f16ToF32(<u32>load<u16>(b + 208));
+        for (let half = 0; half < 2; half++) {
+          const ql = b + (half << 6), qh = b + 128 + (half << 5);
+          for (let h = 0; h < 32; h += 16) {
+            const a = v128.load(ql + h), c = v128.load(ql + 32 + h), hb = v128.load(qh + h);
+            const q1 = i8x16.sub(v128.or(v128.and(a, M), i8x16.shl(v128.and(hb, THREE), 4)), OFF);
+            const q2 = i8x16.sub(v128.or(v128.and(c, M), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), THREE), 4)), OFF);
+            const q3 = i8x16.sub(v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), THREE), 4)), OFF);
+            const q4 = i8x16.sub(v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4)), OFF);
+            const base = o + (<usize>(half << 7) << 2) + (<usize>h << 2);
+            storeI8AsF32(QB, q1); storeI8AsF32(QB + 64, q2); storeI8AsF32(QB + 128, q3); storeI8AsF32(QB + 192, q4);
+            // Element l (0..31) of quarter k uses scale is + 2k with is = l / 16.
+            const is = (half << 3) + (h >> 4);
+            for (let k = 0; k < 4; k++) {
+              const D = f32x4.splat(d * <f32>load<i8>(b + 192 + is + (k << 1)));
+              const src = QB + (<usize>k << 6), dst = base + (<usize>(k << 5) << 2);
+              v128.store(dst, f32x4.mul(D, v128.load(src)));
+              v128.store(dst, f32x4.mul(D, v128.load(src, 16)), 16);
+              v128.store(dst, f32x4.mul(D, v128.load(src, 32)), 32);
+              v128.store(dst, f32x4.mul(D, v128.load(src, 48)), 48);
+            }
+          }
+        }
+      }
+      return -1;
+    }
+    default: return -3;
+  }
+}
+
+const SUMS = memory.data(16, 16); // float64 sum (decoded − source)² and sum source², carried across calls
+
+export function sumsPtr(): usize {
+  return SUMS;
+}
+
+// Adds to SUMS, in element order and in float64, what the TypeScript slab loop adds.
+export function errorSums(x: usize, dec: usize, n: i32): void {
+  let e = load<f64>(SUMS), r = load<f64>(SUMS, 8);
+  for (let i = 0; i < n; i++) {
+    const xi = <f64>load<f32>(x + (<usize>i << 2));
+    const dd = <f64>load<f32>(dec + (<usize>i << 2)) - xi;
+    e += dd * dd;
+    r += xi * xi;
+  }
+  store<f64>(SUMS, e);
+  store<f64>(SUMS, r, 8);
+}
+
+// Fingerprint of a stream of float32 values (their bits), carried across calls in FP:
+// four lanes, lane j taking words j, j+4, j+8, … with xxHash32's round
+// acc = rotl(acc + word·P2, 13)·P1 (a bijection of acc and of the word, so any change
+// of a single word changes the fingerprint). Twin: fingerprintRef in ggmlKernels.ts.
+const FP = memory.data(16, 16);
+
+export function fpPtr(): usize {
+  return FP;
+}
+
+export function fingerprint(p: usize, n: i32): void {
+  const P1 = i32x4.splat(<i32>0x9e3779b1), P2 = i32x4.splat(<i32>0x85ebca77);
+  let acc = v128.load(FP);
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const v = i32x4.add(acc, i32x4.mul(v128.load(p + (<usize>i << 2)), P2));
+    acc = i32x4.mul(v128.or(i32x4.shl(v, 13), i32x4.shr_u(v, 19)), P1);
+  }
+  v128.store(FP, acc);
+  for (let i = n4; i < n; i++) {
+    const a = FP + (<usize>(i & 3) << 2);
+    const v = load<u32>(a) + load<u32>(p + (<usize>i << 2)) * 0x85ebca77;
+    store<u32>(a, rotl<u32>(v, 13) * 0x9e3779b1);
+  }
 }

@@ -19,7 +19,7 @@ import { GgufFileWriter, GgufKv, layoutGguf } from '../formats/gguf/writer';
 import { Imatrix, readImatrix } from '../formats/gguf/imatrix';
 import { MetadataValue, ModelFile, TensorInfo } from '../formats/types';
 import { QUANTIZABLE } from '../quant/ggml/quantize';
-import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceSlab, slabRanges } from '../quant/ggml/slab';
+import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceValues, slabRanges } from '../quant/ggml/slab';
 import { GgmlTypeName, ggmlTypeByName } from '../formats/gguf/ggmlTypes';
 import type { WorkerPool } from '../jobs/pool';
 import {
@@ -292,7 +292,7 @@ function slabRunner(source: string, m: ModelFile, pool: WorkerPool | undefined, 
   if (!pool) {
     return {
       encode: async (info, [start, count], to, rowLength, importance) =>
-        encodeGgufSlab(readSourceSlab(m, info, start, count), to, rowLength, importance, impl),
+        encodeGgufSlab(readSourceValues(m, info, start, count), to, rowLength, importance, impl),
       digest: async (_file, om, t, [start, count], raw) => digestGgufRange(om, t, start, count, raw),
     };
   }

@@ -119,6 +119,24 @@ describe('GGUF WebAssembly kernels', function () {
     });
   }
 
+  it('a fit far from the range (an unweighted outlier) takes the exact integer rounding path and equals the reference', () => {
+    // With importance 0 on a huge outlier, the least-squares min lands near the other values, so
+    // |iscale·(x − min)| passes 2^21 and the qkx search must round as ggml's wrapping nearest_int.
+    const r = rng(99);
+    for (const type of ['Q4_K', 'Q5_K', 'Q2_K', 'Q3_K', 'Q4_1', 'Q5_1'] as GgmlTypeName[]) {
+      const row = 512;
+      const x = new Float32Array(2 * row), qw = new Float32Array(row);
+      for (let i = 0; i < x.length; i++) x[i] = 1 + gauss(r) * 1e-4;
+      for (let i = 0; i < row; i++) qw[i] = i % 32 === 5 ? 0 : 1 + r();
+      for (let i = 5; i < x.length; i += 32) x[i] = -1e7 * (1 + r());
+      const want = quantizeGgml(type, x, x.length, { impl: 'ref', importance: qw });
+      const got = quantizeGgml(type, x, x.length, { impl: 'wasm', importance: qw });
+      assert.equal(firstDiff(got, want), -1, `${type}`);
+      const want2 = quantizeGgml(type, x, x.length, { impl: 'ref' });
+      assert.equal(firstDiff(quantizeGgml(type, x, x.length, { impl: 'wasm' }), want2), -1, `${type} without importance`);
+    }
+  });
+
   it('crosses chunk boundaries and writes at offsets like the reference', () => {
     const r = rng(42);
     const nEl = 342 * 768; // more than one call into the module (2^18 values each)

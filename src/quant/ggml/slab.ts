@@ -12,6 +12,9 @@ import { f16Lookup, f32ToBf16, f32ToF16 } from '../../formats/dtypes';
 import { quantizeGgmlInto } from './quantize';
 import { dequantizeGgml } from '../../formats/gguf/dequant';
 import { GgmlTypeName, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
+import { Fingerprint, SlabValues, decodeGgmlWasm, encodeSlabGgmlWasm, halvesToF32Wasm } from '../../kernels/ggmlKernels';
+
+export type { SlabValues };
 
 export interface GgufSlabResult {
   /** The encoded rows. */
@@ -19,7 +22,7 @@ export interface GgufSlabResult {
   /** sum (decoded - source)^2 and sum source^2 over the slab, float64. */
   errSum: number;
   refSum: number;
-  /** sha256 of the decoded values' float32 bytes. */
+  /** Fingerprint (kernels/ggmlKernels.ts) of the decoded values' float32 bits. */
   digest: string;
 }
 
@@ -55,6 +58,7 @@ export function readSourceSlab(m: ModelFile, t: TensorInfo, start: number, count
   if (t.dtype === 'f32') return new Float32Array(b.buffer, b.byteOffset, count).slice();
   const h = new Uint16Array(b.buffer, b.byteOffset, count);
   const out = new Float32Array(count);
+  if (halvesToF32Wasm(t.dtype === 'f16' ? 'f16' : 'bf16', h, out)) return out;
   if (t.dtype === 'f16') {
     for (let i = 0; i < count; i++) out[i] = F16[h[i]];
   } else {
@@ -64,14 +68,50 @@ export function readSourceSlab(m: ModelFile, t: TensorInfo, start: number, count
   return out;
 }
 
-/** Encode `x` (whole rows of `rowLength`) into `to`; F16, BF16 and F32 targets are plain conversions. */
+/**
+ * Like readSourceSlab, but an F16 or BF16 tensor comes back as its raw halves
+ * (converted to float32 inside the encoder's WebAssembly module).
+ */
+export function readSourceValues(m: ModelFile, t: TensorInfo, start: number, count: number): SlabValues {
+  if ((t.dtype !== 'f16' && t.dtype !== 'bf16') || count === 0) return readSourceSlab(m, t, start, count);
+  const raw = m.readBytes(t, start * 2, count * 2);
+  const b = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+  return { dtype: t.dtype, bits: new Uint16Array(b.buffer, b.byteOffset, count) };
+}
+
+/** Slab values as float32 (the halves decoded in the WebAssembly module where it loads, else by table). */
+export function slabFloat32(v: SlabValues): Float32Array {
+  if (v instanceof Float32Array) return v;
+  const out = new Float32Array(v.bits.length);
+  if (halvesToF32Wasm(v.dtype, v.bits, out)) return out;
+  if (v.dtype === 'f16') {
+    for (let i = 0; i < out.length; i++) out[i] = F16[v.bits[i]];
+  } else {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < out.length; i++) u[i] = v.bits[i] << 16;
+  }
+  return out;
+}
+
+/**
+ * Encode `values` (whole rows of `rowLength`) into `to`; F16, BF16 and F32
+ * targets are plain conversions. With impl 'auto' or 'wasm', a type the
+ * WebAssembly module both encodes and decodes (Q8_0, Q4_K, Q5_K, Q6_K) runs
+ * the whole slab there (encodeSlabGgmlWasm); every output equals the
+ * reference path's below.
+ */
 export function encodeGgufSlab(
-  x: Float32Array, to: GgmlTypeName, rowLength: number, importance?: Float32Array, impl: Impl = 'auto',
+  values: SlabValues, to: GgmlTypeName, rowLength: number, importance?: Float32Array, impl: Impl = 'auto',
 ): GgufSlabResult {
-  const n = x.length;
+  const n = values instanceof Float32Array ? values.length : values.bits.length;
   const info = ggmlTypeByName(to);
   if (!info) throw new RangeError(`encodeGgufSlab: unknown type ${to}`);
   const bytes = new Uint8Array((n / info.blockSize) * info.typeSize);
+  if (impl !== 'ref' && info.quantized && n > 0) {
+    const fast = encodeSlabFast(values, n, info.name, bytes, rowLength, importance);
+    if (fast) return fast;
+  }
+  const x = slabFloat32(values);
   const out = new Float32Array(n);
   if (to === 'F16') {
     const h = new Uint16Array(bytes.buffer, 0, n);
@@ -94,19 +134,56 @@ export function encodeGgufSlab(
     errSum += d * d;
     refSum += x[i] * x[i];
   }
-  const digest = crypto.createHash('sha256').update(new Uint8Array(out.buffer)).digest('hex');
-  return { bytes, errSum, refSum, digest };
+  return { bytes, errSum, refSum, digest: decodedDigest(to, bytes, out, impl) };
 }
 
-/** Fingerprint of elements [start, start+count) of a written tensor: decoded values, or raw bytes when `raw`. */
-export function digestGgufRange(m: ModelFile, t: TensorInfo, start: number, count: number, raw: boolean): string {
-  const h = crypto.createHash('sha256');
-  if (raw) {
-    const bpe = t.byteLength / t.numel;
-    h.update(m.readBytes(t, start * bpe, count * bpe));
-  } else {
-    const v = m.readFloat32(t, start, count);
-    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+function encodeSlabFast(
+  values: SlabValues, n: number, to: GgmlTypeName, bytes: Uint8Array, rowLength: number, importance?: Float32Array,
+): GgufSlabResult | undefined {
+  if (importance) {
+    // The same checks quantizeGgmlInto makes; anything unusual takes that path and its messages.
+    if (rowLength <= 0 || n % rowLength !== 0 || importance.length < rowLength) return undefined;
+    for (let i = 0; i < importance.length; i++) if (!(importance[i] >= 0) || importance[i] === Infinity) return undefined;
   }
-  return h.digest('hex');
+  const sums = { err: 0, ref: 0 };
+  const h = new Fingerprint();
+  const r = encodeSlabGgmlWasm(to, values, n, bytes, sums, h, importance, rowLength);
+  if (r === -2) return undefined;
+  if (r >= 0) {
+    const v = values instanceof Float32Array ? values[r] : values.dtype === 'f16' ? F16[values.bits[r]] : bf16Value(values.bits[r]);
+    throw new RangeError(`quantizeGgml: element ${r} is ${v}; ${to} blocks need finite values`);
+  }
+  return { bytes, errSum: sums.err, refSum: sums.ref, digest: h.hex() };
+}
+
+function bf16Value(b: number): number {
+  return new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+}
+
+/** What a slab's decoded values are checked by: F32's bytes are its values (sha256, as raw ranges are); others a Fingerprint. */
+function decodedDigest(to: GgmlTypeName, bytes: Uint8Array, out: Float32Array, impl: Impl): string {
+  if (to === 'F32') return crypto.createHash('sha256').update(bytes).digest('hex');
+  const fp = new Fingerprint();
+  fp.update(out, impl);
+  return fp.hex();
+}
+
+/**
+ * Fingerprint of elements [start, start+count) of a written tensor: its raw
+ * bytes' sha256 when `raw` (or F32, whose bytes are its values), else the
+ * Fingerprint of its decoded values (as encodeGgufSlab fingerprints what it produced).
+ */
+export function digestGgufRange(m: ModelFile, t: TensorInfo, start: number, count: number, raw: boolean): string {
+  if (raw || t.dtype === 'f32') {
+    const bpe = t.byteLength / t.numel;
+    return crypto.createHash('sha256').update(m.readBytes(t, start * bpe, count * bpe)).digest('hex');
+  }
+  const fp = new Fingerprint();
+  // K-quants and Q8_0 decode in the WebAssembly module (held equal to the reader's dequantizer by the tests).
+  const q = /^gguf:(.+)$/.exec(t.dtype);
+  const info = q ? ggmlTypeByName(q[1].toUpperCase() as GgmlTypeName) : undefined;
+  const bytes = info && start % info.blockSize === 0 && count % info.blockSize === 0
+    ? m.readBytes(t, (start / info.blockSize) * info.typeSize, (count / info.blockSize) * info.typeSize) : undefined;
+  if (!info || !bytes || !decodeGgmlWasm(info.name, bytes, count, fp)) fp.update(m.readFloat32(t, start, count));
+  return fp.hex();
 }
