@@ -201,11 +201,12 @@ function renderShell(o: ModelOverview): void {
         chartCard('layer-tails', 'Per-layer kurtosis and outlier share'),
         chartCard('size', 'Size breakdown'))),
   );
-  showTab(state.tab);
+  // Not saved here: the new table has no selection yet, and saving now would drop the restored one.
+  showTab(state.tab, false);
   document.body.dataset.state = 'ready';
 }
 
-function showTab(id: 'weights' | 'activations'): void {
+function showTab(id: 'weights' | 'activations', save = true): void {
   state.tab = id;
   for (const t of ['weights', 'activations'] as const) {
     const view = document.getElementById(`qs-view-${t}`);
@@ -213,7 +214,7 @@ function showTab(id: 'weights' | 'activations'): void {
     document.getElementById(`qs-tab-${t}`)?.setAttribute('aria-selected', String(t === id));
   }
   document.body.dataset.tab = id;
-  saveState();
+  if (save) saveState();
 }
 
 /** The table's effect column and the overview's sensitivity line follow the output-space measurement. */
