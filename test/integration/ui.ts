@@ -241,7 +241,10 @@ const tests: UiTest[] = [
   {
     name: 'a running analysis can be cancelled, keeps what it has, and resumes to completion',
     async fn(page, ctx) {
-      const rel = 'ppocr/ch_PP-OCRv4_det_infer.onnx';
+      // A model whose analysis takes seconds, not the sample models (their statistics and sensitivity now finish
+      // before a click on Cancel lands): 48 f32 weights of 1024×1024, 200 MB, written for this run.
+      const rel = 'cancel-me.safetensors';
+      writeBigSafetensors(path.join(ctx.workspace, rel), 48, 1024, 1024);
       const facts = readerFacts(path.join(ctx.workspace, rel));
       await quickOpen(page, path.basename(rel));
       const frame = await inspectorOf(page, path.basename(rel));
@@ -266,6 +269,9 @@ const tests: UiTest[] = [
     name: 'the Sensitivity panel lists the active model\'s weights, least INT4 SQNR first, and a click reveals one in the inspector',
     async fn(page, ctx) {
       const det = 'ch_PP-OCRv4_det_infer.onnx';
+      await quickOpen(page, det);
+      const opened = await inspectorOf(page, det);
+      await opened.waitForFunction(() => document.body.dataset.analysis === 'complete', undefined, { timeout: 240_000 });
       // The command palette, as a user would.
       await page.keyboard.press('F1');
       const input = page.locator('.quick-input-widget input');
@@ -325,4 +331,29 @@ export async function runUiTests(ctx: Ctx, only?: RegExp): Promise<{ passed: num
     await page.close();
   }
   return { passed, failed };
+}
+
+/** A plain safetensors file of `n` f32 weights [rows, cols], values from a fixed generator (scaled per tensor). */
+function writeBigSafetensors(file: string, n: number, rows: number, cols: number): void {
+  const bytes = rows * cols * 4;
+  const header: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) header[`layers.${i}.mlp.weight`] = { dtype: 'F32', shape: [rows, cols], data_offsets: [i * bytes, (i + 1) * bytes] };
+  let h = JSON.stringify(header);
+  h += ' '.repeat((8 - (h.length % 8)) % 8);
+  const x = new Float32Array(rows * cols);
+  let s = 12345;
+  for (let k = 0; k < x.length; k++) { s = (s * 1103515245 + 12345) >>> 0; x[k] = ((s >>> 8) / 2 ** 24 - 0.5) * (k % 997 === 0 ? 8 : 1); }
+  const fd = fs.openSync(file, 'w');
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, Buffer.from(h));
+    for (let i = 0; i < n; i++) {
+      const y = x.map((v) => v * (1 + i / n));
+      fs.writeSync(fd, new Uint8Array(y.buffer));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
