@@ -19,7 +19,8 @@ const OUT = 'ppocr/cls-compare.qdq.onnx';
 
 /** SQNR (dB) of B's DequantizeLinear weight against A's float weight, decoded here (per output channel, axis 0) in float64. */
 function independentSqnr(a: string, b: string, name: string): number {
-  const { openModel } = require('../../../src/formats') as typeof import('../../../src/formats');
+  // The plain reader: the stored codes, scales and zero points, decoded here (openModel would show them dequantized already).
+  const { openOnnx: openModel } = require('../../../src/formats/onnx/reader') as typeof import('../../../src/formats/onnx/reader');
   const ma = openModel(a), mb = openModel(b);
   try {
     const find = (m: typeof ma, n: string) => { const t = m.tensors.find((x) => x.name === n); if (!t) throw new Error(`${m.path}: no ${n}`); return t; };
