@@ -238,3 +238,22 @@ export function readAt(file: string, position: number, length: number): Uint8Arr
   }
   return out;
 }
+
+/** Bytes [offset, offset+length) of a logical tensor stored as its parts one after another (quantized views); `read` reads one part's range. */
+export function readPartsRange(
+  file: string, t: TensorInfo, parts: readonly TensorInfo[], offset: number, length: number | undefined,
+  read: (part: TensorInfo, offset: number, length: number) => Uint8Array,
+): Uint8Array {
+  const len = length ?? t.byteLength - offset;
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > t.byteLength) {
+    throw new FormatError(file, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
+  }
+  const all = new Uint8Array(len);
+  let at = 0;
+  for (const p of parts) {
+    const a = Math.max(offset, at), b = Math.min(offset + len, at + p.byteLength);
+    if (a < b) all.set(read(p, a - at, b - a), a - offset);
+    at += p.byteLength;
+  }
+  return all;
+}

@@ -17,7 +17,7 @@
  * DequantizeLinear nodes (their input is computed, not stored) are left alone.
  */
 import { FormatError, type ConsumerRef, type GraphNode, type MetadataValue, type ModelFile, type TensorInfo } from '../types';
-import { LazyModelFile, type ModelIndex } from '../lazyModelFile';
+import { LazyModelFile, readPartsRange, type ModelIndex } from '../lazyModelFile';
 import { f16ToF32, f32ToF16 } from '../dtypes';
 import { openOnnx } from './reader';
 import { dequantizeDq, unpackNBits } from './quantizedLayouts';
@@ -198,19 +198,7 @@ export class DequantizedOnnxFile extends LazyModelFile {
   override readBytes(t: TensorInfo, offset = 0, length?: number): Uint8Array {
     const v = this.viewOf(t);
     if (!v) return super.readBytes(t, offset, length);
-    // The logical tensor's bytes are its parts', one after another.
-    const len = length ?? t.byteLength - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > t.byteLength) {
-      throw new FormatError(this.path, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
-    }
-    const all = new Uint8Array(len);
-    let at = 0;
-    for (const p of v.parts) {
-      const a = Math.max(offset, at), b = Math.min(offset + len, at + p.byteLength);
-      if (a < b) all.set(super.readBytes(p, a - at, b - a), a - offset);
-      at += p.byteLength;
-    }
-    return all;
+    return readPartsRange(this.path, t, v.parts, offset, length, (p, o, n) => super.readBytes(p, o, n));
   }
 
   override readFloat32(t: TensorInfo, start = 0, count?: number): Float32Array {

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, type MetadataValue, type ScalarDType, type TensorInfo } from '../types';
 import { decodeToFloat32 } from '../dtypes';
-import { LazyModelFile, type ModelIndex } from '../lazyModelFile';
+import { LazyModelFile, readPartsRange, type ModelIndex } from '../lazyModelFile';
 import { readJsonObject } from '../jsonFile';
 import { parseTensorName } from '../naming';
 import {
@@ -356,19 +356,7 @@ export class DequantizedModelFile extends LazyModelFile {
   override readBytes(t: TensorInfo, offset = 0, length?: number): Uint8Array {
     const v = this.views.get(t.name);
     if (!v || !t.dtype.startsWith('q:')) return super.readBytes(t, offset, length);
-    // The logical tensor's bytes are its parts', one after another.
-    const len = length ?? t.byteLength - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || offset < 0 || len < 0 || offset + len > t.byteLength) {
-      throw new FormatError(this.path, `tensor ${t.name}`, `byte range ${offset}+${len} outside its ${t.byteLength} bytes`);
-    }
-    const all = new Uint8Array(len);
-    let at = 0;
-    for (const p of v.parts) {
-      const a = Math.max(offset, at), b = Math.min(offset + len, at + p.byteLength);
-      if (a < b) all.set(super.readBytes(p, a - at, b - a), a - offset);
-      at += p.byteLength;
-    }
-    return all;
+    return readPartsRange(this.path, t, v.parts, offset, length, (p, o, n) => super.readBytes(p, o, n));
   }
 
   override readFloat32(t: TensorInfo, start = 0, count?: number): Float32Array {
