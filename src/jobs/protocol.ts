@@ -6,13 +6,15 @@ import type { Impl } from '../kernels/runtime';
 import type { CodesPartial, Pass1, Pass2, Pass2Params, StatsOptions, TensorStats } from '../analysis/weightStats';
 import type { SensitivityOptions, TensorSensitivity } from '../analysis/sensitivity';
 import type { GptqOptions, GptqPlan, GptqResult } from '../quant/algorithms/gptq';
+import type { IntGridConfig } from '../quant/algorithms/intGrid';
+import type { CalibratedAlgo, RecordedInput } from '../quant/algorithms/weightOnly';
 import type { GgufSlabResult } from '../quant/ggml/slab';
 import type { GgufTypeError } from '../quant/ggml/budgetTypes';
 import type { HfWeightResult, SafetensorsTarget, WeightScheme } from '../quant/hfQuantize';
 import type { GgmlTypeName } from '../formats/gguf/ggmlTypes';
 import type { CalibratorName } from '../quant/calibrators';
 import type { Sample } from '../runtime/calibData';
-import type { ChunkResult, SensWeight, VariantResult } from '../runtime/sensitivity';
+import type { ChunkResult, SensWeight, Variant, VariantResult } from '../runtime/sensitivity';
 import type { ActivationState } from '../runtime/activations';
 import type { QuantSpec } from '../quant/rtn';
 import type { ActivationRow } from '../shared/protocol/inspector';
@@ -37,6 +39,8 @@ export type JobRequest =
   | { kind: 'sensitivity'; source: FileTensorRef; options: SensitivityOptions }
   /** GPTQ of a row range of W given the shared plan (see gptqParallel); weights keep their float type so results match gptq() bit for bit. */
   | { kind: 'gptqRows'; plan: GptqPlan; weights: Float32Array | Float64Array; rows: number; options: GptqOptions }
+  /** Experiments: one MatMul/Gemm weight (read by the worker) under GPTQ or AWQ on the grid `grid`, given its recorded inputs (quant/algorithms/weightOnly). */
+  | { kind: 'calibratedWeight'; source: FileTensorRef; K: number; N: number; transposed: boolean; algo: CalibratedAlgo; grid: IntGridConfig; input: RecordedInput }
   /** Quantized safetensors: one Linear weight, round-to-nearest, into its GPTQ or compressed-tensors parts (quant/hfQuantize). */
   | { kind: 'hfqWeight'; source: FileTensorRef; target: SafetensorsTarget; scheme: WeightScheme; scaleType: 'f16' | 'bf16' }
   /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab); an array source is the slab itself (start 0). */
@@ -47,8 +51,8 @@ export type JobRequest =
   | { kind: 'ggufDigest'; source: FileTensorRef; start: number; count: number; raw: boolean }
   /** Output-space sensitivity of a chunk of weights: one session per weight on its suffix (runtime/sensitivity.ts). */
   | { kind: 'runtimeSensitivity'; model: string; weights: SensWeight[]; configs: string[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string; reference?: 'suffix' | 'capture' }
-  /** Whole-model variants (a config per weight, null = float) compared with the float model. */
-  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: { id: string; configs: (string | null)[] }[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string }
+  /** Whole-model variants (a config per weight, null = float, or the quantized weight itself) compared with the float model. */
+  | { kind: 'runtimeVariants'; model: string; weights: SensWeight[]; variants: Variant[]; feeds: Sample[]; calibrator?: CalibratorName; exact?: boolean; provider?: string }
   /** Activation histograms and per-channel maxima over some feeds. */
   | { kind: 'runtimeActivations'; model: string; feeds: Sample[]; names?: string[]; bins?: number; exact?: boolean; provider?: string }
   /** The Activations view's rows of some merged activations: calibrator clip ranges, percentiles, display histogram, outlier channels. */
@@ -69,6 +73,8 @@ export interface JobResults {
   codes16: CodesPartial;
   sensitivity: TensorSensitivity;
   gptqRows: GptqResult;
+  /** The effective weight in its stored layout, and what was applied. */
+  calibratedWeight: { weight: Float32Array; used: string };
   hfqWeight: HfWeightResult;
   ggufSlab: GgufSlabResult;
   ggufDigest: string;

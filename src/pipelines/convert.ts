@@ -27,7 +27,7 @@ import { isAnalysable } from '../analysis/tensorSource';
 import { analyseSensitivity } from './analyseSensitivity';
 import { convertOnnx, type ConvertOnnxOptions, type ConvertOnnxResult, type TensorChoice } from './convertOnnx';
 import { verifyOnnx, type VerifyOnnxReport } from './verifyOnnx';
-import type { Feed, Feeds } from '../runtime/ortRun';
+import { feedsOfSamples, type Feeds } from '../runtime/ortRun';
 import { modelCalib } from './evaluate';
 import type { CalibOptions } from '../runtime/calibData';
 import { convertGguf, type ConvertGgufResult } from './convertGguf';
@@ -196,7 +196,7 @@ export function loadCalibration(source: string, calib: string, samples: number, 
   try {
     const set = modelCalib(model, calib, { samples, ...data });
     // Each sample is one feed: GPTQ/AWQ accumulate over them, verification runs the first few.
-    return set.samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as Feed['data'], dims: t.dims, type: t.dtype }])));
+    return feedsOfSamples(set.samples);
   } finally {
     model.close();
   }

@@ -38,8 +38,7 @@ import {
 import { packNBits, roundScalesToF16, quantizeForDq, dqCodeBytes, float32Digest, Float32Digest, NBitsTensors, AxisQuantized } from '../quant/onnxLayouts';
 import { GraphIndex, Use, WeightRef, freshName, gemmForm, indexGraph } from './onnxGraph';
 import { rtnQuantize, GridQuantized } from '../quant/algorithms/intGrid';
-import { gptq, gptqHessian } from '../quant/algorithms/gptq';
-import { awq } from '../quant/algorithms/awq';
+import { type RecordedInput, calibratedSkipReason, dequantizedKN, effectiveKN, quantizeCalibrated, transpose, weightNK } from '../quant/algorithms/weightOnly';
 import { weightErrorReport } from '../quant/metrics';
 import { Feeds, runOnnxInWorker } from '../runtime/ortRun';
 import { CalibratorName, HistogramCollector, Range, calibrator } from '../quant/calibrators';
@@ -443,25 +442,6 @@ function qdqAxes(u: Use, rank: number): { axis: number; blockAxis: number } {
 
 // ---------------------------------------------------------------- onnx-int4
 
-/** The weight as the grid's rows×cols = N×Kp (Kp = K padded to whole blocks with zeros). */
-function weightNK(wf: Float32Array, job: Job, Kp: number): Float32Array {
-  const { K, N } = job;
-  const out = new Float32Array(N * Kp);
-  if (job.transposed) {
-    for (let n = 0; n < N; n++) out.set(wf.subarray(n * K, n * K + K), n * Kp);
-    return out;
-  }
-  const T = 32;
-  for (let k0 = 0; k0 < K; k0 += T) {
-    const k1 = Math.min(k0 + T, K);
-    for (let n0 = 0; n0 < N; n0 += T) {
-      const n1 = Math.min(n0 + T, N);
-      for (let k = k0; k < k1; k++) for (let n = n0; n < n1; n++) out[n * Kp + k] = wf[k * N + n];
-    }
-  }
-  return out;
-}
-
 /** Round-to-nearest on the grid, through the WebAssembly kernel when it has one for the scheme. */
 function gridRtn(wt: Float32Array, rows: number, cols: number, bits: number, bs: number, symmetric: boolean): GridQuantized {
   if (bits === 8 || bits === 4) {
@@ -510,33 +490,26 @@ function applyNBits(
     return emitNBits(ed, ix, job, packed, false, undefined, 'rtn', err, r.digest, options);
   }
   const Kp = Math.ceil(K / bs) * bs;
-  const wt = weightNK(wf, job, Kp);
+  const wt = weightNK(wf, K, N, Kp, job.transposed);
   let q: GridQuantized;
   let used: string = algo;
   let inputScale: Float32Array | undefined;
   const cfg = { bits, symmetric, groupSize: bs };
-  if (algo !== 'rtn' && (!act || Kp !== K)) used = `rtn; ${algo} skipped: ${!act ? 'no calibration activations reach this node (inside a subgraph)' : `K=${K} is not a multiple of the block size`}`;
-  if (used === 'gptq') {
-    const H = gptqHessian(act!.x, act!.tokens, K);
-    const staticGroups = options.staticGroups ?? true;
-    q = gptq(wt, N, K, H, { ...cfg, actOrder: options.actOrder, staticGroups });
-    if (options.actOrder) used = `gptq act-order${staticGroups ? '' : ' g_idx'}`;
-  } else if (used === 'awq') {
-    const r = awq(wt, N, K, act!.x, act!.tokens, cfg);
-    q = rtnQuantize(r.scaledWeights, N, K, cfg);
-    inputScale = r.inputScale;
-    used = `awq alpha ${r.alpha}`;
+  const skip = algo === 'rtn' ? undefined : calibratedSkipReason(act, K, bs);
+  if (algo !== 'rtn' && !skip) {
+    const r = quantizeCalibrated(wt, N, K, algo, act!, cfg, { actOrder: options.actOrder, staticGroups: options.staticGroups });
+    ({ q, inputScale, used } = r);
   } else {
+    if (skip) used = `rtn; ${algo} skipped: ${skip}`;
     q = gridRtn(wt, N, Kp, bits, bs, symmetric);
   }
   const f16 = job.w.dtype === 'f16';
   if (f16) roundScalesToF16(q);
   const packed: NBitsTensors = packNBits(q, K, bits, bs, symmetric);
   // Prediction: the grid's dequantized weight as [K, N] (padding dropped).
-  const pred = new Float32Array(K * N);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) pred[k * N + n] = q.dequantized[n * Kp + k];
-  const effective = inputScale ? pred.map((v, i) => v * inputScale![Math.floor(i / N)]) : pred;
-  const orig = job.transposed ? transposeNK(wf, N, K) : wf;
+  const pred = dequantizedKN(q, K, N, Kp);
+  const effective = effectiveKN(pred, N, inputScale);
+  const orig = job.transposed ? transpose(wf, N, K) : wf;
   const err = weightErrorReport(orig, effective);
   return emitNBits(ed, ix, job, packed, f16, inputScale, used, err, float32Digest(pred), options);
 }
@@ -688,12 +661,6 @@ function emitNBits(
   };
 }
 
-function transposeNK(wf: Float32Array, N: number, K: number): Float32Array {
-  const out = new Float32Array(K * N);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[k * N + n] = wf[n * K + k];
-  return out;
-}
-
 function replaceNode(scope: GraphScope, n: NodeMsg, by: NodeMsg[]): void {
   const list = scope.graph.node ?? [];
   const i = list.indexOf(n);
@@ -761,7 +728,7 @@ function applyQdq(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array):
 
 function applyDynamic(ed: EditableOnnx, ix: GraphIndex, job: Job, wf: Float32Array): QuantizedTensorReport {
   const { K, N } = job;
-  const w = job.transposed ? transposeNK(wf, N, K) : wf; // [K, N]
+  const w = job.transposed ? transpose(wf, N, K) : wf; // [K, N]
   const q = quantizeForDq(w, [K, N], 1, 0, 8, true);
   const err = weightErrorReport(w, q.dequantized);
   const g = job.w.scope.graph;
@@ -824,6 +791,48 @@ function setOpset(ed: EditableOnnx, version: number): void {
 }
 
 // ---------------------------------------------------------------- calibration
+
+/** A weight the onnx-int4 target quantizes (MatMul/Gemm input B), with the inputs its consumers saw on the calibration feeds. */
+export interface RecordedWeight {
+  name: string;
+  /** Graph path ("main" for the top graph). */
+  graph: string;
+  K: number;
+  N: number;
+  /** Stored [N, K] (Gemm transB=1) rather than [K, N]. */
+  transposed: boolean;
+  /** tokens×K; absent when no calibration activations reach its nodes (inside a subgraph). */
+  input?: RecordedInput;
+}
+
+/**
+ * What `--target onnx-int4 --algo gptq|awq` plans and records before it
+ * quantizes: the MatMul/Gemm weights it takes (every other tensor, with the
+ * reason, in `skipped`), and the inputs each one's consumers saw when the
+ * original model ran on `feeds` (one feed per sample, as the conversion gets
+ * them). Experiments quantize these weights with the same functions
+ * (quant/algorithms/weightOnly.ts) to measure GPTQ and AWQ without writing a file.
+ */
+export async function recordMatMulInputs(srcPath: string, feeds: Feeds[], signal?: AbortSignal): Promise<{ weights: RecordedWeight[]; skipped: { name: string; graph: string; reason: string }[] }> {
+  const src = path.resolve(srcPath);
+  if (!feeds.length) throw new RangeError(`${src}: GPTQ and AWQ need calibration data (no feeds given)`);
+  const ed = openOnnxForEdit(src);
+  const ix = indexGraph(ed);
+  const jobs: Job[] = [];
+  const skipped: { name: string; graph: string; reason: string }[] = [];
+  const choice: Required<TensorChoice> = { bits: 4, blockSize: 128, symmetric: true };
+  for (const w of ix.weights) {
+    const uses = ix.uses.get(w.key) ?? [];
+    const decision = decide('onnx-int4', w, uses, choice, ix);
+    if (typeof decision === 'string') skipped.push({ name: w.name, graph: w.scope.path, reason: decision });
+    else jobs.push({ ...decision, w, uses, choice });
+  }
+  const activations = jobs.length ? await collectActivations(src, jobs, feeds, signal) : new Map<string, RecordedInput>();
+  return {
+    weights: jobs.map((j) => ({ name: j.w.name, graph: j.w.scope.path, K: j.K, N: j.N, transposed: j.transposed, input: activations.get(j.w.key) })),
+    skipped,
+  };
+}
 
 /**
  * Run the original model with the activations entering every quantized

@@ -18,6 +18,10 @@ import { CalibOptions, CalibSet, InputSpec, loadCalibData, Sample } from '../run
 import { ActivationCollector, activationRanges, ActivationState } from '../runtime/activations';
 import type { OutputMetrics } from '../runtime/outputMetrics';
 import type { ChunkResult, SensWeight, VariantResult, WeightEffect } from '../runtime/sensitivity';
+import { feedsOfSamples } from '../runtime/ortRun';
+import type { IntGridConfig } from '../quant/algorithms/intGrid';
+import { calibratedSkipReason, type RecordedInput } from '../quant/algorithms/weightOnly';
+import { recordMatMulInputs, type RecordedWeight } from './convertOnnx';
 import { type ProviderChoice, batchSamples, resolveProvider } from '../runtime/session';
 import { CancelledError } from '../jobs/cancel';
 import type { WorkerPool } from '../jobs/pool';
@@ -75,7 +79,8 @@ export interface RunSettings {
   /** onnxruntime-node execution provider (default cpu); one that cannot run here falls back to CPU, said so in the result. */
   provider?: string;
   signal?: AbortSignal;
-  onProgress?(done: number, total: number): void;
+  /** `what`: the step just done (experiments name it). */
+  onProgress?(done: number, total: number, what?: string): void;
   /** Results cache directory (none when absent). */
   cacheDir?: string;
 }
@@ -238,15 +243,31 @@ export async function runtimeSensitivity(model: ModelFile, set: CalibSet, opts: 
   return out;
 }
 
+/** How a run's weights are rounded: to nearest (the config's own numerics), or by GPTQ / AWQ on the calibration data. */
+export type ExperimentAlgorithm = 'rtn' | 'gptq' | 'awq';
+export const EXPERIMENT_ALGORITHMS: readonly ExperimentAlgorithm[] = ['rtn', 'gptq', 'awq'];
+
+/** One whole-model run of an experiment: every measured weight under `config`, rounded by `algorithm`. */
+export interface ExperimentRun { config: string; algorithm: ExperimentAlgorithm }
+
 export interface ExperimentConfigResult {
   config: string;
-  /** Bytes of the model with every measured weight stored under this config (the rest as on disk). */
+  algorithm: ExperimentAlgorithm;
+  /** The data the outputs were measured on (and, for GPTQ / AWQ, the data they were fitted to). */
+  data: 'real' | 'synthetic';
+  /** Bytes of the model with every measured weight stored under this config (the rest as on disk; AWQ adds its float32 1/s per input channel). */
   bytes: number;
   floatBytes: number;
   outputs: OutputMetrics[];
   /** Measured on the whole model (every weight quantized at once). */
   effect: number;
   seconds: number;
+  /**
+   * GPTQ / AWQ: the weights they quantized (as `quantscope quantize --target
+   * onnx-int4 --algo` would, `used` naming it as its report does) and the
+   * weights rounded to nearest under the config instead, with the reason.
+   */
+  calibrated?: { weights: { name: string; used: string }[]; roundedToNearest: { name: string; reason: string }[] };
 }
 
 export interface Experiment extends DataLabel {
@@ -257,29 +278,149 @@ export interface Experiment extends DataLabel {
   seconds: number;
 }
 
-/** Evaluate K whole-model configs (uniform: every weight under one config), split over the workers. */
-export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSettings & { configs: string[]; weights?: SensWeight[] }): Promise<Experiment> {
+/** The integer grid GPTQ and AWQ quantize onto for a catalogue config, or why they cannot. */
+export function calibratedGrid(configId: string, algorithm: Exclude<ExperimentAlgorithm, 'rtn'>): IntGridConfig {
+  const c = configById(configId);
+  if (c.format !== 'int') throw new RangeError(`${algorithm.toUpperCase()} quantizes onto an integer grid; ${c.id} is ${c.format.toUpperCase()} (choose an int config, or RTN)`);
+  if (c.granularity === 'tensor') throw new RangeError(`${algorithm.toUpperCase()} takes per-channel or grouped configs; ${c.id} has one scale per tensor`);
+  return { bits: c.bits, symmetric: c.symmetric, groupSize: c.granularity === 'group' ? c.groupSize ?? 128 : 0 };
+}
+
+/** Why a run cannot be measured with this data and calibrator (undefined when it can). */
+export function experimentRunRefusal(run: ExperimentRun, data: 'real' | 'synthetic', calibrator: CalibratorName): string | undefined {
+  if (run.algorithm === 'rtn') return undefined;
+  const name = run.algorithm.toUpperCase();
+  if (data === 'synthetic') return `${name} needs real calibration data: it fits the weights to the inputs each layer sees, and synthetic inputs would fit them to noise (quantize --algo ${run.algorithm} refuses it without --calib too); give data (--calib)`;
+  if (calibrator !== 'minmax') return `${name} sets each group's scale from its min/max, as the conversion writes it; the ${calibrator} calibrator applies to RTN runs only`;
+  return undefined;
+}
+
+/** The MatMul/Gemm weights the onnx-int4 conversion quantizes and the inputs they saw on the data, keyed `graph|name`; the other weights with why not. */
+export interface CalibratedInputs { recorded: Map<string, RecordedWeight>; notTaken: Map<string, string> }
+
+/** Record, on real data only, what GPTQ and AWQ need: the conversion's own recording (convertOnnx.recordMatMulInputs), one feed per sample. */
+export async function recordCalibratedInputs(model: ModelFile, set: CalibSet, signal?: AbortSignal): Promise<CalibratedInputs> {
+  if (set.synthetic) throw new RangeError(`${model.path}: GPTQ and AWQ need real calibration data, got ${set.source}`);
+  let r: Awaited<ReturnType<typeof recordMatMulInputs>>;
+  try {
+    r = await recordMatMulInputs(model.path, feedsOfSamples(set.samples), signal);
+  } catch (e) {
+    if (signal?.aborted) throw new CancelledError(`recording the MatMul inputs of ${model.path}`);
+    throw e;
+  }
+  if (signal?.aborted) throw new CancelledError(`recording the MatMul inputs of ${model.path}`);
+  return {
+    recorded: new Map(r.weights.map((w) => [`${w.graph}|${w.name}`, w])),
+    notTaken: new Map(r.skipped.map((w) => [`${w.graph}|${w.name}`, w.reason])),
+  };
+}
+
+/**
+ * A GPTQ / AWQ run's weights, in the order of `weights`: each one the
+ * conversion would quantize computed in the pool (the `calibratedWeight`
+ * job: quant/algorithms/weightOnly, the conversion's functions), null for
+ * the others, which round to nearest under the config (listed with the
+ * reason). `onWeight` is called once per weight, computed or not.
+ */
+export async function calibratedRunWeights(
+  model: ModelFile, inputs: CalibratedInputs, weights: readonly SensWeight[], run: { config: string; algorithm: Exclude<ExperimentAlgorithm, 'rtn'> }, pool: WorkerPool, signal?: AbortSignal, onWeight?: (name: string) => void,
+): Promise<{ given: (Float32Array | null)[]; calibrated: NonNullable<ExperimentConfigResult['calibrated']>; extraBytes: number }> {
+  const algo = run.algorithm;
+  const grid = calibratedGrid(run.config, algo);
+  const plans = weights.map((w): { rec: RecordedWeight; input: RecordedInput } | { reason: string } => {
+    const key = `${w.graph}|${w.name}`;
+    const rec = inputs.recorded.get(key);
+    if (!rec) return { reason: inputs.notTaken.get(key) ?? 'not a weight the onnx-int4 conversion quantizes' };
+    const reason = calibratedSkipReason(rec.input, rec.K, grid.groupSize || rec.K);
+    return reason ? { reason } : { rec, input: rec.input! };
+  });
+  plans.forEach((p, j) => { if ('reason' in p) onWeight?.(weights[j].name); });
+  const got = await Promise.all(plans.map((p, j) => ('reason' in p ? Promise.resolve(null) : pool.run(
+    { kind: 'calibratedWeight', source: { kind: 'file', path: model.path, tensor: weights[j].name }, K: p.rec.K, N: p.rec.N, transposed: p.rec.transposed, algo, grid, input: p.input },
+    { signal },
+  ).then((r) => { onWeight?.(weights[j].name); return r; }))));
+  const calibrated: NonNullable<ExperimentConfigResult['calibrated']> = { weights: [], roundedToNearest: [] };
+  let extraBytes = 0;
+  plans.forEach((p, j) => {
+    if ('reason' in p) calibrated.roundedToNearest.push({ name: weights[j].name, reason: p.reason });
+    else {
+      calibrated.weights.push({ name: weights[j].name, used: got[j]!.used });
+      // AWQ's 1/s per input channel, stored float32 beside the weight.
+      if (algo === 'awq') extraBytes += p.rec.K * 4;
+    }
+  });
+  return { given: got.map((g) => g?.weight ?? null), calibrated, extraBytes };
+}
+
+/**
+ * Evaluate whole-model runs, each a (config, algorithm): every measured
+ * weight under the config, split over the workers. RTN runs quantize in the
+ * worker with the config's numerics. GPTQ and AWQ runs need real data: the
+ * inputs of each MatMul/Gemm are recorded once on the calibration samples
+ * (the conversion's own recording, convertOnnx.recordMatMulInputs), each
+ * weight the conversion would quantize is computed in the pool with the
+ * conversion's functions (quant/algorithms/weightOnly), and those tensors are
+ * fed to the same one-session evaluation; the other weights round to nearest
+ * under the config, listed with the reason. `configs` alone means RTN runs.
+ */
+export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSettings & { configs?: string[]; runs?: ExperimentRun[]; weights?: SensWeight[] }): Promise<Experiment> {
   const t0 = Date.now();
-  const ep = await resolveProvider(opts.provider);
-  for (const c of opts.configs) configById(c);
-  const weights = opts.weights ?? runtimeWeights(model);
+  const runs = opts.runs ?? (opts.configs ?? []).map((config) => ({ config, algorithm: 'rtn' as const }));
+  if (!runs.length) throw new RangeError('an experiment needs at least one config');
   const calibrator = opts.calibrator ?? 'minmax';
+  const data = set.synthetic ? 'synthetic' : 'real';
+  for (const r of runs) {
+    configById(r.config);
+    if (!EXPERIMENT_ALGORITHMS.includes(r.algorithm)) throw new RangeError(`unknown algorithm '${String(r.algorithm)}'; known: ${EXPERIMENT_ALGORITHMS.join(', ')}`);
+    const refusal = experimentRunRefusal(r, data, calibrator);
+    if (refusal) throw new RangeError(`${model.path}: ${r.config} with ${refusal}`);
+    if (r.algorithm !== 'rtn') calibratedGrid(r.config, r.algorithm);
+  }
+  const ep = await resolveProvider(opts.provider);
+  const weights = opts.weights ?? runtimeWeights(model);
   const { feeds } = batchSamples(set.samples, batchableInputs(model), opts.batch ?? 4);
   const floatBytes = model.tensors.reduce((s, t) => s + t.byteLength, 0);
   const weightBytes = new Map(model.tensors.map((t) => [`${t.graph ?? 'main'}|${t.name}`, t]));
+
+  // GPTQ / AWQ: the inputs of every MatMul/Gemm weight, recorded once for all runs.
+  const calibratedRuns = runs.filter((r) => r.algorithm !== 'rtn');
+  const total = runs.length + (calibratedRuns.length ? 1 + calibratedRuns.length * weights.length : 0);
   let done = 0;
-  const res = await allJobs(`experiment on ${model.path}`, opts.signal, opts.configs.map((c) => (signal: AbortSignal) => opts.pool.run(
-    { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: c, configs: weights.map(() => c) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
-    { signal },
-  ).then((r) => { opts.onProgress?.(++done, opts.configs.length); return r[0]; })));
-  const results = res.map((r) => {
-    const cfg = configById(r.id);
-    let bytes = floatBytes;
+  const tick = (what: string) => opts.onProgress?.(++done, total, what);
+  let inputs: CalibratedInputs | undefined;
+  if (calibratedRuns.length) {
+    opts.onProgress?.(0, total, `recording the inputs of each MatMul/Gemm on ${set.samples.length} samples`);
+    inputs = await recordCalibratedInputs(model, set, opts.signal);
+    tick('inputs recorded');
+  }
+
+  type Measured = { run: ExperimentRun; variant: VariantResult; calibrated?: ExperimentConfigResult['calibrated']; extraBytes: number };
+  const jobs = runs.map((run, i) => async (signal: AbortSignal): Promise<Measured> => {
+    let given: (Float32Array | null)[] | undefined;
+    let calibrated: ExperimentConfigResult['calibrated'];
+    let extraBytes = 0;
+    if (run.algorithm !== 'rtn') {
+      const algo = run.algorithm;
+      const c = await calibratedRunWeights(model, inputs!, weights, { config: run.config, algorithm: algo }, opts.pool, signal, (name) => tick(`${run.config} ${algo}: ${name}`));
+      ({ given, calibrated, extraBytes } = c);
+    }
+    const transfer = given ? given.filter((g): g is Float32Array => !!g).map((g) => g.buffer as ArrayBuffer) : undefined;
+    const [variant] = await opts.pool.run(
+      { kind: 'runtimeVariants', model: model.path, weights, variants: [{ id: String(i), configs: weights.map(() => run.config), ...(given ? { weights: given } : {}) }], feeds, calibrator, exact: opts.exact, provider: ep.provider },
+      { signal, ...(transfer?.length ? { transfer } : {}) },
+    );
+    tick(`${run.config} ${run.algorithm}: measured`);
+    return { run, variant, calibrated, extraBytes };
+  });
+  const res = await allJobs(`experiment on ${model.path}`, opts.signal, jobs);
+  const results = res.map(({ run, variant: r, calibrated, extraBytes }) => {
+    const cfg = configById(run.config);
+    let bytes = floatBytes + extraBytes;
     for (const w of weights) {
       const t = weightBytes.get(`${w.graph}|${w.name}`);
       if (t) bytes += configBytes(cfg, t.shape, t.layer.outputChannelAxis, t.dtype) - t.byteLength;
     }
-    return { config: r.id, bytes, floatBytes, outputs: r.outputs, effect: r.effect, seconds: r.seconds };
+    return { config: run.config, algorithm: run.algorithm, data, bytes, floatBytes, outputs: r.outputs, effect: r.effect, seconds: r.seconds, ...(calibrated ? { calibrated } : {}) } satisfies ExperimentConfigResult;
   });
   return { ...label(set, ep), file: model.path, kind: 'measured', calibrator, results, seconds: (Date.now() - t0) / 1000 };
 }

@@ -6,6 +6,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Sample } from './calibData';
 
 export type FeedData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 /** One input tensor. `type` defaults from the array class (Uint16Array means float16). */
@@ -13,6 +14,11 @@ export interface Feed { data: FeedData; dims: number[]; type?: string }
 export type Feeds = Record<string, Feed>;
 export interface OrtOutput { name: string; type: string; dims: number[]; data: FeedData }
 export interface OrtJob { model: string; feeds: Feeds[]; /** Output names to fetch; default all. */ outputs?: string[]; /** ORT graph optimization level (default 'all'). */ optimization?: 'disabled' | 'basic' | 'extended' | 'all'; /** ORT intra-op threads (default 2). */ threads?: number }
+
+/** Calibration samples as feeds, one per sample (how GPTQ/AWQ accumulate over them and verification runs them). */
+export function feedsOfSamples(samples: readonly Sample[]): Feeds[] {
+  return samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as FeedData, dims: t.dims, type: t.dtype }])));
+}
 
 export function feedType(f: Feed): string {
   if (f.type) return f.type;

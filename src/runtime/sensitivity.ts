@@ -176,6 +176,17 @@ export async function measureWeights(file: string, weights: readonly SensWeight[
   return { weights: out, totalNodes: (base.graph!.node ?? []).length, captureSeconds, seconds: (Date.now() - t0) / 1000 };
 }
 
+/**
+ * One whole-model variant: a config per weight of the run's list (null keeps
+ * the float weight), or, where `weights[i]` is set, that quantized tensor
+ * itself (GPTQ and AWQ weights, computed outside; same length and layout as the original).
+ */
+export interface Variant {
+  id: string;
+  configs: readonly (string | null)[];
+  weights?: readonly (Float32Array | null)[];
+}
+
 export interface VariantResult {
   id: string;
   outputs: OutputMetrics[];
@@ -186,11 +197,11 @@ export interface VariantResult {
 /**
  * Whole-model variants: every listed weight replaced at once (one session
  * with all of them as inputs), compared with the float model over the feeds.
- * `variants` maps an id to the replacement of each weight (by weightKey
- * order of `weights`; a missing entry keeps the float weight).
+ * `variants` maps an id to the replacement of each weight (in the order of
+ * `weights`; a missing entry keeps the float weight).
  */
 export async function evaluateVariants(
-  file: string, weights: readonly SensWeight[], variants: readonly { id: string; configs: readonly (string | null)[] }[], feeds: readonly Sample[], opts: MeasureOptions = {},
+  file: string, weights: readonly SensWeight[], variants: readonly Variant[], feeds: readonly Sample[], opts: MeasureOptions = {},
 ): Promise<{ reference: Record<string, FeedTensor>[]; results: VariantResult[] }> {
   const check = opts.check ?? (() => {});
   const base = loadDecoded(file);
@@ -211,10 +222,12 @@ export async function evaluateVariants(
       const feedW: Record<string, FeedTensor> = { ...originals };
       weights.forEach((w, i) => {
         const cfg = v.configs[i];
+        const given = v.weights?.[i];
         const l = byKey.get(weightKey(w));
-        if (!cfg || !l) return;
+        if ((!cfg && !given) || !l) return;
         check();
-        feedW[l.input] = { dtype: 'float32', dims: l.original.dims, data: quantizeWeight(l.original.data as Float32Array, w.shape, w.outputChannelAxis, cfg, opts.calibrator) };
+        if (given && given.length !== (l.original.data as Float32Array).length) throw new Error(`${file}: variant ${v.id} gives ${given.length} values for ${w.name}, which holds ${(l.original.data as Float32Array).length}`);
+        feedW[l.input] = { dtype: 'float32', dims: l.original.dims, data: given ?? quantizeWeight(l.original.data as Float32Array, w.shape, w.outputChannelAxis, cfg!, opts.calibrator) };
       });
       const got: Record<string, FeedTensor>[] = [];
       for (const f of feeds) { check(); got.push(await runFeed(session, f, feedW)); }

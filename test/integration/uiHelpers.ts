@@ -122,3 +122,19 @@ export async function setColorTheme(ctx: Ctx, frame: Frame, theme: string | unde
   await frame.waitForTimeout(500);
 }
 
+/** Answers VS Code's own open dialog (code-server's simple file dialog): its folder, then a click on the file's row, then OK. */
+export async function answerOpenDialog(page: Page, file: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  // Typing a whole file path races the dialog's own completion; the folder and a click on the row do not.
+  await input.fill(path.dirname(file) + path.sep);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
+  await page.waitForTimeout(300);
+  for (let i = 0; i < 3 && (await page.locator('.quick-input-widget').isVisible()); i++) {
+    if ((await input.inputValue()).endsWith(path.basename(file))) await page.keyboard.press('Enter');
+    else await input.fill(file);
+    await page.waitForTimeout(1000);
+  }
+}

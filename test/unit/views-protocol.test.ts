@@ -7,7 +7,7 @@
 import * as assert from 'node:assert/strict';
 import { compareCsv, fromWire, parseFromCompare, toWire, type CompareData } from '../../src/shared/protocol/compare';
 import { parseFromSensitivity } from '../../src/shared/protocol/sensitivity';
-import { experimentCsv, experimentMarkdown, paretoFrontier, parseFromExperiment, type ExperimentResult } from '../../src/shared/protocol/experiment';
+import { algorithmApplies, calibratedNotes, experimentCsv, experimentMarkdown, experimentRuns, paretoFrontier, parseFromExperiment, type ExperimentResult } from '../../src/shared/protocol/experiment';
 import { budgetMarks } from '../../src/analysis/budgetMarks';
 import type { TensorInfo } from '../../src/formats/types';
 import type { TensorSensitivity } from '../../src/analysis/sensitivity';
@@ -41,17 +41,34 @@ describe('Compare view and Sensitivity panel protocols', () => {
     for (const m of bad) assert.equal(parseFromSensitivity(m), undefined, JSON.stringify(m));
   });
 
-  it('the Experiment view: run with known-shaped ids only, every other message refused', () => {
-    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'] }), { type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'] });
-    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], activations: true }), { type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], activations: true });
+  it('the Experiment view: run with known-shaped ids and known algorithms only, every other message refused', () => {
+    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'], algorithms: ['rtn'] }), { type: 'run', configs: ['int4-g32', 'int8-channel'], calibrators: ['minmax'], algorithms: ['rtn'] });
+    assert.deepEqual(parseFromExperiment({ type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], algorithms: ['rtn', 'gptq', 'awq'], activations: true }), { type: 'run', configs: ['nf4-g64'], calibrators: ['mse'], algorithms: ['rtn', 'gptq', 'awq'], activations: true });
     for (const t of ['ready', 'cancel', 'chooseData', 'clearData', 'exportCsv', 'exportMarkdown']) assert.deepEqual(parseFromExperiment({ type: t }), { type: t });
+    const run = { type: 'run', configs: ['int4-g32'], calibrators: ['minmax'], algorithms: ['rtn'] };
     const bad: unknown[] = [
-      { type: 'run', configs: [], calibrators: ['minmax'] }, { type: 'run', configs: ['int4-g32'], calibrators: [] }, { type: 'run', configs: ['../x'], calibrators: ['minmax'] },
-      { type: 'run', configs: ['int4-g32', 'int4-g32'], calibrators: ['minmax'] }, { type: 'run', configs: 'int4-g32', calibrators: ['minmax'] },
-      { type: 'run', configs: ['int4-g32'], calibrators: ['minmax'], activations: 'yes' }, { type: 'run', configs: Array.from({ length: 65 }, (_, i) => `c${i}`), calibrators: ['minmax'] },
+      { ...run, configs: [] }, { ...run, calibrators: [] }, { ...run, configs: ['../x'] },
+      { ...run, configs: ['int4-g32', 'int4-g32'] }, { ...run, configs: 'int4-g32' },
+      { ...run, activations: 'yes' }, { ...run, configs: Array.from({ length: 65 }, (_, i) => `c${i}`) },
+      // Algorithms: required, known, once each, at most three; no stray keys.
+      { type: 'run', configs: ['int4-g32'], calibrators: ['minmax'] }, { ...run, algorithms: [] }, { ...run, algorithms: ['hqq'] }, { ...run, algorithms: ['gptq', 'gptq'] },
+      { ...run, algorithms: 'gptq' }, { ...run, algorithms: ['rtn', 'gptq', 'awq', 'rtn'] }, { ...run, algorithms: ['GPTQ'] }, { ...run, data: '/etc/passwd' },
       { type: 'chooseData', path: '/etc' }, { type: 'exportPng', chart: 'x', dataUrl: 'data:text/html,<b>' }, { type: 'eval' }, null,
     ];
     for (const m of bad) assert.equal(parseFromExperiment(m), undefined, JSON.stringify(m));
+  });
+
+  it('the Experiment grid: config × calibrator × algorithm, GPTQ / AWQ only where the host says they apply', () => {
+    const configs = [{ id: 'int4-g32', algorithms: ['rtn', 'gptq', 'awq'] as const }, { id: 'nf4-g64', algorithms: ['rtn'] as const }].map((c) => ({ ...c, algorithms: [...c.algorithms] }));
+    const algos = [{ id: 'rtn' as const, label: 'RTN', needsData: false }, { id: 'gptq' as const, label: 'GPTQ', needsData: true, calibrators: ['minmax'] }];
+    const runs = experimentRuns(configs, ['minmax', 'mse'], algos).map((r) => `${r.config.id}/${r.calibrator}/${r.algorithm.id}`);
+    // Brute force over the product: RTN everywhere, GPTQ on the integer config with minmax only.
+    const want: string[] = [];
+    for (const k of ['minmax', 'mse']) for (const c of configs) for (const a of algos) if (a.id === 'rtn' || (c.id === 'int4-g32' && k === 'minmax')) want.push(`${c.id}/${k}/${a.id}`);
+    assert.deepEqual(runs, want);
+    assert.equal(runs.length, 5);
+    assert.equal(algorithmApplies(algos[1], configs[1], 'minmax'), false);
+    assert.equal(algorithmApplies(algos[1], configs[0], 'mse'), false);
   });
 
   it('paretoFrontier equals a brute-force "nothing beats it on both" filter; CSV and Markdown list every run', () => {
@@ -66,12 +83,22 @@ describe('Compare view and Sensitivity panel protocols', () => {
     const r: ExperimentResult = {
       data: 'synthetic', dataSource: 'synthetic (seed 1)', samples: 4, layers: [], layerSqnr: {}, seconds: 1, cached: false,
       rows: [{ config: 'int8-channel', calibrator: 'minmax', algorithm: 'rtn', bytes: 2e6, floatBytes: 8e6, effect: 1e-4, seconds: 1, outputs: [{ output: 'y', sqnrDb: 40, cosine: 0.9999, maxAbs: 0.01 }] },
-        { config: 'int4-g32', calibrator: 'minmax', algorithm: 'rtn', bytes: 1e6, floatBytes: 8e6, effect: 1e-2, seconds: 1, outputs: [{ output: 'y', sqnrDb: 20, cosine: 0.99, maxAbs: 0.1 }] }],
+        { config: 'int4-g32', calibrator: 'minmax', algorithm: 'rtn', bytes: 1e6, floatBytes: 8e6, effect: 1e-2, seconds: 1, outputs: [{ output: 'y', sqnrDb: 20, cosine: 0.99, maxAbs: 0.1 }] },
+        { config: 'int4-g32', calibrator: 'minmax', algorithm: 'gptq', bytes: 1e6, floatBytes: 8e6, effect: 5e-3, seconds: 1, outputs: [{ output: 'y', sqnrDb: 23, cosine: 0.995, maxAbs: 0.05 }], calibrated: { weights: 9, roundedToNearest: [{ name: 'emb', reason: 'consumed by Gather input 0' }] } }],
+      notRun: ['nf4-g64 × GPTQ: GPTQ quantizes onto integer grids (per channel or group)'],
     };
-    assert.equal(experimentCsv(r).trim().split('\n').length, 3);
+    const csv = experimentCsv(r).trim().split('\n');
+    assert.equal(csv.length, 4);
+    assert.deepEqual(csv.slice(1).map((l) => l.split(',')[2]), ['rtn', 'rtn', 'gptq']);
     const md = experimentMarkdown('m.onnx', r);
     assert.match(md, /\*\*synthetic\*\*/);
+    assert.match(md, /\| int4-g32 \| minmax \| GPTQ \| 1\.000 \|/);
+    assert.match(md, /\| int4-g32 \| minmax \| RTN \| 1\.000 \|/);
+    // The GPTQ run beats RTN at the same size: it and INT8 are the frontier.
     assert.equal((md.match(/★/g) ?? []).length, 2);
+    assert.match(md, /- int4-g32 GPTQ: 9 of 10 weights by GPTQ; rounded to nearest: emb \(consumed by Gather input 0\)/);
+    assert.match(md, /- not run: nf4-g64 × GPTQ/);
+    assert.deepEqual(calibratedNotes(r).length, 1);
   });
 
   const data: CompareData = {

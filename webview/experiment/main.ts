@@ -1,12 +1,16 @@
 /**
  * The Experiment view: a checkbox grid of catalogue configs (format ×
- * granularity) and weight-range calibrators, the data (or synthetic,
- * labelled), Run with progress and Cancel; then a size-vs-error scatter with
- * its Pareto frontier, the weight-space error per layer per config, a table,
- * and CSV / PNG / Markdown exports. Its own bundle (dist/experiment.js).
+ * granularity), weight-range calibrators and algorithms (RTN; GPTQ and AWQ
+ * once real data is chosen), the data (or synthetic, labelled), Run with
+ * progress and Cancel; then a size-vs-error scatter with its Pareto frontier
+ * (a point per config, calibrator and algorithm), the weight-space error per
+ * layer per config, a table, and CSV / PNG / Markdown exports. Its own bundle
+ * (dist/experiment.js).
  */
 import { Chart, ScatterController, type ChartConfiguration } from 'chart.js';
-import { paretoFrontier, type ExperimentResult, type ExperimentState, type FromExperiment, type ToExperiment } from '../../src/shared/protocol/experiment';
+import {
+  algorithmLabel, calibratedNotes, experimentRuns, paretoFrontier, type ExperimentAlgorithmId, type ExperimentResult, type ExperimentState, type FromExperiment, type ToExperiment,
+} from '../../src/shared/protocol/experiment';
 import { acquireHost } from '../common/vscodeApi';
 import { button, el, icon, replaceKeepingFocus } from '../common/dom';
 import { chartPng, readTheme, withAlpha } from '../inspector/charts';
@@ -18,12 +22,26 @@ const vscode = acquireHost<FromExperiment>();
 let state: ExperimentState | undefined;
 const charts: Chart[] = [];
 // Ticked boxes survive re-renders and hide/show (setState).
-const saved = (vscode.getState() ?? {}) as { file?: string; configs?: string[]; calibrators?: string[]; activations?: boolean };
-let picked: { configs: Set<string>; calibrators: Set<string>; activations: boolean } | undefined = saved.configs ? { configs: new Set(saved.configs), calibrators: new Set(saved.calibrators ?? []), activations: !!saved.activations } : undefined;
+const saved = (vscode.getState() ?? {}) as { file?: string; configs?: string[]; calibrators?: string[]; algorithms?: ExperimentAlgorithmId[]; activations?: boolean };
+let picked: { configs: Set<string>; calibrators: Set<string>; algorithms: Set<ExperimentAlgorithmId>; activations: boolean } | undefined = saved.configs
+  ? { configs: new Set(saved.configs), calibrators: new Set(saved.calibrators ?? []), algorithms: new Set(saved.algorithms ?? ['rtn']), activations: !!saved.activations }
+  : undefined;
 
 function keep(): void {
-  vscode.setState({ file: state?.file ?? saved.file, ...(picked ? { configs: [...picked.configs], calibrators: [...picked.calibrators], activations: picked.activations } : {}) });
+  vscode.setState({ file: state?.file ?? saved.file, ...(picked ? { configs: [...picked.configs], calibrators: [...picked.calibrators], algorithms: [...picked.algorithms], activations: picked.activations } : {}) });
 }
+
+/** The algorithms ticked that can run: GPTQ and AWQ only with data chosen. */
+function activeAlgorithms(s: ExperimentState): ExperimentState['algorithms'] {
+  return s.algorithms.filter((a) => picked?.algorithms.has(a.id) && (!a.needsData || !!s.data));
+}
+
+/** The whole-model runs the ticked boxes ask for. */
+function selectedRuns(s: ExperimentState): ReturnType<typeof experimentRuns> {
+  return experimentRuns(s.configs.filter((c) => picked?.configs.has(c.id)), s.calibrators.filter((c) => picked?.calibrators.has(c)), activeAlgorithms(s));
+}
+
+const POINT_STYLE: Record<string, 'circle' | 'triangle' | 'rectRot'> = { rtn: 'circle', gptq: 'triangle', awq: 'rectRot' };
 
 function revive(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (x === 'Infinity' ? Infinity : x === '-Infinity' ? -Infinity : x));
@@ -37,7 +55,7 @@ function fmt(v: number | undefined): string {
 }
 
 function grid(s: ExperimentState): HTMLElement {
-  picked ??= { configs: new Set(s.selection.configs), calibrators: new Set(s.selection.calibrators), activations: !!s.selection.activations };
+  picked ??= { configs: new Set(s.selection.configs), calibrators: new Set(s.selection.calibrators), algorithms: new Set(s.selection.algorithms), activations: !!s.selection.activations };
   const running = s.phase === 'running';
   const fieldset = el('fieldset', { class: 'qs-exp-grid', id: 'qs-exp-configs' }, el('legend', {}, 'Configs (format × granularity)'));
   const formats = [...new Set(s.configs.map((c) => c.format))];
@@ -60,7 +78,22 @@ function grid(s: ExperimentState): HTMLElement {
     box.addEventListener('change', () => { if (box.checked) picked!.calibrators.add(c); else picked!.calibrators.delete(c); keep(); updateRun(); });
     cal.append(el('label', { class: 'qs-exp-check', for: `qs-cal-${c}` }, box, ` ${c}`));
   }
-  cal.append(el('p', { class: 'qs-muted qs-caption' }, `Algorithm: RTN. ${s.algorithmsNote}`));
+  const alg = el('fieldset', { class: 'qs-exp-grid', id: 'qs-exp-algorithms' }, el('legend', {}, 'Algorithm'));
+  const off = 'GPTQ and AWQ fit the weights to the inputs each layer sees: choose calibration data to enable them (synthetic inputs would fit them to noise).';
+  for (const a of s.algorithms) {
+    const enabled = !a.needsData || !!s.data;
+    const box = el('input', { type: 'checkbox', id: `qs-alg-${a.id}`, 'data-algorithm': a.id }) as HTMLInputElement;
+    box.checked = picked.algorithms.has(a.id) && enabled;
+    box.disabled = running || !enabled;
+    box.addEventListener('change', () => { if (box.checked) picked!.algorithms.add(a.id); else picked!.algorithms.delete(a.id); keep(); updateRun(); });
+    const tip = a.id === 'rtn' ? 'Round to nearest with each config\'s numerics' : enabled
+      ? `${a.label} on the chosen data, as Quantize Model… writes it (onnx-int4): integer configs, ${a.calibrators?.join('/') ?? 'any'} calibrator; weights it cannot take round to nearest`
+      : off;
+    alg.append(el('label', { class: `qs-exp-check${enabled ? '' : ' qs-disabled'}`, for: `qs-alg-${a.id}`, title: tip }, box, ` ${a.label}`));
+  }
+  alg.append(el('p', { class: 'qs-muted qs-caption', id: 'qs-exp-algorithms-note' }, s.data
+    ? 'GPTQ and AWQ record the inputs of each MatMul/Gemm on the data, then quantize each weight as Quantize Model… writes it (integer configs, minmax calibrator); other weights round to nearest.'
+    : off));
   const act = el('input', { type: 'checkbox', id: 'qs-exp-activations' }) as HTMLInputElement;
   act.checked = picked.activations;
   act.disabled = running;
@@ -72,35 +105,39 @@ function grid(s: ExperimentState): HTMLElement {
     button('qs-exp-choose', 'folder-opened', s.data ? 'Change…' : 'Choose data…', () => vscode.postMessage({ type: 'chooseData' })));
   if (s.data) data.append(button('qs-exp-clear', 'close', 'Use synthetic', () => vscode.postMessage({ type: 'clearData' })));
   const run = button('qs-exp-run', 'play', 'Run experiment', () => {
-    vscode.postMessage({ type: 'run', configs: s.configs.map((c) => c.id).filter((id) => picked!.configs.has(id)), calibrators: s.calibrators.filter((c) => picked!.calibrators.has(c)), activations: picked!.activations });
+    vscode.postMessage({
+      type: 'run', configs: s.configs.map((c) => c.id).filter((id) => picked!.configs.has(id)), calibrators: s.calibrators.filter((c) => picked!.calibrators.has(c)),
+      algorithms: activeAlgorithms(s).map((a) => a.id), activations: picked!.activations,
+    });
   });
   run.classList.add('qs-primary');
   const cancel = button('qs-exp-cancel', 'debug-stop', 'Cancel', () => vscode.postMessage({ type: 'cancel' }));
   cancel.hidden = !running;
   run.hidden = running;
-  return el('section', { 'aria-label': 'Experiment settings' }, fieldset, cal, data, el('div', { class: 'qs-toolbar' }, run, cancel, el('span', { id: 'qs-exp-count', class: 'qs-muted' }, '')));
+  return el('section', { 'aria-label': 'Experiment settings' }, fieldset, cal, alg, data, el('div', { class: 'qs-toolbar' }, run, cancel, el('span', { id: 'qs-exp-count', class: 'qs-muted' }, '')));
 }
 
 function updateRun(): void {
-  const n = (picked?.configs.size ?? 0) * (picked?.calibrators.size ?? 0);
+  const n = state ? selectedRuns(state).length : 0;
   const run = document.getElementById('qs-exp-run') as HTMLButtonElement | null;
   if (run) run.disabled = n === 0;
   const c = document.getElementById('qs-exp-count');
-  if (c) c.textContent = n ? `${n} whole-model run${n === 1 ? '' : 's'}` : 'Tick at least one config and one calibrator';
+  if (c) c.textContent = n ? `${n} whole-model run${n === 1 ? '' : 's'}` : 'Tick at least one config, one calibrator and one algorithm that applies to them';
 }
 
 function scatter(r: ExperimentResult): ChartConfiguration<'scatter'> {
   const t = readTheme();
   const palette = [t.blue, t.orange, t.green, t.purple, t.red, t.yellow];
-  const cals = [...new Set(r.rows.map((x) => x.calibrator))];
+  // One series per calibrator and algorithm: colour by series, marker by algorithm (circle RTN, triangle GPTQ, diamond AWQ).
+  const series = [...new Set(r.rows.map((x) => `${x.calibrator}\u0000${x.algorithm}`))].map((k) => k.split('\u0000'));
   const front = paretoFrontier(r.rows);
   return {
     type: 'scatter',
     data: {
       datasets: [
-        ...cals.map((c, i) => ({
-          label: `${c}`, data: r.rows.filter((x) => x.calibrator === c).map((x) => ({ x: x.bytes / 1e6, y: x.effect, config: x.config })),
-          backgroundColor: withAlpha(palette[i % palette.length], 0.8), borderColor: palette[i % palette.length], pointRadius: 5, pointHoverRadius: 7,
+        ...series.map(([c, a], i) => ({
+          label: `${c} · ${algorithmLabel(a)}`, data: r.rows.filter((x) => x.calibrator === c && x.algorithm === a).map((x) => ({ x: x.bytes / 1e6, y: x.effect, config: `${x.config} ${algorithmLabel(x.algorithm)}` })),
+          backgroundColor: withAlpha(palette[i % palette.length], 0.8), borderColor: palette[i % palette.length], pointStyle: POINT_STYLE[a] ?? 'circle', pointRadius: 6, pointHoverRadius: 8,
         })),
         { label: 'Pareto frontier', type: 'line' as const, data: front.map((x) => ({ x: x.bytes / 1e6, y: x.effect })), borderColor: t.fg, borderDash: [4, 3], borderWidth: 1, pointRadius: 0, fill: false },
       ] as ChartConfiguration<'scatter'>['data']['datasets'],
@@ -108,7 +145,7 @@ function scatter(r: ExperimentResult): ChartConfiguration<'scatter'> {
     options: {
       responsive: true, maintainAspectRatio: false, animation: false,
       plugins: {
-        legend: { labels: { color: t.fg, boxWidth: 12 } },
+        legend: { labels: { color: t.fg, boxWidth: 12, usePointStyle: true } },
         tooltip: { callbacks: { label: (c) => `${(c.raw as { config?: string }).config ?? "frontier"}: ${fmt(c.parsed.x ?? undefined)} MB, effect ${fmt(c.parsed.y ?? undefined)}` } },
       },
       scales: {
@@ -177,21 +214,25 @@ function results(r: ExperimentResult): HTMLElement {
     r.data === 'synthetic' ? ` Measured on ${r.samples} SYNTHETIC samples (${r.dataSource}): says nothing about real inputs.` : ` Measured on ${r.samples} samples of ${r.dataSource}.`,
     r.cached ? el('span', { class: 'qs-muted', id: 'qs-exp-cached' }, ' · reopened from the results cache') : '');
   const table = el('table', { class: 'qs-mini', id: 'qs-exp-table', 'aria-label': 'Experiment results' },
-    el('thead', {}, el('tr', {}, ...['Config', 'Calibrator', 'Size MB', '% of float', 'Effect', 'SQNR dB', 'Cosine', 'Pareto', 's'].map((h, i) => el('th', { scope: 'col', class: i > 1 && i !== 7 ? 'num' : '' }, h)))));
+    el('thead', {}, el('tr', {}, ...['Config', 'Calibrator', 'Algorithm', 'Size MB', '% of float', 'Effect', 'SQNR dB', 'Cosine', 'Pareto', 's'].map((h, i) => el('th', { scope: 'col', class: i > 2 && i !== 8 ? 'num' : '' }, h)))));
   const body = el('tbody', {});
   for (const x of [...r.rows].sort((a, b) => a.bytes - b.bytes || a.effect - b.effect)) {
-    body.append(el('tr', { 'data-config': x.config, 'data-calibrator': x.calibrator, 'data-pareto': String(front.has(x)) },
-      el('td', {}, x.config), el('td', {}, x.calibrator), el('td', { class: 'num' }, (x.bytes / 1e6).toFixed(3)), el('td', { class: 'num' }, `${((100 * x.bytes) / x.floatBytes).toFixed(1)}%`),
+    const c = x.calibrated;
+    const algTitle = c ? `${c.weights} of ${c.weights + c.roundedToNearest.length} weights by ${algorithmLabel(x.algorithm)}${c.roundedToNearest.length ? `; rounded to nearest: ${c.roundedToNearest.map((w) => `${w.name} (${w.reason})`).join(', ')}` : ''}` : 'round to nearest';
+    body.append(el('tr', { 'data-config': x.config, 'data-calibrator': x.calibrator, 'data-algorithm': x.algorithm, 'data-pareto': String(front.has(x)) },
+      el('td', {}, x.config), el('td', {}, x.calibrator), el('td', { title: algTitle }, algorithmLabel(x.algorithm)), el('td', { class: 'num' }, (x.bytes / 1e6).toFixed(3)), el('td', { class: 'num' }, `${((100 * x.bytes) / x.floatBytes).toFixed(1)}%`),
       el('td', { class: 'num' }, fmt(x.effect)), el('td', { class: 'num' }, fmt(x.outputs[0]?.sqnrDb)), el('td', { class: 'num' }, x.outputs[0]?.cosine.toFixed(5) ?? '—'),
       el('td', {}, front.has(x) ? '★' : ''), el('td', { class: 'num' }, x.seconds.toFixed(1))));
   }
   table.append(body);
-  return el('section', { id: 'qs-exp-results', 'aria-label': 'Results' }, el('h2', {}, 'Results'), label,
+  const notes = [...calibratedNotes(r), ...(r.notRun ?? []).map((n) => `not run: ${n}`)];
+  const noteList = notes.length ? el('ul', { class: 'qs-muted qs-caption', id: 'qs-exp-notes' }, ...notes.map((n) => el('li', {}, n))) : '';
+  return el('section', { id: 'qs-exp-results', 'aria-label': 'Results' }, el('h2', {}, 'Results'), label, noteList,
     el('div', { class: 'qs-toolbar' },
       button('qs-exp-csv', 'export', 'Export CSV…', () => vscode.postMessage({ type: 'exportCsv' })),
       button('qs-exp-md', 'markdown', 'Export Markdown report…', () => vscode.postMessage({ type: 'exportMarkdown' }))),
     el('div', { class: 'qs-cards' },
-      chartCard('qs-exp-scatter', 'Size vs output effect', 'Each point is the whole model quantized under one config and calibrator; the dashed line joins the configs nothing beats on both size and error.'),
+      chartCard('qs-exp-scatter', 'Size vs output effect', 'Each point is the whole model quantized under one config, calibrator and algorithm (circle RTN, triangle GPTQ, diamond AWQ); the dashed line joins the runs nothing beats on both size and error.'),
       chartCard('qs-exp-layers', 'Weight SQNR per layer', 'Weight-space error of every planned layer under each config (one line per config).'),
       ...(r.activations ? [chartCard('qs-exp-acts', 'Activation clip range per calibrator', `The ${r.activations.names.length} widest activations (${r.activations.target}, ${r.activations.samples} samples): the range each calibrator would clip to.`)] : [])),
     table);
@@ -232,7 +273,7 @@ function render(): void {
   }
   if (s.phase === 'error') parts.push(el('div', { class: 'qs-error', role: 'alert', id: 'qs-exp-error' }, icon('error'), ` The experiment failed: ${s.error ?? 'unknown error'}`));
   if (s.phase === 'cancelled') parts.push(el('p', { class: 'qs-muted', id: 'qs-exp-cancelled' }, icon('circle-slash'), ' Cancelled.'));
-  if (s.phase === 'setup' && !s.result) parts.push(el('p', { class: 'qs-muted', id: 'qs-exp-empty' }, 'Tick configs and calibrators, then Run: every weight matrix is quantized under each, the model runs on the data, and the size and output error of each choice are charted here.'));
+  if (s.phase === 'setup' && !s.result) parts.push(el('p', { class: 'qs-muted', id: 'qs-exp-empty' }, 'Tick configs, calibrators and algorithms, then Run: every weight matrix is quantized under each, the model runs on the data, and the size and output error of each choice are charted here.'));
   if (s.result) parts.push(results(s.result));
   replaceKeepingFocus(app, ...parts);
   updateRun();

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
-import { type Ctx, type HTMLElement, type UiTest, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
+import { type Ctx, type HTMLElement, type UiTest, answerOpenDialog, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
@@ -97,23 +97,6 @@ async function screenshots(page: Page, ctx: Ctx, frame: Frame, name: string, scr
     }
   } finally {
     await setColorTheme(ctx, frame, undefined, 'vscode-light').catch(() => undefined);
-  }
-}
-
-/** Answers VS Code's own open dialog (code-server's simple file dialog): its folder, then a click on the file's row, then OK. */
-async function answerOpenDialog(page: Page, file: string): Promise<void> {
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ timeout: 15_000 });
-  // Typing a whole file path races the dialog's own completion; the folder and a click on the row do not.
-  await input.fill(path.dirname(file) + path.sep);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first();
-  await row.waitFor({ timeout: 15_000 });
-  await row.click();
-  await page.waitForTimeout(300);
-  for (let i = 0; i < 3 && (await page.locator('.quick-input-widget').isVisible()); i++) {
-    if ((await input.inputValue()).endsWith(path.basename(file))) await page.keyboard.press('Enter');
-    else await input.fill(file);
-    await page.waitForTimeout(1000);
   }
 }
 
