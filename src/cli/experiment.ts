@@ -41,7 +41,7 @@ export function renderExperiment(e: Experiment): string {
  * every `--algos` algorithm, default rtn; GPTQ / AWQ only for the integer
  * configs they quantize) or `ID@ALGO` (that one run).
  */
-export function experimentRuns(configs: string, algos: string | undefined): { runs: ExperimentRun[]; skipped: string[] } {
+export function commandLineRuns(configs: string, algos: string | undefined): { runs: ExperimentRun[]; skipped: string[] } {
   const algoList = (algos ?? 'rtn').split(',').map((s) => s.trim()).filter(Boolean);
   const isAlgo = (a: string): a is ExperimentAlgorithm => (EXPERIMENT_ALGORITHMS as readonly string[]).includes(a);
   for (const a of algoList) if (!isAlgo(a)) throw new UsageError(`--algos: unknown algorithm '${a}' (known: ${EXPERIMENT_ALGORITHMS.join(', ')})`);
@@ -72,7 +72,7 @@ export function experimentRuns(configs: string, algos: string | undefined): { ru
 
 async function run(args: ParsedArgs, io: CliIO, signal: AbortSignal): Promise<number> {
   if (typeof args.options.configs !== 'string') throw new UsageError('--configs ID,... is required');
-  const { runs, skipped } = experimentRuns(args.options.configs, typeof args.options.algos === 'string' ? args.options.algos : undefined);
+  const { runs, skipped } = commandLineRuns(args.options.configs, typeof args.options.algos === 'string' ? args.options.algos : undefined);
   const calibrator = (typeof args.options.calibrator === 'string' ? args.options.calibrator : 'minmax') as CalibratorName;
   for (const r of runs) {
     // Refused before any data is read: without --calib the data would be synthetic.
