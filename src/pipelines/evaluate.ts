@@ -261,6 +261,7 @@ export interface ExperimentConfigResult {
   outputs: OutputMetrics[];
   /** Measured on the whole model (every weight quantized at once). */
   effect: number;
+  /** Quantizing and running this variant; GPTQ / AWQ add the wall time of fitting its weights in the pool (the shared recording of the inputs is in the experiment's total). */
   seconds: number;
   /**
    * GPTQ / AWQ: the weights they quantized (as `quantscope quantize --target
@@ -399,10 +400,13 @@ export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSe
     let given: (Float32Array | null)[] | undefined;
     let calibrated: ExperimentConfigResult['calibrated'];
     let extraBytes = 0;
+    let fitSeconds = 0;
     if (run.algorithm !== 'rtn') {
       const algo = run.algorithm;
+      const tf = Date.now();
       const c = await calibratedRunWeights(model, inputs!, weights, { config: run.config, algorithm: algo }, opts.pool, signal, (name) => tick(`${run.config} ${algo}: ${name}`));
       ({ given, calibrated, extraBytes } = c);
+      fitSeconds = (Date.now() - tf) / 1000;
     }
     const transfer = given ? given.filter((g): g is Float32Array => !!g).map((g) => g.buffer as ArrayBuffer) : undefined;
     const [variant] = await opts.pool.run(
@@ -410,7 +414,7 @@ export async function runExperiment(model: ModelFile, set: CalibSet, opts: RunSe
       { signal, ...(transfer?.length ? { transfer } : {}) },
     );
     tick(`${run.config} ${run.algorithm}: measured`);
-    return { run, variant, calibrated, extraBytes };
+    return { run, variant: { ...variant, seconds: variant.seconds + fitSeconds }, calibrated, extraBytes };
   });
   const res = await allJobs(`experiment on ${model.path}`, opts.signal, jobs);
   const results = res.map(({ run, variant: r, calibrated, extraBytes }) => {
