@@ -15,7 +15,8 @@
  * (heldout-more-judge.txt), 773 windows. Effect and loss rise come from
  * disjoint text of one distribution, split 1:3 in both sources. The GPL-3
  * head (calibration.txt, 128 windows of training text) is measured too, for
- * comparison.
+ * comparison. Measured: Spearman 0.927 (weight SQNR -0.188); with only MPL-2.0
+ * (64 calibration windows, 197 judging) it was 0.891: the judge was noisy.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -152,8 +153,9 @@ describe('runtime quality: output sensitivity predicts the loss (tiny transforme
     console.log(`      held-out loss ${(base[0] / Math.LN2).toFixed(3)} bits/byte (MPL-2.0 rest ${(base[1] / Math.LN2).toFixed(3)}, gathered ${(base[2] / Math.LN2).toFixed(3)}); Spearman(output effect, loss rise) = ${rhoOutput.toFixed(3)}, Spearman(-weight SQNR, loss rise) = ${rhoWeight.toFixed(3)}`);
     console.log(`      for comparison: effect on training text (GPL-3 head) ${spearman(effectTrain, rise).toFixed(3)}; loss rise on the calibration text itself ${spearman(riseCalib, rise).toFixed(3)}; the judge's two parts (197 and 576 windows) agree at ${spearman(riseMpl, riseMore).toFixed(3)}`);
     for (const [i, w] of weights.entries()) console.log(`      ${w.name.padEnd(18)} KL ${effect[i].toExponential(2)}  loss rise ${rise[i].toExponential(2)}  weight SQNR ${wsqnr[i].toFixed(2)} dB`);
-    // Measured here: see the README status line; the first protocol (64 calibration windows of MPL-2.0, judged on its
-    // other 197) measured 0.891.
+    // Measured once under this protocol (fixed before measuring): 0.927, against -0.188 for weight SQNR (effect on the
+    // GPL-3 training text instead: 0.915; loss rise on the calibration text itself: 0.976; the judge's two parts agree
+    // at 0.879). The first protocol (64 calibration windows of MPL-2.0, judged on its other 197) measured 0.891.
     assert.ok(rhoOutput >= 0.9, `Spearman(output effect, loss rise) = ${rhoOutput}`);
     assert.ok(rhoOutput > rhoWeight, `output ${rhoOutput} vs weight ${rhoWeight}`);
   });
