@@ -10,7 +10,7 @@ OUT_DIR/heldout.txt and the rest of it to OUT_DIR/heldout-rest.txt, never
 seen in training, so quality tests measure quantization error on text the
 model did not memorise (and can calibrate on one part, judge on the other); the first
 CALIBRATION_BYTES of GPL-3 (training text) go to OUT_DIR/calibration.txt for
-GPTQ/AWQ calibration.
+GPTQ/AWQ calibration. More held-out text: scripts/heldout-licences.py.
 
 The model is a decoder-only transformer (pre-LayerNorm, causal attention,
 GELU MLP) over bytes (vocab 256). Every linear layer is a plain matrix

@@ -44,7 +44,8 @@ export type JobRequest =
   /** Quantized safetensors: one Linear weight, round-to-nearest, into its GPTQ or compressed-tensors parts (quant/hfQuantize). */
   | { kind: 'hfqWeight'; source: FileTensorRef; target: SafetensorsTarget; scheme: WeightScheme; scaleType: 'f16' | 'bf16' }
   /** GGUF conversion: encode elements [start, start+count) (whole rows) of a tensor into `to` (see quant/ggml/slab); an array source is the slab itself (start 0). */
-  | { kind: 'ggufSlab'; source: FileTensorRef | ArrayTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl }
+  /** `ropeHeads`: a file tensor in Hugging Face's rope order, read in llama.cpp's (quant/ggml/slab.readSourceValuesRope). */
+  | { kind: 'ggufSlab'; source: FileTensorRef | ArrayTensorRef; start: number; count: number; to: GgmlTypeName; rowLength: number; importance?: Float32Array; impl?: Impl; ropeHeads?: number }
   /** GGUF size budget: the error of each candidate type on sampled rows (`rows`, indices into the tensor; an array source holds just those rows, concatenated). */
   | { kind: 'ggufTypeErrors'; source: FileTensorRef | ArrayTensorRef; rows: number[]; rowLength: number; types: GgmlTypeName[]; importance?: Float32Array; rowsPerExpert?: number; impl?: Impl }
   /** GGUF verification: fingerprint of a range of a written tensor (decoded values, or raw bytes). */

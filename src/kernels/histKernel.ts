@@ -7,7 +7,7 @@
  */
 import { HIST_KERNEL_WASM_BASE64 } from './histKernel.generated';
 import { HistKernel, HistKernelRef, ScanStats, isPow2, plusZero } from './histKernelRef';
-import { compileBase64, growTo, instantiate, type Impl, type WasmMemory } from './runtime';
+import { growTo, type Impl, lazyKernel, type WasmMemory } from './runtime';
 
 export { HistKernelRef, isPow2 };
 export type { HistKernel, ScanStats };
@@ -19,17 +19,7 @@ interface Exports {
   flush(tab: number, B: number, dst: number): void;
 }
 
-let exportsCache: Exports | null | undefined;
-
-function load(): Exports | null {
-  if (exportsCache !== undefined) return exportsCache;
-  try {
-    exportsCache = instantiate<Exports>(compileBase64(HIST_KERNEL_WASM_BASE64), 'histogram');
-  } catch {
-    exportsCache = null; // no WebAssembly SIMD here: the TypeScript twin serves
-  }
-  return exportsCache;
-}
+const load = lazyKernel<Exports>(HIST_KERNEL_WASM_BASE64, 'histogram');
 
 /** First byte the kernel may use; below it lies AssemblyScript's static data. */
 const BASE = 65536;

@@ -4,7 +4,7 @@
  * call. Memory grows to the largest tensor seen and is reused.
  */
 import { NBITS_KN_WASM_BASE64 } from './nbitsKn.generated';
-import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
+import { growTo, lazyKernel, type WasmMemory } from './runtime';
 
 interface Kernel {
   memory: WasmMemory;
@@ -12,17 +12,7 @@ interface Kernel {
     sArr: number, zArr: number, codes: number, B: number, scales: number, zps: number, stats: number, rowC: number, tr: number, b0: number, b1: number): void;
 }
 
-let kernel: Kernel | null | undefined;
-function load(): Kernel | null {
-  if (kernel === undefined) {
-    try {
-      kernel = instantiate<Kernel>(compileBase64(NBITS_KN_WASM_BASE64), 'nbitsKN');
-    } catch {
-      kernel = null;
-    }
-  }
-  return kernel;
-}
+const load = lazyKernel<Kernel>(NBITS_KN_WASM_BASE64, 'nbitsKN');
 
 const BASE = 65536;
 const align = (v: number) => Math.ceil(v / 64) * 64;

@@ -9,7 +9,7 @@
  * module's memory grows once to the largest chunk seen and is reused.
  */
 import { RTN_KERNELS_WASM_BASE64 } from './rtnKernels.generated';
-import { compileBase64, growTo, instantiate, type WasmMemory } from './runtime';
+import { growTo, lazyKernel, type WasmMemory } from './runtime';
 
 interface Kernels {
   memory: WasmMemory;
@@ -19,17 +19,7 @@ interface Kernels {
   pack4(codes: number, n: number): void;
 }
 
-let kernels: Kernels | null | undefined;
-
-function load(): Kernels | null {
-  if (kernels !== undefined) return kernels;
-  try {
-    kernels = instantiate<Kernels>(compileBase64(RTN_KERNELS_WASM_BASE64), 'rtn');
-  } catch {
-    kernels = null; // no WebAssembly SIMD here: callers use the TypeScript reference
-  }
-  return kernels;
-}
+const load = lazyKernel<Kernels>(RTN_KERNELS_WASM_BASE64, 'rtn');
 
 export function wasmAvailable(): boolean {
   return load() !== null;

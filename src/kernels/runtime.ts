@@ -28,6 +28,24 @@ export function instantiate<T>(module: object, name: string): T {
   return inst.exports as T;
 }
 
+/**
+ * The kernel module's instance, made on first use and kept; null where
+ * WebAssembly SIMD is unavailable (callers then run the TypeScript twin).
+ */
+export function lazyKernel<T>(base64: string, name: string): () => T | null {
+  let k: T | null | undefined;
+  return () => {
+    if (k === undefined) {
+      try {
+        k = instantiate<T>(compileBase64(base64), name);
+      } catch {
+        k = null;
+      }
+    }
+    return k;
+  };
+}
+
 /** Grow a module's memory so that `bytes` fit (memory only grows, in 64 KiB pages). */
 export function growTo(memory: WasmMemory, bytes: number): void {
   const have = memory.buffer.byteLength;

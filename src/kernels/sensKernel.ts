@@ -8,7 +8,7 @@
  * so the ~20 passes of the clip search over a chunk stay in cache).
  */
 import { SENS_KERNEL_WASM_BASE64 } from './sensKernel.generated';
-import { compileBase64, growTo, instantiate, type Impl, type WasmMemory } from './runtime';
+import { growTo, type Impl, lazyKernel, type WasmMemory } from './runtime';
 import { ClipSearch, SensFormat, SensLines, groupCount, sensGroupErrorsRef } from './sensKernelRef';
 
 export type { ClipSearch, SensFormat, SensLines } from './sensKernelRef';
@@ -22,17 +22,7 @@ interface Kernels {
   sensFp8e4m3(x: number, rows: number, rowLen: number, g: number, out: number, steps: number, minRatio: number, scratch: number): void;
 }
 
-let kernels: Kernels | null | undefined;
-
-function load(): Kernels | null {
-  if (kernels !== undefined) return kernels;
-  try {
-    kernels = instantiate<Kernels>(compileBase64(SENS_KERNEL_WASM_BASE64), 'sensitivity');
-  } catch {
-    kernels = null; // no WebAssembly SIMD here: callers use the TypeScript twin
-  }
-  return kernels;
-}
+const load = lazyKernel<Kernels>(SENS_KERNEL_WASM_BASE64, 'sensitivity');
 
 export function sensWasmAvailable(): boolean {
   return load() !== null;

@@ -201,48 +201,27 @@ export async function convertGguf(
   const digests: string[][] = plan.map(() => []);
   const results: ConvertedGgufTensor[] = [];
   try {
-    // Every slab of every tensor, in file order; up to `window` are being encoded while the oldest is written.
-    const tasks = plan.flatMap((pt, k) => tensorSlabs(byName.get(pt.name)!, pt).map((range, j, all) => ({ k, range, last: j === all.length - 1 })));
-    const acc = plan.map(() => ({ err: 0, ref: 0, importance: false }));
-    const window = options.pool ? options.pool.size * 2 : 1;
-    const inflight: Promise<GgufSlabResult>[] = [];
-    let next = 0;
+    const tasks = plan.flatMap((pt, k) => slabTasks(k, byName.get(pt.name)!.numel, pt));
+    const importance = plan.map(() => false);
     let bytesRead = 0;
-    const launch = (): void => {
-      const t = tasks[next++];
+    const launch = (t: SlabTask): Promise<GgufSlabResult> => {
       const pt = plan[t.k];
       const info = byName.get(pt.name)!;
-      if (pt.from === pt.to) {
-        inflight.push(Promise.resolve(copySlab(m, info, t.range)));
-      } else {
-        const imp = importanceFor(im, pt, t.range[0]);
-        if (imp) acc[t.k].importance = true;
-        inflight.push(runner.encode(info, t.range, pt.to, pt.ne[0], imp));
-      }
-      // A failed slab is reported when its turn comes; do not let it count as unhandled meanwhile.
-      inflight[inflight.length - 1].catch(() => undefined);
+      if (pt.from === pt.to) return Promise.resolve(copySlab(m, info, t.range));
+      const imp = importanceFor(im, pt, t.range[0]);
+      if (imp) importance[t.k] = true;
+      return runner.encode(info, t.range, pt.to, pt.ne[0], imp);
     };
-    for (let done = 0; done < tasks.length; done++) {
-      while (next < tasks.length && inflight.length < window) launch();
-      await checkCancel(cb.signal);
-      const r = await inflight.shift()!;
-      const t = tasks[done];
-      writer.write(r.bytes);
-      digests[t.k].push(r.digest);
-      acc[t.k].err += r.errSum;
-      acc[t.k].ref += r.refSum;
-      if (!t.last) continue;
-      writer.endTensor();
-      const pt = plan[t.k];
-      const a = acc[t.k];
-      const relMse = pt.from === pt.to ? 0 : a.ref > 0 ? a.err / a.ref : a.err > 0 ? Infinity : 0;
+    await writeSlabsInOrder(tasks, options.pool ? options.pool.size * 2 : 1, launch, writer, digests, cb.signal, (k, err, ref) => {
+      const pt = plan[k];
+      const relMse = pt.from === pt.to ? 0 : ref > 0 ? err / ref : err > 0 ? Infinity : 0;
       results.push({
-        name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: layout.sizes[t.k],
-        requantized: pt.from !== pt.to, relMse, sqnrDb: sqnr(relMse), importance: a.importance,
+        name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: layout.sizes[k],
+        requantized: pt.from !== pt.to, relMse, sqnrDb: sqnr(relMse), importance: importance[k],
       });
       bytesRead += byName.get(pt.name)!.byteLength;
-      cb.onProgress?.({ done: t.k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
-    }
+      cb.onProgress?.({ done: k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
+    });
     writer.finish();
     const t1 = process.hrtime.bigint();
     let verification: ConvertGgufResult['verification'];
@@ -305,8 +284,46 @@ function slabRunner(source: string, m: ModelFile, pool: WorkerPool | undefined, 
   };
 }
 
-function tensorSlabs(info: TensorInfo, pt: PlannedTensor): [number, number][] {
-  return slabRanges(info.numel, pt.ne[0], pt.ne[1] ?? 1, SLAB_VALUES);
+/** One slab of planned tensor `k`: `count` elements from `start` (range = [start, count]). */
+export interface SlabTask { k: number; range: [number, number]; last: boolean }
+
+/** The slabs of planned tensor `k` of `numel` elements, in file order. */
+export function slabTasks(k: number, numel: number, pt: { ne: number[] }): SlabTask[] {
+  return slabRanges(numel, pt.ne[0], pt.ne[1] ?? 1, SLAB_VALUES).map((range, j, all) => ({ k, range, last: j === all.length - 1 }));
+}
+
+/**
+ * The conversions' ordered pipeline: up to `window` slabs are being encoded
+ * while the oldest is written, so the file is written in order in bounded
+ * memory. Each slab's digest is kept for the verification;
+ * `tensorDone(k, errSum, refSum)` follows a tensor's last slab.
+ */
+export async function writeSlabsInOrder(
+  tasks: SlabTask[], window: number, launch: (t: SlabTask) => Promise<GgufSlabResult>, writer: GgufFileWriter,
+  digests: string[][], signal: AbortSignal | undefined, tensorDone: (k: number, errSum: number, refSum: number) => void,
+): Promise<void> {
+  const inflight: Promise<GgufSlabResult>[] = [];
+  let next = 0, err = 0, ref = 0;
+  for (let done = 0; done < tasks.length; done++) {
+    while (next < tasks.length && inflight.length < window) {
+      const p = launch(tasks[next++]);
+      // A failed slab is reported when its turn comes; do not let it count as unhandled meanwhile.
+      p.catch(() => undefined);
+      inflight.push(p);
+    }
+    await checkCancel(signal);
+    const r = await inflight.shift()!;
+    const t = tasks[done];
+    writer.write(r.bytes);
+    digests[t.k].push(r.digest);
+    err += r.errSum;
+    ref += r.refSum;
+    if (!t.last) continue;
+    writer.endTensor();
+    tensorDone(t.k, err, ref);
+    err = 0;
+    ref = 0;
+  }
 }
 
 /** A tensor kept as it is: its bytes, fingerprinted as the verification reads them back. */
@@ -354,9 +371,9 @@ export async function verifyWritten(
       if (raw.name !== pt.name || ggmlTypeByName(pt.to)!.id !== raw.type || raw.ne.join() !== pt.ne.join()) {
         fail(`tensor #${k} is ${raw.name} ${raw.type} [${raw.ne.join(', ')}], expected ${pt.name} ${pt.to} [${pt.ne.join(', ')}]`);
       }
-      const slabs = tensorSlabs(t, pt);
+      const slabs = slabTasks(k, t.numel, pt);
       if (slabs.length !== digests[k].length) fail(`tensor ${pt.name}: ${slabs.length} slabs, ${digests[k].length} fingerprints`);
-      slabs.forEach((range, j) => {
+      slabs.forEach(({ range }, j) => {
         const job = { k, j, p: runner.digest(file, m, t, range, pt.from === pt.to) };
         job.p.catch(() => undefined);
         jobs.push(job);

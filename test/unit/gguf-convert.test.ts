@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { openGguf, readGgufHeader, GgufValueType } from '../../src/formats/gguf/reader';
+import { readGgufHeader, GgufValueType } from '../../src/formats/gguf/reader';
 import { GgufFileWriter, layoutGguf } from '../../src/formats/gguf/writer';
 import { readImatrix } from '../../src/formats/gguf/imatrix';
 import { convertGguf, defaultGgufOutputPath } from '../../src/pipelines/convertGguf';
@@ -20,33 +20,9 @@ import { llamaEvaluate, meanKlDivergence, LlamaLogits } from '../../src/runtime/
 import { writeLlamaGguf, TinyLlamaSpec } from '../llamaGguf';
 import { WorkerPool } from '../../src/jobs/pool';
 import { rng } from '../random';
+import { assertSameGguf } from './ggmlFixtures';
 
 const PRESETS = Object.keys(GGUF_PRESETS) as GgufPreset[];
-
-/** Tensor-by-tensor and key-by-key comparison; the message names the first difference. */
-function assertSameGguf(ours: string, ref: string, opts: { ignoreKeys?: RegExp } = {}): void {
-  const a = readGgufHeader(ours), b = readGgufHeader(ref);
-  const keep = (k: string): boolean => !opts.ignoreKeys?.test(k);
-  assert.deepEqual(Object.keys(a.metadata).filter(keep), Object.keys(b.metadata).filter(keep), 'metadata keys and order');
-  for (const k of Object.keys(b.metadata).filter(keep)) {
-    assert.equal(a.metadataTypes[k], b.metadataTypes[k], `type of ${k}`);
-    assert.deepEqual(a.metadata[k], b.metadata[k], `value of ${k}`);
-  }
-  assert.deepEqual(a.rawTensors.map((t) => t.name), b.rawTensors.map((t) => t.name), 'tensor names and order');
-  const ma = openGguf(ours), mb = openGguf(ref);
-  try {
-    for (let i = 0; i < a.rawTensors.length; i++) {
-      const ta = a.rawTensors[i], tb = b.rawTensors[i];
-      assert.equal(ta.type, tb.type, `${ta.name}: type ${ta.type} vs llama.cpp's ${tb.type}`);
-      assert.deepEqual(ta.ne, tb.ne, `${ta.name}: dims`);
-      const ba = ma.readBytes(ma.tensors[i]), bb = mb.readBytes(mb.tensors[i]);
-      assert.ok(Buffer.from(ba).equals(Buffer.from(bb)), `${ta.name} (${ta.type}): bytes differ from llama.cpp's`);
-    }
-  } finally {
-    ma.close();
-    mb.close();
-  }
-}
 
 describe('GGUF conversion: byte-identical to llama.cpp llama_model_quantize, and runs in llama.cpp', function () {
   this.timeout(600000);

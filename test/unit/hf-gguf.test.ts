@@ -13,12 +13,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Tokenizer as HfTokenizer } from '@huggingface/tokenizers' with { 'resolution-mode': 'import' };
 import { convertHfGguf } from '../../src/pipelines/convertHfGguf';
-import { openGguf, readGgufHeader } from '../../src/formats/gguf/reader';
+import { readGgufHeader } from '../../src/formats/gguf/reader';
 import { GGUF_PRESETS, GgufPreset } from '../../src/quant/ggml/presets';
 import { llamaModelQuantize } from '../../src/runtime/llamacpp/quantize';
 import { WorkerPool } from '../../src/jobs/pool';
 import { llamaEvaluate, llamaTokenize, meanKlDivergence } from '../../src/runtime/llamacpp/evaluate';
 import { Fixture, FixtureArch, FixtureOptions, gpt2Reference, llamaReference, makeCheckpoint, testStrings } from './hfFixtures';
+import { assertSameGguf } from './ggmlFixtures';
 
 interface Case { arch: FixtureArch; opts: FixtureOptions; tol: number; label: string }
 
@@ -37,24 +38,6 @@ const { Tokenizer } = require('@huggingface/tokenizers') as { Tokenizer: typeof 
 
 export function hfTokenizer(fx: Fixture): HfTokenizer {
   return new Tokenizer(fx.tokenizer.tokenizer, fx.tokenizer.config);
-}
-
-/** Same tensors (names, order, types, dims) with the same bytes; the message names the first difference. */
-function assertSameTensors(ours: string, ref: string): void {
-  const a = readGgufHeader(ours), b = readGgufHeader(ref);
-  assert.deepEqual(a.rawTensors.map((t) => t.name), b.rawTensors.map((t) => t.name), 'tensor names and order');
-  const ma = openGguf(ours), mb = openGguf(ref);
-  try {
-    for (let i = 0; i < a.rawTensors.length; i++) {
-      const ta = a.rawTensors[i], tb = b.rawTensors[i];
-      assert.equal(ta.type, tb.type, `${ta.name}: type ${ta.type} vs llama.cpp's ${tb.type}`);
-      assert.deepEqual(ta.ne, tb.ne, `${ta.name}: dims`);
-      assert.ok(Buffer.from(ma.readBytes(ma.tensors[i])).equals(Buffer.from(mb.readBytes(mb.tensors[i]))), `${ta.name}: bytes differ from llama.cpp's`);
-    }
-  } finally {
-    ma.close();
-    mb.close();
-  }
 }
 
 for (const c of CASES) {
@@ -123,7 +106,7 @@ for (const c of CASES) {
         assert.equal(r.verification?.tensors, r.tensors.length);
         const viaLlama = path.join(dir, `llama-${type}.gguf`);
         await llamaModelQuantize(plain, viaLlama, { ftype: GGUF_PRESETS[type].ftype, nthread: 1 });
-        assertSameTensors(out, viaLlama);
+        assertSameGguf(out, viaLlama, { tensorsOnly: true });
         kls[type] = meanKlDivergence(ref, await llamaEvaluate(out, tokens, { nThreads: 2 }));
       }
       if (c.arch === 'llama') {

