@@ -1,11 +1,13 @@
 /**
- * Run ONNX models with onnxruntime-node in a worker thread, so a long
- * verification never blocks the extension host or the CLI's event loop.
- * One worker per call: it loads each model in turn, runs every feed, posts
- * the outputs back and exits (sessions never outlive the call).
+ * Run ONNX models with onnxruntime-node in a child process (ortWorker.ts), so
+ * a long verification never blocks the extension host or the CLI's event
+ * loop, and a model that aborts ONNX Runtime ends only that process. One
+ * process per call: it loads each model in turn, runs every feed, sends the
+ * outputs back (IPC with V8 serialization: typed arrays pass through) and
+ * exits (sessions never outlive the call).
  */
+import { fork } from 'node:child_process';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 
 export type FeedData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 /** One input tensor. `type` defaults from the array class (Uint16Array means float16). */
@@ -13,6 +15,12 @@ export interface Feed { data: FeedData; dims: number[]; type?: string }
 export type Feeds = Record<string, Feed>;
 export interface OrtOutput { name: string; type: string; dims: number[]; data: FeedData }
 export interface OrtJob { model: string; feeds: Feeds[]; /** Output names to fetch; default all. */ outputs?: string[]; /** ORT graph optimization level (default 'all'). */ optimization?: 'disabled' | 'basic' | 'extended' | 'all'; /** ORT intra-op threads (default 2). */ threads?: number }
+
+/** What ortWorker.ts sends: the job it starts (so a crash names its model), then its one answer. */
+export type OrtChildMessage =
+  | { type: 'running'; index: number }
+  | { type: 'done'; ok: true; results: OrtOutput[][][] }
+  | { type: 'done'; ok: false; error: string };
 
 export function feedType(f: Feed): string {
   if (f.type) return f.type;
@@ -26,31 +34,47 @@ export function feedType(f: Feed): string {
   return 'int16';
 }
 
-/** Results indexed [job][feed][output]. Rejects with ORT's own message (naming the model) when a model fails to load or run. */
+/**
+ * Results indexed [job][feed][output]. Rejects with ORT's own message (naming
+ * the model) when a model fails to load or run, and naming the model and the
+ * signal or exit code when ONNX Runtime ends the process. Cancel kills the
+ * process at once (only a worker thread inside a native call could not be
+ * stopped without taking the whole process down).
+ */
 export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
   return new Promise((resolve, reject) => {
     signal?.throwIfAborted();
-    const w = new Worker(path.join(__dirname, 'ortWorker.js'), { workerData: { jobs } });
+    const child = fork(path.join(__dirname, 'ortWorker.js'), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    let running = 0;
     let settled = false;
-    // Cancel answers at once but leaves the worker to finish its run: terminating a worker inside
-    // an ONNX Runtime call aborts the whole process (napi error → std::terminate, exit 134),
-    // which in VS Code is the extension host. The worker is stopped as soon as it answers.
-    const onAbort = () => finish(() => reject(signal!.reason));
     const finish = (f: () => void) => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       f();
     };
+    const onAbort = () => finish(() => reject(signal!.reason));
     signal?.addEventListener('abort', onAbort);
-    w.on('message', (m: { ok: true; results: OrtOutput[][][] } | { ok: false; error: string }) => {
-      if (settled) {
-        void w.terminate();
-        return;
-      }
+    child.on('message', (m: OrtChildMessage) => {
+      if (m.type === 'running') { running = m.index; return; }
       finish(() => (m.ok ? resolve(m.results) : reject(new Error(m.error))));
     });
-    w.on('error', (e) => finish(() => reject(e)));
-    w.on('exit', (code) => finish(() => reject(new Error(`ONNX Runtime worker exited with code ${code} before answering`))));
+    child.on('error', (e) => finish(() => reject(e)));
+    // 'close': stderr has been read to its end (ONNX Runtime's own report of an abort).
+    child.on('close', (code, sig) => finish(() => {
+      const model = jobs[running]?.model ?? '(no model)';
+      const said = stderr.trim() ? `\n${stderr.trim().split('\n').slice(-8).join('\n')}` : '';
+      reject(new Error(sig
+        ? `ONNX Runtime ${sig === 'SIGABRT' ? 'aborted' : 'crashed'} while running ${model} (${sig})${said}`
+        : `ONNX Runtime worker exited with code ${code} while running ${model} before answering${said}`));
+    }));
+    try {
+      child.send({ jobs });
+    } catch (e) {
+      finish(() => reject(e instanceof Error ? e : new Error(String(e))));
+    }
   });
 }

@@ -1,13 +1,16 @@
-/** Worker side of ortRun.ts: loads each job's model in onnxruntime-node and runs its feeds. */
-import { parentPort, workerData } from 'node:worker_threads';
-import type { OrtJob, OrtOutput, FeedData } from './ortRun';
+/**
+ * Child process of ortRun.ts: loads each job's model in onnxruntime-node,
+ * runs its feeds, answers once and exits. A native abort inside ONNX Runtime
+ * ends only this process; the parent reports it naming the model.
+ */
+import type { OrtChildMessage, OrtJob, OrtOutput, FeedData } from './ortRun';
 import { feedType } from './ortRun';
 
-async function main(): Promise<void> {
+async function main(jobs: OrtJob[]): Promise<OrtOutput[][][]> {
   const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const jobs = (workerData as { jobs: OrtJob[] }).jobs;
   const results: OrtOutput[][][] = [];
-  for (const job of jobs) {
+  for (const [index, job] of jobs.entries()) {
+    send({ type: 'running', index });
     let session;
     try {
       session = await ort.InferenceSession.create(job.model, { graphOptimizationLevel: job.optimization ?? 'all', intraOpNumThreads: job.threads ?? 2 });
@@ -30,7 +33,18 @@ async function main(): Promise<void> {
     await session.release();
     results.push(perFeed);
   }
-  parentPort!.postMessage({ ok: true, results });
+  return results;
 }
 
-main().catch((e: Error) => parentPort!.postMessage({ ok: false, error: e.message }));
+function send(m: OrtChildMessage, then?: () => void): void {
+  process.send!(m, undefined, undefined, then);
+}
+
+process.once('message', (m: { jobs: OrtJob[] }) => {
+  main(m.jobs).then(
+    (results) => send({ type: 'done', ok: true, results }, () => process.exit(0)),
+    (e: Error) => send({ type: 'done', ok: false, error: e.message }, () => process.exit(0)),
+  );
+});
+// The parent is gone or gave up (cancel): nothing is left to answer.
+process.on('disconnect', () => process.exit(0));

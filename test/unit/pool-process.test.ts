@@ -1,0 +1,101 @@
+/**
+ * The pool's worker processes: every job that loads ONNX Runtime runs in a
+ * child process, so a native abort there ends only that process. The
+ * scenarios run in a child of the test runner, so that an abort reaching the
+ * pool's own process shows as that child's exit status instead of ending mocha.
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { sampleModels } from './cli-spawn';
+
+const out = (m: string) => JSON.stringify(path.join(__dirname, '../../src', m));
+const prelude = `
+const { WorkerPool, CancelledError } = require(${out('jobs/pool.js')});
+const { openModel } = require(${out('formats/index.js')});
+const { modelCalib, runtimeWeights } = require(${out('pipelines/evaluate.js')});
+const { collectActivations } = require(${out('runtime/activations.js')});
+const model = process.argv[1];
+function calib(samples, shape) {
+  const m = openModel(model);
+  try { return modelCalib(m, undefined, { samples, shapes: { x: shape } }).samples; } finally { m.close(); }
+}
+`;
+
+function scenario(body: string): unknown {
+  const r = spawnSync(process.execPath, ['-e', `${prelude}(async () => {\n${body}\n})().catch((e) => { console.error(e); process.exitCode = 1; });`, sampleModels.ocrRec], { encoding: 'utf8', timeout: 170_000 });
+  assert.equal(r.signal, null, `the pool's process died of ${r.signal}: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+describe('worker pool: ONNX Runtime jobs in worker processes', function () {
+  this.timeout(180_000);
+
+  it('a job that aborts inside the runtime fails naming the model and SIGABRT; the process lives on and the next ORT job gives the in-process result', () => {
+    const r = scenario(`
+      const feeds = calib(2, [1, 3, 48, 96]);
+      const pool = new WorkerPool({ size: 1, allowTestJobs: true });
+      // The next job is handed to the same worker process ahead of time: it must survive the abort and run in the replacement.
+      const aborted = pool.run({ kind: 'test-abort', model });
+      const next = pool.run({ kind: 'runtimeActivations', model, feeds });
+      let err;
+      try { await aborted; err = 'resolved'; } catch (e) { err = { name: e.name, message: e.message }; }
+      const states = await next;
+      const direct = (await collectActivations(model, feeds)).states();
+      // Pure-JS jobs still run in threads beside it.
+      const hang = await pool.run({ kind: 'test-hang', ms: 1, cooperative: true });
+      const started = pool.workersStarted;
+      await pool.close();
+      console.log(JSON.stringify({ err, same: JSON.stringify(states) === JSON.stringify(direct), tensors: states.length, sliced: hang.sliced, started, pid: process.pid }));
+    `) as { err: { name: string; message: string } | string; same: boolean; tensors: number; sliced: number; started: number };
+    assert.notEqual(r.err, 'resolved');
+    const err = r.err as { name: string; message: string };
+    assert.equal(err.name, 'WorkerCrashedError');
+    assert.match(err.message, /^ONNX Runtime aborted while running .*ch_PP-OCRv4_rec_infer\.onnx \(SIGABRT\); the worker was restarted/);
+    assert.ok(r.tensors > 10, `${r.tensors} activations`);
+    assert.ok(r.same, 'the activations measured in the replacement worker process equal those measured in-process');
+    assert.ok(r.sliced >= 1);
+    // Two worker processes (the aborted one, its replacement) and one thread.
+    assert.equal(r.started, 3);
+  });
+
+  it('an ORT job cancelled mid-run settles promptly, cooperatively or by killing its process, and the next job runs', () => {
+    const r = scenario(`
+      const feeds = calib(4, [1, 3, 48, 320]);
+      const pool = new WorkerPool({ size: 1 });
+      const m = openModel(model);
+      const weights = runtimeWeights(m);
+      m.close();
+      const job = { kind: 'runtimeSensitivity', model, weights: weights.slice(0, 40), configs: ['int8-channel', 'int4-g128'], feeds };
+      const runs = [];
+      // A cooperative stop (the flag is read between runs) and a kill (a grace shorter than one run).
+      for (const grace of [2000, 1]) {
+        const ac = new AbortController();
+        const t0 = Date.now();
+        let progressed = 0;
+        const p = pool.run(job, { signal: ac.signal, cancelGraceMs: grace, onProgress: (d) => { progressed = d; } });
+        setTimeout(() => ac.abort(), 1500);
+        let how;
+        try { await p; how = 'done'; } catch (e) { how = e instanceof CancelledError ? 'cancelled' : 'error: ' + e.message; }
+        runs.push({ grace, how, settledMs: Date.now() - t0 - 1500, progressed, started: pool.workersStarted });
+      }
+      const small = { ...job, weights: weights.slice(-2) };
+      const after = await pool.run(small);
+      const { measureWeights } = require(${out('runtime/sensitivity.js')});
+      const direct = await measureWeights(model, small.weights, small.configs, feeds);
+      await pool.close();
+      console.log(JSON.stringify({ runs, same: JSON.stringify(after.weights) === JSON.stringify(direct.weights), afterWeights: after.weights.length }));
+    `) as { runs: { grace: number; how: string; settledMs: number; progressed: number; started: number }[]; same: boolean; afterWeights: number };
+    for (const c of r.runs) {
+      assert.equal(c.how, 'cancelled', JSON.stringify(r.runs));
+      assert.ok(c.settledMs < 1000, `settled ${c.settledMs} ms after the cancel: ${JSON.stringify(c)}`);
+      assert.ok(c.progressed < 80, `the 80-step job ran to its end: ${JSON.stringify(c)}`);
+    }
+    // The cooperative stop keeps its worker process; the 1 ms grace kills it mid-run (a replacement starts).
+    assert.equal(r.runs[0].started, 1, JSON.stringify(r.runs));
+    assert.equal(r.runs[1].started, 2, JSON.stringify(r.runs));
+    assert.equal(r.afterWeights, 2);
+    assert.ok(r.same, 'the job after the cancels measures what the in-process run measures');
+  });
+});
