@@ -205,8 +205,11 @@ export class WorkerPool {
     const child = fork(this.script, [WORKER_PROCESS_ARG, JSON.stringify(init)], {
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      // Not the parent's flags (an inspector port, a debugger break in the extension host).
-      execArgv: [`--max-old-space-size=${this.opts.maxOldGenerationSizeMb ?? 1024}`],
+      // Not the parent's flags (an inspector port, a debugger break in the extension host), except the CLI's
+      // bounds-checked WebAssembly under an address-space limit (cli.ts), which the child inherits.
+      execArgv: [`--max-old-space-size=${this.opts.maxOldGenerationSizeMb ?? 1024}`, ...process.execArgv.filter((a) => a === '--disable-wasm-trap-handler')],
+      // In VS Code, process.execPath is Electron: this makes it a plain Node.js (as language clients fork their servers).
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
     });
     let tail = '';
     child.stderr?.on('data', (d: Buffer) => { tail = (tail + d.toString()).slice(-4000); });
@@ -224,6 +227,8 @@ export class WorkerPool {
       terminate: () => new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
         child.once('exit', () => resolve());
+        // Held until it is gone: an idle worker is unreferenced, and the wait must keep this process up.
+        child.ref();
         child.kill('SIGKILL');
       }),
       stderrTail: () => tail.trim(),

@@ -111,4 +111,6 @@ else if (asProcess) {
   process.on('message', (m) => onMessage(m as ToWorker));
   // The pool's process is gone (or closed the channel): nothing is left to answer.
   process.on('disconnect', () => process.exit(0));
+  // Ctrl+C in a terminal reaches the whole process group: the pool cancels or ends this worker itself.
+  process.on('SIGINT', () => { /* ignored */ });
 }

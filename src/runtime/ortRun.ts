@@ -44,7 +44,11 @@ export function feedType(f: Feed): string {
 export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
   return new Promise((resolve, reject) => {
     signal?.throwIfAborted();
-    const child = fork(path.join(__dirname, 'ortWorker.js'), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] });
+    const child = fork(path.join(__dirname, 'ortWorker.js'), [], {
+      serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [],
+      // In VS Code, process.execPath is Electron: this makes it a plain Node.js.
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
     let running = 0;

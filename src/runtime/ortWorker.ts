@@ -48,3 +48,5 @@ process.once('message', (m: { jobs: OrtJob[] }) => {
 });
 // The parent is gone or gave up (cancel): nothing is left to answer.
 process.on('disconnect', () => process.exit(0));
+// Ctrl+C in a terminal reaches the whole process group: the parent cancels (kills) this process itself.
+process.on('SIGINT', () => { /* ignored */ });
