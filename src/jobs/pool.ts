@@ -201,7 +201,7 @@ export class WorkerPool {
 
   /** A child process on the same script, IPC with V8 serialization (typed arrays pass through, copied). */
   private startProcess(slot: Slot): Endpoint {
-    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs, process: true };
+    const init: WorkerInit = { allowTestJobs: !!this.opts.allowTestJobs };
     const child = fork(this.script, [WORKER_PROCESS_ARG, JSON.stringify(init)], {
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

@@ -114,8 +114,6 @@ export interface WorkerInit {
   allowTestJobs: boolean;
   /** Native calls in flight in this worker thread (shared with the pool; see shared/nativeCalls.ts). */
   nativeCalls?: Int32Array;
-  /** This worker is a child process (the job kinds of nativeRuntimeOf), talking over IPC. */
-  process?: boolean;
 }
 
 export type ToWorker =
