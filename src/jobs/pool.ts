@@ -41,7 +41,7 @@ export interface PoolOptions {
   workerScript?: string;
   /** V8 old-generation limit per worker (thread or process), MB. Default 1024. */
   maxOldGenerationSizeMb?: number;
-  /** Allow the test-crash / test-hang job kinds. Only tests set this. */
+  /** Allow the test-crash / test-hang / test-abort job kinds. Only tests set this. */
   allowTestJobs?: boolean;
   /** How long a cancelled job may keep running before its worker is terminated. Default 100 ms. */
   cancelGraceMs?: number;
