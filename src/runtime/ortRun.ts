@@ -4,7 +4,8 @@
  * loop, and a model that aborts ONNX Runtime ends only that process. One
  * process per call: it loads each model in turn, runs every feed, sends the
  * outputs back (IPC with V8 serialization: typed arrays pass through) and
- * exits (sessions never outlive the call).
+ * exits (sessions never outlive the call). The execution-provider probe
+ * (session.ts resolveProvider) runs in such a process too.
  */
 import { fork } from 'node:child_process';
 import * as path from 'node:path';
@@ -16,10 +17,16 @@ export type Feeds = Record<string, Feed>;
 export interface OrtOutput { name: string; type: string; dims: number[]; data: FeedData }
 export interface OrtJob { model: string; feeds: Feeds[]; /** Output names to fetch; default all. */ outputs?: string[]; /** ORT graph optimization level (default 'all'). */ optimization?: 'disabled' | 'basic' | 'extended' | 'all'; /** ORT intra-op threads (default 2). */ threads?: number }
 
+/** What a provider probe found: the providers this build offers, and why `provider` could not create a session (none: it could). */
+export interface ProviderProbe { offered: string[]; error?: string }
+
+/** What ortWorker.ts is asked: run jobs, or probe an execution provider on a one-node model. */
+export type OrtChildRequest = { op: 'run'; jobs: OrtJob[] } | { op: 'probe'; provider: string; model: Uint8Array };
+
 /** What ortWorker.ts sends: the job it starts (so a crash names its model), then its one answer. */
 export type OrtChildMessage =
   | { type: 'running'; index: number }
-  | { type: 'done'; ok: true; results: OrtOutput[][][] }
+  | { type: 'done'; ok: true; results?: OrtOutput[][][]; probe?: ProviderProbe }
   | { type: 'done'; ok: false; error: string };
 
 export function feedType(f: Feed): string {
@@ -41,7 +48,18 @@ export function feedType(f: Feed): string {
  * process at once (only a worker thread inside a native call could not be
  * stopped without taking the whole process down).
  */
-export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
+export async function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
+  return (await callOrtChild({ op: 'run', jobs }, (i) => `running ${jobs[i]?.model ?? '(no model)'}`, signal)).results ?? [];
+}
+
+/** Lists the providers onnxruntime-node offers and tries `provider` on `model`, in a child process (a provider that aborts ends only that). */
+export async function probeProviderInWorker(provider: string, model: Uint8Array): Promise<ProviderProbe> {
+  const r = await callOrtChild({ op: 'probe', provider, model }, () => `probing execution provider '${provider}'`);
+  return r.probe ?? { offered: [], error: 'no answer' };
+}
+
+/** One request to a fresh ortWorker.ts process; `doing(i)` says what it was doing when it ended without an answer. */
+function callOrtChild(req: OrtChildRequest, doing: (running: number) => string, signal?: AbortSignal): Promise<Extract<OrtChildMessage, { ok: true }>> {
   return new Promise((resolve, reject) => {
     signal?.throwIfAborted();
     const child = fork(path.join(__dirname, 'ortWorker.js'), [], {
@@ -64,19 +82,18 @@ export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<O
     signal?.addEventListener('abort', onAbort);
     child.on('message', (m: OrtChildMessage) => {
       if (m.type === 'running') { running = m.index; return; }
-      finish(() => (m.ok ? resolve(m.results) : reject(new Error(m.error))));
+      finish(() => (m.ok ? resolve(m) : reject(new Error(m.error))));
     });
     child.on('error', (e) => finish(() => reject(e)));
     // 'close': stderr has been read to its end (ONNX Runtime's own report of an abort).
     child.on('close', (code, sig) => finish(() => {
-      const model = jobs[running]?.model ?? '(no model)';
       const said = stderr.trim() ? `\n${stderr.trim().split('\n').slice(-8).join('\n')}` : '';
       reject(new Error(sig
-        ? `ONNX Runtime ${sig === 'SIGABRT' ? 'aborted' : 'crashed'} while running ${model} (${sig})${said}`
-        : `ONNX Runtime worker exited with code ${code} while running ${model} before answering${said}`));
+        ? `ONNX Runtime ${sig === 'SIGABRT' ? 'aborted' : 'crashed'} while ${doing(running)} (${sig})${said}`
+        : `ONNX Runtime worker exited with code ${code} while ${doing(running)} before answering${said}`));
     }));
     try {
-      child.send({ jobs });
+      child.send(req);
     } catch (e) {
       finish(() => reject(e instanceof Error ? e : new Error(String(e))));
     }

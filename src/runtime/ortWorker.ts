@@ -1,13 +1,27 @@
 /**
  * Child process of ortRun.ts: loads each job's model in onnxruntime-node,
- * runs its feeds, answers once and exits. A native abort inside ONNX Runtime
+ * runs its feeds (or probes an execution provider), answers once and exits. A native abort inside ONNX Runtime
  * ends only this process; the parent reports it naming the model.
  */
-import type { OrtChildMessage, OrtJob, OrtOutput, FeedData } from './ortRun';
+import type { OrtChildMessage, OrtChildRequest, OrtJob, OrtOutput, FeedData, ProviderProbe } from './ortRun';
 import { feedType } from './ortRun';
 
-async function main(jobs: OrtJob[]): Promise<OrtOutput[][][]> {
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+type Ort = typeof import('onnxruntime-node');
+
+async function probe(ort: Ort, provider: string, model: Uint8Array): Promise<ProviderProbe> {
+  const o = ort as Ort & { listSupportedBackends?: () => { name: string }[] };
+  const offered = o.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
+  if (!offered.includes(provider)) return { offered };
+  try {
+    const s = await ort.InferenceSession.create(model, { executionProviders: [provider], logSeverityLevel: 4 });
+    await s.release();
+    return { offered };
+  } catch (e) {
+    return { offered, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+async function runJobs(ort: Ort, jobs: OrtJob[]): Promise<OrtOutput[][][]> {
   const results: OrtOutput[][][] = [];
   for (const [index, job] of jobs.entries()) {
     send({ type: 'running', index });
@@ -40,9 +54,13 @@ function send(m: OrtChildMessage, then?: () => void): void {
   process.send!(m, undefined, undefined, then);
 }
 
-process.once('message', (m: { jobs: OrtJob[] }) => {
-  main(m.jobs).then(
-    (results) => send({ type: 'done', ok: true, results }, () => process.exit(0)),
+process.once('message', (m: OrtChildRequest) => {
+  const ort = require('onnxruntime-node') as Ort;
+  const answer = m.op === 'probe'
+    ? probe(ort, m.provider, m.model).then((p) => ({ probe: p }))
+    : runJobs(ort, m.jobs).then((results) => ({ results }));
+  answer.then(
+    (a) => send({ type: 'done', ok: true, ...a }, () => process.exit(0)),
     (e: Error) => send({ type: 'done', ok: false, error: e.message }, () => process.exit(0)),
   );
 });
