@@ -102,4 +102,23 @@ describe('worker pool: ONNX Runtime jobs in worker processes', function () {
     assert.equal(r.afterWeights, 2);
     assert.ok(r.same, 'the job after the cancels measures what the in-process run measures');
   });
+
+  it('a verification run whose ONNX Runtime process aborts rejects naming the model and SIGABRT; the caller lives on', () => {
+    const r = scenario(`
+      const fs = require('fs');
+      const { runOnnxInWorker } = require(${out('runtime/ortRun.js')});
+      const tiny = ${JSON.stringify(path.join(__dirname, '../../../test/fixtures/tiny-transformer/tiny-transformer.onnx'))};
+      const feeds = Array.from({ length: 400 }, (_, i) => ({ input_ids: { data: BigInt64Array.from({ length: 16 }, (_, j) => BigInt((i * 7 + j) % 256)), dims: [1, 16], type: 'int64' } }));
+      const p = runOnnxInWorker([{ model: tiny, feeds }]);
+      // The abort ONNX Runtime would raise, sent to its process from outside once it has started.
+      const kids = () => fs.readdirSync('/proc/self/task').flatMap((t) => fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8').split(' ').filter(Boolean));
+      setTimeout(() => { for (const k of kids()) process.kill(Number(k), 'SIGABRT'); }, 500);
+      let err;
+      try { await p; err = 'resolved'; } catch (e) { err = e.message; }
+      const again = await runOnnxInWorker([{ model: tiny, feeds: feeds.slice(0, 2) }]);
+      console.log(JSON.stringify({ err, again: again[0].length }));
+    `) as { err: string; again: number };
+    assert.match(r.err, /^ONNX Runtime aborted while running .*tiny-transformer\.onnx \(SIGABRT\)/);
+    assert.equal(r.again, 2);
+  });
 });
