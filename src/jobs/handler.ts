@@ -12,7 +12,7 @@ export interface JobContext {
   progress(total: number): ChunkHook;
   /** The raw flag (Int32Array over a SharedArrayBuffer, 1 = cancel), for loops that poll it themselves. */
   cancel: Int32Array;
-  /** The pool allows the test-crash / test-hang kinds. */
+  /** The pool allows the test-crash / test-hang / test-abort kinds. */
   allowTestJobs: boolean;
 }
 

@@ -65,7 +65,9 @@ export type JobRequest =
   /** Test-only (refused unless the pool was created with allowTestJobs): kills the worker in the given way. */
   | { kind: 'test-crash'; how: 'throw' | 'exit' | 'oom' }
   /** Test-only: busy-waits `ms`, honouring cancellation between 1 ms slices only if `cooperative`. */
-  | { kind: 'test-hang'; ms: number; cooperative: boolean };
+  | { kind: 'test-hang'; ms: number; cooperative: boolean }
+  /** Test-only: opens an ONNX Runtime session of `model` in its worker process, then calls process.abort() there (what a native abort inside ORT does). */
+  | { kind: 'test-abort'; model: string };
 
 export interface JobResults {
   analyse: TensorStats;
@@ -88,19 +90,47 @@ export interface JobResults {
   planFrontier: Frontier;
   'test-crash': never;
   'test-hang': { sliced: number };
+  'test-abort': never;
 }
 export type JobKind = JobRequest['kind'];
 export type JobOf<K extends JobKind> = Extract<JobRequest, { kind: K }>;
 
+/**
+ * The native runtime a job loads and the model file it runs, for the job kinds
+ * that load one: those run in worker processes, never in worker threads (a
+ * native abort there would end the whole process: the extension host, the
+ * CLI), and a crash of one names this runtime and file. Undefined for the
+ * pure-JS/WASM kinds, which run in worker threads.
+ */
+export function nativeRuntimeOf(job: JobRequest): { runtime: string; file: string } | undefined {
+  switch (job.kind) {
+    case 'runtimeSensitivity':
+    case 'runtimeVariants':
+    case 'runtimeActivations':
+    case 'test-abort':
+      return { runtime: 'ONNX Runtime', file: job.model };
+    default:
+      return undefined;
+  }
+}
+
+/** The argument that starts worker.js as a pool's worker process (the next one is its WorkerInit as JSON). */
+export const WORKER_PROCESS_ARG = '--quantscope-worker-process';
+
 export interface WorkerInit {
   allowTestJobs: boolean;
-  /** Native calls in flight in this worker (shared with the pool; see shared/nativeCalls.ts). */
+  /** Native calls in flight in this worker thread (shared with the pool; see shared/nativeCalls.ts). */
   nativeCalls?: Int32Array;
 }
 
 export type ToWorker =
-  /** `cancel` is an Int32Array over a SharedArrayBuffer: the pool stores 1 to cancel. */
-  { type: 'run'; id: number; job: JobRequest; cancel: Int32Array };
+  /**
+   * A worker thread gets `cancel`, an Int32Array over a SharedArrayBuffer the
+   * pool stores 1 in to cancel; a worker process (no shared memory) makes its
+   * own flag and sets it on a `cancel` message.
+   */
+  | { type: 'run'; id: number; job: JobRequest; cancel?: Int32Array }
+  | { type: 'cancel'; id: number };
 
 export interface WireError { name: string; message: string; stack?: string }
 

@@ -1,11 +1,14 @@
 /**
- * Run ONNX models with onnxruntime-node in a worker thread, so a long
- * verification never blocks the extension host or the CLI's event loop.
- * One worker per call: it loads each model in turn, runs every feed, posts
- * the outputs back and exits (sessions never outlive the call).
+ * Run ONNX models with onnxruntime-node in a child process (ortWorker.ts), so
+ * a long verification never blocks the extension host or the CLI's event
+ * loop, and a model that aborts ONNX Runtime ends only that process. One
+ * process per call: it loads each model in turn, runs every feed, sends the
+ * outputs back (IPC with V8 serialization: typed arrays pass through) and
+ * exits (sessions never outlive the call). The execution-provider probe
+ * (session.ts resolveProvider) runs in such a process too.
  */
+import { fork } from 'node:child_process';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Sample } from './calibData';
 
 export type FeedData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
@@ -20,6 +23,18 @@ export function feedsOfSamples(samples: readonly Sample[]): Feeds[] {
   return samples.map((smp) => Object.fromEntries(Object.entries(smp).map(([k, t]) => [k, { data: t.data as FeedData, dims: t.dims, type: t.dtype }])));
 }
 
+/** What a provider probe found: the providers this build offers, and why `provider` could not create a session (none: it could). */
+export interface ProviderProbe { offered: string[]; error?: string }
+
+/** What ortWorker.ts is asked: run jobs, or probe an execution provider on a one-node model. */
+export type OrtChildRequest = { op: 'run'; jobs: OrtJob[] } | { op: 'probe'; provider: string; model: Uint8Array };
+
+/** What ortWorker.ts sends: the job it starts (so a crash names its model), then its one answer. */
+export type OrtChildMessage =
+  | { type: 'running'; index: number }
+  | { type: 'done'; ok: true; results?: OrtOutput[][][]; probe?: ProviderProbe }
+  | { type: 'done'; ok: false; error: string };
+
 export function feedType(f: Feed): string {
   if (f.type) return f.type;
   if (f.data instanceof Float32Array) return 'float32';
@@ -32,31 +47,61 @@ export function feedType(f: Feed): string {
   return 'int16';
 }
 
-/** Results indexed [job][feed][output]. Rejects with ORT's own message (naming the model) when a model fails to load or run. */
-export function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
+/**
+ * Results indexed [job][feed][output]. Rejects with ORT's own message (naming
+ * the model) when a model fails to load or run, and naming the model and the
+ * signal or exit code when ONNX Runtime ends the process. Cancel kills the
+ * process at once (only a worker thread inside a native call could not be
+ * stopped without taking the whole process down).
+ */
+export async function runOnnxInWorker(jobs: OrtJob[], signal?: AbortSignal): Promise<OrtOutput[][][]> {
+  return (await callOrtChild({ op: 'run', jobs }, (i) => `running ${jobs[i]?.model ?? '(no model)'}`, signal)).results ?? [];
+}
+
+/** Lists the providers onnxruntime-node offers and tries `provider` on `model`, in a child process (a provider that aborts ends only that). */
+export async function probeProviderInWorker(provider: string, model: Uint8Array): Promise<ProviderProbe> {
+  const r = await callOrtChild({ op: 'probe', provider, model }, () => `probing execution provider '${provider}'`);
+  return r.probe ?? { offered: [], error: 'no answer' };
+}
+
+/** One request to a fresh ortWorker.ts process; `doing(i)` says what it was doing when it ended without an answer. */
+function callOrtChild(req: OrtChildRequest, doing: (running: number) => string, signal?: AbortSignal): Promise<Extract<OrtChildMessage, { ok: true }>> {
   return new Promise((resolve, reject) => {
     signal?.throwIfAborted();
-    const w = new Worker(path.join(__dirname, 'ortWorker.js'), { workerData: { jobs } });
+    const child = fork(path.join(__dirname, 'ortWorker.js'), [], {
+      serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [],
+      // In VS Code, process.execPath is Electron: this makes it a plain Node.js.
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    let running = 0;
     let settled = false;
-    // Cancel answers at once but leaves the worker to finish its run: terminating a worker inside
-    // an ONNX Runtime call aborts the whole process (napi error → std::terminate, exit 134),
-    // which in VS Code is the extension host. The worker is stopped as soon as it answers.
-    const onAbort = () => finish(() => reject(signal!.reason));
     const finish = (f: () => void) => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       f();
     };
+    const onAbort = () => finish(() => reject(signal!.reason));
     signal?.addEventListener('abort', onAbort);
-    w.on('message', (m: { ok: true; results: OrtOutput[][][] } | { ok: false; error: string }) => {
-      if (settled) {
-        void w.terminate();
-        return;
-      }
-      finish(() => (m.ok ? resolve(m.results) : reject(new Error(m.error))));
+    child.on('message', (m: OrtChildMessage) => {
+      if (m.type === 'running') { running = m.index; return; }
+      finish(() => (m.ok ? resolve(m) : reject(new Error(m.error))));
     });
-    w.on('error', (e) => finish(() => reject(e)));
-    w.on('exit', (code) => finish(() => reject(new Error(`ONNX Runtime worker exited with code ${code} before answering`))));
+    child.on('error', (e) => finish(() => reject(e)));
+    // 'close': stderr has been read to its end (ONNX Runtime's own report of an abort).
+    child.on('close', (code, sig) => finish(() => {
+      const said = stderr.trim() ? `\n${stderr.trim().split('\n').slice(-8).join('\n')}` : '';
+      reject(new Error(sig
+        ? `ONNX Runtime ${sig === 'SIGABRT' ? 'aborted' : 'crashed'} while ${doing(running)} (${sig})${said}`
+        : `ONNX Runtime worker exited with code ${code} while ${doing(running)} before answering${said}`));
+    }));
+    try {
+      child.send(req);
+    } catch (e) {
+      finish(() => reject(e instanceof Error ? e : new Error(String(e))));
+    }
   });
 }

@@ -1,13 +1,30 @@
-/** Worker side of ortRun.ts: loads each job's model in onnxruntime-node and runs its feeds. */
-import { parentPort, workerData } from 'node:worker_threads';
-import type { OrtJob, OrtOutput, FeedData } from './ortRun';
+/**
+ * Child process of ortRun.ts: loads each job's model in onnxruntime-node,
+ * runs its feeds (or probes an execution provider), answers once and exits. A native abort inside ONNX Runtime
+ * ends only this process; the parent reports it naming the model.
+ */
+import type { OrtChildMessage, OrtChildRequest, OrtJob, OrtOutput, FeedData, ProviderProbe } from './ortRun';
 import { feedType } from './ortRun';
 
-async function main(): Promise<void> {
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const jobs = (workerData as { jobs: OrtJob[] }).jobs;
+type Ort = typeof import('onnxruntime-node');
+
+async function probe(ort: Ort, provider: string, model: Uint8Array): Promise<ProviderProbe> {
+  const o = ort as Ort & { listSupportedBackends?: () => { name: string }[] };
+  const offered = o.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
+  if (!offered.includes(provider)) return { offered };
+  try {
+    const s = await ort.InferenceSession.create(model, { executionProviders: [provider], logSeverityLevel: 4 });
+    await s.release();
+    return { offered };
+  } catch (e) {
+    return { offered, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+async function runJobs(ort: Ort, jobs: OrtJob[]): Promise<OrtOutput[][][]> {
   const results: OrtOutput[][][] = [];
-  for (const job of jobs) {
+  for (const [index, job] of jobs.entries()) {
+    send({ type: 'running', index });
     let session;
     try {
       session = await ort.InferenceSession.create(job.model, { graphOptimizationLevel: job.optimization ?? 'all', intraOpNumThreads: job.threads ?? 2 });
@@ -30,7 +47,24 @@ async function main(): Promise<void> {
     await session.release();
     results.push(perFeed);
   }
-  parentPort!.postMessage({ ok: true, results });
+  return results;
 }
 
-main().catch((e: Error) => parentPort!.postMessage({ ok: false, error: e.message }));
+function send(m: OrtChildMessage, then?: () => void): void {
+  process.send!(m, undefined, undefined, then);
+}
+
+process.once('message', (m: OrtChildRequest) => {
+  const ort = require('onnxruntime-node') as Ort;
+  const answer = m.op === 'probe'
+    ? probe(ort, m.provider, m.model).then((p) => ({ probe: p }))
+    : runJobs(ort, m.jobs).then((results) => ({ results }));
+  answer.then(
+    (a) => send({ type: 'done', ok: true, ...a }, () => process.exit(0)),
+    (e: Error) => send({ type: 'done', ok: false, error: e.message }, () => process.exit(0)),
+  );
+});
+// The parent is gone or gave up (cancel): nothing is left to answer.
+process.on('disconnect', () => process.exit(0));
+// Ctrl+C in a terminal reaches the whole process group: the parent cancels (kills) this process itself.
+process.on('SIGINT', () => { /* ignored */ });

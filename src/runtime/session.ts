@@ -7,6 +7,7 @@
 import type * as OrtModule from 'onnxruntime-node';
 import type { FeedData, FeedDType, FeedTensor, Sample } from './calibData';
 import { nativeCall } from '../shared/nativeCalls';
+import { probeProviderInWorker, type ProviderProbe } from './ortRun';
 
 export type Ort = typeof OrtModule;
 let ortModule: Ort | undefined;
@@ -62,8 +63,8 @@ function probeModel(): Uint8Array {
 
 /**
  * Whether onnxruntime-node runs `name` here: listed by this build and able to
- * create a session. Otherwise CPU, with the reason in `note` (every result
- * carries it). Checked once per process.
+ * create a session (tried in a child process, ortRun.ts). Otherwise CPU, with
+ * the reason in `note` (every result carries it). Checked once per process.
  */
 export function resolveProvider(name: string | undefined): Promise<ProviderChoice> {
   const want = (name ?? 'cpu').toLowerCase();
@@ -71,17 +72,16 @@ export function resolveProvider(name: string | undefined): Promise<ProviderChoic
   let p = providerChecks.get(want);
   if (!p) {
     p = (async (): Promise<ProviderChoice> => {
-      const o = ort() as Ort & { listSupportedBackends?: () => { name: string }[] };
-      const offered = o.listSupportedBackends?.().map((b) => b.name) ?? ['cpu'];
-      if (!offered.includes(want)) return { provider: 'cpu', note: `execution provider '${want}' is not offered by this onnxruntime-node build (offers: ${offered.join(', ')}); running on CPU` };
+      const cannot = (why: string): ProviderChoice => ({ provider: 'cpu', note: `execution provider '${want}' could not start here (${why.split('\n')[0].slice(0, 300)}); running on CPU` });
+      // In a child process: this runs in the caller (the extension host, the CLI), where a provider that aborts must not.
+      let found: ProviderProbe;
       try {
-        const s = await nativeCall(() => o.InferenceSession.create(probeModel(), { executionProviders: [want], logSeverityLevel: 4 }));
-        await releaseSession(s);
-        return { provider: want };
+        found = await probeProviderInWorker(want, probeModel());
       } catch (e) {
-        const why = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 300);
-        return { provider: 'cpu', note: `execution provider '${want}' could not start here (${why}); running on CPU` };
+        return cannot(e instanceof Error ? e.message : String(e));
       }
+      if (!found.offered.includes(want)) return { provider: 'cpu', note: `execution provider '${want}' is not offered by this onnxruntime-node build (offers: ${found.offered.join(', ')}); running on CPU` };
+      return found.error === undefined ? { provider: want } : cannot(found.error);
     })();
     providerChecks.set(want, p);
   }

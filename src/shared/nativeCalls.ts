@@ -5,7 +5,10 @@
  * environment: std::terminate, SIGABRT), which in VS Code is the extension
  * host. So the pool never terminates a worker while this count is above
  * zero: a cancelled job is answered at once and its worker is replaced or
- * reused once the call has returned.
+ * reused once the call has returned. The pool runs its ONNX Runtime jobs in
+ * worker processes (jobs/protocol.ts nativeRuntimeOf), which it may kill at
+ * any time and where no counter is set: this guards a native call that runs
+ * in a worker thread.
  */
 let counter: Int32Array | undefined;
 

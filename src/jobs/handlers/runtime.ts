@@ -1,7 +1,10 @@
 /**
- * Jobs that run a model through onnxruntime-node. Sessions live here, in pool
- * workers, never on the extension host thread: a model that aborts ONNX
- * Runtime takes down only its worker, which the pool reports and replaces.
+ * Jobs that run a model through onnxruntime-node. Sessions live here, in the
+ * pool's worker processes (protocol.ts nativeRuntimeOf lists these kinds),
+ * never in the extension host or the CLI's process, nor in a worker thread of
+ * it: a model that aborts ONNX Runtime takes down only its worker process,
+ * which the pool reports (naming the model and the signal) and replaces.
+ * `activationRows` is pure JS and runs in a worker thread.
  */
 import { collectActivations } from '../../runtime/activations';
 import { activationRows } from '../../runtime/activationRows';

@@ -1,9 +1,11 @@
 /** Jobs that break a worker on purpose, for the pool's tests; refused unless the pool allows them. */
+import * as fs from 'node:fs';
+import { createSession } from '../../runtime/session';
 import { CancelledError } from '../cancel';
 import type { Handlers } from '../handler';
 import type { JobRequest, JobResults } from '../protocol';
 
-type TestJob = Extract<JobRequest, { kind: 'test-crash' | 'test-hang' }>;
+type TestJob = Extract<JobRequest, { kind: 'test-crash' | 'test-hang' | 'test-abort' }>;
 
 export const testHandlers: Handlers<TestJob, Pick<JobResults, TestJob['kind']>> = {
   'test-crash'(job, ctx) {
@@ -27,5 +29,11 @@ export const testHandlers: Handlers<TestJob, Pick<JobResults, TestJob['kind']>> 
       sliced++;
     }
     return { sliced };
+  },
+  async 'test-abort'(job, ctx) {
+    if (!ctx.allowTestJobs) throw new Error('test jobs are disabled in this pool');
+    // ONNX Runtime really loaded and holding a session in this process, as when one of its assertions fails.
+    await createSession(fs.readFileSync(job.model));
+    process.abort();
   },
 };
