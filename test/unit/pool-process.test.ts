@@ -108,9 +108,9 @@ describe('worker pool: ONNX Runtime jobs in worker processes', function () {
       const fs = require('fs');
       const { runOnnxInWorker } = require(${out('runtime/ortRun.js')});
       const tiny = ${JSON.stringify(path.join(__dirname, '../../../test/fixtures/tiny-transformer/tiny-transformer.onnx'))};
-      const feeds = Array.from({ length: 400 }, (_, i) => ({ input_ids: { data: BigInt64Array.from({ length: 16 }, (_, j) => BigInt((i * 7 + j) % 256)), dims: [1, 16], type: 'int64' } }));
+      const feeds = Array.from({ length: 4000 }, (_, i) => ({ input_ids: { data: BigInt64Array.from({ length: 16 }, (_, j) => BigInt((i * 7 + j) % 256)), dims: [1, 16], type: 'int64' } }));
       const p = runOnnxInWorker([{ model: tiny, feeds }]);
-      // The abort ONNX Runtime would raise, sent to its process from outside once it has started.
+      // The abort ONNX Runtime would raise, sent to its process from outside while it runs (4000 feeds take seconds, the kill comes at 0.5 s).
       const kids = () => fs.readdirSync('/proc/self/task').flatMap((t) => fs.readFileSync('/proc/self/task/' + t + '/children', 'utf8').split(' ').filter(Boolean));
       setTimeout(() => { for (const k of kids()) process.kill(Number(k), 'SIGABRT'); }, 500);
       let err;
