@@ -36,7 +36,11 @@ type ReplyOf<R extends LlamaRequest> =
 export function callLlama<R extends LlamaRequest>(req: R, opts: LlamaCallOptions = {}): Promise<ReplyOf<R>> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('cancelled'));
-    const child = fork(childScript(), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(childScript(), [], {
+      serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [],
+      // In VS Code, process.execPath is Electron: this makes it a plain Node.js (as the pool's worker processes).
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 20000) stderr += d.toString(); });
     let settled = false;
