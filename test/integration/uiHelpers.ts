@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser, Frame, Page } from 'playwright-core';
+import type { Browser, Frame, Locator, Page } from 'playwright-core';
 
 // Functions passed to frame.evaluate run in the webview; this Node-side build has no DOM typings.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -136,5 +136,23 @@ export async function answerOpenDialog(page: Page, file: string): Promise<void> 
     if ((await input.inputValue()).endsWith(path.basename(file))) await page.keyboard.press('Enter');
     else await input.fill(file);
     await page.waitForTimeout(1000);
+  }
+}
+
+/**
+ * Right-click `row` and choose `label` from its context menu. A menu opened
+ * while the workbench is still settling can lose the click (the item stays
+ * highlighted and the menu open): Enter then runs the highlighted item, as a
+ * person would press it.
+ */
+export async function contextMenu(page: Page, row: Locator, label: string): Promise<void> {
+  await row.click({ button: 'right' });
+  const item = page.locator('.context-view .action-label', { hasText: label }).first();
+  await item.click({ timeout: 15_000 });
+  const open = page.locator('.context-view .action-label').first();
+  if (await open.waitFor({ state: 'hidden', timeout: 2_000 }).then(() => false, () => true)) {
+    await item.hover();
+    await page.keyboard.press('Enter');
+    await open.waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => page.keyboard.press('Escape'));
   }
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Frame } from 'playwright-core';
-import { drawnPixels, findFrame, quickOpen, setColorTheme, type HTMLElement, type UiTest } from '../uiHelpers';
+import { contextMenu, drawnPixels, findFrame, quickOpen, setColorTheme, type HTMLElement, type UiTest } from '../uiHelpers';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
@@ -46,14 +46,20 @@ async function selectTwoInExplorer(page: import('playwright-core').Page, first: 
   const rowOf = (n: string) => page.locator('.explorer-folders-view .monaco-list-row', { hasText: n }).first();
   await rowOf(first).waitFor({ timeout: 30_000 });
   await rowOf(second).waitFor({ timeout: 30_000 });
-  await rowOf(first).click();
-  await rowOf(second).click({ modifiers: ['Control'] });
-  await rowOf(second).click({ button: 'right' });
-  const item = page.locator('.context-view .action-label', { hasText: 'Compare Selected Models' }).first();
-  await item.waitFor({ timeout: 15_000 });
-  await item.click();
-  // The comparison opens as an editor tab named after both files.
-  await page.locator('.tabs-container .tab', { hasText: '↔' }).first().waitFor({ timeout: 30_000 });
+  // The comparison opens as an editor tab named after both files; a second attempt, as a person would, if none came.
+  const tab = page.locator('.tabs-container .tab', { hasText: '↔' }).first();
+  for (let attempt = 1; ; attempt++) {
+    await rowOf(first).click();
+    await rowOf(second).click({ modifiers: ['Control'] });
+    await contextMenu(page, rowOf(second), 'Compare Selected Models');
+    try {
+      await tab.waitFor({ timeout: attempt === 1 ? 20_000 : 30_000 });
+      return;
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
 }
 
 async function compareFrame(page: import('playwright-core').Page): Promise<Frame> {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
-import { type Ctx, type HTMLElement, type UiTest, answerOpenDialog, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
+import { type Ctx, type HTMLElement, type UiTest, answerOpenDialog, contextMenu, drawnPixels, findFrame, inspectorOf, quickOpen, readerFacts, setColorTheme } from '../uiHelpers';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
@@ -107,9 +107,7 @@ async function openWizard(page: Page, fileName: string, selector: string): Promi
   const tab = page.locator('.tabs-container .tab', { hasText: `Quantize ${fileName}` }).first();
   // A context menu opened while the workbench is still settling can lose the click: a second attempt, as a person would.
   for (let attempt = 1; ; attempt++) {
-    await row.click({ button: 'right' });
-    await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
-    await page.locator('.context-view .action-label').first().waitFor({ state: 'hidden', timeout: 15_000 }).catch(() => page.keyboard.press('Escape'));
+    await contextMenu(page, row, 'Quantize Model…');
     try {
       // Its tab to the front (an editor opened in its group since may cover it).
       await tab.click({ timeout: attempt === 1 ? 15_000 : 30_000 });
@@ -163,8 +161,7 @@ export const wizardUiTests: UiTest[] = [
       await inspectorOf(page, 'tiny-transformer.onnx');
       const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny-transformer.onnx' }).first();
       await row.waitFor({ timeout: 30_000 });
-      await row.click({ button: 'right' });
-      await page.locator('.context-view .action-label', { hasText: 'Quantize Model…' }).first().click({ timeout: 15_000 });
+      await contextMenu(page, row, 'Quantize Model…');
       const frame = await findFrame(page, '#qs-wz-target', 60_000);
       // 1 Target: only what an ONNX model can become, each saying who loads it.
       const targets = await frame.$$eval('.qs-wz-target', (els) => els.map((e) => (e as HTMLElement).textContent ?? ''));
