@@ -127,7 +127,14 @@ export async function answerOpenDialog(page: Page, file: string): Promise<void> 
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ timeout: 15_000 });
   // Typing a whole file path races the dialog's own completion; the folder and a click on the row do not.
-  await input.fill(path.dirname(file) + path.sep);
+  // The dialog fills in its starting folder once it is shown, and may do so after a first fill (the two then
+  // run together): fill again until the input holds just the folder.
+  const dir = path.dirname(file) + path.sep;
+  for (let i = 0; i < 5; i++) {
+    await input.fill(dir);
+    await page.waitForTimeout(400);
+    if ((await input.inputValue()) === dir) break;
+  }
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(file) }).first();
   await row.waitFor({ timeout: 15_000 });
   await row.click();
